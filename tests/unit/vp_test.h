@@ -1,0 +1,46 @@
+/* vp_test.h: the shared CUnit main for tests/unit/test_*.c and small test helpers. */
+#ifndef VP_TEST_H
+#define VP_TEST_H
+
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Assert two C strings are equal and print both when they are not. */
+#define VP_ASSERT_STR_EQ(actual, expected)                                              \
+	do {                                                                            \
+		const char *a_ = (actual), *e_ = (expected);                            \
+		if (!a_ || !e_ || strcmp(a_, e_) != 0)                                  \
+			fprintf(stderr, "\n  %s:%d: got '%s'\n  expected '%s'\n", __FILE__, \
+				__LINE__, a_ ? a_ : "(null)", e_ ? e_ : "(null)");      \
+		CU_ASSERT_STRING_EQUAL_FATAL(a_ ? a_ : "(null)", e_ ? e_ : "(null)");    \
+	} while (0)
+
+/* A unit test executable: runs every suite, exits 1 when anything failed.
+ * An argument restricts the run to the suite of that name. */
+#define VP_TEST_MAIN(suites)                                                           \
+	int main(int argc, char **argv)                                                 \
+	{                                                                               \
+		unsigned fails;                                                         \
+		if (CU_initialize_registry() != CUE_SUCCESS)                           \
+			return 2;                                                       \
+		if (CU_register_suites(suites) != CUE_SUCCESS)                         \
+			return 2;                                                       \
+		CU_basic_set_mode(CU_BRM_VERBOSE);                                      \
+		if (argc > 1) {                                                         \
+			CU_pSuite s_ = CU_get_suite(argv[1]);                           \
+			if (!s_) {                                                      \
+				fprintf(stderr, "no suite '%s'\n", argv[1]);            \
+				return 2;                                               \
+			}                                                               \
+			CU_basic_run_suite(s_);                                         \
+		} else {                                                                \
+			CU_basic_run_tests();                                           \
+		}                                                                       \
+		fails = CU_get_number_of_failures() + CU_get_number_of_suites_failed(); \
+		CU_cleanup_registry();                                                  \
+		return fails ? 1 : 0;                                                   \
+	}
+
+#endif
