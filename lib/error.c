@@ -7,6 +7,9 @@
 #include "vdipool/error.h"
 #include "vdipool/version.h"
 
+/* Messages longer than this are cut; that is intended, so GCC need not warn. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
 #define VP_ERRMSG_MAX 2048
 
 static _Thread_local char tls_msg[VP_ERRMSG_MAX];

@@ -1,0 +1,23 @@
+
+# Consider dependencies only in project.
+set(CMAKE_DEPENDS_IN_PROJECT_ONLY OFF)
+
+# The set of languages for which implicit dependencies are needed:
+set(CMAKE_DEPENDS_LANGUAGES
+  )
+
+# The set of dependency files which are needed:
+set(CMAKE_DEPENDS_DEPENDENCY_FILES
+  "/work/main/cmd/vdipool/main.c" "CMakeFiles/vdipool_cli.dir/cmd/vdipool/main.c.o" "gcc" "CMakeFiles/vdipool_cli.dir/cmd/vdipool/main.c.o.d"
+  "/work/main/lib/util/fs.c" "CMakeFiles/vdipool_cli.dir/lib/util/fs.c.o" "gcc" "CMakeFiles/vdipool_cli.dir/lib/util/fs.c.o.d"
+  "/work/main/lib/util/run.c" "CMakeFiles/vdipool_cli.dir/lib/util/run.c.o" "gcc" "CMakeFiles/vdipool_cli.dir/lib/util/run.c.o.d"
+  "/work/main/lib/util/util.c" "CMakeFiles/vdipool_cli.dir/lib/util/util.c.o" "gcc" "CMakeFiles/vdipool_cli.dir/lib/util/util.c.o.d"
+  )
+
+# Targets to which this target links.
+set(CMAKE_TARGET_LINKED_INFO_FILES
+  "/work/main/build/CMakeFiles/vdipool.dir/DependInfo.cmake"
+  )
+
+# Fortran module output directory.
+set(CMAKE_Fortran_TARGET_MODULE_DIR "")
