@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# test.sh: the whole test suite — unit (plain, valgrind, ASan+UBSan), headers, integration against
+# real qemu-img and a real libvirtd + QEMU, and a bounded fuzz run. `.ci/run` calls exactly this.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+JOBS=$(nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS=${VP_FUZZ_SECONDS:-60}
+passed=0
+failed=0
+failures=()
+
+step() { printf '\n==== %s ====\n' "$*"; }
+record() { # record NAME RC
+	if [[ $2 -eq 0 ]]; then
+		passed=$((passed + 1))
+		echo "PASS: $1"
+	else
+		failed=$((failed + 1))
+		failures+=("$1")
+		echo "FAIL: $1 (exit $2)"
+	fi
+}
+die() { echo "test.sh: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
+
+step "dependencies"
+bash scripts/deps.sh --tests || die "installing dependencies failed"
+
+build() { # build DIR [cmake args...]
+	local dir=$1
+	shift
+	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTS=ON "$@" >"$dir.cmake.log" 2>&1 ||
+		{ cat "$dir.cmake.log"; return 1; }
+	cmake --build "$dir" -j "$JOBS" >"$dir.build.log" 2>&1 || { tail -50 "$dir.build.log"; return 1; }
+}
+
+step "build (warnings are errors; public headers compile alone)"
+mkdir -p build
+build build
+record "build" $?
+[[ -x build/bin/vdipool ]] || die "the build failed, nothing to test"
+
+step "unit tests"
+(cd build && ctest -L unit --output-on-failure -j "$JOBS")
+record "unit tests" $?
+
+step "unit tests under valgrind (no leaks, no errors)"
+vg_rc=0
+for t in build/tests/test_*; do
+	[[ -x "$t" ]] || continue
+	name=$(basename "$t")
+	if ! (cd build && env VP_SOURCE_DIR="$ROOT" VP_BUILD_DIR="$ROOT/build" VP_TEST_DATA="$ROOT/tests/data" \
+		VDIPOOL_PLUGIN_PATH="$ROOT/build/plugins" VDIPOOL_TEMPLATE_PATH="$ROOT/templates" \
+		VDIPOOL_CLI="$ROOT/build/bin/vdipool" VP_UNDER_VALGRIND=1 \
+		valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible \
+		--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
+		"$ROOT/$t" >"$ROOT/build/valgrind-$name.log" 2>&1); then
+		echo "valgrind: $name failed; last lines:"
+		tail -40 "build/valgrind-$name.log"
+		vg_rc=1
+	else
+		echo "valgrind: $name clean"
+	fi
+done
+record "valgrind" $vg_rc
+
+step "ASan + UBSan build and unit tests"
+mkdir -p build-asan
+if build build-asan -DENABLE_SANITIZERS=ON; then
+	(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest -L unit --output-on-failure -j "$JOBS")
+	record "sanitizer unit tests" $?
+else
+	record "sanitizer build" 1
+fi
+
+step "libvirt daemons"
+if [[ -x scripts/libvirt-up.sh ]] || [[ -f scripts/libvirt-up.sh ]]; then
+	bash scripts/libvirt-up.sh
+	record "libvirt up" $?
+fi
+
+step "integration tests (real qemu-img, real libvirtd + QEMU under TCG)"
+(cd build && ctest -L integration --output-on-failure)
+record "integration tests" $?
+
+step "fuzzing (libFuzzer + ASan, ${FUZZ_SECONDS}s per target)"
+if [[ -f tests/fuzz/run.sh ]]; then
+	VP_FUZZ_SECONDS=$FUZZ_SECONDS bash tests/fuzz/run.sh
+	record "fuzz" $?
+fi
+
+echo
+if ((failed > 0)); then
+	echo "failed steps: ${failures[*]}"
+fi
+echo "${passed} passed, ${failed} failed"
+((failed == 0))
