@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# Builds vdipool's tiny bootable test guest (Debian cloud kernel + busybox initramfs + raw marker disk) into OUTDIR.
+set -euo pipefail
+
+# Bump when the layout of the outputs or the disk protocol changes (also changes the default marker).
+RECIPE_VERSION=1
+KERNEL_META_PKG=linux-image-cloud-amd64
+BUSYBOX_PKG=busybox-static
+# Load order matters: each module needs the ones before it. button+evdev are optional (ACPI
+# power button -> graceful shutdown); the virtio ones are required.
+MODULES_REQUIRED=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk)
+MODULES_OPTIONAL=(button evdev)
+SCRATCH_OFFSET=$((1024 * 1024))
+
+PROG=${0##*/}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+GUEST_SRC=$HERE/guest
+
+usage() {
+	cat <<EOF
+usage: $PROG [options] OUTDIR
+
+Builds OUTDIR/vmlinuz, OUTDIR/initrd.img, OUTDIR/tiny.raw and OUTDIR/README: a guest that boots
+under QEMU/TCG in seconds and reports base/clone markers on its serial console
+(see docs/guest-image.md). Nothing is installed into the host except missing build tools.
+
+options:
+  --marker TEXT   base marker written to sector 0 of tiny.raw
+                  (default: "VDIPOOL-BASE v$RECIPE_VERSION tiny-<hash of the build inputs>")
+  --size MIB      virtual size of tiny.raw in MiB (default 64, minimum 2)
+  --force         rebuild even if OUTDIR is up to date
+  --verify        after building, boot the image twice with plain qemu-system-x86_64 (TCG) on a
+                  qcow2 overlay, check the marker protocol and print the boot time
+  -h, --help      this text
+EOF
+}
+
+die() { echo "$PROG: error: $*" >&2; exit 1; }
+log() { echo "$PROG: $*" >&2; }
+
+MARKER=
+SIZE_MIB=64
+FORCE=0
+VERIFY=0
+OUTDIR=
+while [ $# -gt 0 ]; do
+	case "$1" in
+		--marker) [ $# -ge 2 ] || die "--marker needs a value"; MARKER=$2; shift 2 ;;
+		--marker=*) MARKER=${1#*=}; shift ;;
+		--size) [ $# -ge 2 ] || die "--size needs a value"; SIZE_MIB=$2; shift 2 ;;
+		--size=*) SIZE_MIB=${1#*=}; shift ;;
+		--force) FORCE=1; shift ;;
+		--verify) VERIFY=1; shift ;;
+		-h|--help) usage; exit 0 ;;
+		-*) usage >&2; die "unknown option: $1" ;;
+		*) [ -z "$OUTDIR" ] || die "only one OUTDIR allowed (got '$OUTDIR' and '$1')"; OUTDIR=$1; shift ;;
+	esac
+done
+[ -n "$OUTDIR" ] || { usage >&2; die "missing OUTDIR"; }
+if ! [[ "$SIZE_MIB" =~ ^[0-9]+$ ]] || [ "$SIZE_MIB" -lt 2 ]; then die "--size must be an integer >= 2 (MiB), got '$SIZE_MIB'"; fi
+if [ -n "$MARKER" ]; then
+	case "$MARKER" in *$'\n'*|*$'\r'*) die "--marker must be a single line" ;; esac
+	[ "${#MARKER}" -le 500 ] || die "--marker is longer than 500 characters"
+	[[ "$MARKER" == VDIPOOL-BASE* ]] || log "warning: marker does not start with 'VDIPOOL-BASE'; the guest will report '(none)'"
+fi
+for f in init acpi-power; do
+	[ -f "$GUEST_SRC/$f" ] || die "missing guest source file $GUEST_SRC/$f"
+done
+
+[ "$(uname -m)" = x86_64 ] || die "this builds an amd64 guest from the host's apt sources; host is $(uname -m)"
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+APT_UPDATED=0
+apt_update_once() {
+	[ "$APT_UPDATED" -eq 0 ] || return 0
+	log "running apt-get update"
+	$SUDO apt-get update -qq || die "apt-get update failed"
+	APT_UPDATED=1
+}
+# install_pkgs PKG... : apt-get install the given packages (only called when a tool is missing)
+install_pkgs() {
+	log "installing missing build tools: $*"
+	apt_update_once
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+		|| die "apt-get install $* failed"
+}
+need_tool() {  # need_tool COMMAND PACKAGE
+	command -v "$1" >/dev/null 2>&1 || install_pkgs "$2"
+	command -v "$1" >/dev/null 2>&1 || die "'$1' still missing after installing $2"
+}
+need_tool apt-get apt
+need_tool dpkg-deb dpkg
+need_tool gzip gzip
+need_tool sha256sum coreutils
+
+# candidate_version PKG -> apt's candidate version, empty if unknown
+candidate_version() {
+	apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { if ($2 != "(none)") print $2; exit }'
+}
+# Resolve the versioned kernel package the meta package points at, and both versions.
+resolve_inputs() {
+	KERNEL_PKG=$(apt-cache depends "$KERNEL_META_PKG" 2>/dev/null \
+		| awk '/Depends: linux-image-/ { print $2; exit }')
+	KERNEL_VER=
+	[ -z "$KERNEL_PKG" ] || KERNEL_VER=$(candidate_version "$KERNEL_PKG")
+	BUSYBOX_VER=$(candidate_version "$BUSYBOX_PKG")
+	[ -n "$KERNEL_VER" ] && [ -n "$BUSYBOX_VER" ]
+}
+if ! resolve_inputs; then
+	apt_update_once
+	resolve_inputs || die "apt knows no installable $KERNEL_META_PKG / $BUSYBOX_PKG (check /etc/apt/sources.list)"
+fi
+
+# Everything the outputs depend on; its hash is the cache key and names the default marker.
+inputs_text() {
+	echo "recipe=$RECIPE_VERSION"
+	echo "kernel=$KERNEL_PKG=$KERNEL_VER"
+	echo "busybox=$BUSYBOX_PKG=$BUSYBOX_VER"
+	echo "size_mib=$SIZE_MIB"
+	echo "marker_opt=$MARKER_OPT"
+	echo "modules=${MODULES_REQUIRED[*]} ${MODULES_OPTIONAL[*]}"
+	echo "builder=$(sha256sum < "$HERE/build-guest-image.sh" | cut -c1-64)"
+	echo "init=$(sha256sum < "$GUEST_SRC/init" | cut -c1-64)"
+	echo "acpi=$(sha256sum < "$GUEST_SRC/acpi-power" | cut -c1-64)"
+}
+MARKER_OPT=$MARKER
+compute_inputs() {
+	INPUTS=$(inputs_text)
+	INPUTS_HASH=$(printf '%s\n' "$INPUTS" | sha256sum | cut -c1-64)
+	MARKER=${MARKER_OPT:-"VDIPOOL-BASE v$RECIPE_VERSION tiny-${INPUTS_HASH:0:16}"}
+}
+compute_inputs
+
+OUTPUTS=(vmlinuz initrd.img tiny.raw README)
+STAMP=.build-inputs
+up_to_date() {
+	local f
+	for f in "${OUTPUTS[@]}" "$STAMP"; do [ -s "$OUTDIR/$f" ] || return 1; done
+	[ "$(cat "$OUTDIR/$STAMP")" = "$INPUTS" ]
+}
+
+# ---------------------------------------------------------------------------------------------
+# verify: boot twice on a qcow2 overlay with plain QEMU (TCG); check markers; report boot time.
+# ---------------------------------------------------------------------------------------------
+verify_image() {
+	need_tool qemu-system-x86_64 qemu-system-x86
+	need_tool qemu-img qemu-utils
+	local vt; vt=$(mktemp -d "${TMPDIR:-/tmp}/vdipool-verify.XXXXXX")
+	# shellcheck disable=SC2064
+	trap "rm -rf '$vt'" RETURN
+	qemu-img create -q -f qcow2 -b "$(cd "$OUTDIR" && pwd)/tiny.raw" -F raw "$vt/delta.qcow2" \
+		|| die "verify: qemu-img create overlay failed"
+	local boot t0 t1 id=verify-$$ ok=1
+	for boot in 1 2; do
+		t0=$(date +%s.%N)
+		timeout 120 qemu-system-x86_64 -machine q35,accel=tcg -m 256 -smp 1 -nographic -no-reboot \
+			-nodefaults -serial stdio \
+			-kernel "$OUTDIR/vmlinuz" -initrd "$OUTDIR/initrd.img" \
+			-append "console=ttyS0 quiet panic=-1 vdipool.poweroff=1" \
+			-smbios "type=1,serial=$id" \
+			-drive "file=$vt/delta.qcow2,if=virtio,format=qcow2" </dev/null >"$vt/boot$boot.log" 2>&1 \
+			|| { tail -n 30 "$vt/boot$boot.log" >&2; die "verify: qemu boot $boot failed"; }
+		t1=$(date +%s.%N)
+		tr -d '\r' < "$vt/boot$boot.log" > "$vt/boot$boot.txt"
+		grep -q '^VDIPOOL-READY' "$vt/boot$boot.txt" \
+			|| { tail -n 30 "$vt/boot$boot.txt" >&2; die "verify: boot $boot never printed VDIPOOL-READY"; }
+		grep -qxF "VDIPOOL-BASE-MARKER: $MARKER" "$vt/boot$boot.txt" || { ok=0; log "verify: boot $boot: base marker missing"; }
+		if [ "$boot" = 1 ]; then
+			grep -qxF "VDIPOOL-WROTE: VDIPOOL-CLONE $id" "$vt/boot1.txt" || { ok=0; log "verify: boot 1 did not write its clone marker"; }
+		else
+			grep -qxF "VDIPOOL-CLONE-MARKER: VDIPOOL-CLONE $id" "$vt/boot2.txt" || { ok=0; log "verify: boot 2 did not see the clone marker"; }
+		fi
+		log "verify: boot $boot: $(grep -m1 '^VDIPOOL-READY' "$vt/boot$boot.txt" | sed 's/^VDIPOOL-READY: //') guest," \
+			"$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')s wall clock from qemu start to power-off"
+	done
+	[ "$ok" = 1 ] || { cat "$vt/boot1.txt" "$vt/boot2.txt" >&2; die "verify: marker protocol check failed"; }
+	log "verify: OK"
+}
+
+if [ "$FORCE" = 0 ] && up_to_date; then
+	log "$OUTDIR is up to date (marker: $(head -c 512 "$OUTDIR/tiny.raw" | tr -d '\000' | head -n 1))"
+	[ "$VERIFY" = 0 ] || verify_image
+	exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# build
+# ---------------------------------------------------------------------------------------------
+mkdir -p "$OUTDIR" || die "cannot create $OUTDIR"
+WORK=$(mktemp -d "$OUTDIR/.build.XXXXXX") || die "cannot create a temporary directory in $OUTDIR"
+trap 'rm -rf "$WORK"' EXIT
+
+log "building $OUTDIR: $KERNEL_PKG $KERNEL_VER, $BUSYBOX_PKG $BUSYBOX_VER"
+mkdir -p "$WORK/debs"
+download() {
+	local apt_opts=()
+	# As root apt wants to drop to _apt, which cannot write into our private temp dir.
+	[ "$(id -u)" -ne 0 ] || apt_opts=(-o APT::Sandbox::User=root)
+	(cd "$WORK/debs" && apt-get "${apt_opts[@]}" download -qq "$@" >/dev/null 2>"$WORK/apt-download.err")
+}
+if ! download "$KERNEL_PKG=$KERNEL_VER" "$BUSYBOX_PKG=$BUSYBOX_VER"; then
+	# Stale package lists name versions the mirror no longer has: refresh and re-resolve.
+	apt_update_once
+	resolve_inputs || die "cannot resolve $KERNEL_META_PKG / $BUSYBOX_PKG after apt-get update"
+	download "$KERNEL_PKG=$KERNEL_VER" "$BUSYBOX_PKG=$BUSYBOX_VER" \
+		|| { cat "$WORK/apt-download.err" >&2; die "apt-get download $KERNEL_PKG $BUSYBOX_PKG failed"; }
+	compute_inputs
+fi
+
+dpkg-deb -x "$WORK"/debs/"$KERNEL_PKG"_*.deb "$WORK/kernel" || die "dpkg-deb -x of the kernel package failed"
+dpkg-deb -x "$WORK"/debs/"$BUSYBOX_PKG"_*.deb "$WORK/busybox" || die "dpkg-deb -x of busybox-static failed"
+
+VMLINUZ=$(find "$WORK/kernel/boot" -maxdepth 1 -name 'vmlinuz-*' | head -n 1)
+[ -n "$VMLINUZ" ] || die "no /boot/vmlinuz-* in $KERNEL_PKG"
+KREL=${VMLINUZ##*/vmlinuz-}
+MODDIR=$WORK/kernel/lib/modules/$KREL/kernel
+[ -d "$MODDIR" ] || die "no module tree lib/modules/$KREL/kernel in $KERNEL_PKG"
+BUSYBOX=$WORK/busybox/bin/busybox
+[ -x "$BUSYBOX" ] || die "no /bin/busybox in $BUSYBOX_PKG"
+
+# initramfs tree
+R=$WORK/initramfs
+mkdir -p "$R"/{bin,dev,proc,sys,tmp,etc/acpi/PWRF,lib/modules}
+cp "$BUSYBOX" "$R/bin/busybox"
+for applet in $("$BUSYBOX" --list); do
+	[ "$applet" = busybox ] || ln -s busybox "$R/bin/$applet"
+done
+install -m 0755 "$GUEST_SRC/init" "$R/init"
+install -m 0755 "$GUEST_SRC/acpi-power" "$R/etc/acpi/PWRF/00000080"
+
+# add_module NAME REQUIRED(0|1): copy NAME.ko (decompressed: busybox insmod reads plain .ko only)
+add_module() {
+	local name=$1 required=$2 src
+	src=$(find "$MODDIR" \( -name "$name.ko" -o -name "$name.ko.xz" -o -name "$name.ko.zst" -o -name "$name.ko.gz" \) | head -n 1)
+	if [ -z "$src" ]; then
+		if grep -q "/$name.ko" "$WORK/kernel/lib/modules/$KREL/modules.builtin" 2>/dev/null; then
+			return 0  # built into the kernel: nothing to load
+		fi
+		[ "$required" = 0 ] || die "kernel module $name not found in $KERNEL_PKG"
+		log "warning: optional module $name not found; skipped"
+		return 0
+	fi
+	case "$src" in
+		*.xz) need_tool xz xz-utils; xz -dc "$src" > "$R/lib/modules/$name.ko" ;;
+		*.zst) need_tool zstd zstd; zstd -qdc "$src" > "$R/lib/modules/$name.ko" ;;
+		*.gz) gzip -dc "$src" > "$R/lib/modules/$name.ko" ;;
+		*) cp "$src" "$R/lib/modules/$name.ko" ;;
+	esac || die "cannot extract module $src"
+}
+for m in "${MODULES_REQUIRED[@]}"; do add_module "$m" 1; done
+for m in "${MODULES_OPTIONAL[@]}"; do add_module "$m" 0; done
+
+# Reproducible archive: fixed mtimes, sorted names, root-owned.
+find "$R" -exec touch -h -d @1 {} +
+(cd "$R" && find . -mindepth 1 | LC_ALL=C sort | "$BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null) \
+	| gzip -9 -n > "$WORK/initrd.img" || die "creating the initramfs failed"
+cp "$VMLINUZ" "$WORK/vmlinuz"
+
+# The disk: sparse, marker line NUL-padded in sector 0, clone scratch sector left zero.
+truncate -s "${SIZE_MIB}M" "$WORK/tiny.raw" || die "cannot create tiny.raw"
+{ printf '%s\n' "$MARKER"; head -c 512 /dev/zero; } | head -c 512 \
+	| dd of="$WORK/tiny.raw" bs=512 count=1 conv=notrunc status=none || die "cannot write the base marker"
+
+cat > "$WORK/README" <<EOF
+vdipool tiny test guest (built by scripts/build-guest-image.sh; protocol: docs/guest-image.md)
+
+vmlinuz     kernel $KREL from $KERNEL_PKG $KERNEL_VER
+initrd.img  gzip cpio: busybox from $BUSYBOX_PKG $BUSYBOX_VER, /init (scripts/guest/init),
+            modules $(find "$R/lib/modules" -name '*.ko' -printf '%f\n' | LC_ALL=C sort | tr '\n' ' ')
+tiny.raw    the golden base disk, raw, $SIZE_MIB MiB, no filesystem:
+              sector 0 (byte 0):       base marker line "$MARKER"
+              sector 2048 (byte $SCRATCH_OFFSET): clone scratch sector, zero in the base
+            sha256 $(sha256sum < "$WORK/tiny.raw" | cut -c1-64)
+
+Boot: direct kernel boot, disk as virtio vda, cmdline "console=ttyS0 quiet panic=-1"
+(+ vdipool.poweroff=1 | vdipool.readonly=1 | vdipool.id=TEXT | vdipool.shell=1).
+The clone id is the SMBIOS system serial, else the SMBIOS UUID (libvirt: the domain UUID).
+Console lines: VDIPOOL-BOOT, VDIPOOL-BASE-MARKER, VDIPOOL-IDENTITY, VDIPOOL-CLONE-MARKER,
+VDIPOOL-CLONE-MATCH, VDIPOOL-WROTE, VDIPOOL-READY, VDIPOOL-POWEROFF/-SHUTDOWN, VDIPOOL-ERROR.
+
+Build inputs:
+$INPUTS
+EOF
+
+# Install: outputs first, stamp last, so an interrupted build is never taken as up to date.
+rm -f "$OUTDIR/$STAMP"
+for f in "${OUTPUTS[@]}"; do
+	mv -f "$WORK/$f" "$OUTDIR/$f" || die "cannot move $f into $OUTDIR"
+done
+chmod 0644 "$OUTDIR"/{vmlinuz,initrd.img,tiny.raw,README}
+printf '%s\n' "$INPUTS" > "$OUTDIR/$STAMP"
+log "built $OUTDIR (vmlinuz $(du -k "$OUTDIR/vmlinuz" | cut -f1) KiB, initrd.img $(du -k "$OUTDIR/initrd.img" | cut -f1) KiB, tiny.raw ${SIZE_MIB} MiB), marker: $MARKER"
+
+[ "$VERIFY" = 0 ] || verify_image
