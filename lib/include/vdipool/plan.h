@@ -1,0 +1,124 @@
+/* vdipool/plan.h: the planner, a pure function (desired, observed) -> plan; no I/O at all. */
+#ifndef VDIPOOL_PLAN_H
+#define VDIPOOL_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vdipool/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One clone the spec asks for. */
+typedef struct vp_desired_clone {
+	const char *name;
+	unsigned index;
+} vp_desired_clone;
+
+/* What the pool should be, resolved from a spec (base `latest` already
+ * resolved to a version). Plain data: every pointer is borrowed. */
+typedef struct vp_desired {
+	const char *pool;
+	const char *base_ref;  /* "name@version" */
+	const char *spec_hash; /* hash of what shapes a domain definition */
+	bool start;            /* clones should run */
+	bool data_disk;        /* clones have a persistent data disk */
+	size_t count;
+	const vp_desired_clone *clones;
+	uint64_t delta_bytes;  /* bytes a new delta writes to disk */
+	uint64_t data_bytes;   /* bytes a new data disk writes to disk */
+	uint64_t base_bytes;   /* the base image's size: what one full copy costs */
+} vp_desired;
+
+/* What exists, merged by clone name from libvirt and the storage backend. */
+enum vp_obs_flags {
+	VP_OBS_DOMAIN = 1 << 0,  /* a libvirt domain of this name exists */
+	VP_OBS_OURS = 1 << 1,    /* it carries vdipool metadata naming this pool */
+	VP_OBS_RUNNING = 1 << 2, /* it is running (or paused) */
+	VP_OBS_DELTA = 1 << 3,   /* the pool's delta for this name exists */
+	VP_OBS_DATA = 1 << 4,    /* the pool's data disk for this name exists */
+};
+
+typedef struct vp_observed_clone {
+	const char *name;
+	unsigned index;        /* from metadata or the delta's name; 0 when unknown */
+	unsigned flags;        /* vp_obs_flags */
+	const char *pool;      /* pool named by the domain's metadata; NULL: none */
+	const char *base_ref;  /* "name@version" from metadata; NULL: unknown */
+	const char *spec_hash; /* from metadata; NULL: unknown */
+	uint64_t delta_bytes;  /* bytes the delta uses on disk */
+	uint64_t data_bytes;   /* bytes the data disk uses on disk */
+} vp_observed_clone;
+
+typedef struct vp_observed {
+	size_t count;
+	const vp_observed_clone *clones;
+} vp_observed;
+
+/* Steps of one clone. The executor runs them in increasing bit order, which is
+ * the order that keeps every moment safe: a domain is stopped before it is
+ * undefined and undefined before its delta goes; a delta is complete before
+ * a domain is defined on it. */
+enum vp_step {
+	VP_STEP_STOP = 1 << 0,
+	VP_STEP_UNDEFINE = 1 << 1,
+	VP_STEP_DELETE_DELTA = 1 << 2,
+	VP_STEP_CREATE_DELTA = 1 << 3,
+	VP_STEP_CREATE_DATA = 1 << 4,
+	VP_STEP_DEFINE = 1 << 5,
+	VP_STEP_START = 1 << 6,
+	VP_STEP_REBASE = 1 << 7, /* new delta on the desired base; see the rollout issue */
+};
+
+typedef enum vp_change {
+	VP_CHANGE_NONE = 0, /* matches the spec */
+	VP_CHANGE_CREATE,   /* nothing exists yet */
+	VP_CHANGE_REPAIR,   /* half made: delta or domain missing */
+	VP_CHANGE_UPDATE,   /* domain definition differs from the spec */
+	VP_CHANGE_REBASE,   /* on another base version than the spec's */
+	VP_CHANGE_START,
+	VP_CHANGE_STOP,
+	VP_CHANGE_REMOVE,   /* surplus: beyond the spec's count */
+	VP_CHANGE_MAX
+} vp_change;
+
+typedef struct vp_plan_item {
+	const char *name;   /* borrowed from the desired or observed input */
+	unsigned index;
+	vp_change change;
+	unsigned steps;     /* vp_step bits */
+	const char *reason; /* static text saying why, "" when unchanged */
+	bool keeps_data;    /* REMOVE: the persistent data disk stays */
+} vp_plan_item;
+
+typedef struct vp_plan {
+	size_t count;
+	vp_plan_item *items;            /* removals (highest index first), then the spec's clones */
+	size_t counts[VP_CHANGE_MAX];   /* items per change */
+	uint64_t bytes_to_write;        /* new deltas and data disks */
+	uint64_t pool_bytes;            /* disk the pool uses after apply (deltas + data + base) */
+	uint64_t full_copy_bytes;       /* what full copies of the base would use instead */
+} vp_plan;
+
+/* Builds the plan. A domain that has the name of a wanted clone but is not
+ * ours (no vdipool metadata, or another pool's) is a conflict: VP_ECONFLICT,
+ * naming it, and no plan. The inputs must outlive the plan. Cost is linear
+ * in the number of clones. */
+VP_API int vp_plan_build(vp_plan **out, const vp_desired *desired, const vp_observed *observed);
+
+VP_API void vp_plan_free(vp_plan *plan);
+
+/* True when applying the plan would change anything. */
+VP_API bool vp_plan_has_changes(const vp_plan *plan);
+
+/* "create", "repair", ...: static strings. */
+VP_API const char *vp_change_name(vp_change change);
+VP_API const char *vp_step_name(unsigned step);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
