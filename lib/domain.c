@@ -1,0 +1,365 @@
+/* domain.c: clone domain XML from templates (libxml2 trees, never string surgery) + our metadata. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <openssl/evp.h>
+
+#include "vdipool/domain.h"
+#include "vdipool/error.h"
+#include "util/util.h"
+
+void vp_uuid_format(const unsigned char u[16], char out[37])
+{
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+		 u[13], u[14], u[15]);
+}
+
+void vp_domain_identity(const char *pool, const char *name, unsigned char uuid[16], char mac[18])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char in[256];
+	int n = snprintf(in, sizeof(in), "vdipool:%s/%s", pool, name);
+
+	EVP_Digest(in, (size_t)n < sizeof(in) ? (size_t)n : sizeof(in) - 1, md, &mdlen, EVP_sha256(), NULL);
+	memcpy(uuid, md, 16);
+	uuid[6] = (uuid[6] & 0x0f) | 0x50; /* RFC 4122 name-based (SHA) */
+	uuid[8] = (uuid[8] & 0x3f) | 0x80;
+	/* 52:54:00 is QEMU's prefix; the rest comes from the other half of the hash. */
+	snprintf(mac, 18, "52:54:00:%02x:%02x:%02x", md[16], md[17], md[18]);
+}
+
+static xmlNodePtr child(xmlNodePtr parent, const char *name)
+{
+	for (xmlNodePtr c = parent->children; c; c = c->next)
+		if (c->type == XML_ELEMENT_NODE && !xmlStrcmp(c->name, BAD_CAST name))
+			return c;
+	return NULL;
+}
+
+/* Sets <name>text</name> under parent, creating it when absent. */
+static xmlNodePtr set_text_child(xmlNodePtr parent, const char *name, const char *text)
+{
+	xmlNodePtr n = child(parent, name);
+
+	if (!n)
+		return xmlNewTextChild(parent, NULL, BAD_CAST name, BAD_CAST text);
+	xmlNodeSetContent(n, NULL);
+	xmlNodeAddContent(n, BAD_CAST text);
+	return n;
+}
+
+static void unlink_free(xmlNodePtr n)
+{
+	xmlUnlinkNode(n);
+	xmlFreeNode(n);
+}
+
+/* Removes the children of devices that vdipool owns: disks on vda/vdb, interfaces. */
+static int clear_owned_devices(xmlNodePtr devices, const char *tpl)
+{
+	xmlNodePtr c = devices->children, next;
+
+	for (; c; c = next) {
+		next = c->next;
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		if (!xmlStrcmp(c->name, BAD_CAST "interface")) {
+			unlink_free(c);
+		} else if (!xmlStrcmp(c->name, BAD_CAST "disk")) {
+			xmlNodePtr t = child(c, "target");
+			xmlChar *dev = t ? xmlGetProp(t, BAD_CAST "dev") : NULL;
+			bool ours = dev && (!xmlStrcmp(dev, BAD_CAST "vda") || !xmlStrcmp(dev, BAD_CAST "vdb"));
+			xmlFree(dev);
+			if (ours)
+				return vp_error_set(VP_ERR_INVALID, VP_EINVAL,
+						    "template '%s': a disk on vda or vdb is vdipool's to define "
+						    "(the clone's delta and data disk); use another target", tpl);
+		}
+	}
+	return 0;
+}
+
+static void add_disk(xmlNodePtr devices, const char *path, const char *format, const char *dev)
+{
+	xmlNodePtr disk = xmlNewChild(devices, NULL, BAD_CAST "disk", NULL);
+	xmlNodePtr n;
+
+	xmlNewProp(disk, BAD_CAST "type", BAD_CAST "file");
+	xmlNewProp(disk, BAD_CAST "device", BAD_CAST "disk");
+	n = xmlNewChild(disk, NULL, BAD_CAST "driver", NULL);
+	xmlNewProp(n, BAD_CAST "name", BAD_CAST "qemu");
+	xmlNewProp(n, BAD_CAST "type", BAD_CAST(format ? format : "qcow2"));
+	xmlNewProp(n, BAD_CAST "discard", BAD_CAST "unmap");
+	n = xmlNewChild(disk, NULL, BAD_CAST "source", NULL);
+	xmlNewProp(n, BAD_CAST "file", BAD_CAST path);
+	n = xmlNewChild(disk, NULL, BAD_CAST "target", NULL);
+	xmlNewProp(n, BAD_CAST "dev", BAD_CAST dev);
+	xmlNewProp(n, BAD_CAST "bus", BAD_CAST "virtio");
+}
+
+static void add_interface(xmlNodePtr devices, const char *network, const char *mac)
+{
+	xmlNodePtr iface = xmlNewChild(devices, NULL, BAD_CAST "interface", NULL);
+	xmlNodePtr n;
+
+	xmlNewProp(iface, BAD_CAST "type", BAD_CAST "network");
+	n = xmlNewChild(iface, NULL, BAD_CAST "mac", NULL);
+	xmlNewProp(n, BAD_CAST "address", BAD_CAST mac);
+	n = xmlNewChild(iface, NULL, BAD_CAST "source", NULL);
+	xmlNewProp(n, BAD_CAST "network", BAD_CAST network);
+	n = xmlNewChild(iface, NULL, BAD_CAST "model", NULL);
+	xmlNewProp(n, BAD_CAST "type", BAD_CAST "virtio");
+}
+
+static void set_attr_if(xmlNodePtr n, const char *name, const char *val)
+{
+	if (val)
+		xmlNewProp(n, BAD_CAST name, BAD_CAST val);
+}
+
+static xmlNodePtr build_meta(const vp_domain_meta *m)
+{
+	xmlNodePtr root = xmlNewNode(NULL, BAD_CAST "clone");
+	xmlNsPtr ns = xmlNewNs(root, BAD_CAST VP_METADATA_NS, BAD_CAST VP_METADATA_PREFIX);
+	xmlNodePtr n;
+	char idx[16];
+
+	xmlSetNs(root, ns);
+	snprintf(idx, sizeof(idx), "%u", m->index);
+	xmlNewProp(root, BAD_CAST "pool", BAD_CAST m->pool);
+	xmlNewProp(root, BAD_CAST "index", BAD_CAST idx);
+	n = xmlNewChild(root, ns, BAD_CAST "base", NULL);
+	set_attr_if(n, "name", m->base_name);
+	set_attr_if(n, "version", m->base_version);
+	set_attr_if(n, "image", m->base_image);
+	set_attr_if(n, "previous", m->prev_version);
+	n = xmlNewChild(root, ns, BAD_CAST "delta", NULL);
+	set_attr_if(n, "path", m->delta_path);
+	if (m->data_path) {
+		n = xmlNewChild(root, ns, BAD_CAST "data", NULL);
+		set_attr_if(n, "path", m->data_path);
+	}
+	xmlNewTextChild(root, ns, BAD_CAST "spec-hash", BAD_CAST(m->spec_hash ? m->spec_hash : ""));
+	return root;
+}
+
+static int set_metadata(xmlNodePtr dom, const vp_domain_meta *m)
+{
+	xmlNodePtr md = child(dom, "metadata"), c, next;
+
+	if (!md)
+		md = xmlNewChild(dom, NULL, BAD_CAST "metadata", NULL);
+	for (c = md->children; c; c = next) {
+		next = c->next;
+		if (c->type == XML_ELEMENT_NODE && c->ns && !xmlStrcmp(c->ns->href, BAD_CAST VP_METADATA_NS))
+			unlink_free(c);
+	}
+	xmlAddChild(md, build_meta(m));
+	return 0;
+}
+
+/* Each serial log gets the clone's own file, in the directory the template names. */
+static void name_serial_logs(xmlNodePtr devices, const char *name)
+{
+	for (xmlNodePtr c = devices->children; c; c = c->next) {
+		xmlNodePtr log;
+		xmlChar *file;
+		const char *slash;
+		char *path;
+
+		if (c->type != XML_ELEMENT_NODE || xmlStrcmp(c->name, BAD_CAST "serial") ||
+		    !(log = child(c, "log")))
+			continue;
+		file = xmlGetProp(log, BAD_CAST "file");
+		slash = file ? strrchr((const char *)file, '/') : NULL;
+		path = slash ? vp_strdup_printf("%.*s/%s-serial.log", (int)(slash - (const char *)file),
+						(const char *)file, name)
+			     : vp_strdup_printf("/var/log/libvirt/qemu/%s-serial.log", name);
+		if (path)
+			xmlSetProp(log, BAD_CAST "file", BAD_CAST path);
+		free(path);
+		xmlFree(file);
+	}
+}
+
+/* The guest can read its clone name from SMBIOS (/sys/class/dmi/id/product_serial). */
+static void set_smbios_serial(xmlNodePtr dom, const char *name)
+{
+	xmlNodePtr si = child(dom, "sysinfo"), sys, e, next;
+
+	if (!si)
+		return;
+	if (!(sys = child(si, "system")))
+		sys = xmlNewChild(si, NULL, BAD_CAST "system", NULL);
+	for (e = sys->children; e; e = next) {
+		xmlChar *n = NULL;
+		next = e->next;
+		if (e->type == XML_ELEMENT_NODE && (n = xmlGetProp(e, BAD_CAST "name")) &&
+		    !xmlStrcmp(n, BAD_CAST "serial"))
+			unlink_free(e);
+		xmlFree(n);
+	}
+	e = xmlNewTextChild(sys, NULL, BAD_CAST "entry", BAD_CAST name);
+	xmlNewProp(e, BAD_CAST "name", BAD_CAST "serial");
+}
+
+static int apply_params(xmlNodePtr dom, const vp_domain_params *p, const char *tpl)
+{
+	char uuid[37], buf[32];
+	xmlNodePtr devices, mem, cur;
+
+	if (p->domain_type) {
+		xmlSetProp(dom, BAD_CAST "type", BAD_CAST p->domain_type);
+		/* TCG cannot model the host CPU: let QEMU pick its default model. */
+		if (!strcmp(p->domain_type, "qemu") && (cur = child(dom, "cpu")))
+			unlink_free(cur);
+	}
+	set_text_child(dom, "name", p->name);
+	vp_uuid_format(p->uuid, uuid);
+	set_text_child(dom, "uuid", uuid);
+	snprintf(buf, sizeof(buf), "%" PRIu64, p->memory_bytes / 1024);
+	mem = set_text_child(dom, "memory", buf);
+	xmlSetProp(mem, BAD_CAST "unit", BAD_CAST "KiB");
+	if ((cur = child(dom, "currentMemory")))
+		unlink_free(cur);
+	snprintf(buf, sizeof(buf), "%u", p->vcpus ? p->vcpus : 1);
+	set_text_child(dom, "vcpu", buf);
+	devices = child(dom, "devices");
+	if (!devices)
+		devices = xmlNewChild(dom, NULL, BAD_CAST "devices", NULL);
+	if (clear_owned_devices(devices, tpl) < 0)
+		return VP_EINVAL;
+	name_serial_logs(devices, p->name);
+	set_smbios_serial(dom, p->name);
+	add_disk(devices, p->meta.delta_path, p->delta_format, "vda");
+	if (p->meta.data_path)
+		add_disk(devices, p->meta.data_path, p->data_format, "vdb");
+	if (p->network && *p->network && strcmp(p->network, "none") != 0)
+		add_interface(devices, p->network, p->mac);
+	return set_metadata(dom, &p->meta);
+}
+
+int vp_domain_render(char **xml_out, const char *tpl, const vp_domain_params *p)
+{
+	xmlDocPtr doc;
+	xmlNodePtr root;
+	xmlChar *mem = NULL;
+	int size = 0, rc;
+
+	*xml_out = NULL;
+	if (!p->name || !p->meta.pool || !p->meta.delta_path)
+		return vp_error_set(VP_ERR_INVALID, VP_EINVAL, "domain needs a name, a pool and a delta path");
+	doc = xmlReadFile(tpl, NULL, XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR |
+					     XML_PARSE_NOWARNING);
+	if (!doc) {
+		const xmlError *e = xmlGetLastError();
+		return vp_error_set(VP_ERR_INVALID, VP_EINVAL, "template '%s': not well-formed XML%s%s", tpl,
+				    e && e->message ? ": " : "", e && e->message ? e->message : "");
+	}
+	root = xmlDocGetRootElement(doc);
+	if (!root || xmlStrcmp(root->name, BAD_CAST "domain")) {
+		xmlFreeDoc(doc);
+		return vp_error_set(VP_ERR_INVALID, VP_EINVAL, "template '%s': root element must be <domain>", tpl);
+	}
+	rc = apply_params(root, p, tpl);
+	if (rc == 0) {
+		xmlDocDumpFormatMemory(doc, &mem, &size, 1);
+		if (!mem)
+			rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	}
+	if (rc == 0) {
+		*xml_out = vp_strdup((const char *)mem);
+		rc = *xml_out ? 0 : VP_ENOMEM;
+	}
+	xmlFree(mem);
+	xmlFreeDoc(doc);
+	return rc;
+}
+
+int vp_domain_meta_format(char **xml_out, const vp_domain_meta *meta)
+{
+	xmlBufferPtr buf = xmlBufferCreate();
+	xmlDocPtr doc = xmlNewDoc(BAD_CAST "1.0");
+	xmlNodePtr root = build_meta(meta);
+	int rc = 0;
+
+	xmlDocSetRootElement(doc, root);
+	if (!buf || xmlNodeDump(buf, doc, root, 0, 0) < 0)
+		rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	else
+		*xml_out = vp_strdup((const char *)xmlBufferContent(buf));
+	if (rc == 0 && !*xml_out)
+		rc = VP_ENOMEM;
+	xmlBufferFree(buf);
+	xmlFreeDoc(doc);
+	return rc;
+}
+
+static char *prop_dup(xmlNodePtr n, const char *name)
+{
+	xmlChar *v = n ? xmlGetProp(n, BAD_CAST name) : NULL;
+	char *s = v ? strdup((const char *)v) : NULL;
+
+	xmlFree(v);
+	return s;
+}
+
+int vp_domain_meta_parse(vp_domain_meta *m, const char *xml, size_t len)
+{
+	xmlDocPtr doc;
+	xmlNodePtr root, n;
+	char *idx;
+	xmlChar *hash;
+
+	memset(m, 0, sizeof(*m));
+	if (len > INT32_MAX)
+		return vp_error_set(VP_ERR_VIRT, VP_EINVAL, "vdipool metadata is too large");
+	doc = xmlReadMemory(xml, (int)len, "metadata.xml", NULL,
+			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	root = doc ? xmlDocGetRootElement(doc) : NULL;
+	if (!root || xmlStrcmp(root->name, BAD_CAST "clone") || !root->ns ||
+	    xmlStrcmp(root->ns->href, BAD_CAST VP_METADATA_NS)) {
+		xmlFreeDoc(doc);
+		return vp_error_set(VP_ERR_VIRT, VP_EINVAL, "not a vdipool metadata element");
+	}
+	m->pool = prop_dup(root, "pool");
+	idx = prop_dup(root, "index");
+	m->index = idx ? (unsigned)strtoul(idx, NULL, 10) : 0;
+	free(idx);
+	n = child(root, "base");
+	m->base_name = prop_dup(n, "name");
+	m->base_version = prop_dup(n, "version");
+	m->base_image = prop_dup(n, "image");
+	m->prev_version = prop_dup(n, "previous");
+	m->delta_path = prop_dup(child(root, "delta"), "path");
+	m->data_path = prop_dup(child(root, "data"), "path");
+	n = child(root, "spec-hash");
+	hash = n ? xmlNodeGetContent(n) : NULL;
+	m->spec_hash = hash ? strdup((const char *)hash) : NULL;
+	xmlFree(hash);
+	xmlFreeDoc(doc);
+	if (!m->pool) {
+		vp_domain_meta_release(m);
+		return vp_error_set(VP_ERR_VIRT, VP_EINVAL, "vdipool metadata without a pool");
+	}
+	return 0;
+}
+
+void vp_domain_meta_release(vp_domain_meta *m)
+{
+	free(m->pool);
+	free(m->base_name);
+	free(m->base_version);
+	free(m->base_image);
+	free(m->prev_version);
+	free(m->delta_path);
+	free(m->data_path);
+	free(m->spec_hash);
+	memset(m, 0, sizeof(*m));
+}

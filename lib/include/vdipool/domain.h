@@ -1,0 +1,69 @@
+/* vdipool/domain.h: libvirt domain XML for a clone, rendered from a template with libxml2, and
+ * vdipool's metadata element (namespace urn:vdipool:1) read back from a domain. */
+#ifndef VDIPOOL_DOMAIN_H
+#define VDIPOOL_DOMAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vdipool/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VP_METADATA_NS "urn:vdipool:1"
+#define VP_METADATA_PREFIX "vdipool"
+
+/* What vdipool records in each domain it owns. Strings are owned by the
+ * struct when it comes from vp_domain_meta_parse() (release with
+ * vp_domain_meta_release()); borrowed when the caller fills it for rendering. */
+typedef struct vp_domain_meta {
+	char *pool;
+	unsigned index;
+	char *base_name;
+	char *base_version;
+	char *base_image;     /* path (or backend locator) of the base image */
+	char *prev_version;   /* base version before the last rebase; NULL if none */
+	char *delta_path;
+	char *data_path;      /* NULL: no data disk */
+	char *spec_hash;
+} vp_domain_meta;
+
+typedef struct vp_domain_params {
+	const char *name;
+	unsigned char uuid[16];
+	char mac[18];            /* "52:54:00:xx:xx:xx" */
+	const char *domain_type; /* "kvm" or "qemu" (TCG); NULL: keep the template's */
+	const char *network;     /* libvirt network name; NULL or "none": no interface */
+	uint64_t memory_bytes;
+	unsigned vcpus;
+	const char *delta_format; /* "qcow2" */
+	const char *data_format;  /* "qcow2" */
+	vp_domain_meta meta;      /* borrowed strings; gives the disk paths too */
+} vp_domain_params;
+
+/* Stable identity of a clone: UUID and MAC derived from (pool, name), so a
+ * clone that is redefined, repaired or rebased keeps both. */
+VP_API void vp_domain_identity(const char *pool, const char *name, unsigned char uuid[16], char mac[18]);
+
+/* Renders the domain XML from the template file. Elements vdipool owns
+ * (name, uuid, memory, vcpu, the vda/vdb disks, the interface, the metadata
+ * element) are set or replaced; everything else in the template is kept.
+ * *xml_out is the caller's (free()). */
+VP_API int vp_domain_render(char **xml_out, const char *template_path, const vp_domain_params *p);
+
+/* Parses the <vdipool:clone> element (as virDomainGetMetadata returns it). */
+VP_API int vp_domain_meta_parse(vp_domain_meta *out, const char *xml, size_t len);
+VP_API void vp_domain_meta_release(vp_domain_meta *meta);
+
+/* The <vdipool:clone> element alone, for virDomainSetMetadata. */
+VP_API int vp_domain_meta_format(char **xml_out, const vp_domain_meta *meta);
+
+/* Formats a UUID as 36 characters plus NUL. */
+VP_API void vp_uuid_format(const unsigned char uuid[16], char out[37]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
