@@ -1,0 +1,64 @@
+/* vdipool/virt.h: the hypervisor side: one libvirt connection per host, domains in and out. */
+#ifndef VDIPOOL_VIRT_H
+#define VDIPOOL_VIRT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vdipool/common.h"
+#include "vdipool/domain.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vp_virt vp_virt;
+
+typedef enum {
+	VP_DOM_SHUTOFF = 0,
+	VP_DOM_RUNNING,
+	VP_DOM_PAUSED,
+	VP_DOM_OTHER
+} vp_dom_state;
+
+/* A domain as listed, with vdipool's metadata when it carries ours. */
+typedef struct vp_virt_domain {
+	char *name;
+	char uuid[37];
+	vp_dom_state state;
+	bool has_meta;
+	vp_domain_meta meta; /* valid when has_meta */
+} vp_virt_domain;
+
+/* Connects to a libvirt URI ("qemu:///system"). The connection may be used
+ * from several threads at once. */
+VP_API int vp_virt_open(vp_virt **out, const char *uri);
+VP_API void vp_virt_free(vp_virt *v);
+VP_API const char *vp_virt_uri(const vp_virt *v);
+
+/* "kvm" when the host can run KVM guests, else "qemu" (TCG). */
+VP_API const char *vp_virt_domain_type(vp_virt *v);
+
+/* Every persistent or running domain on the host. *out is the caller's:
+ * release with vp_virt_domains_free(). */
+VP_API int vp_virt_list(vp_virt *v, vp_virt_domain **out, size_t *count);
+VP_API void vp_virt_domains_free(vp_virt_domain *doms, size_t count);
+
+/* One domain by name; VP_ENOENT when there is none. */
+VP_API int vp_virt_lookup(vp_virt *v, const char *name, vp_virt_domain *out);
+VP_API void vp_virt_domain_release(vp_virt_domain *d);
+
+VP_API int vp_virt_define(vp_virt *v, const char *xml);
+/* Starting a running domain is not an error. */
+VP_API int vp_virt_start(vp_virt *v, const char *name);
+/* Graceful (ACPI) shutdown, then a forced stop after timeout seconds; a
+ * timeout of 0 stops at once. A stopped domain is not an error. */
+VP_API int vp_virt_stop(vp_virt *v, const char *name, double timeout);
+/* Undefines a stopped domain (and its managed save / snapshots metadata);
+ * a missing domain is not an error. */
+VP_API int vp_virt_undefine(vp_virt *v, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

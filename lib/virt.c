@@ -1,0 +1,276 @@
+/* virt.c: libvirt calls behind vp_virt_*, with libvirt's errors turned into ours (text kept). */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "vdipool/error.h"
+#include "vdipool/virt.h"
+#include "util/util.h"
+
+struct vp_virt {
+	virConnectPtr conn;
+	char *uri;
+	const char *domain_type;
+};
+
+/* libvirt prints every error to stderr by default; we report them ourselves. */
+static void silent(void *ud, virErrorPtr err)
+{
+	(void)ud;
+	(void)err;
+}
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init_libvirt(void)
+{
+	virInitialize();
+	virSetErrorFunc(NULL, silent);
+}
+
+static int virt_error(const char *what, const char *subject)
+{
+	const char *msg = virGetLastErrorMessage();
+	int code = virGetLastErrorCode();
+	int rc = code == VIR_ERR_NO_DOMAIN ? VP_ENOENT : code == VIR_ERR_OPERATION_INVALID ? VP_EBUSY : VP_EIO;
+
+	return vp_error_set(VP_ERR_VIRT, rc, "%s '%s': %s", what, subject, msg ? msg : "unknown libvirt error");
+}
+
+int vp_virt_open(vp_virt **out, const char *uri)
+{
+	vp_virt *v;
+
+	pthread_once(&init_once, init_libvirt);
+	*out = NULL;
+	v = calloc(1, sizeof(*v));
+	if (!v || !(v->uri = strdup(uri))) {
+		free(v);
+		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	}
+	v->conn = virConnectOpen(uri);
+	if (!v->conn) {
+		const char *msg = virGetLastErrorMessage();
+		int rc = vp_error_set(VP_ERR_VIRT, VP_EIO,
+				      "cannot connect to libvirt at '%s': %s (is libvirtd running? "
+				      "scripts/libvirt-up.sh starts it)", uri, msg ? msg : "unknown error");
+		free(v->uri);
+		free(v);
+		return rc;
+	}
+	*out = v;
+	return 0;
+}
+
+void vp_virt_free(vp_virt *v)
+{
+	if (!v)
+		return;
+	if (v->conn)
+		virConnectClose(v->conn);
+	free(v->uri);
+	free(v);
+}
+
+const char *vp_virt_uri(const vp_virt *v)
+{
+	return v->uri;
+}
+
+const char *vp_virt_domain_type(vp_virt *v)
+{
+	char *caps;
+
+	if (v->domain_type)
+		return v->domain_type;
+	caps = virConnectGetCapabilities(v->conn);
+	/* The capabilities list <domain type='kvm'/> only where KVM is usable. */
+	v->domain_type = caps && strstr(caps, "<domain type='kvm'") ? "kvm" : "qemu";
+	free(caps);
+	return v->domain_type;
+}
+
+static vp_dom_state map_state(int s)
+{
+	switch (s) {
+	case VIR_DOMAIN_RUNNING:
+	case VIR_DOMAIN_BLOCKED:
+		return VP_DOM_RUNNING;
+	case VIR_DOMAIN_PAUSED:
+	case VIR_DOMAIN_PMSUSPENDED:
+		return VP_DOM_PAUSED;
+	case VIR_DOMAIN_SHUTOFF:
+	case VIR_DOMAIN_CRASHED:
+		return VP_DOM_SHUTOFF;
+	default:
+		return VP_DOM_OTHER;
+	}
+}
+
+static int fill_domain(virDomainPtr dom, vp_virt_domain *d)
+{
+	int state = 0, reason = 0;
+	char *md;
+
+	memset(d, 0, sizeof(*d));
+	d->name = strdup(virDomainGetName(dom));
+	if (!d->name)
+		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	virDomainGetUUIDString(dom, d->uuid);
+	if (virDomainGetState(dom, &state, &reason, 0) == 0)
+		d->state = map_state(state);
+	else
+		d->state = VP_DOM_OTHER;
+	md = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, VP_METADATA_NS, 0);
+	if (md) {
+		/* Metadata that is not ours in shape is treated as no metadata. */
+		d->has_meta = vp_domain_meta_parse(&d->meta, md, strlen(md)) == 0;
+		free(md);
+	}
+	vp_error_clear();
+	return 0;
+}
+
+int vp_virt_list(vp_virt *v, vp_virt_domain **out, size_t *count)
+{
+	virDomainPtr *doms = NULL;
+	vp_virt_domain *list;
+	int n, rc = 0;
+
+	*out = NULL;
+	*count = 0;
+	n = virConnectListAllDomains(v->conn, &doms, 0);
+	if (n < 0)
+		return virt_error("cannot list domains on", v->uri);
+	list = calloc((size_t)n + 1, sizeof(*list));
+	if (!list)
+		rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	for (int i = 0; i < n; i++) {
+		if (rc == 0)
+			rc = fill_domain(doms[i], &list[*count]);
+		if (rc == 0)
+			(*count)++;
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	if (rc < 0) {
+		vp_virt_domains_free(list, *count);
+		*count = 0;
+		return rc;
+	}
+	*out = list;
+	return 0;
+}
+
+void vp_virt_domain_release(vp_virt_domain *d)
+{
+	free(d->name);
+	if (d->has_meta)
+		vp_domain_meta_release(&d->meta);
+	memset(d, 0, sizeof(*d));
+}
+
+void vp_virt_domains_free(vp_virt_domain *doms, size_t count)
+{
+	if (!doms)
+		return;
+	for (size_t i = 0; i < count; i++)
+		vp_virt_domain_release(&doms[i]);
+	free(doms);
+}
+
+int vp_virt_lookup(vp_virt *v, const char *name, vp_virt_domain *out)
+{
+	virDomainPtr dom = virDomainLookupByName(v->conn, name);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!dom)
+		return virt_error("cannot find domain", name);
+	rc = fill_domain(dom, out);
+	virDomainFree(dom);
+	return rc;
+}
+
+int vp_virt_define(vp_virt *v, const char *xml)
+{
+	virDomainPtr dom = virDomainDefineXMLFlags(v->conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+
+	if (!dom)
+		return virt_error("cannot define domain on", v->uri);
+	virDomainFree(dom);
+	return 0;
+}
+
+static int with_domain(vp_virt *v, const char *name, virDomainPtr *dom)
+{
+	*dom = virDomainLookupByName(v->conn, name);
+	if (!*dom)
+		return virt_error("cannot find domain", name);
+	return 0;
+}
+
+int vp_virt_start(vp_virt *v, const char *name)
+{
+	virDomainPtr dom;
+	int rc = with_domain(v, name, &dom);
+
+	if (rc < 0)
+		return rc;
+	if (virDomainIsActive(dom) != 1 && virDomainCreate(dom) < 0)
+		rc = virt_error("cannot start domain", name);
+	virDomainFree(dom);
+	return rc;
+}
+
+static bool wait_inactive(virDomainPtr dom, double timeout)
+{
+	double end = vp_now() + timeout;
+
+	while (vp_now() < end) {
+		if (virDomainIsActive(dom) == 0)
+			return true;
+		usleep(100 * 1000);
+	}
+	return virDomainIsActive(dom) == 0;
+}
+
+int vp_virt_stop(vp_virt *v, const char *name, double timeout)
+{
+	virDomainPtr dom;
+	int rc = with_domain(v, name, &dom);
+
+	if (rc < 0)
+		return rc;
+	if (virDomainIsActive(dom) == 1) {
+		if (timeout > 0 && virDomainShutdown(dom) == 0 && wait_inactive(dom, timeout))
+			goto out;
+		if (virDomainDestroy(dom) < 0 && virDomainIsActive(dom) == 1)
+			rc = virt_error("cannot stop domain", name);
+	}
+out:
+	virDomainFree(dom);
+	return rc;
+}
+
+int vp_virt_undefine(vp_virt *v, const char *name)
+{
+	virDomainPtr dom = virDomainLookupByName(v->conn, name);
+	int rc = 0;
+
+	if (!dom) {
+		vp_error_clear();
+		return 0;
+	}
+	if (virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+				   VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+				   VIR_DOMAIN_UNDEFINE_NVRAM) < 0)
+		rc = virt_error("cannot undefine domain", name);
+	virDomainFree(dom);
+	return rc;
+}
