@@ -178,6 +178,13 @@ verify_image() {
 	log "verify: OK"
 }
 
+mkdir -p "$OUTDIR" || die "cannot create $OUTDIR"
+# Serialise builders sharing OUTDIR (parallel ctest runs): the second one waits, then finds it up to date.
+if command -v flock >/dev/null 2>&1; then
+	exec 9>"$OUTDIR/.lock" || die "cannot open $OUTDIR/.lock"
+	flock -w 900 9 || die "timed out waiting for another build of $OUTDIR (lock $OUTDIR/.lock)"
+fi
+
 if [ "$FORCE" = 0 ] && up_to_date; then
 	log "$OUTDIR is up to date (marker: $(head -c 512 "$OUTDIR/tiny.raw" | tr -d '\000' | head -n 1))"
 	[ "$VERIFY" = 0 ] || verify_image
@@ -187,7 +194,6 @@ fi
 # ---------------------------------------------------------------------------------------------
 # build
 # ---------------------------------------------------------------------------------------------
-mkdir -p "$OUTDIR" || die "cannot create $OUTDIR"
 WORK=$(mktemp -d "$OUTDIR/.build.XXXXXX") || die "cannot create a temporary directory in $OUTDIR"
 trap 'rm -rf "$WORK"' EXIT
 

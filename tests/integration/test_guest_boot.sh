@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Integration test: two linked clones (qcow2 overlays) of the tiny guest boot through the real libvirtd and keep separate markers.
+#
+# Runs scripts/libvirt-up.sh, builds (or reuses) the guest from scripts/build-guest-image.sh in
+# $VP_GUEST_DIR (default ${VP_BUILD_DIR:-<repo>/build}/guest), defines two persistent domains
+# vptest-guest-<pid>-a/-b (direct kernel boot, virtio vda on an overlay, SMBIOS serial = domain
+# name, serial console to a file), boots both, checks markers, shuts both down (ACPI), boots
+# again and checks each sees only its own marker; the base image must be bit-identical after.
+# Cleans up only its own domains and files. Env: VP_GUEST_BOOT_TIMEOUT (s, default 60),
+# VP_GUEST_NET (auto|none|default; auto = NIC on libvirt's 'default' network if it is active),
+# VP_KEEP=1 keeps the work directory (logs, overlays).
+# shellcheck disable=SC2016  # single-quoted bash -c snippets get their values as arguments
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRC=${VP_SOURCE_DIR:-$(cd "$HERE/../.." && pwd)}
+BUILD=${VP_BUILD_DIR:-$SRC/build}
+GUEST_DIR=${VP_GUEST_DIR:-$BUILD/guest}
+BOOT_TIMEOUT=${VP_GUEST_BOOT_TIMEOUT:-60}
+NET_MODE=${VP_GUEST_NET:-auto}
+URI=${VP_LIBVIRT_URI:-qemu:///system}
+PREFIX=vptest-guest-$$-
+NAMES=("${PREFIX}a" "${PREFIX}b")
+
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+check() {  # check DESCRIPTION COMMAND... : PASS/FAIL on the command's status
+	local what=$1; shift
+	if "$@"; then pass "$what"; else fail "$what"; fi
+}
+finish() {
+	echo "$PASSED passed, $FAILED failed"
+	if [ "$FAILED" = 0 ]; then exit 0; else exit 1; fi
+}
+abort() {  # a prerequisite failed: nothing else can be tested
+	fail "$*"
+	finish
+}
+indent() { sed 's/^/# /'; }
+virsh_() { timeout 60 virsh -q -c "$URI" "$@"; }
+
+WORK=
+DEFINED=()
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+	local n
+	for n in "${DEFINED[@]}"; do
+		case "$n" in "$PREFIX"*) ;; *) continue ;; esac  # only ours
+		virsh_ destroy "$n" >/dev/null 2>&1 || true
+		virsh_ undefine "$n" >/dev/null 2>&1 || true
+	done
+	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+		if [ "${VP_KEEP:-0}" = 1 ]; then echo "# kept $WORK"; else rm -rf "$WORK"; fi
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 1. libvirt
+if out=$(bash "$SRC/scripts/libvirt-up.sh" 2>&1); then
+	pass "scripts/libvirt-up.sh: libvirt answers on $URI"
+else
+	indent <<<"$out"
+	abort "scripts/libvirt-up.sh failed"
+fi
+
+# 2. guest image (cached)
+if out=$(bash "$SRC/scripts/build-guest-image.sh" "$GUEST_DIR" 2>&1); then
+	pass "scripts/build-guest-image.sh $GUEST_DIR"
+	indent <<<"$out"
+else
+	indent <<<"$out"
+	abort "scripts/build-guest-image.sh $GUEST_DIR failed"
+fi
+GUEST_DIR=$(cd "$GUEST_DIR" && pwd)
+BASE=$GUEST_DIR/tiny.raw
+BASE_MARKER=$(head -c 512 "$BASE" | tr -d '\000' | head -n 1)
+BASE_SHA=$(sha256sum < "$BASE" | cut -c1-64)
+echo "# base $BASE marker '$BASE_MARKER' sha256 $BASE_SHA"
+
+# QEMU runs as libvirt's unprivileged user: the kernel, initrd and base must be reachable.
+QEMU_USER=$(awk -F'"' '/^[[:space:]]*user[[:space:]]*=/ { print $2 }' /etc/libvirt/qemu.conf 2>/dev/null)
+QEMU_USER=${QEMU_USER:-libvirt-qemu}
+if [ "$(id -u)" = 0 ] && id "$QEMU_USER" >/dev/null 2>&1 && command -v runuser >/dev/null 2>&1; then
+	for f in "$GUEST_DIR/vmlinuz" "$GUEST_DIR/initrd.img"; do
+		runuser -u "$QEMU_USER" -- test -r "$f" \
+			|| abort "$f is not readable by $QEMU_USER (QEMU's user): make its directories world-searchable"
+	done
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/${PREFIX}XXXXXX")
+chmod 0755 "$WORK"  # QEMU (as $QEMU_USER) opens the overlays here
+
+NIC=
+case "$NET_MODE" in
+	none) ;;
+	default|auto)
+		if [ "$(virsh_ net-info default 2>/dev/null | awk '/^Active:/ { print $2 }')" = yes ]; then
+			NIC="<interface type='network'><source network='default'/><model type='virtio'/></interface>"
+		elif [ "$NET_MODE" = default ]; then
+			abort "VP_GUEST_NET=default but libvirt network 'default' is not active"
+		fi
+		;;
+	*) abort "VP_GUEST_NET must be auto, none or default (got '$NET_MODE')" ;;
+esac
+if [ -n "$NIC" ]; then echo "# network: NIC on libvirt network 'default'"; else echo "# network: none"; fi
+
+# domain_xml NAME OVERLAY LOG
+domain_xml() {
+	cat <<EOF
+<domain type='qemu'>
+  <name>$1</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <sysinfo type='smbios'>
+    <system>
+      <entry name='manufacturer'>vdipool</entry>
+      <entry name='product'>vdipool test guest</entry>
+      <entry name='serial'>$1</entry>
+    </system>
+  </sysinfo>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+    <kernel>$GUEST_DIR/vmlinuz</kernel>
+    <initrd>$GUEST_DIR/initrd.img</initrd>
+    <cmdline>console=ttyS0 quiet panic=-1</cmdline>
+    <smbios mode='sysinfo'/>
+  </os>
+  <features><acpi/></features>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>$(command -v qemu-system-x86_64)</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='$2'/>
+      <backingStore type='file'>
+        <format type='raw'/>
+        <source file='$BASE'/>
+      </backingStore>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    $NIC
+    <serial type='file'>
+      <source path='$3' append='off'/>
+      <target port='0'/>
+    </serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+EOF
+}
+
+# 3. two overlays, two domains
+for n in "${NAMES[@]}"; do
+	qemu-img create -q -f qcow2 -b "$BASE" -F raw "$WORK/$n.qcow2" || abort "qemu-img create overlay for $n"
+	domain_xml "$n" "$WORK/$n.qcow2" "$WORK/$n.console" > "$WORK/$n.xml"
+	if out=$(virsh_ define "$WORK/$n.xml" 2>&1); then
+		DEFINED+=("$n")
+	else
+		indent <<<"$out"
+		abort "virsh define $n"
+	fi
+done
+pass "defined ${NAMES[*]}"
+
+declare -A UUID
+for n in "${NAMES[@]}"; do UUID[$n]=$(virsh_ domuuid "$n" | tr -d '[:space:]'); done
+
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+# console_text NAME BOOT -> console log of that boot without CRs
+console_text() { tr -d '\r' < "$WORK/$1.boot$2.log" 2>/dev/null || true; }
+
+# boot_all BOOT: start all domains, wait for VDIPOOL-READY, shut them down, keep logs as NAME.bootN.log
+boot_all() {
+	local boot=$1 n t0 out
+	declare -A started
+	for n in "${NAMES[@]}"; do
+		rm -f "$WORK/$n.console"
+		if out=$(virsh_ start "$n" 2>&1); then
+			started[$n]=$(date +%s.%N)
+		else
+			indent <<<"$out"
+			tail -n 20 "/var/log/libvirt/qemu/$n.log" 2>/dev/null | sed 's/^/# qemu log: /'
+			fail "boot $boot: virsh start $n"
+		fi
+	done
+	t0=$SECONDS
+	for n in "${!started[@]}"; do
+		while ! tr -d '\r' < "$WORK/$n.console" 2>/dev/null | grep -q '^VDIPOOL-READY' \
+			&& [ $((SECONDS - t0)) -lt "$BOOT_TIMEOUT" ]; do
+			sleep 0.2
+		done
+		if tr -d '\r' < "$WORK/$n.console" 2>/dev/null | grep -q '^VDIPOOL-READY'; then
+			pass "boot $boot: $n printed VDIPOOL-READY ($(elapsed "${started[$n]}")s after virsh start;" \
+				"guest $(tr -d '\r' < "$WORK/$n.console" | grep -m1 '^VDIPOOL-READY' | sed 's/.*: //'))"
+		else
+			fail "boot $boot: $n printed no VDIPOOL-READY within ${BOOT_TIMEOUT}s"
+			tail -n 30 "$WORK/$n.console" 2>/dev/null | sed 's/^/# console: /'
+		fi
+	done
+	# Graceful stop: ACPI power button -> the guest's acpid syncs and powers off.
+	for n in "${!started[@]}"; do virsh_ shutdown "$n" >/dev/null 2>&1 || true; done
+	t0=$SECONDS
+	for n in "${!started[@]}"; do
+		while [ "$(virsh_ domstate "$n" 2>/dev/null)" != "shut off" ] && [ $((SECONDS - t0)) -lt 30 ]; do
+			sleep 0.3
+		done
+		if [ "$(virsh_ domstate "$n" 2>/dev/null)" = "shut off" ]; then
+			pass "boot $boot: $n shut down via ACPI (virsh shutdown)"
+		else
+			fail "boot $boot: $n still running 30s after virsh shutdown; destroying it"
+			virsh_ destroy "$n" >/dev/null 2>&1 || true
+		fi
+		mv -f "$WORK/$n.console" "$WORK/$n.boot$boot.log" 2>/dev/null || true
+	done
+}
+
+# shellcheck disable=SC2317  # invoked through check
+has_line() { grep -qxF -- "$2" <<<"$1"; }
+
+# 4. first boot: base marker seen, no clone marker, own marker written
+boot_all 1
+for n in "${NAMES[@]}"; do
+	log=$(console_text "$n" 1)
+	check "boot 1: $n saw the base marker" has_line "$log" "VDIPOOL-BASE-MARKER: $BASE_MARKER"
+	check "boot 1: $n found no clone marker in its fresh overlay" has_line "$log" "VDIPOOL-CLONE-MARKER: (none)"
+	check "boot 1: $n wrote its own clone marker" has_line "$log" "VDIPOOL-WROTE: VDIPOOL-CLONE $n"
+	check "boot 1: $n SMBIOS uuid is the domain uuid ${UUID[$n]}" grep -q "^VDIPOOL-IDENTITY: .* uuid=${UUID[$n]}\$" <<<"$log"
+done
+
+# 5. second boot: each sees only its own marker, nothing rewritten
+boot_all 2
+for n in "${NAMES[@]}"; do
+	log=$(console_text "$n" 2)
+	check "boot 2: $n saw the base marker" has_line "$log" "VDIPOOL-BASE-MARKER: $BASE_MARKER"
+	check "boot 2: $n saw its own clone marker" has_line "$log" "VDIPOOL-CLONE-MARKER: VDIPOOL-CLONE $n"
+	check "boot 2: $n marker matches its identity" has_line "$log" "VDIPOOL-CLONE-MATCH: yes"
+	check "boot 2: $n saw exactly one clone marker" test "$(grep -c '^VDIPOOL-CLONE-MARKER:' <<<"$log")" = 1
+	for other in "${NAMES[@]}"; do
+		[ "$other" != "$n" ] || continue
+		check "boot 2: $n saw nothing of $other" bash -c '! grep -qF -- "$1" <<<"$2"' _ "$other" "$log"
+	done
+	check "boot 2: $n did not write again" bash -c '! grep -q "^VDIPOOL-WROTE" <<<"$1"' _ "$log"
+done
+
+# 6. the base is untouched; the overlays still point at it
+check "base image sha256 unchanged ($BASE_SHA)" test "$(sha256sum < "$BASE" | cut -c1-64)" = "$BASE_SHA"
+for n in "${NAMES[@]}"; do
+	check "$n overlay still backed by the base (raw)" \
+		bash -c 'qemu-img info -U --output=json "$1" | grep -q "\"backing-filename-format\": \"raw\""' _ "$WORK/$n.qcow2"
+done
+
+finish
