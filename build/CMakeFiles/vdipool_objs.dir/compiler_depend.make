@@ -1,2 +1,0 @@
-# Empty compiler generated dependencies file for vdipool_objs.
-# This may be replaced when dependencies are built.

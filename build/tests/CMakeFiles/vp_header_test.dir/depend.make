@@ -1,2 +1,0 @@
-# Empty dependencies file for vp_header_test.
-# This may be replaced when dependencies are built.
