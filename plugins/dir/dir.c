@@ -1,0 +1,713 @@
+/* dir.c: the `dir` storage plugin: bases and qcow2 deltas as files in a local directory tree. */
+/*
+ * Layout under the tier's directory:
+ *   bases/<name>/<version>/disk.qcow2|disk.raw (0444) + manifest
+ *   bases/.import-<name>-<version>-<pid>/        an import in progress
+ *   deltas/<pool>/<clone>.qcow2                  backing file = absolute base path
+ *   data/<pool>/<clone>.qcow2                    standalone data disks
+ * Self-contained on purpose (libc, plugin.h, the qcow2 API): it is also the
+ * example of how to write a plugin, and it is compiled into libvdipool too.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vdipool/error.h"
+#include "vdipool/plugin.h"
+#include "vdipool/qcow2.h"
+
+#define MANIFEST_MAX (64 * 1024)
+
+static const vp_plugin_host *host;
+
+struct dir_tier {
+	char root[PATH_MAX];
+};
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static int os_error(int errnum, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int os_error(int errnum, const char *fmt, ...)
+{
+	char msg[PATH_MAX + 256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return host->error(errnum == ENOENT ? VP_ENOENT : VP_EIO,
+			   "%s: %s", msg, strerror(errnum));
+}
+
+/* Errors of libvdipool calls (the qcow2 API) go through the host: it may be
+ * another copy of the library with its own error records. */
+static int forward_error(int rc)
+{
+	return host->error(rc, "%s", vp_error_last()->message);
+}
+
+static int mkpath(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int mkpath(char *buf, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, PATH_MAX, fmt, ap);
+	va_end(ap);
+	if (n < 0 || n >= PATH_MAX)
+		return host->error(VP_EINVAL, "path too long: '%.64s...'", buf);
+	return 0;
+}
+
+/* One path component we create: not empty, no '/', not hidden (dot names are ours). */
+static int component_ok(const char *what, const char *s)
+{
+	if (!s || !*s || s[0] == '.' || strchr(s, '/') || strlen(s) >= VP_PLUGIN_NAME_MAX)
+		return host->error(VP_EINVAL, "invalid %s '%s'", what, s ? s : "");
+	return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s", path);
+	for (char *s = p + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return os_error(errno, "cannot create directory '%s'", p);
+		if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+			return host->error(VP_EIO, "'%s' exists and is not a directory", p);
+		*s = c;
+		if (!c)
+			return 0;
+	}
+}
+
+static int fsync_path(const char *path, int dir)
+{
+	int fd = open(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return os_error(errno, "cannot open '%s'", path);
+	if (fsync(fd) < 0 && errno != EINVAL) {
+		int e = errno;
+		close(fd);
+		return os_error(e, "cannot fsync '%s'", path);
+	}
+	close(fd);
+	return 0;
+}
+
+static int fsync_parent(const char *path)
+{
+	char d[PATH_MAX];
+	char *slash;
+
+	snprintf(d, sizeof(d), "%s", path);
+	slash = strrchr(d, '/');
+	if (!slash)
+		return 0;
+	*(slash == d ? slash + 1 : slash) = '\0';
+	return fsync_path(d, 1);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return (flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static int rm_rf(const char *path)
+{
+	if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+		return os_error(errno, "cannot remove '%s'", path);
+	return 0;
+}
+
+static void fill_stat(vp_image_info *out, const struct stat *st)
+{
+	out->size = (uint64_t)st->st_size;
+	out->allocated = (uint64_t)st->st_blocks * 512;
+	out->mtime_sec = (int64_t)st->st_mtim.tv_sec;
+	out->mtime_nsec = st->st_mtim.tv_nsec;
+}
+
+/* ---- tiers ------------------------------------------------------------------ */
+
+static int dir_load(const vp_plugin_host *h)
+{
+	host = h;
+	return 0;
+}
+
+static int dir_open(const vp_tier_config *cfg, void **tier)
+{
+	struct dir_tier *t;
+
+	if (!cfg->path || cfg->path[0] != '/')
+		return host->error(VP_EINVAL, "tier '%s': the dir backend needs an absolute path",
+				   cfg->tier ? cfg->tier : "");
+	if (cfg->nparams)
+		return host->error(VP_EINVAL, "tier '%s': the dir backend has no setting '%s'",
+				   cfg->tier ? cfg->tier : "", cfg->params[0].key);
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return host->error(VP_ENOMEM, "out of memory");
+	/* Canonical when it exists, so base locations (and the backing names
+	 * written into deltas) do not depend on how the path was spelled. */
+	if (!realpath(cfg->path, t->root))
+		snprintf(t->root, sizeof(t->root), "%s", cfg->path);
+	*tier = t;
+	return 0;
+}
+
+static void dir_close(void *tier) { free(tier); }
+
+/* ---- bases -------------------------------------------------------------------- */
+
+static int stage_dir(char *buf, const struct dir_tier *t, const char *name, const char *version,
+		     long pid)
+{
+	return mkpath(buf, "%s/bases/.import-%s-%s-%ld", t->root, name, version, pid);
+}
+
+/* The image file in a version (or staging) directory; its format into fmt. */
+static int find_image(char *path, const char *dir, char *fmt, size_t fmtlen)
+{
+	static const char *const fmts[] = { "qcow2", "raw" };
+
+	for (size_t i = 0; i < 2; i++) {
+		if (mkpath(path, "%s/disk.%s", dir, fmts[i]) < 0)
+			return VP_EINVAL;
+		if (access(path, F_OK) == 0) {
+			if (fmt)
+				snprintf(fmt, fmtlen, "%s", fmts[i]);
+			return 0;
+		}
+	}
+	return host->error(VP_ENOENT, "no image in '%s'", dir);
+}
+
+static int base_dir(char *buf, const struct dir_tier *t, const char *name, const char *version,
+		    int staged)
+{
+	if (component_ok("base name", name) < 0 || component_ok("version", version) < 0)
+		return VP_EINVAL;
+	if (staged)
+		return stage_dir(buf, t, name, version, (long)getpid());
+	return mkpath(buf, "%s/bases/%s/%s", t->root, name, version);
+}
+
+/* Removes .import-<name>-<version>-<pid> directories whose process is gone. */
+static void sweep_stale(const struct dir_tier *t, const char *name, const char *version)
+{
+	char bases[PATH_MAX], prefix[256], victim[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+
+	if (mkpath(bases, "%s/bases", t->root) < 0 || !(d = opendir(bases)))
+		return;
+	snprintf(prefix, sizeof(prefix), ".import-%s-%s-", name, version);
+	while ((e = readdir(d))) {
+		const char *rest;
+		char *end;
+		long pid;
+
+		if (strncmp(e->d_name, prefix, strlen(prefix)))
+			continue;
+		rest = e->d_name + strlen(prefix);
+		pid = strtol(rest, &end, 10);
+		if (end == rest || *end || pid <= 0)
+			continue;
+		/* A live process other than us is importing the same version right now. */
+		if (pid != (long)getpid() && !(kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+			continue;
+		if (mkpath(victim, "%s/%s", bases, e->d_name) == 0)
+			rm_rf(victim);
+	}
+	closedir(d);
+}
+
+static int dir_base_stage(void *tier, const char *name, const char *version, const char *format,
+			  vp_image_info *staged)
+{
+	struct dir_tier *t = tier;
+	char dir[PATH_MAX];
+	int rc;
+
+	if (strcmp(format, "qcow2") && strcmp(format, "raw"))
+		return host->error(VP_EINVAL, "the dir backend stores qcow2 or raw, not '%s'", format);
+	if ((rc = base_dir(dir, t, name, version, 1)) < 0)
+		return rc;
+	sweep_stale(t, name, version);
+	if ((rc = mkpath(staged->location, "%s/bases", t->root)) < 0 ||
+	    (rc = mkdir_p(staged->location)) < 0)
+		return rc;
+	if (mkdir(dir, 0755) < 0)
+		return os_error(errno, "cannot create staging directory '%s'", dir);
+	snprintf(staged->name, sizeof(staged->name), "%s", name);
+	snprintf(staged->version, sizeof(staged->version), "%s", version);
+	snprintf(staged->format, sizeof(staged->format), "%s", format);
+	return mkpath(staged->location, "%s/disk.%s", dir, format);
+}
+
+static int write_manifest(const char *dir, const char *text)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	size_t len = strlen(text);
+	int fd, rc;
+
+	if ((rc = mkpath(tmp, "%s/.manifest.tmp", dir)) < 0 ||
+	    (rc = mkpath(path, "%s/manifest", dir)) < 0)
+		return rc;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
+	if (fd < 0)
+		return os_error(errno, "cannot create '%s'", tmp);
+	if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0) {
+		int e = errno ? errno : EIO;
+		close(fd);
+		unlink(tmp);
+		return os_error(e, "cannot write '%s'", tmp);
+	}
+	close(fd);
+	if (rename(tmp, path) < 0)
+		return os_error(errno, "cannot rename '%s'", tmp);
+	return fsync_path(dir, 1);
+}
+
+/* Publishes the staged import: image read-only and durable, manifest last,
+ * then one rename makes the version appear complete or not at all. */
+static int dir_base_commit(void *tier, const char *name, const char *version, const char *manifest)
+{
+	struct dir_tier *t = tier;
+	char stage[PATH_MAX], img[PATH_MAX], final[PATH_MAX], parent[PATH_MAX];
+	int rc;
+
+	if ((rc = base_dir(stage, t, name, version, 1)) < 0 ||
+	    (rc = base_dir(final, t, name, version, 0)) < 0 ||
+	    (rc = mkpath(parent, "%s/bases/%s", t->root, name)) < 0 ||
+	    (rc = find_image(img, stage, NULL, 0)) < 0)
+		return rc;
+	if (chmod(img, 0444) < 0)
+		return os_error(errno, "cannot make '%s' read-only", img);
+	if ((rc = fsync_path(img, 0)) < 0 || (rc = write_manifest(stage, manifest)) < 0 ||
+	    (rc = mkdir_p(parent)) < 0)
+		return rc;
+	if (rename(stage, final) < 0) {
+		if (errno == EEXIST || errno == ENOTEMPTY)
+			return host->error(VP_EEXIST, "base '%s@%s' exists already", name, version);
+		return os_error(errno, "cannot rename '%s' to '%s'", stage, final);
+	}
+	if ((rc = fsync_path(parent, 1)) < 0)
+		return rc;
+	return fsync_parent(parent);
+}
+
+static int dir_base_abort(void *tier, const char *name, const char *version)
+{
+	char stage[PATH_MAX];
+	int rc = base_dir(stage, tier, name, version, 1);
+
+	return rc < 0 ? rc : rm_rf(stage);
+}
+
+static int dir_base_read(void *tier, const char *name, const char *version, int staged, void *buf,
+			 size_t len, uint64_t offset, size_t *got)
+{
+	char dir[PATH_MAX], img[PATH_MAX];
+	ssize_t r;
+	int fd, rc;
+
+	*got = 0;
+	if ((rc = base_dir(dir, tier, name, version, staged)) < 0 ||
+	    (rc = find_image(img, dir, NULL, 0)) < 0)
+		return rc;
+	fd = open(img, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return os_error(errno, "cannot open '%s'", img);
+	do
+		r = pread(fd, buf, len, (off_t)offset);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		int e = errno;
+		close(fd);
+		return os_error(e, "cannot read '%s'", img);
+	}
+	close(fd);
+	*got = (size_t)r;
+	return 0;
+}
+
+static int stat_image(const char *img, const char *fmt, vp_image_info *out)
+{
+	struct stat st;
+	vp_qcow2_info qi;
+	int rc;
+
+	if (stat(img, &st) < 0)
+		return os_error(errno, "cannot stat '%s'", img);
+	fill_stat(out, &st);
+	snprintf(out->format, sizeof(out->format), "%s", fmt);
+	snprintf(out->location, sizeof(out->location), "%s", img);
+	out->virtual_size = out->size;
+	if (strcmp(fmt, "qcow2"))
+		return 0;
+	if ((rc = vp_qcow2_read_info(&qi, img)) < 0)
+		return forward_error(rc);
+	out->virtual_size = qi.virtual_size;
+	if (qi.has_backing && qi.backing_file[0] == '/')
+		snprintf(out->backing, sizeof(out->backing), "%s", qi.backing_file);
+	else if (qi.has_backing) {
+		const char *slash = strrchr(img, '/');
+		snprintf(out->backing, sizeof(out->backing), "%.*s/%s", (int)(slash - img), img,
+			 qi.backing_file);
+	}
+	return 0;
+}
+
+static int dir_base_stat(void *tier, const char *name, const char *version, vp_image_info *out)
+{
+	char dir[PATH_MAX], img[PATH_MAX], fmt[16], manifest[PATH_MAX];
+	int rc;
+
+	if ((rc = base_dir(dir, tier, name, version, 0)) < 0 ||
+	    (rc = mkpath(manifest, "%s/manifest", dir)) < 0)
+		return rc;
+	if (access(manifest, F_OK) < 0)
+		return host->error(VP_ENOENT, "no base '%s@%s'", name, version);
+	if ((rc = find_image(img, dir, fmt, sizeof(fmt))) < 0 || (rc = stat_image(img, fmt, out)) < 0)
+		return rc;
+	snprintf(out->name, sizeof(out->name), "%s", name);
+	snprintf(out->version, sizeof(out->version), "%s", version);
+	return 0;
+}
+
+static int dir_base_manifest(void *tier, const char *name, const char *version, char **text)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	char *buf;
+	ssize_t n;
+	int fd, rc;
+
+	*text = NULL;
+	if ((rc = base_dir(dir, tier, name, version, 0)) < 0 ||
+	    (rc = mkpath(path, "%s/manifest", dir)) < 0)
+		return rc;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return os_error(errno, "cannot open manifest of '%s@%s'", name, version);
+	buf = malloc(MANIFEST_MAX + 1);
+	n = buf ? read(fd, buf, MANIFEST_MAX + 1) : -1;
+	close(fd);
+	if (n < 0 || n > MANIFEST_MAX) {
+		free(buf);
+		return host->error(VP_EIO, "cannot read '%s': %s", path,
+				   n > MANIFEST_MAX ? "too large" : "read error");
+	}
+	buf[n] = '\0';
+	*text = buf;
+	return 0;
+}
+
+static int dir_base_remove(void *tier, const char *name, const char *version)
+{
+	struct dir_tier *t = tier;
+	char dir[PATH_MAX], trash[PATH_MAX], parent[PATH_MAX];
+	int rc;
+
+	if ((rc = base_dir(dir, t, name, version, 0)) < 0 ||
+	    (rc = mkpath(trash, "%s/bases/.remove-%s-%s-%ld", t->root, name, version, (long)getpid())) < 0 ||
+	    (rc = mkpath(parent, "%s/bases/%s", t->root, name)) < 0)
+		return rc;
+	/* Rename first: the version disappears at once, the slow delete follows. */
+	if (rename(dir, trash) < 0)
+		return os_error(errno, "cannot remove base '%s@%s'", name, version);
+	if ((rc = fsync_path(parent, 1)) < 0 || (rc = rm_rf(trash)) < 0)
+		return rc;
+	if (rmdir(parent) == 0)
+		fsync_parent(parent);
+	return 0;
+}
+
+typedef int (*entry_fn)(void *tier, const char *dir, const char *entry, void *ctx);
+
+/* Calls fn for each non-hidden entry of dir, sorted; a missing dir is empty. */
+static int each_entry(void *tier, const char *dir, entry_fn fn, void *ctx)
+{
+	struct dirent **list = NULL;
+	int n = scandir(dir, &list, NULL, alphasort);
+	int rc = 0;
+
+	if (n < 0)
+		return errno == ENOENT ? 0 : os_error(errno, "cannot list '%s'", dir);
+	for (int i = 0; i < n; i++) {
+		if (rc == 0 && list[i]->d_name[0] != '.')
+			rc = fn(tier, dir, list[i]->d_name, ctx);
+		free(list[i]);
+	}
+	free(list);
+	return rc;
+}
+
+struct list_ctx {
+	vp_plugin_list_fn fn;
+	void *ctx;
+	const char *name;
+	const char *pool;
+	int kind;
+	char cur[VP_PLUGIN_NAME_MAX];
+};
+
+static int list_version(void *tier, const char *dir, const char *version, void *ctx)
+{
+	struct list_ctx *lc = ctx;
+	vp_image_info info;
+	char manifest[PATH_MAX];
+
+	(void)dir;
+	memset(&info, 0, sizeof(info));
+	if (mkpath(manifest, "%s/%s/manifest", dir, version) < 0 || access(manifest, F_OK) < 0)
+		return 0; /* not a published version */
+	if (dir_base_stat(tier, lc->cur, version, &info) < 0)
+		return VP_EIO;
+	return lc->fn(lc->ctx, &info);
+}
+
+static int list_name(void *tier, const char *dir, const char *name, void *ctx)
+{
+	struct list_ctx *lc = ctx;
+	char sub[PATH_MAX];
+
+	if (lc->name && strcmp(lc->name, name))
+		return 0;
+	snprintf(lc->cur, sizeof(lc->cur), "%s", name);
+	if (mkpath(sub, "%s/%s", dir, name) < 0)
+		return VP_EINVAL;
+	return each_entry(tier, sub, list_version, lc);
+}
+
+static int dir_base_list(void *tier, const char *name, vp_plugin_list_fn fn, void *ctx)
+{
+	struct dir_tier *t = tier;
+	struct list_ctx lc = { .fn = fn, .ctx = ctx, .name = name };
+	char bases[PATH_MAX];
+
+	if (mkpath(bases, "%s/bases", t->root) < 0)
+		return VP_EINVAL;
+	return each_entry(tier, bases, list_name, &lc);
+}
+
+/* ---- deltas and data disks ------------------------------------------------------ */
+
+static int disk_path(char *buf, const struct dir_tier *t, int kind, const char *pool,
+		     const char *clone)
+{
+	if (kind != VP_DISK_DELTA && kind != VP_DISK_DATA)
+		return host->error(VP_EINVAL, "invalid disk kind %d", kind);
+	if (component_ok("pool name", pool) < 0 || component_ok("clone name", clone) < 0)
+		return VP_EINVAL;
+	return mkpath(buf, "%s/%s/%s/%s.qcow2", t->root, kind == VP_DISK_DELTA ? "deltas" : "data",
+		      pool, clone);
+}
+
+static int dir_delta_stat(void *tier, int kind, const char *pool, const char *clone,
+			  vp_image_info *out)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	if ((rc = disk_path(path, tier, kind, pool, clone)) < 0 ||
+	    (rc = stat_image(path, "qcow2", out)) < 0)
+		return rc;
+	snprintf(out->name, sizeof(out->name), "%s", clone);
+	snprintf(out->pool, sizeof(out->pool), "%s", pool);
+	out->kind = kind;
+	return 0;
+}
+
+static int create_disk(const char *path, const vp_delta_request *req, unsigned flags)
+{
+	vp_qcow2_create_opts o;
+	char dir[PATH_MAX];
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	if ((rc = mkdir_p(dir)) < 0)
+		return rc;
+	vp_qcow2_create_opts_init(&o);
+	if (req->kind == VP_DISK_DELTA) {
+		o.backing_file = req->base_location;
+		o.backing_format = req->base_format;
+	}
+	o.size = req->size;
+	o.prealloc = (flags & VP_DELTA_PREALLOC_METADATA) ? VP_QCOW2_PREALLOC_METADATA
+							    : VP_QCOW2_PREALLOC_OFF;
+	o.extended_l2 = req->kind == VP_DISK_DELTA && (flags & VP_DELTA_PREALLOC_METADATA);
+	o.overwrite = (flags & VP_DELTA_OVERWRITE) != 0;
+	o.mode = 0600; /* guest data: libvirt relabels it for QEMU */
+	rc = vp_qcow2_create(path, &o);
+	return rc < 0 ? forward_error(rc) : 0;
+}
+
+static int dir_delta_create(void *tier, const vp_delta_request *req, vp_image_info *out)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	if ((rc = disk_path(path, tier, req->kind, req->pool, req->clone)) < 0)
+		return rc;
+	if (req->kind == VP_DISK_DELTA && (!req->base_location || req->base_location[0] != '/'))
+		return host->error(VP_EINVAL, "delta '%s/%s': the base must be an absolute path",
+				   req->pool, req->clone);
+	if (req->kind == VP_DISK_DATA && !req->size)
+		return host->error(VP_EINVAL, "data disk '%s/%s': size is required", req->pool,
+				   req->clone);
+	if ((rc = create_disk(path, req, req->flags)) < 0)
+		return rc;
+	return out ? dir_delta_stat(tier, req->kind, req->pool, req->clone, out) : 0;
+}
+
+static int dir_delta_remove(void *tier, int kind, const char *pool, const char *clone)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	if ((rc = disk_path(path, tier, kind, pool, clone)) < 0)
+		return rc;
+	if (unlink(path) < 0)
+		return os_error(errno, "cannot remove '%s'", path);
+	return fsync_parent(path);
+}
+
+static int list_disk(void *tier, const char *dir, const char *file, void *ctx)
+{
+	struct list_ctx *lc = ctx;
+	vp_image_info info;
+	size_t n = strlen(file);
+	char clone[VP_PLUGIN_NAME_MAX];
+
+	(void)dir;
+	if (n <= 6 || strcmp(file + n - 6, ".qcow2") || n - 6 >= sizeof(clone))
+		return 0;
+	snprintf(clone, sizeof(clone), "%.*s", (int)(n - 6), file);
+	memset(&info, 0, sizeof(info));
+	/* An unreadable delta fails the listing: guessing its backing file
+	 * wrongly could let a base be deleted under it. */
+	if (dir_delta_stat(tier, lc->kind, lc->cur, clone, &info) < 0)
+		return VP_EIO;
+	return lc->fn(lc->ctx, &info);
+}
+
+static int list_pool(void *tier, const char *dir, const char *pool, void *ctx)
+{
+	struct list_ctx *lc = ctx;
+	char sub[PATH_MAX];
+
+	if (lc->pool && strcmp(lc->pool, pool))
+		return 0;
+	snprintf(lc->cur, sizeof(lc->cur), "%s", pool);
+	if (mkpath(sub, "%s/%s", dir, pool) < 0)
+		return VP_EINVAL;
+	return each_entry(tier, sub, list_disk, lc);
+}
+
+static int dir_delta_list(void *tier, const char *pool, vp_plugin_list_fn fn, void *ctx)
+{
+	struct dir_tier *t = tier;
+	struct list_ctx lc = { .fn = fn, .ctx = ctx, .pool = pool };
+	char top[PATH_MAX];
+	int rc;
+
+	for (int kind = VP_DISK_DELTA; kind <= VP_DISK_DATA; kind++) {
+		lc.kind = kind;
+		if ((rc = mkpath(top, "%s/%s", t->root, kind == VP_DISK_DELTA ? "deltas" : "data")) < 0 ||
+		    (rc = each_entry(tier, top, list_pool, &lc)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int dir_delta_rebase(void *tier, const char *pool, const char *clone,
+			    const char *base_location, const char *base_format)
+{
+	vp_delta_request req = { .kind = VP_DISK_DELTA, .pool = pool, .clone = clone,
+				 .base_location = base_location, .base_format = base_format };
+	char path[PATH_MAX];
+	vp_qcow2_info qi;
+	int rc;
+
+	if ((rc = disk_path(path, tier, VP_DISK_DELTA, pool, clone)) < 0)
+		return rc;
+	if ((rc = vp_qcow2_read_info(&qi, path)) < 0)
+		return forward_error(rc);
+	/* Keep the delta's flavour: extended L2 means it was preallocated. */
+	req.flags = VP_DELTA_OVERWRITE | (qi.extended_l2 ? VP_DELTA_PREALLOC_METADATA : 0);
+	return create_disk(path, &req, req.flags);
+}
+
+static int dir_delta_flatten(void *tier, const char *pool, const char *clone)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int rc;
+
+	if ((rc = disk_path(path, tier, VP_DISK_DELTA, pool, clone)) < 0 ||
+	    (rc = mkpath(tmp, "%s.flatten-%ld.tmp", path, (long)getpid())) < 0)
+		return rc;
+	{
+		const char *argv[] = { "qemu-img", "convert", "-f", "qcow2", "-O", "qcow2",
+				       path, tmp, NULL };
+		rc = host->run(argv);
+	}
+	if (rc == 0)
+		rc = fsync_path(tmp, 0);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = os_error(errno, "cannot rename '%s'", tmp);
+	if (rc < 0) {
+		unlink(tmp);
+		return rc;
+	}
+	return fsync_parent(path);
+}
+
+static vp_plugin_ops dir_ops = {
+	.name = "dir",
+	.version = "1.0",
+	.description = "bases and qcow2 deltas as files in a local directory",
+	.capabilities = VP_CAP_LINKED_CLONE | VP_CAP_PREALLOC_METADATA | VP_CAP_REBASE | VP_CAP_FLATTEN,
+	.load = dir_load,
+	.open = dir_open,
+	.close = dir_close,
+	.base_stage = dir_base_stage,
+	.base_commit = dir_base_commit,
+	.base_abort = dir_base_abort,
+	.base_read = dir_base_read,
+	.base_stat = dir_base_stat,
+	.base_manifest = dir_base_manifest,
+	.base_remove = dir_base_remove,
+	.base_list = dir_base_list,
+	.delta_create = dir_delta_create,
+	.delta_stat = dir_delta_stat,
+	.delta_remove = dir_delta_remove,
+	.delta_list = dir_delta_list,
+	.delta_rebase = dir_delta_rebase,
+	.delta_flatten = dir_delta_flatten,
+};
+
+VP_REGISTER_PLUGIN(dir_ops);
