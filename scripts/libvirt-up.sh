@@ -135,7 +135,7 @@ start_daemon() {
 	if [ "${VP_LIBVIRT_DEBUG:-0}" = 1 ]; then level=1; filters="3:rpc 3:event 3:util.object 3:util.json 3:util.threadpool"; fi
 	log "starting $name"
 	LIBVIRT_LOG_OUTPUTS="$level:file:$RUN_DIR/$name.log" LIBVIRT_LOG_FILTERS="$filters" \
-		"$name" -d >>"$RUN_DIR/$name.log" 2>&1 || { tail_logs; die "'$name -d' failed to start"; }
+		"$name" -d >>"$RUN_DIR/$name.log" 2>&1 8>&- || { tail_logs; die "'$name -d' failed to start"; }
 	for _ in $(seq 50); do
 		pid=$(daemon_pid "$name") && break
 		sleep 0.1
@@ -260,6 +260,13 @@ fi
 mkdir -p "$RUN_DIR" /run/libvirt /var/log/libvirt/qemu /var/lib/libvirt/qemu \
 	|| die "cannot create $RUN_DIR or libvirt's state directories"
 chmod 0755 "$RUN_DIR"
+# Serialise concurrent callers (parallel ctest): the second waits, then finds libvirt answering.
+exec 8>"$RUN_DIR/lock" || die "cannot open $RUN_DIR/lock"
+flock -w $((TIMEOUT + 120)) 8 || die "timed out waiting for another $PROG (lock $RUN_DIR/lock)"
+if virsh_ok; then
+	log "libvirt answers on $URI (started by a concurrent $PROG)"
+	exit 0
+fi
 
 if pid=$(daemon_pid libvirtd); then
 	# Running but not answering: hung, or still starting up. Give it the bounded wait.
