@@ -356,6 +356,7 @@ static int dir_base_read(void *tier, const char *name, const char *version, int 
 
 static int stat_image(const char *img, const char *fmt, vp_image_info *out)
 {
+	char real[PATH_MAX];
 	struct stat st;
 	vp_qcow2_info qi;
 	int rc;
@@ -371,25 +372,30 @@ static int stat_image(const char *img, const char *fmt, vp_image_info *out)
 	if ((rc = vp_qcow2_read_info(&qi, img)) < 0)
 		return forward_error(rc);
 	out->virtual_size = qi.virtual_size;
-	if (qi.has_backing && qi.backing_file[0] == '/')
+	if (!qi.has_backing)
+		return 0;
+	if (qi.backing_file[0] == '/')
 		snprintf(out->backing, sizeof(out->backing), "%s", qi.backing_file);
-	else if (qi.has_backing) {
-		const char *slash = strrchr(img, '/');
-		snprintf(out->backing, sizeof(out->backing), "%.*s/%s", (int)(slash - img), img,
-			 qi.backing_file);
-	}
+	else
+		snprintf(out->backing, sizeof(out->backing), "%.*s/%s",
+			 (int)(strrchr(img, '/') - img), img, qi.backing_file);
+	/* Canonical, so that it compares equal to the base's location however
+	 * the delta's creator spelled the path. */
+	if (realpath(out->backing, real))
+		snprintf(out->backing, sizeof(out->backing), "%s", real);
 	return 0;
 }
 
-static int dir_base_stat(void *tier, const char *name, const char *version, vp_image_info *out)
+static int dir_base_stat(void *tier, const char *name, const char *version, int staged,
+			 vp_image_info *out)
 {
 	char dir[PATH_MAX], img[PATH_MAX], fmt[16], manifest[PATH_MAX];
 	int rc;
 
-	if ((rc = base_dir(dir, tier, name, version, 0)) < 0 ||
+	if ((rc = base_dir(dir, tier, name, version, staged)) < 0 ||
 	    (rc = mkpath(manifest, "%s/manifest", dir)) < 0)
 		return rc;
-	if (access(manifest, F_OK) < 0)
+	if (!staged && access(manifest, F_OK) < 0)
 		return host->error(VP_ENOENT, "no base '%s@%s'", name, version);
 	if ((rc = find_image(img, dir, fmt, sizeof(fmt))) < 0 || (rc = stat_image(img, fmt, out)) < 0)
 		return rc;
@@ -484,7 +490,7 @@ static int list_version(void *tier, const char *dir, const char *version, void *
 	memset(&info, 0, sizeof(info));
 	if (mkpath(manifest, "%s/%s/manifest", dir, version) < 0 || access(manifest, F_OK) < 0)
 		return 0; /* not a published version */
-	if (dir_base_stat(tier, lc->cur, version, &info) < 0)
+	if (dir_base_stat(tier, lc->cur, version, 0, &info) < 0)
 		return VP_EIO;
 	return lc->fn(lc->ctx, &info);
 }

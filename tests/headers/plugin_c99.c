@@ -8,8 +8,12 @@ static int c99_open(const vp_tier_config *cfg, void **tier)
 	return 0;
 }
 
+/* Designated initialisers: the way plugins are meant to fill the table. */
 static vp_plugin_ops c99_ops = {
-	0, 0, "c99", "1", "header test", VP_CAP_LINKED_CLONE, 0, 0, c99_open,
+	.name = "c99",
+	.version = "1",
+	.capabilities = VP_CAP_LINKED_CLONE | VP_CAP_SHARED,
+	.open = c99_open,
 };
 
 VP_REGISTER_PLUGIN(c99_ops);

@@ -192,7 +192,8 @@ typedef struct vp_plugin_ops {
 	 * *got = 0 at the end. The host computes SHA-256 from these bytes. */
 	int (*base_read)(void *tier, const char *name, const char *version, int staged,
 			 void *buf, size_t len, uint64_t offset, size_t *got);
-	int (*base_stat)(void *tier, const char *name, const char *version, vp_image_info *out);
+	int (*base_stat)(void *tier, const char *name, const char *version, int staged,
+			 vp_image_info *out);
 	int (*base_manifest)(void *tier, const char *name, const char *version, char **text);
 	int (*base_remove)(void *tier, const char *name, const char *version);
 	/* name NULL: every base */

@@ -1,0 +1,132 @@
+/* vdipool/store.h: the versioned golden base store: import, list, verify, remove, references, gc. */
+#ifndef VDIPOOL_STORE_H
+#define VDIPOOL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vdipool/common.h"
+#include "vdipool/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A base tier (where golden images live) plus the delta tiers whose deltas
+ * reference them. Opaque; not thread-safe (use one per thread). */
+typedef struct vp_store vp_store;
+
+typedef struct vp_store_tier {
+	const char *driver;     /* storage plugin name, e.g. "dir" */
+	vp_tier_config config;  /* strings are copied by vp_store_open */
+} vp_store_tier;
+
+/* Opens the tiers through their plugins. ndelta == 0: the base tier holds
+ * the deltas too. Free with vp_store_free. */
+VP_API int vp_store_open(vp_store **out, const vp_store_tier *base,
+			 const vp_store_tier *deltas, size_t ndelta);
+
+/* The store without a spec: one `dir` tier at `root` for bases and deltas. */
+VP_API int vp_store_open_root(vp_store **out, const char *root);
+VP_API void vp_store_free(vp_store *s);
+
+/* Progress of a long operation. phase: "convert" (import copy) or "hash".
+ * total may be 0 when unknown. May be called from a helper thread. */
+typedef void (*vp_store_progress_fn)(void *ctx, const char *phase, uint64_t done, uint64_t total);
+
+/* What the store knows about one base version (plain data, no release). */
+typedef struct vp_base_info {
+	char name[VP_PLUGIN_NAME_MAX];
+	char version[VP_PLUGIN_NAME_MAX];
+	char tier[VP_PLUGIN_NAME_MAX];          /* the base tier's name */
+	char sha256[65];                        /* lowercase hex */
+	char format[16];                        /* stored format: qcow2 or raw */
+	char source_format[16];                 /* format of the imported file */
+	char imported[40];                      /* UTC, "2026-01-02T03:04:05.123456Z" */
+	char parent[VP_PLUGIN_NAME_MAX];        /* version it derives from; "" none */
+	char source[VP_PLUGIN_LOCATION_MAX];    /* the imported file (absolute) */
+	char location[VP_PLUGIN_LOCATION_MAX];  /* what deltas back onto */
+	uint64_t virtual_size;
+	uint64_t disk_bytes;                    /* bytes on disk at import */
+	uint64_t image_size;                    /* image file size at import */
+	int64_t image_mtime_sec;                /* image mtime at import; 0: not known */
+	long image_mtime_nsec;
+	uint64_t allocated;                     /* bytes on disk now */
+	size_t references;                      /* deltas backed by it (vp_store_list only) */
+} vp_base_info;
+
+typedef struct vp_store_import_opts {
+	const char *format;         /* stored format: "qcow2" (default) or "raw" */
+	const char *parent;         /* the version it was derived from, or NULL */
+	vp_store_progress_fn progress;
+	void *progress_ctx;
+} vp_store_import_opts;
+
+/* Valid version: 1..64 of [A-Za-z0-9._+-], not starting with '.', not "latest". */
+VP_API bool vp_store_version_valid(const char *version);
+
+/* Imports `file` (raw or qcow2, without a backing file) as name@version:
+ * converts it into a staging area on the base tier, hashes it, publishes it
+ * read-only with its manifest, atomically. Returns 0 when imported, 1 when
+ * the same version exists already with the same content (nothing done),
+ * VP_EEXIST when it exists with other content, VP_EINVAL for bad input.
+ * opts and out may be NULL. A failed import leaves nothing behind. */
+VP_API int vp_store_import(vp_store *s, const char *name, const char *version, const char *file,
+			   const vp_store_import_opts *opts, vp_base_info *out);
+
+/* "name@version"; "name@latest" (or just "name") is the newest version of
+ * name by import time, ties broken by version (strverscmp: 1.10 > 1.9). */
+VP_API int vp_store_stat(vp_store *s, const char *ref, vp_base_info *out);
+
+/* Every base (name NULL) or every version of name, sorted by name, then
+ * oldest to newest, with `references` filled. *out is the caller's: free
+ * with vp_store_list_free. */
+VP_API int vp_store_list(vp_store *s, const char *name, vp_base_info **out, size_t *n);
+VP_API void vp_store_list_free(vp_base_info *list);
+
+/* Recomputes the SHA-256 of the stored image. VP_EIO with both hashes in the
+ * message when it does not match the manifest. progress may be NULL. */
+VP_API int vp_store_verify(vp_store *s, const char *ref, vp_store_progress_fn progress, void *ctx);
+
+/* Size and mtime of the image still match the manifest (cheap check before
+ * apply); VP_ECONFLICT naming what changed when not. */
+VP_API int vp_store_check_unchanged(vp_store *s, const char *ref);
+
+/* The disks (deltas) on the delta tiers that back onto ref. *out is the
+ * caller's: free() it. */
+VP_API int vp_store_references(vp_store *s, const char *ref, vp_image_info **out, size_t *n);
+
+/* Removes a base version. VP_EBUSY, listing the referencing deltas, while
+ * any delta backs onto it. */
+VP_API int vp_store_remove(vp_store *s, const char *ref);
+
+/* What gc would remove. */
+typedef struct vp_gc_plan {
+	vp_base_info *bases;    /* unreferenced versions beyond the `keep` newest per name */
+	size_t nbases;
+	vp_image_info *orphans; /* deltas no live domain uses (candidates if !domains_known) */
+	size_t norphans;
+	bool domains_known;     /* false: orphans are only candidates; apply keeps them */
+	uint64_t bytes;         /* bytes the removal frees (bases, plus orphans if known) */
+} vp_gc_plan;
+
+/* Plans gc. live: locations of the deltas that live domains use; NULL when
+ * the domain inventory is not available (then no delta is ever removed). */
+VP_API int vp_store_gc_plan(vp_store *s, unsigned keep, const char *const *live, size_t nlive,
+			    vp_gc_plan **out);
+/* Removes what the plan lists, re-checking references first; *removed counts it. */
+VP_API int vp_store_gc_apply(vp_store *s, const vp_gc_plan *plan, size_t *removed);
+VP_API void vp_gc_plan_free(vp_gc_plan *plan);
+
+/* ---- manifest (exposed for tests and tools) ---------------------------------- */
+
+/* Formats info as the manifest text (key=value lines); caller frees. */
+VP_API char *vp_store_manifest_format(const vp_base_info *info);
+/* Parses manifest text into info (manifest fields only). VP_EINVAL when malformed. */
+VP_API int vp_store_manifest_parse(vp_base_info *info, const char *text, const char *what);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
