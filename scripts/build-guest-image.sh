@@ -20,7 +20,8 @@ usage() {
 	cat <<EOF
 usage: $PROG [options] OUTDIR
 
-Builds OUTDIR/vmlinuz, OUTDIR/initrd.img, OUTDIR/tiny.raw and OUTDIR/README: a guest that boots
+Builds OUTDIR/vmlinuz, OUTDIR/initrd.img, OUTDIR/tiny.raw, OUTDIR/README and OUTDIR/VERSION
+(a base version for 'vdipool base import --version': $RECIPE_VERSION-<hash of the build inputs>): a guest that boots
 under QEMU/TCG in seconds and reports base/clone markers on its serial console
 (see docs/guest-image.md). Nothing is installed into the host except missing build tools.
 
@@ -132,7 +133,7 @@ compute_inputs() {
 }
 compute_inputs
 
-OUTPUTS=(vmlinuz initrd.img tiny.raw README)
+OUTPUTS=(vmlinuz initrd.img tiny.raw README VERSION)
 STAMP=.build-inputs
 up_to_date() {
 	local f
@@ -179,6 +180,7 @@ verify_image() {
 }
 
 mkdir -p "$OUTDIR" || die "cannot create $OUTDIR"
+OUTDIR=$(cd "$OUTDIR" && pwd) || die "cannot enter $OUTDIR"
 # Serialise builders sharing OUTDIR (parallel ctest runs): the second one waits, then finds it up to date.
 if command -v flock >/dev/null 2>&1; then
 	exec 9>"$OUTDIR/.lock" || die "cannot open $OUTDIR/.lock"
@@ -268,6 +270,7 @@ truncate -s "${SIZE_MIB}M" "$WORK/tiny.raw" || die "cannot create tiny.raw"
 { printf '%s\n' "$MARKER"; head -c 512 /dev/zero; } | head -c 512 \
 	| dd of="$WORK/tiny.raw" bs=512 count=1 conv=notrunc status=none || die "cannot write the base marker"
 
+echo "$RECIPE_VERSION-${INPUTS_HASH:0:16}" > "$WORK/VERSION"
 cat > "$WORK/README" <<EOF
 vdipool tiny test guest (built by scripts/build-guest-image.sh; protocol: docs/guest-image.md)
 
@@ -278,6 +281,7 @@ tiny.raw    the golden base disk, raw, $SIZE_MIB MiB, no filesystem:
               sector 0 (byte 0):       base marker line "$MARKER"
               sector 2048 (byte $SCRATCH_OFFSET): clone scratch sector, zero in the base
             sha256 $(sha256sum < "$WORK/tiny.raw" | cut -c1-64)
+VERSION     "$RECIPE_VERSION-${INPUTS_HASH:0:16}": base version for vdipool base import (changes with any input)
 
 Boot: direct kernel boot, disk as virtio vda, cmdline "console=ttyS0 quiet panic=-1"
 (+ vdipool.poweroff=1 | vdipool.readonly=1 | vdipool.id=TEXT | vdipool.shell=1).
@@ -294,7 +298,7 @@ rm -f "$OUTDIR/$STAMP"
 for f in "${OUTPUTS[@]}"; do
 	mv -f "$WORK/$f" "$OUTDIR/$f" || die "cannot move $f into $OUTDIR"
 done
-chmod 0644 "$OUTDIR"/{vmlinuz,initrd.img,tiny.raw,README}
+chmod 0644 "$OUTDIR"/{vmlinuz,initrd.img,tiny.raw,README,VERSION}
 printf '%s\n' "$INPUTS" > "$OUTDIR/$STAMP"
 log "built $OUTDIR (vmlinuz $(du -k "$OUTDIR/vmlinuz" | cut -f1) KiB, initrd.img $(du -k "$OUTDIR/initrd.img" | cut -f1) KiB, tiny.raw ${SIZE_MIB} MiB), marker: $MARKER"
 
