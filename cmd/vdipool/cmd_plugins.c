@@ -46,15 +46,15 @@ static void print_table(const vp_plugin *const *list, size_t n)
 {
 	char caps[128];
 
-	printf("%-10s %-4s %-8s %-40s %s\n", "NAME", "API", "VERSION", "CAPABILITIES", "FILE");
+	printf("%-10s %-4s %-8s %-46s %s\n", "NAME", "API", "VERSION", "CAPABILITIES", "FILE");
 	for (size_t i = 0; i < n; i++) {
 		const vp_plugin *p = list[i];
 		if (vp_plugin_load_error(p)) {
-			printf("%-10s %-4s %-8s %-40s %s\n", vp_plugin_name(p), "-", "-", "(not loaded)",
+			printf("%-10s %-4s %-8s %-46s %s\n", vp_plugin_name(p), "-", "-", "(not loaded)",
 			       vp_plugin_file(p));
 			continue;
 		}
-		printf("%-10s %-4d %-8s %-40s %s\n", vp_plugin_name(p), vp_plugin_api_version(p),
+		printf("%-10s %-4d %-8s %-46s %s\n", vp_plugin_name(p), vp_plugin_api_version(p),
 		       vp_plugin_version(p),
 		       vp_plugin_caps_str(vp_plugin_capabilities(p), caps, sizeof(caps)), vp_plugin_file(p));
 	}
