@@ -354,7 +354,10 @@ static int dir_base_read(void *tier, const char *name, const char *version, int 
 	return 0;
 }
 
-static int stat_image(const char *img, const char *fmt, vp_image_info *out)
+/* Disks are parsed for their backing file; bases are not (their manifest
+ * has the virtual size), so a damaged base image never breaks a listing
+ * and `verify` can say what is wrong with it. */
+static int stat_image(const char *img, const char *fmt, int parse, vp_image_info *out)
 {
 	char real[PATH_MAX];
 	struct stat st;
@@ -366,8 +369,8 @@ static int stat_image(const char *img, const char *fmt, vp_image_info *out)
 	fill_stat(out, &st);
 	snprintf(out->format, sizeof(out->format), "%s", fmt);
 	snprintf(out->location, sizeof(out->location), "%s", img);
-	out->virtual_size = out->size;
-	if (strcmp(fmt, "qcow2"))
+	out->virtual_size = strcmp(fmt, "raw") ? 0 : out->size;
+	if (!parse)
 		return 0;
 	if ((rc = vp_qcow2_read_info(&qi, img)) < 0)
 		return forward_error(rc);
@@ -397,7 +400,7 @@ static int dir_base_stat(void *tier, const char *name, const char *version, int 
 		return rc;
 	if (!staged && access(manifest, F_OK) < 0)
 		return host->error(VP_ENOENT, "no base '%s@%s'", name, version);
-	if ((rc = find_image(img, dir, fmt, sizeof(fmt))) < 0 || (rc = stat_image(img, fmt, out)) < 0)
+	if ((rc = find_image(img, dir, fmt, sizeof(fmt))) < 0 || (rc = stat_image(img, fmt, 0, out)) < 0)
 		return rc;
 	snprintf(out->name, sizeof(out->name), "%s", name);
 	snprintf(out->version, sizeof(out->version), "%s", version);
@@ -539,7 +542,7 @@ static int dir_delta_stat(void *tier, int kind, const char *pool, const char *cl
 	int rc;
 
 	if ((rc = disk_path(path, tier, kind, pool, clone)) < 0 ||
-	    (rc = stat_image(path, "qcow2", out)) < 0)
+	    (rc = stat_image(path, "qcow2", 1, out)) < 0)
 		return rc;
 	snprintf(out->name, sizeof(out->name), "%s", clone);
 	snprintf(out->pool, sizeof(out->pool), "%s", pool);
