@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Builds vdipool's tiny bootable test guest (Debian cloud kernel + busybox initramfs + raw marker disk) into OUTDIR.
+# Builds vdipool's tiny test guest into OUTDIR: a self-booting raw disk (MBR + syslinux + FAT partition with a
+# Debian cloud kernel and a busybox initramfs) carrying raw marker sectors behind the partition.
 set -euo pipefail
 
 # Bump when the layout of the outputs or the disk protocol changes (also changes the default marker).
-RECIPE_VERSION=1
+RECIPE_VERSION=2
 KERNEL_META_PKG=linux-image-cloud-amd64
 BUSYBOX_PKG=busybox-static
 # Load order matters: each module needs the ones before it. button+evdev are optional (ACPI
 # power button -> graceful shutdown); the virtio ones are required.
 MODULES_REQUIRED=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk)
 MODULES_OPTIONAL=(button evdev)
-SCRATCH_OFFSET=$((1024 * 1024))
+MIB=$((1024 * 1024))
+# Disk layout (docs/guest-image.md): MBR (syslinux mbr.bin + one active partition), the FAT16 boot
+# partition [1 MiB, 48 MiB), the base marker sector at 48 MiB, the clone scratch sector at 56 MiB.
+# The marker offsets are also hard-coded in scripts/guest/init.
+PART_START=$((1 * MIB))
+PART_END=$((48 * MIB))
+BASE_OFFSET=$((48 * MIB))
+SCRATCH_OFFSET=$((56 * MIB))
+MIN_SIZE_MIB=$((SCRATCH_OFFSET / MIB + 1))
+# Bootloader configuration. The clone id comes from SMBIOS, so one cmdline serves every clone.
+KERNEL_CMDLINE="console=ttyS0 quiet panic=-1"
 
 PROG=${0##*/}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,18 +31,21 @@ usage() {
 	cat <<EOF
 usage: $PROG [options] OUTDIR
 
-Builds OUTDIR/vmlinuz, OUTDIR/initrd.img, OUTDIR/tiny.raw, OUTDIR/README and OUTDIR/VERSION
-(a base version for 'vdipool base import --version': $RECIPE_VERSION-<hash of the build inputs>): a guest that boots
-under QEMU/TCG in seconds and reports base/clone markers on its serial console
-(see docs/guest-image.md). Nothing is installed into the host except missing build tools.
+Builds OUTDIR/tiny.raw, a raw disk that boots by itself (BIOS -> MBR -> syslinux -> Linux) under
+QEMU/TCG in seconds and reports base/clone markers on its serial console (see docs/guest-image.md),
+plus OUTDIR/vmlinuz and OUTDIR/initrd.img (the same kernel and initramfs, for direct kernel boot),
+OUTDIR/README and OUTDIR/VERSION (a base version for 'vdipool base import --version':
+$RECIPE_VERSION-<hash of the build inputs>). Nothing is installed into the host except missing build
+tools (syslinux, syslinux-common, mtools, dosfstools, fdisk, and qemu for --verify).
 
 options:
-  --marker TEXT   base marker written to sector 0 of tiny.raw
+  --marker TEXT   base marker written to the marker sector (byte $BASE_OFFSET) of tiny.raw
                   (default: "VDIPOOL-BASE v$RECIPE_VERSION tiny-<hash of the build inputs>")
-  --size MIB      virtual size of tiny.raw in MiB (default 64, minimum 2)
+  --size MIB      virtual size of tiny.raw in MiB (default 64, minimum $MIN_SIZE_MIB)
   --force         rebuild even if OUTDIR is up to date
-  --verify        after building, boot the image twice with plain qemu-system-x86_64 (TCG) on a
-                  qcow2 overlay, check the marker protocol and print the boot time
+  --verify        after building, boot the disk twice (BIOS disk boot, no -kernel) with plain
+                  qemu-system-x86_64 (TCG) on a qcow2 overlay, check the marker protocol and
+                  print the boot time
   -h, --help      this text
 EOF
 }
@@ -58,7 +72,9 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ -n "$OUTDIR" ] || { usage >&2; die "missing OUTDIR"; }
-if ! [[ "$SIZE_MIB" =~ ^[0-9]+$ ]] || [ "$SIZE_MIB" -lt 2 ]; then die "--size must be an integer >= 2 (MiB), got '$SIZE_MIB'"; fi
+if ! [[ "$SIZE_MIB" =~ ^[0-9]+$ ]] || [ "$SIZE_MIB" -lt "$MIN_SIZE_MIB" ]; then
+	die "--size must be an integer >= $MIN_SIZE_MIB (MiB), got '$SIZE_MIB'"
+fi
 if [ -n "$MARKER" ]; then
 	case "$MARKER" in *$'\n'*|*$'\r'*) die "--marker must be a single line" ;; esac
 	[ "${#MARKER}" -le 500 ] || die "--marker is longer than 500 characters"
@@ -67,6 +83,10 @@ fi
 for f in init acpi-power; do
 	[ -f "$GUEST_SRC/$f" ] || die "missing guest source file $GUEST_SRC/$f"
 done
+if ! grep -qx "BASE_SECTOR=$((BASE_OFFSET / 512)) .*" "$GUEST_SRC/init" \
+	|| ! grep -qx "SCRATCH_SECTOR=$((SCRATCH_OFFSET / 512)) .*" "$GUEST_SRC/init"; then
+	die "$GUEST_SRC/init does not use the marker sectors $((BASE_OFFSET / 512)) / $((SCRATCH_OFFSET / 512))"
+fi
 
 [ "$(uname -m)" = x86_64 ] || die "this builds an amd64 guest from the host's apt sources; host is $(uname -m)"
 
@@ -94,6 +114,28 @@ need_tool apt-get apt
 need_tool dpkg-deb dpkg
 need_tool gzip gzip
 need_tool sha256sum coreutils
+# The bootable disk, without loop devices or mounts: sfdisk writes the partition table into the
+# image file, mkfs.fat --offset and mtools (mcopy -i IMG@@OFFSET) fill the partition, and the
+# mtools-based syslinux (Debian's /usr/bin/syslinux has --offset) installs the boot sector and
+# ldlinux.sys/ldlinux.c32; syslinux-common ships the MBR boot code.
+need_tool sfdisk fdisk
+need_tool mkfs.fat dosfstools
+need_tool mcopy mtools
+need_tool syslinux syslinux
+MBR_BIN=
+for f in /usr/lib/SYSLINUX/mbr.bin /usr/lib/syslinux/mbr/mbr.bin /usr/lib/syslinux/mbr.bin; do
+	[ -f "$f" ] && { MBR_BIN=$f; break; }
+done
+if [ -z "$MBR_BIN" ]; then
+	install_pkgs syslinux-common
+	for f in /usr/lib/SYSLINUX/mbr.bin /usr/lib/syslinux/mbr/mbr.bin; do
+		[ -f "$f" ] && { MBR_BIN=$f; break; }
+	done
+	[ -n "$MBR_BIN" ] || die "no syslinux mbr.bin after installing syslinux-common"
+fi
+syslinux --help 2>&1 | grep -q -- '--offset' \
+	|| die "$(command -v syslinux) has no --offset option (need the mtools-based syslinux of Debian's 'syslinux' package)"
+SYSLINUX_VER=$(dpkg-query -W -f '${Version}' syslinux 2>/dev/null || syslinux --version 2>&1 | head -n 1)
 
 # candidate_version PKG -> apt's candidate version, empty if unknown
 candidate_version() {
@@ -118,6 +160,7 @@ inputs_text() {
 	echo "recipe=$RECIPE_VERSION"
 	echo "kernel=$KERNEL_PKG=$KERNEL_VER"
 	echo "busybox=$BUSYBOX_PKG=$BUSYBOX_VER"
+	echo "syslinux=$SYSLINUX_VER mbr=$(sha256sum < "$MBR_BIN" | cut -c1-64)"
 	echo "size_mib=$SIZE_MIB"
 	echo "marker_opt=$MARKER_OPT"
 	echo "modules=${MODULES_REQUIRED[*]} ${MODULES_OPTIONAL[*]}"
@@ -135,6 +178,10 @@ compute_inputs
 
 OUTPUTS=(vmlinuz initrd.img tiny.raw README VERSION)
 STAMP=.build-inputs
+# read_marker IMAGE -> the base marker line of a built tiny.raw
+read_marker() {
+	dd if="$1" bs=512 skip=$((BASE_OFFSET / 512)) count=1 status=none | tr -d '\000' | head -n 1
+}
 up_to_date() {
 	local f
 	for f in "${OUTPUTS[@]}" "$STAMP"; do [ -s "$OUTDIR/$f" ] || return 1; done
@@ -147,33 +194,61 @@ up_to_date() {
 verify_image() {
 	need_tool qemu-system-x86_64 qemu-system-x86
 	need_tool qemu-img qemu-utils
+	need_tool mkfifo coreutils
 	local vt; vt=$(mktemp -d "${TMPDIR:-/tmp}/vdipool-verify.XXXXXX")
 	# shellcheck disable=SC2064
 	trap "rm -rf '$vt'" RETURN
-	qemu-img create -q -f qcow2 -b "$(cd "$OUTDIR" && pwd)/tiny.raw" -F raw "$vt/delta.qcow2" \
+	qemu-img create -q -f qcow2 -b "$OUTDIR/tiny.raw" -F raw "$vt/delta.qcow2" \
 		|| die "verify: qemu-img create overlay failed"
-	local boot t0 t1 id=verify-$$ ok=1
+	# QEMU's monitor on a pair of FIFOs (QEMU opens both read-write, so nothing blocks): lets
+	# us press the ACPI power button once the guest is READY.
+	mkfifo "$vt/mon.in" "$vt/mon.out" || die "verify: mkfifo failed"
+	local boot t0 t_ready t_off pid i id=verify-$$ ok=1 txt
 	for boot in 1 2; do
+		txt=$vt/boot$boot.txt
+		: > "$vt/boot$boot.log"
 		t0=$(date +%s.%N)
-		timeout 120 qemu-system-x86_64 -machine q35,accel=tcg -m 256 -smp 1 -nographic -no-reboot \
-			-nodefaults -serial stdio \
-			-kernel "$OUTDIR/vmlinuz" -initrd "$OUTDIR/initrd.img" \
-			-append "console=ttyS0 quiet panic=-1 vdipool.poweroff=1" \
+		# Disk boot only: SeaBIOS -> MBR -> syslinux -> kernel, no -kernel/-initrd/-append.
+		qemu-system-x86_64 -machine pc,accel=tcg -m 256 -smp 1 -display none -no-reboot -nodefaults \
+			-serial "file:$vt/boot$boot.log" -monitor "pipe:$vt/mon" \
 			-smbios "type=1,serial=$id" \
-			-drive "file=$vt/delta.qcow2,if=virtio,format=qcow2" </dev/null >"$vt/boot$boot.log" 2>&1 \
-			|| { tail -n 30 "$vt/boot$boot.log" >&2; die "verify: qemu boot $boot failed"; }
-		t1=$(date +%s.%N)
-		tr -d '\r' < "$vt/boot$boot.log" > "$vt/boot$boot.txt"
-		grep -q '^VDIPOOL-READY' "$vt/boot$boot.txt" \
-			|| { tail -n 30 "$vt/boot$boot.txt" >&2; die "verify: boot $boot never printed VDIPOOL-READY"; }
-		grep -qxF "VDIPOOL-BASE-MARKER: $MARKER" "$vt/boot$boot.txt" || { ok=0; log "verify: boot $boot: base marker missing"; }
-		if [ "$boot" = 1 ]; then
-			grep -qxF "VDIPOOL-WROTE: VDIPOOL-CLONE $id" "$vt/boot1.txt" || { ok=0; log "verify: boot 1 did not write its clone marker"; }
-		else
-			grep -qxF "VDIPOOL-CLONE-MARKER: VDIPOOL-CLONE $id" "$vt/boot2.txt" || { ok=0; log "verify: boot 2 did not see the clone marker"; }
+			-drive "file=$vt/delta.qcow2,if=virtio,format=qcow2" </dev/null >"$vt/qemu$boot.err" 2>&1 &
+		pid=$!
+		t_ready=
+		for ((i = 0; i < 1200; i++)); do  # 120 s
+			if grep -q '^VDIPOOL-READY' "$vt/boot$boot.log" 2>/dev/null; then t_ready=$(date +%s.%N); break; fi
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if [ -n "$t_ready" ]; then
+			echo system_powerdown > "$vt/mon.in" || true
 		fi
-		log "verify: boot $boot: $(grep -m1 '^VDIPOOL-READY' "$vt/boot$boot.txt" | sed 's/^VDIPOOL-READY: //') guest," \
-			"$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')s wall clock from qemu start to power-off"
+		for ((i = 0; i < 300; i++)); do  # 30 s
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			kill "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+			tr -d '\r' < "$vt/boot$boot.log" | tail -n 30 >&2
+			if [ -z "$t_ready" ]; then die "verify: boot $boot never printed VDIPOOL-READY within 120 s"; fi
+			die "verify: boot $boot did not power off within 30 s of the ACPI power button"
+		fi
+		t_off=$(date +%s.%N)
+		wait "$pid" || { cat "$vt/qemu$boot.err" >&2; die "verify: qemu boot $boot failed"; }
+		tr -d '\r' < "$vt/boot$boot.log" > "$txt"
+		grep -q '^VDIPOOL-READY' "$txt" || { tail -n 30 "$txt" >&2; die "verify: boot $boot never printed VDIPOOL-READY"; }
+		grep -qxF "VDIPOOL-BASE-MARKER: $MARKER" "$txt" || { ok=0; log "verify: boot $boot: base marker missing"; }
+		grep -qxF "VDIPOOL-SHUTDOWN: power button" "$txt" || { ok=0; log "verify: boot $boot: no ACPI power-button shutdown"; }
+		if [ "$boot" = 1 ]; then
+			grep -qxF "VDIPOOL-WROTE: VDIPOOL-CLONE $id" "$txt" || { ok=0; log "verify: boot 1 did not write its clone marker"; }
+		else
+			grep -qxF "VDIPOOL-CLONE-MARKER: VDIPOOL-CLONE $id" "$txt" || { ok=0; log "verify: boot 2 did not see the clone marker"; }
+			grep -qxF "VDIPOOL-CLONE-MATCH: yes" "$txt" || { ok=0; log "verify: boot 2: clone marker does not match"; }
+		fi
+		log "verify: boot $boot (disk boot): $(grep -m1 '^VDIPOOL-READY' "$txt" | sed 's/^VDIPOOL-READY: //') guest," \
+			"$(awk -v a="$t0" -v b="$t_ready" 'BEGIN { printf "%.1f", b - a }')s wall clock from qemu start to VDIPOOL-READY," \
+			"$(awk -v a="$t0" -v b="$t_off" 'BEGIN { printf "%.1f", b - a }')s to power-off"
 	done
 	[ "$ok" = 1 ] || { cat "$vt/boot1.txt" "$vt/boot2.txt" >&2; die "verify: marker protocol check failed"; }
 	log "verify: OK"
@@ -188,7 +263,7 @@ if command -v flock >/dev/null 2>&1; then
 fi
 
 if [ "$FORCE" = 0 ] && up_to_date; then
-	log "$OUTDIR is up to date (marker: $(head -c 512 "$OUTDIR/tiny.raw" | tr -d '\000' | head -n 1))"
+	log "$OUTDIR is up to date (marker: $(read_marker "$OUTDIR/tiny.raw"))"
 	[ "$VERIFY" = 0 ] || verify_image
 	exit 0
 fi
@@ -265,10 +340,53 @@ find "$R" -exec touch -h -d @1 {} +
 	| gzip -9 -n > "$WORK/initrd.img" || die "creating the initramfs failed"
 cp "$VMLINUZ" "$WORK/vmlinuz"
 
-# The disk: sparse, marker line NUL-padded in sector 0, clone scratch sector left zero.
-truncate -s "${SIZE_MIB}M" "$WORK/tiny.raw" || die "cannot create tiny.raw"
+# The disk, built in the image file itself (no loop device, no mount):
+#   sector 0                    syslinux mbr.bin boot code + MBR partition table (one active partition)
+#   [PART_START, PART_END)      FAT16 partition: syslinux boot sector, ldlinux.sys/.c32, syslinux.cfg,
+#                               vmlinuz, initrd.img
+#   BASE_OFFSET                 base marker line, NUL padded to 512 bytes
+#   SCRATCH_OFFSET              clone scratch sector, zero in the base
+IMG=$WORK/tiny.raw
+export MTOOLS_SKIP_CHECK=1
+part_sectors=$(((PART_END - PART_START) / 512))
+payload_kib=$(( $(du -k --apparent-size "$WORK/vmlinuz" "$WORK/initrd.img" | awk '{ s += $1 } END { print s }') ))
+[ "$payload_kib" -lt $(((PART_END - PART_START) / 1024 - 1024)) ] \
+	|| die "kernel + initrd ($payload_kib KiB) do not fit the $(((PART_END - PART_START) / MIB)) MiB boot partition"
+truncate -s "${SIZE_MIB}M" "$IMG" || die "cannot create tiny.raw"
+printf 'label: dos\nlabel-id: 0x76647030\nunit: sectors\n\nstart=%d, size=%d, type=e, bootable\n' \
+	$((PART_START / 512)) "$part_sectors" \
+	| sfdisk -q --no-reread --no-tell-kernel "$IMG" >"$WORK/sfdisk.log" 2>&1 \
+	|| { cat "$WORK/sfdisk.log" >&2; die "sfdisk on tiny.raw failed"; }
+# mbr.bin is 440 bytes: boot code only, the disk signature and partition table stay.
+[ "$(stat -c %s "$MBR_BIN")" -le 440 ] || die "$MBR_BIN is larger than 440 bytes"
+dd if="$MBR_BIN" of="$IMG" bs=440 count=1 conv=notrunc status=none || die "cannot write $MBR_BIN into tiny.raw"
+# -h: hidden sectors = partition start (the FAT boot sector's own idea of where it sits);
+# --invariant: fixed volume id and timestamps, so the same inputs give the same image.
+mkfs.fat -F 16 -n VDIPOOL -h $((PART_START / 512)) --invariant --offset=$((PART_START / 512)) \
+	"$IMG" $(((PART_END - PART_START) / 1024)) >"$WORK/mkfs.log" 2>&1 \
+	|| { cat "$WORK/mkfs.log" >&2; die "mkfs.fat on the tiny.raw partition failed"; }
+cat > "$WORK/syslinux.cfg" <<EOC
+SERIAL 0 115200
+DEFAULT vdipool
+PROMPT 0
+TIMEOUT 0
+LABEL vdipool
+  KERNEL /vmlinuz
+  INITRD /initrd.img
+  APPEND $KERNEL_CMDLINE
+EOC
+touch -d 2000-01-01T00:00:00Z "$WORK/vmlinuz" "$WORK/initrd.img" "$WORK/syslinux.cfg"
+mcopy -m -i "$IMG@@$PART_START" "$WORK/vmlinuz" "$WORK/initrd.img" "$WORK/syslinux.cfg" ::/ \
+	>"$WORK/mcopy.log" 2>&1 || { cat "$WORK/mcopy.log" >&2; die "mcopy into the tiny.raw partition failed"; }
+syslinux --install --offset "$PART_START" "$IMG" >"$WORK/syslinux.log" 2>&1 \
+	|| { cat "$WORK/syslinux.log" >&2; die "syslinux --install --offset $PART_START tiny.raw failed"; }
+for f in ldlinux.sys ldlinux.c32 syslinux.cfg vmlinuz initrd.img; do
+	mdir -a -b -i "$IMG@@$PART_START" "::/$f" >/dev/null 2>&1 || die "$f missing from the tiny.raw partition after install"
+done
 { printf '%s\n' "$MARKER"; head -c 512 /dev/zero; } | head -c 512 \
-	| dd of="$WORK/tiny.raw" bs=512 count=1 conv=notrunc status=none || die "cannot write the base marker"
+	| dd of="$IMG" bs=512 seek=$((BASE_OFFSET / 512)) count=1 conv=notrunc status=none \
+	|| die "cannot write the base marker"
+[ "$(read_marker "$IMG")" = "$MARKER" ] || die "base marker read back wrong"
 
 echo "$RECIPE_VERSION-${INPUTS_HASH:0:16}" > "$WORK/VERSION"
 cat > "$WORK/README" <<EOF
@@ -277,13 +395,16 @@ vdipool tiny test guest (built by scripts/build-guest-image.sh; protocol: docs/g
 vmlinuz     kernel $KREL from $KERNEL_PKG $KERNEL_VER
 initrd.img  gzip cpio: busybox from $BUSYBOX_PKG $BUSYBOX_VER, /init (scripts/guest/init),
             modules $(find "$R/lib/modules" -name '*.ko' -printf '%f\n' | LC_ALL=C sort | tr '\n' ' ')
-tiny.raw    the golden base disk, raw, $SIZE_MIB MiB, no filesystem:
-              sector 0 (byte 0):       base marker line "$MARKER"
-              sector 2048 (byte $SCRATCH_OFFSET): clone scratch sector, zero in the base
-            sha256 $(sha256sum < "$WORK/tiny.raw" | cut -c1-64)
+tiny.raw    the golden base disk, raw, $SIZE_MIB MiB, boots by itself (BIOS -> syslinux mbr.bin ->
+            syslinux $SYSLINUX_VER -> vmlinuz + initrd.img, cmdline "$KERNEL_CMDLINE"):
+              byte 0:          MBR (syslinux mbr.bin), partition 1 active, FAT16, bytes [$PART_START, $PART_END)
+              byte $BASE_OFFSET: base marker line "$MARKER"
+              byte $SCRATCH_OFFSET: clone scratch sector, zero in the base
+            sha256 $(sha256sum < "$IMG" | cut -c1-64)
 VERSION     "$RECIPE_VERSION-${INPUTS_HASH:0:16}": base version for vdipool base import (changes with any input)
 
-Boot: direct kernel boot, disk as virtio vda, cmdline "console=ttyS0 quiet panic=-1"
+Boot: from the disk (virtio vda; <boot dev='hd'/>, no <kernel>); console on ttyS0. For direct kernel
+boot use vmlinuz + initrd.img with "$KERNEL_CMDLINE"
 (+ vdipool.poweroff=1 | vdipool.readonly=1 | vdipool.id=TEXT | vdipool.shell=1).
 The clone id is the SMBIOS system serial, else the SMBIOS UUID (libvirt: the domain UUID).
 Console lines: VDIPOOL-BOOT, VDIPOOL-BASE-MARKER, VDIPOOL-IDENTITY, VDIPOOL-CLONE-MARKER,
