@@ -1,0 +1,819 @@
+/* test_spec.c: the pool spec: every kind of bad input with its exact message, examples, defaults, names, hash. */
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vdipool/error.h"
+#include "vdipool/spec.h"
+#include "vp_test.h"
+
+/* A valid spec of exactly 10 lines: text appended to it starts at line 11. */
+#define BASE                                                                                       \
+	"pool:\n"                                                                                  \
+	"  name: ci\n"                                                                             \
+	"base:\n"                                                                                  \
+	"  name: tiny\n"                                                                           \
+	"storage:\n"                                                                               \
+	"  tiers:\n"                                                                               \
+	"    - name: t\n"                                                                          \
+	"      path: /var/lib/vdipool\n"                                                           \
+	"clones:\n"                                                                                \
+	"  count: 3\n"
+
+/* BASE without its clones section (8 lines). */
+#define BASE8                                                                                      \
+	"pool:\n"                                                                                  \
+	"  name: ci\n"                                                                             \
+	"base:\n"                                                                                  \
+	"  name: tiny\n"                                                                           \
+	"storage:\n"                                                                               \
+	"  tiers:\n"                                                                               \
+	"    - name: t\n"                                                                          \
+	"      path: /var/lib/vdipool\n"
+
+/* BASE before its storage section (4 lines). */
+#define BASE4                                                                                      \
+	"pool:\n"                                                                                  \
+	"  name: ci\n"                                                                             \
+	"base:\n"                                                                                  \
+	"  name: tiny\n"
+
+#define CLONES "clones:\n  count: 3\n"
+
+#define NAME_RULE "must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
+
+typedef struct bad_case {
+	const char *yaml;
+	size_t len; /* 0: strlen(yaml) */
+	const char *msg;
+} bad_case;
+
+static const bad_case bad_cases[] = {
+	/* ---- bytes ---- */
+	{ "", 0, "pool.yaml:1:1: the file is empty" },
+	{ "  \n\n \n", 0, "pool.yaml:1:1: the file is empty" },
+	{ "# only\n# comments\n", 0, "pool.yaml:1:1: no yaml content, the file holds only comments" },
+	{ "\x00\x01\x02garbage\xff", 11, "pool.yaml:1:1: nul byte found, the spec must be text" },
+	{ "pool:\n  name: ab\xff\n", 0, "pool.yaml:2:11: invalid utf-8 byte 0xff, the spec must be utf-8 text" },
+	{ "pool:\n  name: \xc3\xa9\xc3\n", 0, "pool.yaml:2:10: invalid utf-8 byte 0xc3, the spec must be utf-8 text" },
+	{ "pool: \xc0\xaf\n", 0, "pool.yaml:1:7: invalid utf-8 byte 0xc0, the spec must be utf-8 text" },
+	{ "pool: \xed\xa0\x80\n", 0, "pool.yaml:1:7: invalid utf-8 byte 0xed, the spec must be utf-8 text" },
+	{ "pool: a\x07\n", 0, "pool.yaml:1:8: control character 0x07 is not allowed" },
+	{ "pool:\r\n  name: a\x1b\r\n", 0, "pool.yaml:2:10: control character 0x1b is not allowed" },
+	{ "pool: \"\\0\"\n", 0, "pool.yaml:1:7: pool: strings must not contain nul characters" },
+
+	/* ---- syntax ---- */
+	{ "pool:\n\tname: x\n", 0, "pool.yaml:2:1: tab character found, indent with spaces" },
+	{ "pool:\n  name: \"abc\nbase: 1\n", 0, "pool.yaml:2:9: unclosed quote: the string that starts here never ends" },
+	{ "pool: 'abc\n", 0, "pool.yaml:1:7: unclosed quote: the string that starts here never ends" },
+	{ "pool: {name: a}}\n", 0,
+	  "pool.yaml:1:16: expected a key, check the indentation (in the mapping that starts at line 1, column 1)" },
+	{ "pool: [a, b\n", 0,
+	  "pool.yaml:2:1: did not find expected ',' or ']' (in the list that starts at line 1, column 7)" },
+	{ "pool:\n  name: a\n    b: c\n", 0, "pool.yaml:3:6: unexpected ':', check the indentation or quote the value" },
+	{ "pool: @x\n", 0, "pool.yaml:1:7: character '@' cannot start a value, quote the value" },
+	{ "- a\nb: c\n", 0,
+	  "pool.yaml:2:1: expected a '-' list item, check the indentation (in the list that starts at line 1, column 1)" },
+	{ "pool: \"a\\q\"\n", 0,
+	  "pool.yaml:1:9: unknown escape sequence in a double-quoted string, use single quotes to keep backslashes "
+	  "(while parsing a quoted scalar that starts at line 1, column 7)" },
+	{ "%YAML 2.0\n---\na: 1\n", 0, "pool.yaml:1:1: found incompatible yaml document" },
+
+	/* ---- structure ---- */
+	{ "pool: {name: a}\n---\npool: {name: b}\n", 0,
+	  "pool.yaml:2:1: only one yaml document is allowed, this is a second one" },
+	{ "pool: &x {name: a}\nbase: *x\n", 0,
+	  "pool.yaml:1:7: pool: yaml anchors are not allowed (found '&x'), write the value out" },
+	{ "pool: *x\n", 0, "pool.yaml:1:7: pool: yaml aliases are not allowed (found '*x'), write the value out" },
+	{ "a: &a [x, x, x]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b]\n", 0,
+	  "pool.yaml:1:4: a: yaml anchors are not allowed (found '&a'), write the value out" },
+	{ "pool: !!python/object {name: a}\n", 0,
+	  "pool.yaml:1:7: pool: yaml tags are not allowed (found '!!python/object')" },
+	{ "pool:\n  name: !!str ci\n", 0, "pool.yaml:2:9: pool.name: yaml tags are not allowed (found '!!str')" },
+	{ "pool:\n  name: a\n  name: b\n", 0,
+	  "pool.yaml:3:3: pool: duplicate key 'name', first defined at line 2, column 3" },
+	{ BASE "clones:\n  count: 4\n", 0,
+	  "pool.yaml:11:1: duplicate key 'clones', first defined at line 9, column 1" },
+	{ "pool: {name: a, name: a}\n", 0,
+	  "pool.yaml:1:17: pool: duplicate key 'name', first defined at line 1, column 8" },
+	{ "? [a]\n: 1\n", 0, "pool.yaml:1:3: mapping keys must be strings, got a sequence" },
+	{ "[1, 2]\n", 0, "pool.yaml:1:1: expected a mapping of spec sections at the top level, got a sequence" },
+	{ "hello\n", 0, "pool.yaml:1:1: expected a mapping of spec sections at the top level, got 'hello'" },
+	{ "---\n", 0, "pool.yaml:2:1: expected a mapping of spec sections at the top level, got null" },
+
+	/* ---- unknown and missing keys ---- */
+	{ BASE8 "clones:\n  cont: 3\n", 0, "pool.yaml:10:3: clones: unknown key 'cont', did you mean 'count'?" },
+	{ BASE "clone:\n  count: 1\n", 0, "pool.yaml:11:1: unknown key 'clone', did you mean 'clones'?" },
+	{ BASE "extras: 1\n", 0,
+	  "pool.yaml:11:1: unknown key 'extras', expected one of: pool, base, storage, clones, delta, data_disk, "
+	  "domain, rollout, hosts, gc" },
+	{ BASE "gc:\n  kep: 1\n", 0, "pool.yaml:12:3: gc: unknown key 'kep', did you mean 'keep'?" },
+	{ BASE8 "clones:\n  start_index: 2\n", 0, "pool.yaml:9:1: clones: missing required key 'count'" },
+	{ BASE8, 0, "pool.yaml:1:1: missing required key 'clones'" },
+	{ "pool: {}\nbase:\n  name: tiny\n", 0, "pool.yaml:1:1: pool: missing required key 'name'" },
+	{ "pool:\n  name: ci\nbase:\n  version: v1\n", 0, "pool.yaml:3:1: base: missing required key 'name'" },
+	{ BASE "hosts:\n  - uri: qemu:///system\n", 0, "pool.yaml:12:5: hosts[0]: missing required key 'name'" },
+	{ BASE "data_disk:\n  tier: t\n", 0, "pool.yaml:11:1: data_disk: missing required key 'size'" },
+
+	/* ---- wrong types ---- */
+	{ BASE8 "clones:\n  count: abc\n", 0, "pool.yaml:10:10: clones.count: expected an integer, got 'abc'" },
+	{ BASE8 "clones:\n  count: \"3\"\n", 0,
+	  "pool.yaml:10:10: clones.count: expected an integer, got the quoted string '3', drop the quotes" },
+	{ BASE8 "clones:\n  count: 1.5\n", 0, "pool.yaml:10:10: clones.count: expected an integer, got '1.5'" },
+	{ BASE8 "clones:\n  count:\n", 0, "pool.yaml:10:9: clones.count: expected an integer, got null" },
+	{ BASE8 "clones:\n  count: [1]\n", 0, "pool.yaml:10:10: clones.count: expected an integer, got a sequence" },
+	{ BASE8 "clones: 5\n", 0, "pool.yaml:9:9: clones: expected a mapping, got '5'" },
+	{ BASE8 "clones:\n  - count: 5\n", 0, "pool.yaml:10:3: clones: expected a mapping, got a sequence" },
+	{ BASE "gc:\n", 0, "pool.yaml:11:4: gc: expected a mapping, got null" },
+	{ BASE4 "storage:\n  tiers:\n    name: t\n", 0,
+	  "pool.yaml:7:5: storage.tiers: expected a sequence, got a mapping" },
+	{ BASE "delta:\n  extended_l2: yes\n", 0, "pool.yaml:12:16: delta.extended_l2: expected true or false, got 'yes'" },
+	{ BASE "domain:\n  start: \"true\"\n", 0,
+	  "pool.yaml:12:10: domain.start: expected true or false, got the quoted string 'true', drop the quotes" },
+	{ BASE "rollout:\n  health:\n    command: {run: x}\n", 0,
+	  "pool.yaml:13:14: rollout.health.command: expected a command (a list of arguments or a string), got a "
+	  "mapping" },
+	{ BASE "rollout:\n  health:\n    command: [ls, {a: 1}]\n", 0,
+	  "pool.yaml:13:19: rollout.health.command[1]: expected a string, got a mapping" },
+
+	/* ---- numbers out of range ---- */
+	{ BASE8 "clones:\n  count: -3\n", 0, "pool.yaml:10:10: clones.count: must be between 1 and 10000, got -3" },
+	{ BASE8 "clones:\n  count: 10001\n", 0, "pool.yaml:10:10: clones.count: must be between 1 and 10000, got 10001" },
+	{ BASE8 "clones:\n  count: 99999999999999999999\n", 0,
+	  "pool.yaml:10:10: clones.count: must be between 1 and 10000, got 99999999999999999999" },
+	{ BASE "domain:\n  vcpus: 0\n", 0, "pool.yaml:12:10: domain.vcpus: must be between 1 and 256, got 0" },
+	{ BASE "domain:\n  vcpus: 257\n", 0, "pool.yaml:12:10: domain.vcpus: must be between 1 and 256, got 257" },
+	{ BASE "domain:\n  max_parallel_starts: 0\n", 0,
+	  "pool.yaml:12:24: domain.max_parallel_starts: must be between 1 and 1000, got 0" },
+	{ BASE "gc:\n  keep: 1001\n", 0, "pool.yaml:12:9: gc.keep: must be between 0 and 1000, got 1001" },
+	{ BASE "gc:\n  keep: -1\n", 0, "pool.yaml:12:9: gc.keep: must be between 0 and 1000, got -1" },
+	{ BASE "hosts:\n  - name: a\n    ssh:\n      port: 70000\n", 0,
+	  "pool.yaml:14:13: hosts[0].ssh.port: must be between 1 and 65535, got 70000" },
+
+	/* ---- sizes and durations ---- */
+	{ BASE "domain:\n  memory: 8M\n", 0, "pool.yaml:12:11: domain.memory: must be between 16M and 4T, got '8M'" },
+	{ BASE "domain:\n  memory: 16385K\n", 0, "pool.yaml:12:11: domain.memory: must be a multiple of 1M, got '16385K'" },
+	{ BASE "domain:\n  memory: lots\n", 0,
+	  "pool.yaml:12:11: domain.memory: expected a size like '512M' or '20G', got 'lots'" },
+	{ BASE "data_disk:\n  size: 512K\n", 0, "pool.yaml:12:9: data_disk.size: must be between 1M and 64T, got '512K'" },
+	{ BASE "data_disk:\n  size: 65T\n", 0, "pool.yaml:12:9: data_disk.size: must be between 1M and 64T, got '65T'" },
+	{ BASE "delta:\n  cluster_size: 96K\n", 0,
+	  "pool.yaml:12:17: delta.cluster_size: must be a power of two from 16K to 2M, got '96K'" },
+	{ BASE "delta:\n  cluster_size: 4M\n", 0,
+	  "pool.yaml:12:17: delta.cluster_size: must be a power of two from 16K to 2M, got '4M'" },
+	{ BASE "delta:\n  cluster_size: 8K\n", 0,
+	  "pool.yaml:12:17: delta.cluster_size: must be a power of two from 16K to 2M, got '8K'" },
+	{ BASE "rollout:\n  health:\n    timeout: 2h\n", 0,
+	  "pool.yaml:13:14: rollout.health.timeout: must be between 1s and 1h, got '2h'" },
+	{ BASE "rollout:\n  health:\n    timeout: soon\n", 0,
+	  "pool.yaml:13:14: rollout.health.timeout: expected a duration like '30s', '5m' or '1h', or seconds, got "
+	  "'soon'" },
+	{ BASE "rollout:\n  shutdown_timeout: 0\n", 0,
+	  "pool.yaml:12:21: rollout.shutdown_timeout: must be between 1s and 1h, got '0'" },
+	{ BASE "rollout:\n  max_unavailable: \"0%\"\n", 0,
+	  "pool.yaml:12:20: rollout.max_unavailable: must be a percentage from 1% to 100%, got '0%'" },
+	{ BASE "rollout:\n  max_unavailable: 150%\n", 0,
+	  "pool.yaml:12:20: rollout.max_unavailable: must be a percentage from 1% to 100%, got '150%'" },
+	{ BASE "rollout:\n  max_unavailable: 0\n", 0,
+	  "pool.yaml:12:20: rollout.max_unavailable: must be between 1 and 10000, got 0" },
+	{ BASE "rollout:\n  max_unavailable: \"half\"\n", 0,
+	  "pool.yaml:12:20: rollout.max_unavailable: expected a count of at least 1 or a percentage like '25%', got "
+	  "'half'" },
+
+	/* ---- enums ---- */
+	{ BASE8 "clones:\n  count: 3\n  mode: thin\n", 0,
+	  "pool.yaml:11:9: clones.mode: must be 'linked' or 'full', got 'thin'" },
+	{ BASE "delta:\n  preallocation: full\n", 0,
+	  "pool.yaml:12:18: delta.preallocation: must be 'off' or 'metadata', got 'full'" },
+	{ BASE "delta:\n  preallocation: metadata\n  extended_l2: false\n", 0,
+	  "pool.yaml:12:18: delta.preallocation: 'metadata' needs extended_l2: true, qemu refuses preallocation with "
+	  "a backing file otherwise" },
+
+	/* ---- names, versions, paths ---- */
+	{ "pool:\n  name: CI_pool\n", 0, "pool.yaml:2:9: pool.name: " NAME_RULE ", got 'CI_pool'" },
+	{ "pool:\n  name: -ci\n", 0, "pool.yaml:2:9: pool.name: " NAME_RULE ", got '-ci'" },
+	{ "pool:\n  name: a234567890123456789012345678901234567890123456789012345678901234\n", 0,
+	  "pool.yaml:2:9: pool.name: " NAME_RULE ", got 'a234567890123456789012345678901234567890123456789012345678901234'" },
+	{ "pool:\n  name:\n", 0, "pool.yaml:2:8: pool.name: expected a name, got null" },
+	{ "pool:\n  name: ci\nbase:\n  name: Tiny\n", 0, "pool.yaml:4:9: base.name: " NAME_RULE ", got 'Tiny'" },
+	{ "pool:\n  name: ci\nbase:\n  name: tiny\n  version: v1/../x\n", 0,
+	  "pool.yaml:5:12: base.version: must be 'latest' or 1-64 characters of A-Z, a-z, 0-9, '.', '_', '+' and "
+	  "'-', not starting with '.' and without '..', got 'v1/../x'" },
+	{ "pool:\n  name: ci\nbase:\n  name: tiny\n  version: .hidden\n", 0,
+	  "pool.yaml:5:12: base.version: must be 'latest' or 1-64 characters of A-Z, a-z, 0-9, '.', '_', '+' and "
+	  "'-', not starting with '.' and without '..', got '.hidden'" },
+	{ "pool:\n  name: ci\nbase:\n  name: tiny\n  version: \"1 2\"\n", 0,
+	  "pool.yaml:5:12: base.version: must be 'latest' or 1-64 characters of A-Z, a-z, 0-9, '.', '_', '+' and "
+	  "'-', not starting with '.' and without '..', got '1 2'" },
+	{ "pool:\n  name: ci\nbase:\n  name: tiny\n  version: \"v\\t1\"\n", 0,
+	  "pool.yaml:5:12: base.version: must be 'latest' or 1-64 characters of A-Z, a-z, 0-9, '.', '_', '+' and "
+	  "'-', not starting with '.' and without '..', got 'v\\x091'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      path: var/lib\n", 0,
+	  "pool.yaml:8:13: storage.tiers[0].path: must be an absolute path, got 'var/lib'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: T1\n      path: /a\n", 0,
+	  "pool.yaml:7:13: storage.tiers[0].name: " NAME_RULE ", got 'T1'" },
+	{ BASE "hosts:\n  - name: a\n    ssh:\n      known_hosts: .ssh/known_hosts\n", 0,
+	  "pool.yaml:14:20: hosts[0].ssh.known_hosts: must be an absolute path, got '.ssh/known_hosts'" },
+	{ BASE "hosts:\n  - name: a\n    ssh:\n      prot: 22\n", 0,
+	  "pool.yaml:14:7: hosts[0].ssh: unknown key 'prot', did you mean 'port'?" },
+	{ BASE "hosts:\n  - name: a\n    ssh:\n      user: -root\n", 0,
+	  "pool.yaml:14:13: hosts[0].ssh.user: must be a user name of 1-32 letters, digits, '.', '_' and '-', not "
+	  "starting with '-', got '-root'" },
+	{ BASE "hosts:\n  - name: a\n  - name: b\n    uri: localhost\n", 0,
+	  "pool.yaml:14:10: hosts[1].uri: must be a libvirt uri like 'qemu:///system', got 'localhost'" },
+	{ BASE "hosts:\n  - name: a\n  - name: b\n  - name: a\n", 0,
+	  "pool.yaml:14:11: hosts[2].name: duplicate host name 'a', first used at line 12, column 11" },
+	{ BASE "hosts: []\n", 0, "pool.yaml:11:8: hosts: must have 1 to 1000 items, got 0" },
+	{ BASE "domain:\n  network: \"my net\"\n", 0,
+	  "pool.yaml:12:12: domain.network: must be a libvirt network name (1-64 characters, no spaces or '/') or "
+	  "'none', got 'my net'" },
+
+	/* ---- storage tiers ---- */
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      path: /a\n", 0,
+	  "pool.yaml:8:15: storage.tiers[0].driver: driver 'rbd' is not supported yet, use 'dir'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: nfs\n      path: /a\n", 0,
+	  "pool.yaml:8:15: storage.tiers[0].driver: must be 'dir', got 'nfs'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      path: /a\n  bases: fast\n" CLONES, 0,
+	  "pool.yaml:9:10: storage.bases: unknown tier 'fast', the tiers are 't'" },
+	{ BASE4 "storage:\n  tiers:\n    - {name: a, path: /a}\n    - {name: b, path: /b}\n  bases: a\n" CLONES, 0,
+	  "pool.yaml:5:1: storage: missing required key 'deltas', needed when there is more than one tier" },
+	{ BASE4 "storage:\n  tiers:\n    - {name: a, path: /a}\n    - {name: a, path: /b}\n" CLONES, 0,
+	  "pool.yaml:8:14: storage.tiers[1].name: duplicate tier name 'a', first used at line 7, column 14" },
+	{ BASE4 "storage:\n  tiers: []\n", 0, "pool.yaml:6:10: storage.tiers: must have 1 to 16 items, got 0" },
+	{ BASE "data_disk:\n  size: 20G\n  tier: slow\n", 0,
+	  "pool.yaml:13:9: data_disk.tier: unknown tier 'slow', the tiers are 't'" },
+
+	/* ---- clone names ---- */
+	{ BASE8 "clones:\n  count: 3\n  name: ci-{idx}\n", 0,
+	  "pool.yaml:11:9: clones.name: unknown placeholder '{idx}', use '{index}', '{index:0N}' (N 1-9) or '{pool}'" },
+	{ BASE8 "clones:\n  count: 3\n  name: ci-{index:0}\n", 0,
+	  "pool.yaml:11:9: clones.name: unknown placeholder '{index:0}', use '{index}', '{index:0N}' (N 1-9) or "
+	  "'{pool}'" },
+	{ BASE8 "clones:\n  count: 3\n  name: ci-{index\n", 0,
+	  "pool.yaml:11:9: clones.name: unclosed '{' in name pattern 'ci-{index'" },
+	{ BASE8 "clones:\n  count: 3\n  name: ci-index}\n", 0,
+	  "pool.yaml:11:9: clones.name: unmatched '}' in name pattern 'ci-index}'" },
+	{ BASE8 "clones:\n  count: 3\n  name: CI-{index}\n", 0,
+	  "pool.yaml:11:9: clones.name: renders 'CI-1' for clone 1, which is not a valid name: " NAME_RULE },
+	{ BASE8 "clones:\n  count: 3\n  name: runner\n", 0,
+	  "pool.yaml:11:9: clones.name: must contain '{index}' so that the 3 clones get different names" },
+	{ BASE8 "clones:\n  count: 100\n  name: a23456789012345678901234567890123456789012345678901234567890-{index}\n",
+	  0,
+	  "pool.yaml:11:9: clones.name: renders 'a23456789012345678901234567890123456789012345678901234567890-100' "
+	  "for clone 100, which is not a valid name: " NAME_RULE },
+
+	/* ---- templates ---- */
+	{ BASE "domain:\n  template: /nonexistent/x.xml\n", 0,
+	  "pool.yaml:12:13: domain.template: template '/nonexistent/x.xml' does not exist" },
+	{ BASE "domain:\n  template: /\n", 0, "pool.yaml:12:13: domain.template: template '/' is not a regular file" },
+	{ BASE "domain:\n  template: templates/server.xml\n", 0,
+	  "pool.yaml:12:13: domain.template: must be a template name (like 'server') or an absolute path, got "
+	  "'templates/server.xml'" },
+	{ BASE "domain:\n  template: Server\n", 0,
+	  "pool.yaml:12:13: domain.template: must be a template name (like 'server') or an absolute path, got "
+	  "'Server'" },
+};
+
+static const vp_error *expect_bad(const char *display, const char *yaml, size_t len)
+{
+	vp_spec *s = (vp_spec *)1;
+	int r = vp_spec_parse(&s, display, yaml, len);
+
+	CU_ASSERT_EQUAL(r, VP_EINVAL);
+	CU_ASSERT_PTR_NULL(s);
+	CU_ASSERT_EQUAL(vp_error_last()->klass, VP_ERR_SPEC);
+	return vp_error_last();
+}
+
+static void test_bad_table(void)
+{
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const bad_case *t = &bad_cases[i];
+		const vp_error *e = expect_bad("pool.yaml", t->yaml, t->len ? t->len : strlen(t->yaml));
+		if (strcmp(e->message, t->msg) != 0) {
+			fprintf(stderr, "\n  case %zu:\n  got      '%s'\n  expected '%s'\n", i, e->message, t->msg);
+			CU_FAIL("bad spec message differs");
+		}
+	}
+	CU_ASSERT(sizeof(bad_cases) / sizeof(bad_cases[0]) >= 60);
+}
+
+/* ---- generated at run time: huge, deep, wide ---- */
+
+static void test_too_large_buffer(void)
+{
+	size_t len = 50u * 1024 * 1024;
+	char *big = malloc(len);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	memset(big, 'a', len);
+	VP_ASSERT_STR_EQ(expect_bad("pool.yaml", big, len)->message,
+			 "pool.yaml:1:1: the file is too large (52428800 bytes), the limit is 4 MiB");
+	/* One byte over the limit is refused, the limit itself is parsed. */
+	VP_ASSERT_STR_EQ(expect_bad("pool.yaml", big, VP_SPEC_MAX_BYTES + 1)->message,
+			 "pool.yaml:1:1: the file is too large (4194305 bytes), the limit is 4 MiB");
+	VP_ASSERT_STR_EQ(expect_bad("pool.yaml", big, VP_SPEC_MAX_BYTES)->message,
+			 "pool.yaml:1:1: expected a mapping of spec sections at the top level, got 'aaaaaaaaaaaaaaaaaaaaaaaa"
+			 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...'");
+	free(big);
+}
+
+/* A 50 MB file is refused from its size, before a byte of it is read. */
+static void test_too_large_file(void)
+{
+	char path[] = "/tmp/vp_spec_big_XXXXXX";
+	char want[256];
+	vp_spec *s = NULL;
+	int fd = mkstemp(path);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL_FATAL(ftruncate(fd, 50 * 1024 * 1024), 0); /* sparse: costs no disk */
+	close(fd);
+	CU_ASSERT_EQUAL(vp_spec_load(&s, path), VP_EINVAL);
+	CU_ASSERT_PTR_NULL(s);
+	snprintf(want, sizeof(want), "%s:1:1: the file is too large (52428800 bytes), the limit is 4 MiB", path);
+	VP_ASSERT_STR_EQ(vp_error_last()->message, want);
+	unlink(path);
+}
+
+static char *repeat(const char *unit, size_t n, const char *tail)
+{
+	size_t u = strlen(unit), t = strlen(tail);
+	char *s = malloc(u * n + t + 1);
+
+	for (size_t i = 0; i < n; i++)
+		memcpy(s + i * u, unit, u);
+	memcpy(s + u * n, tail, t + 1);
+	return s;
+}
+
+static void test_deep_nesting(void)
+{
+	char *flow = repeat("[", 10000, "\n"), *block = repeat("- ", 10000, "x\n"), *map = repeat("{a: ", 10000, "\n");
+
+	VP_ASSERT_STR_EQ(expect_bad("pool.yaml", flow, strlen(flow))->message,
+			 "pool.yaml:1:65: nesting is deeper than 64 levels");
+	VP_ASSERT_STR_EQ(expect_bad("pool.yaml", block, strlen(block))->message,
+			 "pool.yaml:1:129: nesting is deeper than 64 levels");
+	VP_ASSERT_STR_EQ(expect_bad("pool.yaml", map, strlen(map))->message,
+			 "pool.yaml:1:257: nesting is deeper than 64 levels");
+	free(flow);
+	free(block);
+	free(map);
+}
+
+/* 64 levels is allowed (the top mapping is one): the limit is the first level too deep. */
+static void test_nesting_at_limit(void)
+{
+	char *open = repeat("[", 64, ""), *close = repeat("]", 64, "");
+	char *text = malloc(strlen(open) + strlen(close) + 200);
+
+	sprintf(text, BASE "gc: %s%s\n", open + 1, close + 1);
+	VP_ASSERT_STR_EQ(expect_bad("pool.yaml", text, strlen(text))->message,
+			 "pool.yaml:11:5: gc: expected a mapping, got a sequence");
+	sprintf(text, BASE "gc: %s%s\n", open, close);
+	VP_ASSERT_STR_EQ(expect_bad("pool.yaml", text, strlen(text))->message,
+			 "pool.yaml:11:68: nesting is deeper than 64 levels");
+	free(open);
+	free(close);
+	free(text);
+}
+
+static void test_too_many_nodes(void)
+{
+	/* "[1,1,...": the root is node 1, item i (from 0) is node i + 2, at column 2 + 2i. */
+	char *items = repeat("1,", 100001, "1]\n"), *wide = malloc(strlen(items) + 2);
+
+	sprintf(wide, "[%s", items);
+	free(items);
+	VP_ASSERT_STR_EQ(expect_bad("pool.yaml", wide, strlen(wide))->message,
+			 "pool.yaml:1:200000: too many yaml nodes, the limit is 100000");
+	free(wide);
+}
+
+/* ---- fixtures on disk ---- */
+
+static const char *data_dir(void)
+{
+	static char dir[PATH_MAX];
+	const char *env = getenv("VP_TEST_DATA");
+
+	if (env)
+		return env;
+	/* Run by hand (valgrind): find tests/data beside this source file. */
+	snprintf(dir, sizeof(dir), "%s", __FILE__);
+	*strrchr(dir, '/') = '\0';
+	*strrchr(dir, '/') = '\0';
+	strcat(dir, "/data");
+	return dir;
+}
+
+static void expect_load_error(const char *name, const char *suffix)
+{
+	char path[PATH_MAX], want[PATH_MAX + 512];
+	vp_spec *s = NULL;
+
+	snprintf(path, sizeof(path), "%s/spec/%s", data_dir(), name);
+	snprintf(want, sizeof(want), "%s%s", path, suffix);
+	CU_ASSERT_EQUAL(vp_spec_load(&s, path), VP_EINVAL);
+	CU_ASSERT_PTR_NULL(s);
+	VP_ASSERT_STR_EQ(vp_error_last()->message, want);
+}
+
+static void test_fixtures(void)
+{
+	expect_load_error("garbage.bin", ":1:1: invalid utf-8 byte 0x89, the spec must be utf-8 text");
+	expect_load_error("utf16.yaml", ":1:1: invalid utf-8 byte 0xff, the spec must be utf-8 text");
+	expect_load_error("tabs.yaml", ":7:1: tab character found, indent with spaces");
+	expect_load_error("typo.yaml", ":14:3: clones: unknown key 'cont', did you mean 'count'?");
+	expect_load_error("two-tiers-bad-ref.yaml", ":13:11: storage.deltas: unknown tier 'slow', the tiers are "
+						    "'fast', 'bulk'");
+	expect_load_error("billion-laughs.yaml", ":2:4: a: yaml anchors are not allowed (found '&a'), write the "
+						 "value out");
+}
+
+static void test_load_errors(void)
+{
+	vp_spec *s = (vp_spec *)1;
+
+	CU_ASSERT_EQUAL(vp_spec_load(&s, "/nonexistent/pool.yaml"), VP_ENOENT);
+	CU_ASSERT_PTR_NULL(s);
+	VP_ASSERT_STR_EQ(vp_error_last()->message, "cannot open '/nonexistent/pool.yaml': No such file or directory");
+	CU_ASSERT_EQUAL(vp_spec_load(&s, "/"), VP_EIO);
+	VP_ASSERT_STR_EQ(vp_error_last()->message, "cannot read '/': Is a directory");
+	vp_spec_free(NULL);
+}
+
+/* ---- good specs ---- */
+
+static vp_spec *load_example(const char *name)
+{
+	char path[PATH_MAX];
+	vp_spec *s = NULL;
+
+	snprintf(path, sizeof(path), "%s/../../examples/%s", data_dir(), name);
+	if (vp_spec_load(&s, path) < 0)
+		fprintf(stderr, "\n  %s\n", vp_error_last()->message);
+	return s;
+}
+
+static vp_spec *parse_ok(const char *yaml)
+{
+	vp_spec *s = NULL;
+
+	if (vp_spec_parse(&s, "pool.yaml", yaml, strlen(yaml)) < 0)
+		fprintf(stderr, "\n  %s\n", vp_error_last()->message);
+	return s;
+}
+
+/* Every default, field by field, on the smallest spec there is. */
+static void test_defaults(void)
+{
+	vp_spec *s = parse_ok(BASE);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	VP_ASSERT_STR_EQ(s->file, "pool.yaml");
+	VP_ASSERT_STR_EQ(s->pool, "ci");
+	VP_ASSERT_STR_EQ(s->base.name, "tiny");
+	CU_ASSERT_PTR_NULL(s->base.version);
+	CU_ASSERT_EQUAL(s->storage.tier_count, 1);
+	VP_ASSERT_STR_EQ(s->storage.tiers[0].name, "t");
+	CU_ASSERT_EQUAL(s->storage.tiers[0].driver, VP_STORAGE_DIR);
+	VP_ASSERT_STR_EQ(s->storage.tiers[0].path, "/var/lib/vdipool");
+	CU_ASSERT_PTR_EQUAL(s->storage.bases, &s->storage.tiers[0]);
+	CU_ASSERT_PTR_EQUAL(s->storage.deltas, &s->storage.tiers[0]);
+	CU_ASSERT_EQUAL(s->clones.count, 3);
+	VP_ASSERT_STR_EQ(s->clones.name, "{pool}-{index}");
+	CU_ASSERT_EQUAL(s->clones.start_index, 1);
+	CU_ASSERT_EQUAL(s->clones.mode, VP_CLONE_LINKED);
+	CU_ASSERT_EQUAL(s->delta.cluster_size, 128 * 1024);
+	CU_ASSERT_EQUAL(s->delta.extended_l2, true);
+	CU_ASSERT_EQUAL(s->delta.preallocation, VP_SPEC_PREALLOC_METADATA);
+	CU_ASSERT_EQUAL(s->data_disk.size, 0);
+	CU_ASSERT_PTR_NULL(s->data_disk.tier);
+	VP_ASSERT_STR_EQ(s->domain.template_name, "server");
+	CU_ASSERT_PTR_NOT_NULL(strstr(s->domain.template_path, "/server.xml"));
+	CU_ASSERT_EQUAL(s->domain.template_path[0], '/');
+	CU_ASSERT_EQUAL(s->domain.vcpus, 1);
+	CU_ASSERT_EQUAL(s->domain.memory_bytes, 512ull << 20);
+	VP_ASSERT_STR_EQ(s->domain.network, "default");
+	CU_ASSERT_EQUAL(s->domain.start, true);
+	CU_ASSERT_EQUAL(s->domain.max_parallel_starts, 4);
+	CU_ASSERT_EQUAL(s->rollout.max_unavailable, 25);
+	CU_ASSERT_EQUAL(s->rollout.max_unavailable_percent, true);
+	CU_ASSERT_EQUAL(s->rollout.health.argc, 0);
+	CU_ASSERT_PTR_NULL(s->rollout.health.argv);
+	CU_ASSERT_EQUAL(s->rollout.health.timeout_sec, 300);
+	CU_ASSERT_EQUAL(s->rollout.shutdown_timeout_sec, 120);
+	CU_ASSERT_EQUAL(s->host_count, 1);
+	VP_ASSERT_STR_EQ(s->hosts[0].name, "local");
+	VP_ASSERT_STR_EQ(s->hosts[0].uri, "qemu:///system");
+	CU_ASSERT_EQUAL(s->hosts[0].has_ssh, false);
+	CU_ASSERT_EQUAL(s->gc.keep, 2);
+	vp_spec_free(s);
+}
+
+static void test_example_quickstart(void)
+{
+	vp_spec *s = load_example("quickstart.yaml");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	VP_ASSERT_STR_EQ(s->pool, "quickstart");
+	VP_ASSERT_STR_EQ(s->base.name, "tiny");
+	CU_ASSERT_PTR_NULL(s->base.version);
+	CU_ASSERT_EQUAL(s->storage.tier_count, 1);
+	VP_ASSERT_STR_EQ(s->storage.bases->path, "/var/lib/vdipool");
+	CU_ASSERT_PTR_EQUAL(s->storage.deltas, s->storage.bases);
+	CU_ASSERT_EQUAL(s->clones.count, 5);
+	VP_ASSERT_STR_EQ(s->clones.name, "{pool}-{index}");
+	CU_ASSERT_EQUAL(s->clones.mode, VP_CLONE_LINKED);
+	VP_ASSERT_STR_EQ(s->domain.template_name, "server");
+	CU_ASSERT_EQUAL(s->domain.vcpus, 1);
+	CU_ASSERT_EQUAL(s->domain.memory_bytes, 256ull << 20);
+	CU_ASSERT_EQUAL(s->domain.start, true);
+	VP_ASSERT_STR_EQ(s->domain.network, "default");
+	CU_ASSERT_EQUAL(s->delta.cluster_size, 128 * 1024);
+	CU_ASSERT_EQUAL(s->delta.preallocation, VP_SPEC_PREALLOC_METADATA);
+	CU_ASSERT_EQUAL(s->data_disk.size, 0);
+	CU_ASSERT_EQUAL(s->host_count, 1);
+	CU_ASSERT_EQUAL(s->gc.keep, 2);
+	vp_spec_free(s);
+}
+
+static void test_example_ci_runners(void)
+{
+	vp_spec *s = load_example("ci-runners.yaml");
+	char name[64];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	VP_ASSERT_STR_EQ(s->pool, "ci");
+	VP_ASSERT_STR_EQ(s->base.version, "2024.06.1");
+	CU_ASSERT_EQUAL(s->clones.count, 50);
+	CU_ASSERT_EQUAL(vp_spec_clone_name(s, 1, name, sizeof(name)), 0);
+	VP_ASSERT_STR_EQ(name, "ci-001");
+	CU_ASSERT_EQUAL(vp_spec_clone_name(s, 50, name, sizeof(name)), 0);
+	VP_ASSERT_STR_EQ(name, "ci-050");
+	CU_ASSERT_EQUAL(vp_spec_clone_name(s, 1000, name, sizeof(name)), 0);
+	VP_ASSERT_STR_EQ(name, "ci-1000");
+	CU_ASSERT_EQUAL(s->delta.extended_l2, true);
+	CU_ASSERT_EQUAL(s->delta.cluster_size, 128 * 1024);
+	CU_ASSERT_EQUAL(s->domain.vcpus, 2);
+	CU_ASSERT_EQUAL(s->domain.memory_bytes, 2ull << 30);
+	CU_ASSERT_EQUAL(s->domain.max_parallel_starts, 8);
+	CU_ASSERT_EQUAL(s->rollout.max_unavailable, 5);
+	CU_ASSERT_EQUAL(s->rollout.max_unavailable_percent, false);
+	CU_ASSERT_EQUAL_FATAL(s->rollout.health.argc, 2);
+	VP_ASSERT_STR_EQ(s->rollout.health.argv[0], "/usr/local/bin/ci-runner-ready");
+	VP_ASSERT_STR_EQ(s->rollout.health.argv[1], "--wait");
+	CU_ASSERT_PTR_NULL(s->rollout.health.argv[2]);
+	CU_ASSERT_EQUAL(s->rollout.health.timeout_sec, 300);
+	CU_ASSERT_EQUAL(s->rollout.shutdown_timeout_sec, 60);
+	CU_ASSERT_EQUAL(s->gc.keep, 3);
+	vp_spec_free(s);
+}
+
+static void test_example_office(void)
+{
+	vp_spec *s = load_example("office-desktops.yaml");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(s->clones.count, 300);
+	CU_ASSERT_EQUAL(s->storage.tier_count, 2);
+	VP_ASSERT_STR_EQ(s->storage.bases->name, "fast");
+	VP_ASSERT_STR_EQ(s->storage.bases->path, "/srv/vdipool/fast");
+	VP_ASSERT_STR_EQ(s->storage.deltas->name, "bulk");
+	VP_ASSERT_STR_EQ(s->storage.deltas->path, "/srv/vdipool/deltas");
+	CU_ASSERT_EQUAL(s->data_disk.size, 20ull << 30);
+	CU_ASSERT_PTR_EQUAL(s->data_disk.tier, s->storage.deltas);
+	VP_ASSERT_STR_EQ(s->domain.template_name, "desktop");
+	CU_ASSERT_PTR_NOT_NULL(strstr(s->domain.template_path, "/desktop.xml"));
+	VP_ASSERT_STR_EQ(s->domain.network, "office-lan");
+	CU_ASSERT_EQUAL(s->rollout.max_unavailable, 10);
+	CU_ASSERT_EQUAL(s->rollout.max_unavailable_percent, true);
+	CU_ASSERT_EQUAL_FATAL(s->rollout.health.argc, 3);
+	VP_ASSERT_STR_EQ(s->rollout.health.argv[0], "/bin/sh");
+	VP_ASSERT_STR_EQ(s->rollout.health.argv[1], "-c");
+	CU_ASSERT_EQUAL(s->rollout.health.timeout_sec, 600);
+	CU_ASSERT_EQUAL(s->rollout.shutdown_timeout_sec, 180);
+	CU_ASSERT_EQUAL_FATAL(s->host_count, 2);
+	VP_ASSERT_STR_EQ(s->hosts[0].name, "hv1");
+	CU_ASSERT_EQUAL(s->hosts[0].has_ssh, false);
+	VP_ASSERT_STR_EQ(s->hosts[1].uri, "qemu+ssh://vdipool@hv2.example.com/system");
+	CU_ASSERT_EQUAL(s->hosts[1].has_ssh, true);
+	VP_ASSERT_STR_EQ(s->hosts[1].ssh.user, "vdipool");
+	CU_ASSERT_EQUAL(s->hosts[1].ssh.port, 22);
+	VP_ASSERT_STR_EQ(s->hosts[1].ssh.known_hosts, "/etc/vdipool/known_hosts");
+	vp_spec_free(s);
+}
+
+/* Defaults that follow other keys, and values in all their spellings. */
+static void test_values(void)
+{
+	vp_spec *s = parse_ok(BASE "delta:\n  extended_l2: false\n"
+				   "domain:\n  network: none\n  memory: 1048576K\n  start: False\n"
+				   "rollout:\n  max_unavailable: 100%\n  health:\n    timeout: 1m30s\n"
+				   "  shutdown_timeout: 45\n"
+				   "storage2: x\n");
+
+	CU_ASSERT_PTR_NULL(s); /* storage2 is unknown */
+	s = parse_ok(BASE "delta:\n  extended_l2: false\n"
+			  "domain:\n  network: none\n  memory: 1048576K\n  start: False\n"
+			  "rollout:\n  max_unavailable: 100%\n  health:\n    timeout: 1m30s\n"
+			  "  shutdown_timeout: 45\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(s->delta.cluster_size, 64 * 1024);
+	CU_ASSERT_EQUAL(s->delta.preallocation, VP_SPEC_PREALLOC_OFF);
+	CU_ASSERT_PTR_NULL(s->domain.network);
+	CU_ASSERT_EQUAL(s->domain.memory_bytes, 1ull << 30);
+	CU_ASSERT_EQUAL(s->domain.start, false);
+	CU_ASSERT_EQUAL(s->rollout.max_unavailable, 100);
+	CU_ASSERT_EQUAL(s->rollout.health.timeout_sec, 90);
+	CU_ASSERT_EQUAL(s->rollout.shutdown_timeout_sec, 45);
+	vp_spec_free(s);
+
+	/* Trailing slashes go; versions stay text, never numbers. */
+	s = parse_ok("pool: {name: a}\nbase: {name: b, version: 1.10}\n"
+		     "storage: {tiers: [{name: t, path: /srv/x//}]}\nclones: {count: 1, name: solo, start_index: 0}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	VP_ASSERT_STR_EQ(s->storage.tiers[0].path, "/srv/x");
+	VP_ASSERT_STR_EQ(s->base.version, "1.10");
+	CU_ASSERT_EQUAL(s->clones.start_index, 0);
+	vp_spec_free(s);
+}
+
+static void test_clone_names(void)
+{
+	vp_spec *s = parse_ok(BASE8 "clones:\n  count: 3\n  name: \"{pool}-x{index:05}\"\n  start_index: 7\n");
+	char name[16];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(vp_spec_clone_name(s, 7, name, sizeof(name)), 0);
+	VP_ASSERT_STR_EQ(name, "ci-x00007");
+	CU_ASSERT_EQUAL(vp_spec_clone_name(s, 9, name, 9), VP_EINVAL);
+	VP_ASSERT_STR_EQ(vp_error_last()->message, "the name of clone 9 does not fit in 9 bytes");
+	CU_ASSERT_EQUAL(vp_spec_clone_name(s, 9, name, 10), 0);
+	VP_ASSERT_STR_EQ(name, "ci-x00009");
+	vp_spec_free(s);
+
+	s = parse_ok(BASE);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(vp_spec_clone_name(s, 3, name, sizeof(name)), 0);
+	VP_ASSERT_STR_EQ(name, "ci-3");
+	vp_spec_free(s);
+}
+
+static void hash_of(const char *yaml, char out[VP_SPEC_HASH_LEN])
+{
+	vp_spec *s = parse_ok(yaml);
+
+	out[0] = '\0';
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(vp_spec_hash(s, out), 0);
+	CU_ASSERT_EQUAL(strlen(out), 64);
+	vp_spec_free(s);
+}
+
+static void test_hash(void)
+{
+	char a[VP_SPEC_HASH_LEN], b[VP_SPEC_HASH_LEN];
+
+	hash_of(BASE "domain:\n  vcpus: 2\n", a);
+	hash_of(BASE "domain:\n  vcpus: 2\n", b);
+	VP_ASSERT_STR_EQ(a, b);
+	/* Key order, comments, flow style and written-out defaults change nothing. */
+	hash_of("# reordered\nclones: {count: 3}\ndomain: {vcpus: 2, network: default, memory: 512M}\n"
+		"storage:\n  tiers: [{path: /var/lib/vdipool/, name: t}]\nbase: {name: tiny}\npool: {name: ci}\n", b);
+	VP_ASSERT_STR_EQ(a, b);
+	/* Neither do keys that never reach a domain definition. */
+	hash_of(BASE "domain:\n  vcpus: 2\n  start: false\ngc: {keep: 9}\nrollout: {max_unavailable: 1}\n", b);
+	VP_ASSERT_STR_EQ(a, b);
+	hash_of(BASE "domain:\n  vcpus: 3\n", b);
+	CU_ASSERT_STRING_NOT_EQUAL(a, b);
+	hash_of(BASE "domain:\n  vcpus: 2\n  network: none\n", b);
+	CU_ASSERT_STRING_NOT_EQUAL(a, b);
+	hash_of(BASE "domain:\n  vcpus: 2\n  template: desktop\n", b);
+	CU_ASSERT_STRING_NOT_EQUAL(a, b);
+	hash_of(BASE "domain:\n  vcpus: 2\ndata_disk: {size: 1G}\n", b);
+	CU_ASSERT_STRING_NOT_EQUAL(a, b);
+}
+
+static void test_locate(void)
+{
+	vp_spec *s = parse_ok(BASE "hosts:\n  - name: a\n  - name: b\n    uri: qemu+ssh://b/system\n");
+	vp_spec_loc loc;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(vp_spec_locate(s, "clones.count", &loc), 0);
+	CU_ASSERT_EQUAL(loc.key_line, 10);
+	CU_ASSERT_EQUAL(loc.key_column, 3);
+	CU_ASSERT_EQUAL(loc.line, 10);
+	CU_ASSERT_EQUAL(loc.column, 10);
+	CU_ASSERT_EQUAL(vp_spec_locate(s, "hosts[1].uri", &loc), 0);
+	CU_ASSERT_EQUAL(loc.line, 14);
+	CU_ASSERT_EQUAL(loc.column, 10);
+	/* A defaulted key falls back to what encloses it. */
+	CU_ASSERT_EQUAL(vp_spec_locate(s, "clones.mode", &loc), VP_ENOENT);
+	CU_ASSERT_EQUAL(loc.line, 9);
+	CU_ASSERT_EQUAL(loc.column, 1);
+	CU_ASSERT_EQUAL(vp_spec_locate(s, "rollout.health.timeout", &loc), VP_ENOENT);
+	CU_ASSERT_EQUAL(loc.line, 1);
+	CU_ASSERT_EQUAL(vp_spec_error(s, "hosts[1].uri", "cannot connect to %s", "'b'"), VP_EINVAL);
+	VP_ASSERT_STR_EQ(vp_error_last()->message, "pool.yaml:14:10: hosts[1].uri: cannot connect to 'b'");
+	CU_ASSERT_EQUAL(vp_error_last()->klass, VP_ERR_SPEC);
+	vp_spec_free(s);
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	if (strncmp(s, prefix, strlen(prefix)) == 0)
+		return true;
+	fprintf(stderr, "\n  got '%s'\n  expected a start of '%s'\n", s, prefix);
+	return false;
+}
+
+static void test_find_template(void)
+{
+	char dir[] = "/tmp/vp_spec_tmpl_XXXXXX", file[64], *path = NULL;
+	const char *old = getenv("VDIPOOL_TEMPLATE_PATH");
+	char *saved = old ? strdup(old) : NULL;
+	FILE *f;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/server.xml", dir);
+	f = fopen(file, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs("<domain/>\n", f);
+	fclose(f);
+
+	/* The search path comes first, empty entries are skipped. */
+	setenv("VDIPOOL_TEMPLATE_PATH", "::/nonexistent:", 1);
+	CU_ASSERT_EQUAL(vp_spec_find_template(&path, "server"), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(path, "templates/server.xml"));
+	free(path);
+	setenv("VDIPOOL_TEMPLATE_PATH", dir, 1);
+	CU_ASSERT_EQUAL(vp_spec_find_template(&path, "server"), 0);
+	VP_ASSERT_STR_EQ(path, file);
+	free(path);
+	CU_ASSERT_EQUAL(vp_spec_find_template(&path, file), 0);
+	VP_ASSERT_STR_EQ(path, file);
+	free(path);
+
+	CU_ASSERT_EQUAL(vp_spec_find_template(&path, "nope"), VP_ENOENT);
+	CU_ASSERT_PTR_NULL(path);
+	CU_ASSERT(starts_with(vp_error_last()->message, "template 'nope' not found: no nope.xml in "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, dir));
+	CU_ASSERT_EQUAL(vp_spec_find_template(&path, "../etc/passwd"), VP_EINVAL);
+	VP_ASSERT_STR_EQ(vp_error_last()->message,
+			 "template '../etc/passwd' must be a name (like 'server') or an absolute path");
+	CU_ASSERT_EQUAL(vp_spec_find_template(&path, "Bad_Name"), VP_EINVAL);
+	VP_ASSERT_STR_EQ(vp_error_last()->message, "invalid template name 'Bad_Name': " NAME_RULE);
+
+	/* A spec naming a template that is nowhere says where it looked. */
+	CU_ASSERT_EQUAL(vp_spec_parse(&(vp_spec *){ NULL }, "pool.yaml", BASE "domain: {template: nope}\n",
+				      strlen(BASE "domain: {template: nope}\n")),
+			VP_EINVAL);
+	CU_ASSERT(starts_with(vp_error_last()->message,
+			      "pool.yaml:11:20: domain.template: template 'nope' not found: no nope.xml in "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, dir));
+
+	unlink(file);
+	rmdir(dir);
+	if (saved)
+		setenv("VDIPOOL_TEMPLATE_PATH", saved, 1);
+	else
+		unsetenv("VDIPOOL_TEMPLATE_PATH");
+	free(saved);
+}
+
+static CU_TestInfo spec_tests[] = {
+	{ "bad specs: exact messages", test_bad_table },
+	{ "50 MB buffer refused", test_too_large_buffer },
+	{ "50 MB file refused unread", test_too_large_file },
+	{ "10,000-deep nesting", test_deep_nesting },
+	{ "nesting at the limit", test_nesting_at_limit },
+	{ "too many nodes", test_too_many_nodes },
+	{ "fixtures on disk", test_fixtures },
+	{ "load errors", test_load_errors },
+	{ "defaults", test_defaults },
+	{ "example quickstart", test_example_quickstart },
+	{ "example ci-runners", test_example_ci_runners },
+	{ "example office-desktops", test_example_office },
+	{ "values and dependent defaults", test_values },
+	{ "clone names", test_clone_names },
+	{ "hash", test_hash },
+	{ "locate and vp_spec_error", test_locate },
+	{ "template search", test_find_template },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "spec", NULL, NULL, NULL, NULL, spec_tests },
+	CU_SUITE_INFO_NULL,
+};
+
+VP_TEST_MAIN(suites)
