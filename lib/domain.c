@@ -323,8 +323,10 @@ int vp_domain_meta_parse(vp_domain_meta *m, const char *xml, size_t len)
 	doc = xmlReadMemory(xml, (int)len, "metadata.xml", NULL,
 			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	root = doc ? xmlDocGetRootElement(doc) : NULL;
-	if (!root || xmlStrcmp(root->name, BAD_CAST "clone") || !root->ns ||
-	    xmlStrcmp(root->ns->href, BAD_CAST VP_METADATA_NS)) {
+	/* virDomainGetMetadata hands the element back without its namespace
+	 * (the caller asked by namespace); a foreign namespace is not ours. */
+	if (!root || xmlStrcmp(root->name, BAD_CAST "clone") ||
+	    (root->ns && xmlStrcmp(root->ns->href, BAD_CAST VP_METADATA_NS))) {
 		xmlFreeDoc(doc);
 		return vp_error_set(VP_ERR_VIRT, VP_EINVAL, "not a vdipool metadata element");
 	}

@@ -24,6 +24,7 @@ const char *vp_step_name(unsigned step)
 	case VP_STEP_STOP: return "stop";
 	case VP_STEP_UNDEFINE: return "undefine";
 	case VP_STEP_DELETE_DELTA: return "delete delta";
+	case VP_STEP_DELETE_DATA: return "delete data disk";
 	case VP_STEP_CREATE_DELTA: return "create delta";
 	case VP_STEP_CREATE_DATA: return "create data disk";
 	case VP_STEP_DEFINE: return "define";

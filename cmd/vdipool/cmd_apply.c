@@ -1,23 +1,93 @@
 /* cmd_apply.c: `vdipool apply`: make the pool match its spec. */
-#include "cli.h"
+#include <stdlib.h>
+
+#include "pool_cli.h"
 
 const char cmd_apply_help[] =
-	"usage: vdipool apply [options] POOL.yaml\n"
+	"usage: vdipool apply [--parallel N] [--wait] POOL.yaml\n"
 	"\n"
 	"Create, repair, start, stop and remove clones until the pool matches its spec.\n"
-	"A second apply with nothing to do changes nothing and exits 0.\n"
+	"The plan is printed first. A second apply with nothing to do changes nothing\n"
+	"and exits 0, so a timer can run it often. Interrupted (Ctrl-C, kill -9, host\n"
+	"error), the next apply finishes the job.\n"
 	"\n"
 	"Options:\n"
-	"  --parallel N   clones prepared at once (default 8)\n"
+	"  --parallel N   clones worked on at once (default 8)\n"
+	"  --wait         wait for a concurrent apply on the same pool instead of failing\n"
 	"\n"
 	"Example:\n"
 	"  vdipool apply examples/quickstart.yaml\n";
 
+enum { OPT_PARALLEL = 0x200, OPT_WAIT };
+
+static int opt(cli *c, int o, const char *arg, void *ctx)
+{
+	vp_apply_opts *ao = ctx;
+	char *end;
+	long n;
+
+	switch (o) {
+	case OPT_PARALLEL:
+		n = strtol(arg, &end, 10);
+		if (*end || n < 1 || n > 64)
+			return cli_usage_error(c, "--parallel: must be between 1 and 64, got '%s'", arg);
+		ao->exec.parallel = (unsigned)n;
+		return 0;
+	case OPT_WAIT:
+		ao->wait_lock = true;
+		return 0;
+	default:
+		return VP_EXIT_USAGE;
+	}
+}
+
 int cmd_apply(cli *c, int argc, char **argv)
 {
-	int idx;
+	static const struct option lo[] = {
+		{ "parallel", required_argument, NULL, OPT_PARALLEL },
+		{ "wait", no_argument, NULL, OPT_WAIT },
+		{ 0 },
+	};
+	vp_apply_opts ao = { 0 };
+	vp_exec_result res;
+	vp_spec *spec = NULL;
+	vp_pool *pool = NULL;
+	vp_plan *plan = NULL;
+	double t0 = vp_now();
+	int idx, rc, code;
 
-	CLI_PARSE(idx, c, argc, argv, NULL, NULL, NULL, NULL);
-	(void)idx;
-	return cli_not_built(c, "'vdipool apply' arrives with a later issue");
+	CLI_PARSE(idx, c, argc, argv, NULL, lo, opt, &ao);
+	if (idx != argc - 1)
+		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
+	if ((code = pool_cli_open(c, argv[idx], &spec, &pool)) != 0)
+		return code;
+	rc = vp_pool_inventory(pool, true);
+	if (rc == 0)
+		rc = vp_pool_plan(pool, -1, &plan);
+	if (rc < 0) {
+		code = cli_fail(c, rc);
+		goto out;
+	}
+	if (!vp_plan_has_changes(plan)) {
+		if (!c->quiet)
+			printf("Pool '%s' matches its spec (%u clones of %s): nothing to do.\n", spec->pool,
+			       spec->clones.count, vp_pool_base_ref(pool));
+		code = VP_EXIT_OK;
+		goto out;
+	}
+	if (!c->quiet && c->output == CLI_OUT_TABLE)
+		pool_cli_print_plan(c, spec, pool, plan);
+	pool_cli_apply_opts(c, &ao);
+	rc = vp_pool_apply(pool, plan, &ao, &res);
+	if (rc < 0 && !res.failed) {
+		code = cli_fail(c, rc);
+		goto out;
+	}
+	pool_cli_print_result(c, "Applied", &res, vp_now() - t0);
+	code = res.failed ? VP_EXIT_FAIL : VP_EXIT_OK;
+out:
+	vp_plan_free(plan);
+	vp_pool_free(pool);
+	vp_spec_free(spec);
+	return code;
 }

@@ -1,20 +1,94 @@
-/* cmd_destroy.c: `vdipool destroy`: remove a pool's domains and deltas. */
-#include "cli.h"
+/* cmd_destroy.c: `vdipool destroy`: remove a pool's domains and deltas; bases (and data) stay. */
+#include "pool_cli.h"
 
 const char cmd_destroy_help[] =
-	"usage: vdipool destroy [--yes] [--purge-data] POOL.yaml\n"
+	"usage: vdipool destroy --yes [--purge-data] POOL.yaml\n"
 	"\n"
-	"Remove the pool's domains and their deltas. Bases are kept; persistent data\n"
-	"disks are kept unless --purge-data is given.\n"
+	"Remove the pool's domains and their deltas (every clone whose domain carries\n"
+	"this pool's metadata, and the pool's deltas). Bases are kept; persistent data\n"
+	"disks are kept unless --purge-data is given. Without --yes, prints what it\n"
+	"would remove and exits 2.\n"
+	"\n"
+	"Options:\n"
+	"  --yes          really remove\n"
+	"  --purge-data   also delete the clones' persistent data disks\n"
 	"\n"
 	"Example:\n"
 	"  vdipool destroy --yes examples/quickstart.yaml\n";
 
+enum { OPT_YES = 0x200, OPT_PURGE };
+
+typedef struct destroy_opts {
+	bool yes, purge;
+} destroy_opts;
+
+static int opt(cli *c, int o, const char *arg, void *ctx)
+{
+	destroy_opts *d = ctx;
+
+	if (o == OPT_YES || o == 'y')
+		d->yes = true;
+	else if (o == OPT_PURGE)
+		d->purge = true;
+	else
+		return VP_EXIT_USAGE;
+	return 0;
+}
+
 int cmd_destroy(cli *c, int argc, char **argv)
 {
-	int idx;
+	static const struct option lo[] = {
+		{ "yes", no_argument, NULL, OPT_YES },
+		{ "purge-data", no_argument, NULL, OPT_PURGE },
+		{ 0 },
+	};
+	destroy_opts d = { 0 };
+	vp_apply_opts ao = { 0 };
+	vp_exec_result res;
+	vp_spec *spec = NULL;
+	vp_pool *pool = NULL;
+	vp_plan *plan = NULL;
+	double t0 = vp_now();
+	int idx, rc, code;
 
-	CLI_PARSE(idx, c, argc, argv, NULL, NULL, NULL, NULL);
-	(void)idx;
-	return cli_not_built(c, "'vdipool destroy' arrives with a later issue");
+	CLI_PARSE(idx, c, argc, argv, "y", lo, opt, &d);
+	if (idx != argc - 1)
+		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
+	if ((code = pool_cli_open(c, argv[idx], &spec, &pool)) != 0)
+		return code;
+	rc = vp_pool_inventory(pool, false);
+	if (rc == 0)
+		rc = vp_pool_plan(pool, 0, &plan);
+	if (rc < 0) {
+		code = cli_fail(c, rc);
+		goto out;
+	}
+	if (d.purge)
+		vp_pool_plan_purge_data(plan);
+	if (!vp_plan_has_changes(plan)) {
+		if (!c->quiet)
+			printf("Pool '%s' has nothing to destroy.\n", spec->pool);
+		code = VP_EXIT_OK;
+		goto out;
+	}
+	if (!c->quiet || !d.yes)
+		pool_cli_print_plan(c, spec, pool, plan);
+	if (!d.yes) {
+		fprintf(stderr, "vdipool destroy: nothing removed; pass --yes to remove the above\n");
+		code = VP_EXIT_USAGE;
+		goto out;
+	}
+	pool_cli_apply_opts(c, &ao);
+	rc = vp_pool_apply(pool, plan, &ao, &res);
+	if (rc < 0 && !res.failed) {
+		code = cli_fail(c, rc);
+		goto out;
+	}
+	pool_cli_print_result(c, "Destroyed", &res, vp_now() - t0);
+	code = res.failed ? VP_EXIT_FAIL : VP_EXIT_OK;
+out:
+	vp_plan_free(plan);
+	vp_pool_free(pool);
+	vp_spec_free(spec);
+	return code;
 }

@@ -1,12 +1,13 @@
-/* cmd_plan.c: `vdipool plan`: show what apply would change. */
-#include "cli.h"
+/* cmd_plan.c: `vdipool plan`: what apply would change; changes nothing. */
+#include "pool_cli.h"
 
 const char cmd_plan_help[] =
 	"usage: vdipool plan [--detailed-exitcode] [-o json] POOL.yaml\n"
 	"\n"
-	"Compare the spec with what exists (libvirt domains, deltas, bases) and print\n"
-	"what apply would do: counts, one line per clone, bytes to write, and the disk\n"
-	"the pool uses against full copies. Changes nothing.\n"
+	"Compare the spec with what exists (libvirt domains carrying vdipool metadata,\n"
+	"the pool's deltas, the base catalog) and print what apply would do: one line\n"
+	"per clone that changes, counts, bytes to write, and the disk the pool uses\n"
+	"against full copies. Changes nothing.\n"
 	"\n"
 	"Options:\n"
 	"  --detailed-exitcode   exit 0 when nothing would change, 4 when changes are\n"
@@ -15,11 +16,42 @@ const char cmd_plan_help[] =
 	"Example:\n"
 	"  vdipool plan --detailed-exitcode examples/ci-runners.yaml\n";
 
+enum { OPT_DETAILED = 0x200 };
+
+static int opt(cli *c, int o, const char *arg, void *ctx)
+{
+	if (o == OPT_DETAILED) {
+		*(bool *)ctx = true;
+		return 0;
+	}
+	return VP_EXIT_USAGE;
+}
+
 int cmd_plan(cli *c, int argc, char **argv)
 {
-	int idx;
+	static const struct option lo[] = { { "detailed-exitcode", no_argument, NULL, OPT_DETAILED }, { 0 } };
+	bool detailed = false;
+	vp_spec *spec = NULL;
+	vp_pool *pool = NULL;
+	vp_plan *plan = NULL;
+	int idx, rc, code;
 
-	CLI_PARSE(idx, c, argc, argv, NULL, NULL, NULL, NULL);
-	(void)idx;
-	return cli_not_built(c, "'vdipool plan' arrives with a later issue");
+	CLI_PARSE(idx, c, argc, argv, NULL, lo, opt, &detailed);
+	if (idx != argc - 1)
+		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
+	if ((code = pool_cli_open(c, argv[idx], &spec, &pool)) != 0)
+		return code;
+	rc = vp_pool_inventory(pool, true);
+	if (rc == 0)
+		rc = vp_pool_plan(pool, -1, &plan);
+	if (rc < 0) {
+		code = cli_fail(c, rc);
+	} else {
+		pool_cli_print_plan(c, spec, pool, plan);
+		code = detailed && vp_plan_has_changes(plan) ? VP_EXIT_CHANGES : VP_EXIT_OK;
+	}
+	vp_plan_free(plan);
+	vp_pool_free(pool);
+	vp_spec_free(spec);
+	return code;
 }

@@ -1,20 +1,49 @@
-/* cmd_reset.c: `vdipool reset`: give clones a fresh delta. */
-#include "cli.h"
+/* cmd_reset.c: `vdipool reset`: fresh deltas for named clones (back to pristine). */
+#include "pool_cli.h"
 
 const char cmd_reset_help[] =
 	"usage: vdipool reset POOL.yaml CLONE...\n"
 	"\n"
-	"Discard each named clone's delta and give it a fresh one on the same base\n"
-	"version (non-persistent desktops, CI runners after a job). Data disks stay.\n"
+	"Discard each named clone's delta and give it a fresh one on the pool's base\n"
+	"(non-persistent desktops, CI runners after a job). Running clones are stopped\n"
+	"and started again; identity (UUID, MAC) and data disks stay.\n"
 	"\n"
 	"Example:\n"
 	"  vdipool reset examples/ci-runners.yaml ci-007 ci-008\n";
 
 int cmd_reset(cli *c, int argc, char **argv)
 {
-	int idx;
+	vp_apply_opts ao = { 0 };
+	vp_exec_result res;
+	vp_spec *spec = NULL;
+	vp_pool *pool = NULL;
+	vp_plan *plan = NULL;
+	double t0 = vp_now();
+	int idx, rc, code;
 
 	CLI_PARSE(idx, c, argc, argv, NULL, NULL, NULL, NULL);
-	(void)idx;
-	return cli_not_built(c, "'vdipool reset' arrives with a later issue");
+	if (argc - idx < 2)
+		return cli_usage_error(c, "expected POOL.yaml and at least one CLONE");
+	if ((code = pool_cli_open(c, argv[idx], &spec, &pool)) != 0)
+		return code;
+	rc = vp_pool_inventory(pool, true);
+	if (rc == 0)
+		rc = vp_pool_plan_reset(pool, (const char *const *)argv + idx + 1, (size_t)(argc - idx - 1), &plan);
+	if (rc < 0) {
+		code = cli_fail(c, rc);
+		goto out;
+	}
+	pool_cli_apply_opts(c, &ao);
+	rc = vp_pool_apply(pool, plan, &ao, &res);
+	if (rc < 0 && !res.failed) {
+		code = cli_fail(c, rc);
+		goto out;
+	}
+	pool_cli_print_result(c, "Reset", &res, vp_now() - t0);
+	code = res.failed ? VP_EXIT_FAIL : VP_EXIT_OK;
+out:
+	vp_plan_free(plan);
+	vp_pool_free(pool);
+	vp_spec_free(spec);
+	return code;
 }

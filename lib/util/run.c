@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -34,6 +34,56 @@ static char **build_env(const char *const *extra)
 	return env;
 }
 
+/* fork + exec rather than posix_spawn: the child must die with us
+ * (PR_SET_PDEATHSIG), so that a killed vdipool leaves no qemu-img behind
+ * writing into a half-made image. Only async-signal-safe calls after fork. */
+static int spawn(const char *const argv[], const vp_run_opts *opts, char **env, int out_fd, int err_fd,
+		 pid_t *pid)
+{
+	const char *in = opts->stdin_path ? opts->stdin_path : "/dev/null";
+	pid_t parent = getpid();
+	int errpipe[2];
+	int child_errno = 0;
+	ssize_t n;
+
+	if (pipe2(errpipe, O_CLOEXEC) < 0)
+		return vp_error_set_os(errno, "cannot create pipe for '%s'", argv[0]);
+	*pid = fork();
+	if (*pid < 0) {
+		int e = errno;
+		close(errpipe[0]);
+		close(errpipe[1]);
+		return vp_error_set_os(e, "cannot run '%s'", argv[0]);
+	}
+	if (*pid == 0) {
+		int fd;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		fd = open(in, O_RDONLY);
+		if (fd < 0 || dup2(fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
+		    (!opts->passthrough_stderr && dup2(err_fd, 2) < 0))
+			goto fail;
+		execvpe(argv[0], (char *const *)argv, env);
+fail:
+		child_errno = errno;
+		if (write(errpipe[1], &child_errno, sizeof(child_errno)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(errpipe[1]);
+	/* The pipe closes on exec (success) or carries errno (failure). */
+	while ((n = read(errpipe[0], &child_errno, sizeof(child_errno))) < 0 && errno == EINTR)
+		;
+	close(errpipe[0]);
+	if (n == (ssize_t)sizeof(child_errno)) {
+		waitpid(*pid, NULL, 0);
+		return vp_error_set(VP_ERR_COMMAND, VP_EIO, "cannot run '%s': %s", argv[0], strerror(child_errno));
+	}
+	return 0;
+}
+
 static int drain(int fd, vp_buf *b)
 {
 	char chunk[8192];
@@ -47,7 +97,6 @@ static int drain(int fd, vp_buf *b)
 int vp_run(const char *const argv[], const vp_run_opts *opts, vp_run_result *res)
 {
 	static const vp_run_opts none;
-	posix_spawn_file_actions_t fa;
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	char **env = NULL;
 	pid_t pid;
@@ -66,18 +115,9 @@ int vp_run(const char *const argv[], const vp_run_opts *opts, vp_run_result *res
 		rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
 		goto out;
 	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, opts->stdin_path ? opts->stdin_path : "/dev/null",
-					 O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
-	if (!opts->passthrough_stderr)
-		posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-	rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, env);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc != 0) {
-		rc = vp_error_set(VP_ERR_COMMAND, VP_EIO, "cannot run '%s': %s", argv[0], strerror(rc));
+	rc = spawn(argv, opts, env, outp[1], errp[1], &pid);
+	if (rc < 0)
 		goto out;
-	}
 	close(outp[1]);
 	close(errp[1]);
 	outp[1] = errp[1] = -1;

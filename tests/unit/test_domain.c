@@ -178,7 +178,12 @@ static void test_metadata_round_trip(void)
 	VP_ASSERT_STR_EQ(m.spec_hash, "abc123");
 	vp_domain_meta_release(&m);
 	free(xml);
-	CU_ASSERT_EQUAL(vp_domain_meta_parse(&m, "<clone/>", 8), VP_EINVAL);
+	CU_ASSERT_EQUAL(vp_domain_meta_parse(&m, "<clone/>", 8), VP_EINVAL); /* no pool */
+	/* as virDomainGetMetadata returns it: without the namespace */
+	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_parse(&m, "<clone pool='p' index='3'/>", 27), 0);
+	VP_ASSERT_STR_EQ(m.pool, "p");
+	CU_ASSERT_EQUAL(m.index, 3);
+	vp_domain_meta_release(&m);
 	CU_ASSERT_EQUAL(vp_domain_meta_parse(&m, "<x:clone xmlns:x='urn:other'/>", 30), VP_EINVAL);
 	CU_ASSERT_EQUAL(vp_domain_meta_parse(&m, "garbage<", 8), VP_EINVAL);
 }

@@ -41,7 +41,7 @@ static int step(void *ctx, const vp_plan_item *it, unsigned s)
 	return 0;
 }
 
-static char names[N][8];
+static char names[N][12];
 static vp_plan_item items[N];
 
 static vp_plan make_plan(size_t removals, size_t creates)
@@ -49,7 +49,7 @@ static vp_plan make_plan(size_t removals, size_t creates)
 	vp_plan p = { .count = removals + creates, .items = items };
 
 	for (size_t i = 0; i < p.count; i++) {
-		snprintf(names[i], sizeof(names[i]), "c%02zu", i);
+		snprintf(names[i], sizeof(names[i]), "c%02u", (unsigned)i);
 		items[i] = (vp_plan_item){ .name = names[i], .index = (unsigned)i };
 		if (i < removals) {
 			items[i].change = VP_CHANGE_REMOVE;
@@ -77,24 +77,24 @@ static void test_steps_run_in_safe_order(void)
 	vp_exec_ops ops = { .step = step };
 	vp_exec_opts o = { .parallel = 8, .max_starts = 3 };
 	vp_exec_result res;
-	char a[32], b[32], c[32];
+	char a[48], b[48], c[48];
 
 	CU_ASSERT_EQUAL_FATAL(vp_exec_run(&p, &ops, &r, &o, &res), 0);
 	CU_ASSERT_EQUAL(res.done, 35);
 	CU_ASSERT_EQUAL(res.failed, 0);
 	CU_ASSERT_EQUAL(r.nlog, 5 * 3 + 30 * 3);
 	for (size_t i = 5; i < 35; i++) {
-		snprintf(a, 32, "%s:create delta", names[i]);
-		snprintf(b, 32, "%s:define", names[i]);
-		snprintf(c, 32, "%s:start", names[i]);
+		snprintf(a, sizeof(a), "%s:create delta", names[i]);
+		snprintf(b, sizeof(b), "%s:define", names[i]);
+		snprintf(c, sizeof(c), "%s:start", names[i]);
 		CU_ASSERT(pos(&r, a) < pos(&r, b));
 		CU_ASSERT(pos(&r, b) < pos(&r, c));
 		CU_ASSERT(pos(&r, "c04:delete delta") < pos(&r, a)); /* removals finish first */
 	}
 	for (size_t i = 0; i < 5; i++) {
-		snprintf(a, 32, "%s:stop", names[i]);
-		snprintf(b, 32, "%s:undefine", names[i]);
-		snprintf(c, 32, "%s:delete delta", names[i]);
+		snprintf(a, sizeof(a), "%s:stop", names[i]);
+		snprintf(b, sizeof(b), "%s:undefine", names[i]);
+		snprintf(c, sizeof(c), "%s:delete delta", names[i]);
 		CU_ASSERT(pos(&r, a) < pos(&r, b));
 		CU_ASSERT(pos(&r, b) < pos(&r, c));
 	}

@@ -7,14 +7,14 @@
 
 #define MAXC 12000
 
-static char names[MAXC][16];
+static char names[MAXC][32];
 static vp_desired_clone want[MAXC];
 static vp_observed_clone have[MAXC];
 
 static vp_desired desired(size_t count, bool start)
 {
 	for (size_t i = 0; i < count; i++) {
-		snprintf(names[i], sizeof(names[i]), "ci-%03zu", i + 1);
+		snprintf(names[i], sizeof(names[i]), "ci-%03u", (unsigned)i + 1);
 		want[i] = (vp_desired_clone){ names[i], (unsigned)i + 1 };
 	}
 	return (vp_desired){ .pool = "ci", .base_ref = "tiny@v1", .spec_hash = "h1", .start = start,
@@ -26,7 +26,7 @@ static vp_desired desired(size_t count, bool start)
 static vp_observed observed(size_t count, unsigned extra_flags)
 {
 	for (size_t i = 0; i < count; i++) {
-		snprintf(names[i], sizeof(names[i]), "ci-%03zu", i + 1);
+		snprintf(names[i], sizeof(names[i]), "ci-%03u", (unsigned)i + 1);
 		have[i] = (vp_observed_clone){ .name = names[i], .index = (unsigned)i + 1,
 					       .flags = VP_OBS_DOMAIN | VP_OBS_OURS | VP_OBS_DELTA | extra_flags,
 					       .pool = "ci", .base_ref = "tiny@v1", .spec_hash = "h1",

@@ -66,11 +66,12 @@ enum vp_step {
 	VP_STEP_STOP = 1 << 0,
 	VP_STEP_UNDEFINE = 1 << 1,
 	VP_STEP_DELETE_DELTA = 1 << 2,
-	VP_STEP_CREATE_DELTA = 1 << 3,
-	VP_STEP_CREATE_DATA = 1 << 4,
-	VP_STEP_DEFINE = 1 << 5,
-	VP_STEP_START = 1 << 6,
-	VP_STEP_REBASE = 1 << 7, /* new delta on the desired base; see the rollout issue */
+	VP_STEP_DELETE_DATA = 1 << 3,  /* only when asked (destroy --purge-data) */
+	VP_STEP_REBASE = 1 << 4,       /* new delta on the desired base; see the rollout issue */
+	VP_STEP_CREATE_DELTA = 1 << 5, /* replaces an existing delta atomically (reset) */
+	VP_STEP_CREATE_DATA = 1 << 6,
+	VP_STEP_DEFINE = 1 << 7,
+	VP_STEP_START = 1 << 8,
 };
 
 typedef enum vp_change {

@@ -1,0 +1,170 @@
+/* pool_cli.c: shared pieces of the pool commands: open, plan printing, progress bar, summaries. */
+#include <stdio.h>
+#include <string.h>
+
+#include "pool_cli.h"
+#include "util/util.h"
+
+int pool_cli_open(cli *c, const char *path, vp_spec **spec, vp_pool **pool)
+{
+	int rc = vp_spec_load(spec, path);
+
+	*pool = NULL;
+	if (rc < 0) {
+		/* Spec errors already carry file:line:col; say nothing more. */
+		fprintf(stderr, "%s\n", vp_error_last()->message);
+		/* A spec that cannot be read is bad input too. */
+		return rc == VP_ENOMEM ? VP_EXIT_FAIL : VP_EXIT_USAGE;
+	}
+	rc = vp_pool_open(pool, *spec);
+	if (rc < 0) {
+		int code = cli_fail(c, rc);
+		vp_spec_free(*spec);
+		*spec = NULL;
+		return code;
+	}
+	return 0;
+}
+
+static void steps_str(unsigned steps, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (unsigned bit = 1; bit && bit <= steps; bit <<= 1) {
+		if (!(steps & bit))
+			continue;
+		n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s", n ? ", " : "", vp_step_name(bit));
+	}
+}
+
+static char sign(vp_change ch)
+{
+	switch (ch) {
+	case VP_CHANGE_CREATE: return '+';
+	case VP_CHANGE_REMOVE: return '-';
+	case VP_CHANGE_NONE: return ' ';
+	default: return '~';
+	}
+}
+
+static void print_plan_json(const vp_spec *spec, vp_pool *pool, const vp_plan *plan)
+{
+	vp_buf b = VP_BUF_INIT;
+
+	vp_buf_puts(&b, "{\"pool\":");
+	vp_buf_json_str(&b, spec->pool);
+	vp_buf_puts(&b, ",\"base\":");
+	vp_buf_json_str(&b, vp_pool_base_ref(pool));
+	vp_buf_printf(&b, ",\"changes_pending\":%s,\"counts\":{", vp_plan_has_changes(plan) ? "true" : "false");
+	for (int ch = 0; ch < VP_CHANGE_MAX; ch++)
+		vp_buf_printf(&b, "%s\"%s\":%zu", ch ? "," : "", vp_change_name((vp_change)ch), plan->counts[ch]);
+	vp_buf_printf(&b, "},\"bytes_to_write\":%llu,\"pool_bytes\":%llu,\"full_copy_bytes\":%llu,\"clones\":[",
+		      (unsigned long long)plan->bytes_to_write, (unsigned long long)plan->pool_bytes,
+		      (unsigned long long)plan->full_copy_bytes);
+	for (size_t i = 0; i < plan->count; i++) {
+		const vp_plan_item *it = &plan->items[i];
+		vp_buf_puts(&b, i ? ",{\"name\":" : "{\"name\":");
+		vp_buf_json_str(&b, it->name);
+		vp_buf_printf(&b, ",\"index\":%u,\"change\":\"%s\",\"reason\":", it->index, vp_change_name(it->change));
+		vp_buf_json_str(&b, it->reason);
+		vp_buf_puts(&b, ",\"steps\":[");
+		for (unsigned bit = 1, first = 1; bit && bit <= it->steps; bit <<= 1) {
+			if (!(it->steps & bit))
+				continue;
+			vp_buf_puts(&b, first ? "" : ",");
+			vp_buf_json_str(&b, vp_step_name(bit));
+			first = 0;
+		}
+		vp_buf_printf(&b, "],\"keeps_data\":%s}", it->keeps_data ? "true" : "false");
+	}
+	vp_buf_puts(&b, "]}\n");
+	fputs(vp_buf_cstr(&b), stdout);
+	vp_buf_release(&b);
+}
+
+void pool_cli_print_plan(cli *c, const vp_spec *spec, vp_pool *pool, const vp_plan *plan)
+{
+	char steps[256], a[32], bb[32], f[32];
+	const char *base = vp_pool_base_ref(pool);
+
+	if (c->output == CLI_OUT_JSON) {
+		print_plan_json(spec, pool, plan);
+		return;
+	}
+	printf("Pool '%s': %u clones of %s on %s (%s)\n", spec->pool, spec->clones.count,
+	       *base ? base : "(base not resolved)", spec->hosts[0].name, spec->hosts[0].uri);
+	for (size_t i = 0; i < plan->count; i++) {
+		const vp_plan_item *it = &plan->items[i];
+		if (it->change == VP_CHANGE_NONE)
+			continue;
+		steps_str(it->steps, steps, sizeof(steps));
+		printf("  %c %-20s %-8s %s%s%s%s\n", sign(it->change), it->name, vp_change_name(it->change),
+		       steps, *it->reason ? " (" : "", it->reason, *it->reason ? ")" : "");
+		if (it->keeps_data)
+			printf("    %-20s          its persistent data disk is kept\n", "");
+	}
+	printf("Plan: %zu to create, %zu to repair, %zu to update, %zu to rebase, %zu to start, "
+	       "%zu to stop, %zu to remove, %zu unchanged\n",
+	       plan->counts[VP_CHANGE_CREATE], plan->counts[VP_CHANGE_REPAIR], plan->counts[VP_CHANGE_UPDATE],
+	       plan->counts[VP_CHANGE_REBASE], plan->counts[VP_CHANGE_START], plan->counts[VP_CHANGE_STOP],
+	       plan->counts[VP_CHANGE_REMOVE], plan->counts[VP_CHANGE_NONE]);
+	if (plan->full_copy_bytes) {
+		double saved = 100.0 * (1.0 - (double)plan->pool_bytes / (double)plan->full_copy_bytes);
+		printf("Disk: %s to write; the pool will use %s (base + deltas) against %s as full copies "
+		       "(%.0f%% saved)\n",
+		       vp_fmt_bytes(plan->bytes_to_write, a, sizeof(a)), vp_fmt_bytes(plan->pool_bytes, bb, sizeof(bb)),
+		       vp_fmt_bytes(plan->full_copy_bytes, f, sizeof(f)), saved);
+	}
+	if (!vp_plan_has_changes(plan))
+		printf("No changes: the pool matches its spec.\n");
+}
+
+typedef struct progress_state {
+	cli *c;
+	double started;
+} progress_state;
+
+static progress_state pstate;
+
+static void progress(void *ctx, size_t done, size_t total, const vp_plan_item *it, int rc, const char *msg)
+{
+	progress_state *ps = ctx;
+	cli *c = ps->c;
+
+	if (rc < 0) {
+		if (c->interactive)
+			fputs("\r\033[K", stderr);
+		fprintf(stderr, "vdipool: %s failed: %s\n", it->name, msg ? msg : "");
+	}
+	if (c->quiet)
+		return;
+	if (c->interactive) {
+		int width = 30, fill = total ? (int)((double)done / (double)total * width) : width;
+		fprintf(stderr, "\r\033[K[%.*s%.*s] %zu/%zu %s", fill, "##############################",
+			width - fill, "..............................", done, total, it->name);
+		if (done == total)
+			fputc('\n', stderr);
+	} else if (c->verbose) {
+		fprintf(stderr, "%zu/%zu %s: %s%s\n", done, total, it->name, vp_change_name(it->change),
+			rc < 0 ? " FAILED" : "");
+	}
+}
+
+void pool_cli_apply_opts(cli *c, vp_apply_opts *opts)
+{
+	pstate = (progress_state){ c, vp_now() };
+	opts->progress = progress;
+	opts->progress_ctx = &pstate;
+}
+
+void pool_cli_print_result(cli *c, const char *verb, const vp_exec_result *res, double seconds)
+{
+	if (c->quiet && !res->failed)
+		return;
+	fprintf(res->failed ? stderr : stdout, "%s %zu clone%s in %.2f s%s", verb, res->done,
+		res->done == 1 ? "" : "s", seconds, res->failed ? "" : "\n");
+	if (res->failed)
+		fprintf(stderr, "; %zu failed (first: %s). Run apply again to retry them.\n", res->failed,
+			res->first_error);
+}

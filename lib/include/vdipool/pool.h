@@ -1,0 +1,89 @@
+/* vdipool/pool.h: a pool as the CLI sees it: spec + world (libvirt, storage, bases) -> plan, apply,
+ * status, destroy, reset. Ties the pure planner and the executor to the real parts. */
+#ifndef VDIPOOL_POOL_H
+#define VDIPOOL_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vdipool/common.h"
+#include "vdipool/exec.h"
+#include "vdipool/plan.h"
+#include "vdipool/spec.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vp_pool vp_pool;
+
+/* Opens the pool of a loaded spec: connects to its host and opens its
+ * storage tiers. The spec must outlive the pool. Multi-host specs are
+ * VP_ENOTSUP for now. */
+VP_API int vp_pool_open(vp_pool **out, const vp_spec *spec);
+VP_API void vp_pool_free(vp_pool *pool);
+
+/* Reads the world: the pool's domains (by metadata) and any domain holding a
+ * wanted name, the pool's deltas and data disks. need_base: also resolve the
+ * spec's base (`latest` -> newest version) and fail when it is missing. */
+VP_API int vp_pool_inventory(vp_pool *pool, bool need_base);
+
+/* The plan that makes the inventoried world match the spec (vp_plan_build on
+ * the inventory). want_count: clones wanted; pass -1 for the spec's count and
+ * 0 for destroy (everything of the pool is surplus). */
+VP_API int vp_pool_plan(vp_pool *pool, long want_count, vp_plan **out);
+
+/* A plan that gives the named clones fresh deltas (stopping and restarting
+ * running ones). Unknown names are VP_EINVAL, naming them. */
+VP_API int vp_pool_plan_reset(vp_pool *pool, const char *const *names, size_t n, vp_plan **out);
+
+/* Also delete data disks of removed clones (destroy --purge-data). */
+VP_API void vp_pool_plan_purge_data(vp_plan *plan);
+
+typedef struct vp_apply_opts {
+	vp_exec_opts exec;
+	bool wait_lock;       /* wait for a concurrent apply instead of failing */
+	void (*progress)(void *ctx, size_t done, size_t total, const vp_plan_item *item, int rc,
+			 const char *message);
+	void *progress_ctx;
+} vp_apply_opts;
+
+/* Executes the plan under the pool's lock (VP_EBUSY when another apply
+ * holds it and wait_lock is false). Refuses to clone from a base whose size
+ * or mtime no longer match its manifest. */
+VP_API int vp_pool_apply(vp_pool *pool, const vp_plan *plan, const vp_apply_opts *opts,
+			 vp_exec_result *result);
+
+/* ---- status ----------------------------------------------------------------- */
+
+typedef struct vp_clone_status {
+	char name[64];
+	const char *host;          /* the spec's host name */
+	const char *state;         /* "running", "shut off", "paused", "missing", "no domain", "conflict" */
+	char base[160];            /* "name@version" from metadata; "" when unknown */
+	uint64_t delta_bytes;      /* on disk */
+	uint64_t data_bytes;
+	unsigned chain_depth;      /* images in the delta's backing chain (2 = delta + base); 0 unknown */
+	bool has_data;
+} vp_clone_status;
+
+typedef struct vp_pool_status {
+	size_t count;
+	vp_clone_status *clones;   /* the spec's clones, then surplus ones of the pool */
+	size_t running, stopped, missing, other;
+	uint64_t delta_bytes;      /* deltas and data disks on disk */
+	uint64_t base_bytes;       /* the base(s) they share, counted once */
+	uint64_t full_copy_bytes;  /* what full copies would use */
+} vp_pool_status;
+
+VP_API int vp_pool_status_get(vp_pool *pool, vp_pool_status **out);
+VP_API void vp_pool_status_free(vp_pool_status *st);
+
+/* The resolved base of the last inventory ("name@version"), or "" when not resolved. */
+VP_API const char *vp_pool_base_ref(const vp_pool *pool);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
