@@ -3,10 +3,12 @@
 #
 # Runs scripts/libvirt-up.sh, builds (or reuses) the guest from scripts/build-guest-image.sh in
 # $VP_GUEST_DIR (default ${VP_BUILD_DIR:-<repo>/build}/guest), defines two persistent domains
-# vptest-guest-<pid>-a/-b (direct kernel boot, virtio vda on an overlay, SMBIOS serial = domain
-# name, serial console to a file), boots both, checks markers, shuts both down (ACPI), boots
-# again and checks each sees only its own marker; the base image must be bit-identical after.
-# Cleans up only its own domains and files. Env: VP_GUEST_BOOT_TIMEOUT (s, default 60),
+# vptest-guest-<pid>-a/-b the way templates/server.xml does (machine 'pc', BIOS disk boot with
+# <boot dev='hd'/> and no <kernel>, virtio vda on a qcow2 overlay of tiny.raw, SMBIOS serial =
+# domain name, pty serial console logged by virtlogd to /var/log/libvirt/qemu/NAME-serial.log with
+# append='on'), boots both, checks markers, shuts both down (ACPI), boots again and checks each
+# sees only its own marker and that the serial log kept boot 1; the base image must be
+# bit-identical after. Cleans up only its own domains and files (serial logs included). Env: VP_GUEST_BOOT_TIMEOUT (s, default 60),
 # VP_GUEST_NET (auto|none|default; auto = NIC on libvirt's 'default' network if it is active),
 # VP_KEEP=1 keeps the work directory (logs, overlays).
 # shellcheck disable=SC2016  # single-quoted bash -c snippets get their values as arguments
@@ -41,6 +43,8 @@ abort() {  # a prerequisite failed: nothing else can be tested
 indent() { sed 's/^/# /'; }
 virsh_() { timeout 60 virsh -q -c "$URI" "$@"; }
 
+SERIAL_LOG_DIR=/var/log/libvirt/qemu
+serial_log() { echo "$SERIAL_LOG_DIR/$1-serial.log"; }
 WORK=
 DEFINED=()
 # shellcheck disable=SC2317  # invoked by the EXIT trap
@@ -50,6 +54,10 @@ cleanup() {
 		case "$n" in "$PREFIX"*) ;; *) continue ;; esac  # only ours
 		virsh_ destroy "$n" >/dev/null 2>&1 || true
 		virsh_ undefine "$n" >/dev/null 2>&1 || true
+		if [ "${VP_KEEP:-0}" = 1 ] && [ -n "$WORK" ] && [ -d "$WORK" ]; then
+			cp "$(serial_log "$n")" "$WORK/" 2>/dev/null || true
+		fi
+		rm -f "$(serial_log "$n")"
 	done
 	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
 		if [ "${VP_KEEP:-0}" = 1 ]; then echo "# kept $WORK"; else rm -rf "$WORK"; fi
@@ -76,18 +84,19 @@ else
 fi
 GUEST_DIR=$(cd "$GUEST_DIR" && pwd)
 BASE=$GUEST_DIR/tiny.raw
-BASE_MARKER=$(head -c 512 "$BASE" | tr -d '\000' | head -n 1)
+# Base marker sector: byte 48 MiB (docs/guest-image.md)
+BASE_MARKER=$(dd if="$BASE" bs=512 skip=$((48 * 2048)) count=1 status=none | tr -d '\000' | head -n 1)
+case "$BASE_MARKER" in VDIPOOL-BASE*) ;; *) abort "no base marker at byte 48 MiB of $BASE (old image layout?)" ;; esac
 BASE_SHA=$(sha256sum < "$BASE" | cut -c1-64)
 echo "# base $BASE marker '$BASE_MARKER' sha256 $BASE_SHA"
 
-# QEMU runs as libvirt's unprivileged user: the kernel, initrd and base must be reachable.
+# QEMU runs as libvirt's unprivileged user: the base must be reachable (libvirt chowns the file, not
+# its directories).
 QEMU_USER=$(awk -F'"' '/^[[:space:]]*user[[:space:]]*=/ { print $2 }' /etc/libvirt/qemu.conf 2>/dev/null)
 QEMU_USER=${QEMU_USER:-libvirt-qemu}
 if [ "$(id -u)" = 0 ] && id "$QEMU_USER" >/dev/null 2>&1 && command -v runuser >/dev/null 2>&1; then
-	for f in "$GUEST_DIR/vmlinuz" "$GUEST_DIR/initrd.img"; do
-		runuser -u "$QEMU_USER" -- test -r "$f" \
-			|| abort "$f is not readable by $QEMU_USER (QEMU's user): make its directories world-searchable"
-	done
+	runuser -u "$QEMU_USER" -- test -x "$GUEST_DIR" \
+		|| abort "$GUEST_DIR is not searchable by $QEMU_USER (QEMU's user): make its directories world-searchable"
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/${PREFIX}XXXXXX")
@@ -107,7 +116,8 @@ case "$NET_MODE" in
 esac
 if [ -n "$NIC" ]; then echo "# network: NIC on libvirt network 'default'"; else echo "# network: none"; fi
 
-# domain_xml NAME OVERLAY LOG
+# domain_xml NAME OVERLAY: disk boot like templates/server.xml (no <kernel>/<initrd>/<cmdline>;
+# the kernel command line lives in the image's syslinux.cfg, the clone id comes from SMBIOS)
 domain_xml() {
 	cat <<EOF
 <domain type='qemu'>
@@ -122,10 +132,8 @@ domain_xml() {
     </system>
   </sysinfo>
   <os>
-    <type arch='x86_64' machine='q35'>hvm</type>
-    <kernel>$GUEST_DIR/vmlinuz</kernel>
-    <initrd>$GUEST_DIR/initrd.img</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1</cmdline>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <boot dev='hd'/>
     <smbios mode='sysinfo'/>
   </os>
   <features><acpi/></features>
@@ -144,10 +152,13 @@ domain_xml() {
       <target dev='vda' bus='virtio'/>
     </disk>
     $NIC
-    <serial type='file'>
-      <source path='$3' append='off'/>
+    <serial type='pty'>
+      <log file='$(serial_log "$1")' append='on'/>
       <target port='0'/>
     </serial>
+    <console type='pty'>
+      <target type='serial' port='0'/>
+    </console>
     <memballoon model='none'/>
   </devices>
 </domain>
@@ -157,7 +168,8 @@ EOF
 # 3. two overlays, two domains
 for n in "${NAMES[@]}"; do
 	qemu-img create -q -f qcow2 -b "$BASE" -F raw "$WORK/$n.qcow2" || abort "qemu-img create overlay for $n"
-	domain_xml "$n" "$WORK/$n.qcow2" "$WORK/$n.console" > "$WORK/$n.xml"
+	rm -f "$(serial_log "$n")"
+	domain_xml "$n" "$WORK/$n.qcow2" > "$WORK/$n.xml"
 	if out=$(virsh_ define "$WORK/$n.xml" 2>&1); then
 		DEFINED+=("$n")
 	else
@@ -171,15 +183,19 @@ declare -A UUID
 for n in "${NAMES[@]}"; do UUID[$n]=$(virsh_ domuuid "$n" | tr -d '[:space:]'); done
 
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
-# console_text NAME BOOT -> console log of that boot without CRs
+# console_text NAME BOOT -> console output of that boot without CRs
 console_text() { tr -d '\r' < "$WORK/$1.boot$2.log" 2>/dev/null || true; }
+# serial_since NAME OFFSET -> the serial log from byte OFFSET on (this boot's part), without CRs
+serial_since() { tail -c +$(($2 + 1)) "$(serial_log "$1")" 2>/dev/null | tr -d '\r' || true; }
+log_size() { stat -c %s "$(serial_log "$1")" 2>/dev/null || echo 0; }
 
-# boot_all BOOT: start all domains, wait for VDIPOOL-READY, shut them down, keep logs as NAME.bootN.log
+# boot_all BOOT: start all domains, wait for VDIPOOL-READY in their virtlogd serial logs, shut
+# them down, keep this boot's part of each log as NAME.bootN.log
 boot_all() {
 	local boot=$1 n t0 out
-	declare -A started
+	declare -A started offset
 	for n in "${NAMES[@]}"; do
-		rm -f "$WORK/$n.console"
+		offset[$n]=$(log_size "$n")
 		if out=$(virsh_ start "$n" 2>&1); then
 			started[$n]=$(date +%s.%N)
 		else
@@ -190,16 +206,16 @@ boot_all() {
 	done
 	t0=$SECONDS
 	for n in "${!started[@]}"; do
-		while ! tr -d '\r' < "$WORK/$n.console" 2>/dev/null | grep -q '^VDIPOOL-READY' \
+		while ! serial_since "$n" "${offset[$n]}" | grep -q '^VDIPOOL-READY' \
 			&& [ $((SECONDS - t0)) -lt "$BOOT_TIMEOUT" ]; do
-			sleep 0.2
+			sleep 0.1
 		done
-		if tr -d '\r' < "$WORK/$n.console" 2>/dev/null | grep -q '^VDIPOOL-READY'; then
-			pass "boot $boot: $n printed VDIPOOL-READY ($(elapsed "${started[$n]}")s after virsh start;" \
-				"guest $(tr -d '\r' < "$WORK/$n.console" | grep -m1 '^VDIPOOL-READY' | sed 's/.*: //'))"
+		if serial_since "$n" "${offset[$n]}" | grep -q '^VDIPOOL-READY'; then
+			pass "boot $boot: $n printed VDIPOOL-READY to $(serial_log "$n") ($(elapsed "${started[$n]}")s after virsh start;" \
+				"guest $(serial_since "$n" "${offset[$n]}" | grep -m1 '^VDIPOOL-READY' | sed 's/.*: //'))"
 		else
-			fail "boot $boot: $n printed no VDIPOOL-READY within ${BOOT_TIMEOUT}s"
-			tail -n 30 "$WORK/$n.console" 2>/dev/null | sed 's/^/# console: /'
+			fail "boot $boot: $n printed no VDIPOOL-READY to $(serial_log "$n") within ${BOOT_TIMEOUT}s"
+			serial_since "$n" "${offset[$n]}" | tail -n 30 | sed 's/^/# console: /'
 		fi
 	done
 	# Graceful stop: ACPI power button -> the guest's acpid syncs and powers off.
@@ -215,7 +231,7 @@ boot_all() {
 			fail "boot $boot: $n still running 30s after virsh shutdown; destroying it"
 			virsh_ destroy "$n" >/dev/null 2>&1 || true
 		fi
-		mv -f "$WORK/$n.console" "$WORK/$n.boot$boot.log" 2>/dev/null || true
+		serial_since "$n" "${offset[$n]}" > "$WORK/$n.boot$boot.log"
 	done
 }
 
@@ -245,6 +261,11 @@ for n in "${NAMES[@]}"; do
 		check "boot 2: $n saw nothing of $other" bash -c '! grep -qF -- "$1" <<<"$2"' _ "$other" "$log"
 	done
 	check "boot 2: $n did not write again" bash -c '! grep -q "^VDIPOOL-WROTE" <<<"$1"' _ "$log"
+	check "boot 1: $n printed VDIPOOL-SHUTDOWN (ACPI power button)" grep -qxF "VDIPOOL-SHUTDOWN: power button" "$WORK/$n.boot1.log"
+	check "boot 2: $(serial_log "$n") still holds boot 1 (append='on')" \
+		grep -qxF "VDIPOOL-WROTE: VDIPOOL-CLONE $n" <(tr -d '\r' < "$(serial_log "$n")")
+	check "boot 2: $(serial_log "$n") holds two boots" \
+		test "$(tr -d '\r' < "$(serial_log "$n")" | grep -c '^VDIPOOL-READY')" = 2
 done
 
 # 6. the base is untouched; the overlays still point at it
