@@ -33,6 +33,8 @@ typedef struct disk_tier {
 	const vp_spec_tier *spec;
 } disk_tier;
 
+#define VP_LOCK_DIR "/run/lock/vdipool"
+
 struct vp_pool {
 	const vp_spec *spec;
 	vp_virt *virt;
@@ -399,10 +401,15 @@ int vp_pool_plan(vp_pool *p, long want_count, vp_plan **out)
 		.base_bytes = p->base_resolved ? p->base.allocated : 0,
 	};
 	vp_observed o = { p->nobs, p->obs };
+	int rc;
 
 	if (d.count > p->nwant)
 		d.count = p->nwant;
-	return vp_plan_build(out, &d, &o);
+	rc = vp_plan_build(out, &d, &o);
+	if (rc == 0 && want_count == 0)
+		for (size_t i = 0; i < (*out)->count; i++)
+			(*out)->items[i].reason = "destroy";
+	return rc;
 }
 
 void vp_pool_plan_purge_data(vp_plan *plan)
@@ -466,9 +473,13 @@ static int lock_pool(vp_pool *p, bool wait)
 
 	if (p->lock_fd >= 0)
 		return 0;
-	if ((rc = vp_fs_mkdir_p(p->spec->storage.deltas->path, 0755)) < 0)
+	/* Locks live in /run/lock (tmpfs), not in the tier, so that a destroyed
+	 * pool leaves nothing behind on its storage. The tier's path is part of
+	 * the name: two specs of the same pool name on other tiers do not clash. */
+	if ((rc = vp_fs_mkdir_p(VP_LOCK_DIR, 0755)) < 0)
 		return rc;
-	path = vp_strdup_printf("%s/.vdipool-%s.lock", p->spec->storage.deltas->path, p->spec->pool);
+	path = vp_strdup_printf(VP_LOCK_DIR "/%s-%016llx.lock", p->spec->pool,
+				(unsigned long long)vp_hash_str(p->spec->storage.deltas->path));
 	if (!path)
 		return VP_ENOMEM;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -495,7 +506,8 @@ static int lock_pool(vp_pool *p, bool wait)
 
 static unsigned delta_flags(const vp_pool *p)
 {
-	return p->spec->delta.preallocation == VP_SPEC_PREALLOC_METADATA ? VP_DELTA_PREALLOC_METADATA : 0;
+	return (p->spec->delta.preallocation == VP_SPEC_PREALLOC_METADATA ? VP_DELTA_PREALLOC_METADATA : 0) |
+	       (p->spec->delta.extended_l2 ? VP_DELTA_EXTENDED_L2 : 0);
 }
 
 static int create_delta(vp_pool *p, const vp_plan_item *it)
@@ -504,6 +516,7 @@ static int create_delta(vp_pool *p, const vp_plan_item *it)
 		.kind = VP_DISK_DELTA, .pool = p->spec->pool, .clone = it->name,
 		.base_location = p->base.location, .base_format = p->base.format,
 		.flags = delta_flags(p) | (p->reset_mode ? VP_DELTA_OVERWRITE : 0),
+		.cluster_size = (uint32_t)p->spec->delta.cluster_size,
 	};
 	vp_image_info info;
 

@@ -568,7 +568,10 @@ static int create_disk(const char *path, const vp_delta_request *req, unsigned f
 	o.size = req->size;
 	o.prealloc = (flags & VP_DELTA_PREALLOC_METADATA) ? VP_QCOW2_PREALLOC_METADATA
 							    : VP_QCOW2_PREALLOC_OFF;
-	o.extended_l2 = req->kind == VP_DISK_DELTA && (flags & VP_DELTA_PREALLOC_METADATA);
+	/* A backed image can only preallocate with extended L2 (QEMU's rule). */
+	o.extended_l2 = (flags & VP_DELTA_EXTENDED_L2) ||
+			(req->kind == VP_DISK_DELTA && (flags & VP_DELTA_PREALLOC_METADATA));
+	o.cluster_size = req->cluster_size;
 	o.overwrite = (flags & VP_DELTA_OVERWRITE) != 0;
 	o.mode = 0600; /* guest data: libvirt relabels it for QEMU */
 	rc = vp_qcow2_create(path, &o);
@@ -600,9 +603,17 @@ static int dir_delta_remove(void *tier, int kind, const char *pool, const char *
 
 	if ((rc = disk_path(path, tier, kind, pool, clone)) < 0)
 		return rc;
-	if (unlink(path) < 0)
+	/* Already gone is done: removal must be idempotent for crash recovery. */
+	if (unlink(path) < 0 && errno != ENOENT)
 		return os_error(errno, "cannot remove '%s'", path);
-	return fsync_parent(path);
+	if ((rc = fsync_parent(path)) < 0)
+		return rc;
+	/* The pool's directory goes with its last disk, so a destroyed pool
+	 * leaves nothing behind (ENOTEMPTY: other disks remain). */
+	*strrchr(path, '/') = '\0';
+	if (rmdir(path) == 0)
+		return fsync_parent(path);
+	return 0;
 }
 
 static int list_disk(void *tier, const char *dir, const char *file, void *ctx)

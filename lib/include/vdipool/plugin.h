@@ -124,6 +124,7 @@ typedef struct vp_tier_config {
 /* Flags of vp_delta_request. */
 #define VP_DELTA_PREALLOC_METADATA 0x01u /* allocate all metadata now (faster first writes) */
 #define VP_DELTA_OVERWRITE 0x02u         /* replace an existing disk atomically */
+#define VP_DELTA_EXTENDED_L2 0x04u       /* qcow2 extended L2 entries (32 subclusters) */
 
 /* Describes one stored image: a base version, a staged import or a disk. */
 typedef struct vp_image_info {
@@ -152,6 +153,7 @@ typedef struct vp_delta_request {
 	const char *base_format;    /* delta: the base's format */
 	uint64_t size;              /* data: required; delta: 0 = the base's size */
 	unsigned flags;             /* VP_DELTA_* */
+	uint32_t cluster_size;      /* bytes; 0: the backend's default */
 } vp_delta_request;
 
 /* Called once per listed image; a non-zero return stops the listing and is
