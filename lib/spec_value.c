@@ -58,6 +58,10 @@ int spec_fn_uint(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f
 		return r;
 	if (!all_digits(s))
 		return spec_err(c, v, "expected an integer, got %s", spec_quote(got, sizeof(got), s));
+	/* YAML 1.1 reads 010 as 8, YAML 1.2 as 10: refuse rather than pick one. */
+	if (s[*s == '+' || *s == '-'] == '0' && s[(*s == '+' || *s == '-') + 1])
+		return spec_err(c, v, "expected an integer without leading zeros, got %s",
+				spec_quote(got, sizeof(got), s));
 	errno = 0;
 	n = strtoll(s, &end, 10);
 	if (errno || n < f->min || n > f->max)
