@@ -241,6 +241,8 @@ int vp_spec_parse(vp_spec **out, const char *display_name, const char *data, siz
 	int r;
 
 	*out = NULL;
+	if (!data)
+		data = ""; /* libyaml asserts on a NULL input, even an empty one */
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->internal = calloc(1, sizeof(*s->internal)))) {
 		free(s);

@@ -370,6 +370,8 @@ static int fn_command(spec_ctx *c, const spec_node *v, void *dst, const spec_fie
 	int r;
 
 	if (v->kind == SPEC_SCALAR && !spec_is_null(v)) {
+		if (strspn(v->str, " ") == v->len)
+			return spec_err(c, v, "must not be empty");
 		if (!(argv = spec_alloc(&c->in->arena, 4 * sizeof(*argv))))
 			return VP_ENOMEM;
 		argv[0] = "/bin/sh", argv[1] = "-c", argv[2] = v->str;

@@ -141,6 +141,10 @@ static const bad_case bad_cases[] = {
 	{ BASE "rollout:\n  health:\n    command: {run: x}\n", 0,
 	  "pool.yaml:13:14: rollout.health.command: expected a command (a list of arguments or a string), got a "
 	  "mapping" },
+	{ BASE "rollout:\n  health:\n    command: \"  \"\n", 0,
+	  "pool.yaml:13:14: rollout.health.command: must not be empty" },
+	{ BASE "rollout:\n  health:\n    command: []\n", 0,
+	  "pool.yaml:13:14: rollout.health.command: must have 1 to 256 items, got 0" },
 	{ BASE "rollout:\n  health:\n    command: [ls, {a: 1}]\n", 0,
 	  "pool.yaml:13:19: rollout.health.command[1]: expected a string, got a mapping" },
 
@@ -447,6 +451,8 @@ static void test_load_errors(void)
 	CU_ASSERT_EQUAL(vp_spec_load(&s, "/nonexistent/pool.yaml"), VP_ENOENT);
 	CU_ASSERT_PTR_NULL(s);
 	VP_ASSERT_STR_EQ(vp_error_last()->message, "cannot open '/nonexistent/pool.yaml': No such file or directory");
+	CU_ASSERT_EQUAL(vp_spec_parse(&s, NULL, NULL, 0), VP_EINVAL);
+	VP_ASSERT_STR_EQ(vp_error_last()->message, "<input>:1:1: the file is empty");
 	CU_ASSERT_EQUAL(vp_spec_load(&s, "/"), VP_EIO);
 	VP_ASSERT_STR_EQ(vp_error_last()->message, "cannot read '/': Is a directory");
 	vp_spec_free(NULL);
