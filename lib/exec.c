@@ -1,6 +1,10 @@
 /* exec.c: worker threads over a plan: per-clone steps in safe order, bounded starts. */
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +25,35 @@ typedef struct exec_state {
 	vp_exec_result *res;
 } exec_state;
 
+/* Fault injection for the crash tests: VDIPOOL_TEST_CRASH_AT="before|after:STEP:N"
+ * SIGKILLs this process at the Nth time STEP ("create delta", "define", ...)
+ * is reached, exactly like a kill -9 from outside at that point. */
+static struct {
+	pthread_once_t once;
+	bool after;
+	char step[32];
+	long n;
+	atomic_long seen;
+} crash = { .once = PTHREAD_ONCE_INIT };
+
+static void crash_parse(void)
+{
+	const char *v = getenv("VDIPOOL_TEST_CRASH_AT");
+	char when[8] = "";
+
+	if (!v || sscanf(v, "%7[a-z]:%31[a-z ]:%ld", when, crash.step, &crash.n) != 3)
+		crash.step[0] = '\0';
+	crash.after = !strcmp(when, "after");
+}
+
+static void crash_point(bool after, unsigned step)
+{
+	pthread_once(&crash.once, crash_parse);
+	if (crash.step[0] && crash.after == after && !strcmp(crash.step, vp_step_name(step)) &&
+	    atomic_fetch_add(&crash.seen, 1) + 1 == crash.n)
+		kill(getpid(), SIGKILL);
+}
+
 static int run_item(exec_state *st, const vp_plan_item *it)
 {
 	for (unsigned bit = 1; bit && bit <= it->steps; bit <<= 1) {
@@ -30,7 +63,10 @@ static int run_item(exec_state *st, const vp_plan_item *it)
 			continue;
 		if (bit == VP_STEP_START)
 			sem_wait(&st->starts);
+		crash_point(false, bit);
 		rc = st->ops->step(st->ctx, it, bit);
+		if (rc == 0)
+			crash_point(true, bit);
 		if (bit == VP_STEP_START)
 			sem_post(&st->starts);
 		if (rc < 0) {

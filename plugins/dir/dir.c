@@ -578,6 +578,35 @@ static int create_disk(const char *path, const vp_delta_request *req, unsigned f
 	return rc < 0 ? forward_error(rc) : 0;
 }
 
+/* A writer killed before its rename leaves ".<file>.tmp.<pid>.<n>" beside
+ * the disk; remove those of dead processes before writing the disk again. */
+static void sweep_dead_temps(const char *path)
+{
+	char dir[PATH_MAX], prefix[PATH_MAX];
+	const char *base = strrchr(path, '/') + 1;
+	size_t plen;
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%.*s", (int)(base - path - 1), path);
+	plen = (size_t)snprintf(prefix, sizeof(prefix), ".%s.tmp.", base);
+	if (!(d = opendir(dir)))
+		return;
+	while ((e = readdir(d))) {
+		char victim[PATH_MAX];
+		long pid;
+
+		if (strncmp(e->d_name, prefix, plen))
+			continue;
+		pid = strtol(e->d_name + plen, NULL, 10);
+		if (pid <= 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH)) {
+			if ((size_t)snprintf(victim, sizeof(victim), "%s/%s", dir, e->d_name) < sizeof(victim))
+				unlink(victim);
+		}
+	}
+	closedir(d);
+}
+
 static int dir_delta_create(void *tier, const vp_delta_request *req, vp_image_info *out)
 {
 	char path[PATH_MAX];
@@ -591,9 +620,21 @@ static int dir_delta_create(void *tier, const vp_delta_request *req, vp_image_in
 	if (req->kind == VP_DISK_DATA && !req->size)
 		return host->error(VP_EINVAL, "data disk '%s/%s': size is required", req->pool,
 				   req->clone);
+	sweep_dead_temps(path);
 	if ((rc = create_disk(path, req, req->flags)) < 0)
 		return rc;
 	return out ? dir_delta_stat(tier, req->kind, req->pool, req->clone, out) : 0;
+}
+
+/* Does the directory holding `path` still exist? */
+static bool parent_exists(const char *path)
+{
+	char d[PATH_MAX];
+	struct stat st;
+
+	snprintf(d, sizeof(d), "%s", path);
+	*strrchr(d, '/') = '\0';
+	return stat(d, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 static int dir_delta_remove(void *tier, int kind, const char *pool, const char *clone)
@@ -606,7 +647,9 @@ static int dir_delta_remove(void *tier, int kind, const char *pool, const char *
 	/* Already gone is done: removal must be idempotent for crash recovery. */
 	if (unlink(path) < 0 && errno != ENOENT)
 		return os_error(errno, "cannot remove '%s'", path);
-	if ((rc = fsync_parent(path)) < 0)
+	/* A parallel removal of the pool's last disk may have taken the
+	 * directory already: then there is nothing left to make durable. */
+	if ((rc = fsync_parent(path)) < 0 && parent_exists(path))
 		return rc;
 	/* The pool's directory goes with its last disk, so a destroyed pool
 	 * leaves nothing behind (ENOTEMPTY: other disks remain). */
