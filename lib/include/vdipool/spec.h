@@ -22,7 +22,7 @@ extern "C" {
  *
  * Key paths name a spec position the way error messages do: keys joined by
  * dots, list items as [i] counted from 0: "clones.count", "hosts[1].uri".
- * docs/spec-reference.md lists every key with its type and default.
+ * README.md ("Pool spec reference") lists every key with its type and default.
  */
 
 #define VP_SPEC_MAX_BYTES (4u * 1024 * 1024) /* larger files are refused unread */
