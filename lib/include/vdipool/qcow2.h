@@ -63,8 +63,11 @@ VP_API int vp_qcow2_create(const char *path, const vp_qcow2_create_opts *opts);
 
 /* Creates n images with the same options (clones of one base). The metadata
  * is built once; durability is paid once per directory where possible (see
- * opts->sync). All or nothing: on failure every image of the batch that was
- * created is removed again. Durable on return. */
+ * opts->sync: VP_QCOW2_SYNC_FS is the fast one). A backing file that must be
+ * read (no size or no format given) is looked up from paths[0]'s directory.
+ * All or nothing: on failure every image of the batch that was created is
+ * removed again (with opts->overwrite, replaced targets stay, complete).
+ * Durable on return. */
 VP_API int vp_qcow2_create_batch(const char *const *paths, size_t n, const vp_qcow2_create_opts *opts);
 
 /* ---- reader ---------------------------------------------------------------- */
