@@ -8,7 +8,9 @@
 #include "vdipool/version.h"
 
 /* Messages longer than this are cut; that is intended, so GCC need not warn. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #define VP_ERRMSG_MAX 2048
 

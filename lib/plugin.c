@@ -26,6 +26,9 @@ const vp_plugin_ops *vp_builtin_dir_init(void);
 
 /* ---- the host table ------------------------------------------------------- */
 
+static int host_error(int code, const char *fmt, ...) VP_PRINTF(2, 3);
+static void host_debug(const char *fmt, ...) VP_PRINTF(1, 2);
+
 static int host_error(int code, const char *fmt, ...)
 {
 	VP_AUTOFREE char *msg = NULL;

@@ -11,10 +11,14 @@
 #include "util/util.h"
 
 /* Messages longer than the error record are cut; that is intended. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 /* ---- errors ---------------------------------------------------------------- */
 
+static int verr_at(const char *file, unsigned line, unsigned col, const char *path, const char *fmt,
+		   va_list ap) VP_PRINTF(5, 0);
 static int verr_at(const char *file, unsigned line, unsigned col, const char *path, const char *fmt,
 		   va_list ap)
 {

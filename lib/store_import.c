@@ -189,12 +189,12 @@ static void now_iso8601(char *buf, size_t len)
 {
 	struct timespec ts;
 	struct tm tm;
-	char sec[32];
+	char sec[24];
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%06ldZ", sec, ts.tv_nsec / 1000);
+	snprintf(buf, len, "%.19s.%06uZ", sec, (unsigned)(ts.tv_nsec / 1000) % 1000000u);
 }
 
 static void fill_info(vp_base_info *b, const char *name, const char *version, const char *src,

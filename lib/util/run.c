@@ -99,7 +99,7 @@ int vp_run(const char *const argv[], const vp_run_opts *opts, vp_run_result *res
 	static const vp_run_opts none;
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	char **env = NULL;
-	pid_t pid;
+	pid_t pid = -1;
 	int rc, status, open_fds;
 	double deadline;
 

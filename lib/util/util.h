@@ -32,7 +32,7 @@ int vp_buf_add(vp_buf *b, const void *data, size_t len);
 int vp_buf_puts(vp_buf *b, const char *s);
 int vp_buf_putc(vp_buf *b, char c);
 int vp_buf_printf(vp_buf *b, const char *fmt, ...) VP_PRINTF(2, 3);
-int vp_buf_vprintf(vp_buf *b, const char *fmt, va_list ap);
+int vp_buf_vprintf(vp_buf *b, const char *fmt, va_list ap) VP_PRINTF(2, 0);
 /* Appends s as a JSON string literal, quotes included. */
 int vp_buf_json_str(vp_buf *b, const char *s);
 /* The text so far ("" if empty); borrowed. */

@@ -84,17 +84,17 @@ static void test_steps_run_in_safe_order(void)
 	CU_ASSERT_EQUAL(res.failed, 0);
 	CU_ASSERT_EQUAL(r.nlog, 5 * 3 + 30 * 3);
 	for (size_t i = 5; i < 35; i++) {
-		snprintf(a, sizeof(a), "%s:create delta", names[i]);
-		snprintf(b, sizeof(b), "%s:define", names[i]);
-		snprintf(c, sizeof(c), "%s:start", names[i]);
+		snprintf(a, sizeof(a), "%.11s:create delta", names[i]);
+		snprintf(b, sizeof(b), "%.11s:define", names[i]);
+		snprintf(c, sizeof(c), "%.11s:start", names[i]);
 		CU_ASSERT(pos(&r, a) < pos(&r, b));
 		CU_ASSERT(pos(&r, b) < pos(&r, c));
 		CU_ASSERT(pos(&r, "c04:delete delta") < pos(&r, a)); /* removals finish first */
 	}
 	for (size_t i = 0; i < 5; i++) {
-		snprintf(a, sizeof(a), "%s:stop", names[i]);
-		snprintf(b, sizeof(b), "%s:undefine", names[i]);
-		snprintf(c, sizeof(c), "%s:delete delta", names[i]);
+		snprintf(a, sizeof(a), "%.11s:stop", names[i]);
+		snprintf(b, sizeof(b), "%.11s:undefine", names[i]);
+		snprintf(c, sizeof(c), "%.11s:delete delta", names[i]);
 		CU_ASSERT(pos(&r, a) < pos(&r, b));
 		CU_ASSERT(pos(&r, b) < pos(&r, c));
 	}

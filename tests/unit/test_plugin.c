@@ -72,7 +72,7 @@ static void test_plugin_errors_go_through_host(void)
 static void test_future_abi_refused(void)
 {
 	vp_plugin *p = NULL;
-	char want[256];
+	char want[4608];
 
 	CU_ASSERT_EQUAL(vp_plugin_load_file(&p, tp("future-abi")), VP_ENOTSUP);
 	CU_ASSERT_PTR_NULL(p);
