@@ -2,6 +2,7 @@
  * executor's steps carried out on the real parts. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -60,6 +61,8 @@ struct vp_pool {
 	size_t nobs;
 
 	bool reset_mode;          /* CREATE_DELTA replaces an existing delta */
+	pthread_mutex_t validate_lock;
+	bool validated;           /* one domain of this apply passed libvirt's schema check */
 	int lock_fd;
 };
 
@@ -117,6 +120,7 @@ int vp_pool_open(vp_pool **out, const vp_spec *spec)
 		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
 	p->spec = spec;
 	p->lock_fd = -1;
+	pthread_mutex_init(&p->validate_lock, NULL);
 	p->data_separate = spec->data_disk.size && spec->data_disk.tier != spec->storage.deltas;
 	if ((rc = vp_spec_hash(spec, p->spec_hash)) < 0 ||
 	    (rc = vp_virt_open(&p->virt, spec->hosts[0].uri)) < 0 ||
@@ -169,6 +173,7 @@ void vp_pool_free(vp_pool *p)
 	vp_virt_free(p->virt);
 	if (p->lock_fd >= 0)
 		close(p->lock_fd);
+	pthread_mutex_destroy(&p->validate_lock);
 	free(p);
 }
 
@@ -532,6 +537,24 @@ static int create_data(vp_pool *p, const vp_plan_item *it)
 	return p->data.ops->delta_create(p->data.handle, &req, &info);
 }
 
+/* Every clone's XML comes from one template and differs only in names and
+ * paths: the first define of an apply is checked against libvirt's schema
+ * (the others wait for it), the rest are defined without the check. */
+static int define_validated_once(vp_pool *p, const char *xml)
+{
+	int rc;
+
+	pthread_mutex_lock(&p->validate_lock);
+	if (p->validated) {
+		pthread_mutex_unlock(&p->validate_lock);
+		return vp_virt_define(p->virt, xml, false);
+	}
+	rc = vp_virt_define(p->virt, xml, true);
+	p->validated = rc == 0;
+	pthread_mutex_unlock(&p->validate_lock);
+	return rc;
+}
+
 static int define_domain(vp_pool *p, const vp_plan_item *it)
 {
 	const vp_spec_domain *sd = &p->spec->domain;
@@ -560,7 +583,7 @@ static int define_domain(vp_pool *p, const vp_plan_item *it)
 	};
 	if ((rc = vp_domain_render(&xml, sd->template_path, &dp)) < 0)
 		return rc;
-	rc = vp_virt_define(p->virt, xml);
+	rc = define_validated_once(p, xml);
 	free(xml);
 	return rc;
 }

@@ -197,9 +197,9 @@ int vp_virt_lookup(vp_virt *v, const char *name, vp_virt_domain *out)
 	return rc;
 }
 
-int vp_virt_define(vp_virt *v, const char *xml)
+int vp_virt_define(vp_virt *v, const char *xml, bool validate)
 {
-	virDomainPtr dom = virDomainDefineXMLFlags(v->conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+	virDomainPtr dom = virDomainDefineXMLFlags(v->conn, xml, validate ? VIR_DOMAIN_DEFINE_VALIDATE : 0);
 
 	if (!dom)
 		return virt_error("cannot define domain on", v->uri);
