@@ -87,7 +87,7 @@ record "integration tests" $?
 
 step "fuzzing (libFuzzer + ASan, ${FUZZ_SECONDS}s per target)"
 if [[ -f tests/fuzz/run.sh ]]; then
-	VP_FUZZ_SECONDS=$FUZZ_SECONDS bash tests/fuzz/run.sh
+	FUZZ_BUILD_DIR=$ROOT/build-fuzz bash tests/fuzz/run.sh "$FUZZ_SECONDS"
 	record "fuzz" $?
 fi
 
