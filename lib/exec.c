@@ -25,33 +25,53 @@ typedef struct exec_state {
 	vp_exec_result *res;
 } exec_state;
 
-/* Fault injection for the crash tests: VDIPOOL_TEST_CRASH_AT="before|after:STEP:N"
- * SIGKILLs this process at the Nth time STEP ("create delta", "define", ...)
- * is reached, exactly like a kill -9 from outside at that point. */
-static struct {
-	pthread_once_t once;
-	bool after;
+/* Fault injection for the crash and lock tests, read once from the environment:
+ *   VDIPOOL_TEST_CRASH_AT="before|after:STEP:N"  SIGKILL this process (like a kill -9
+ *                                                from outside) the Nth time STEP is reached;
+ *   VDIPOOL_TEST_PAUSE_AT="before|after:STEP:N:SECONDS"  sleep there instead.
+ * STEP is a step name as vp_step_name() gives it ("create delta", "define", ...). */
+typedef struct fault {
+	bool set, after;
 	char step[32];
 	long n;
+	unsigned seconds;
 	atomic_long seen;
-} crash = { .once = PTHREAD_ONCE_INIT };
+} fault;
 
-static void crash_parse(void)
+static fault crash_fault, pause_fault;
+static pthread_once_t fault_once = PTHREAD_ONCE_INIT;
+
+static void fault_parse(fault *f, const char *env, bool with_seconds)
 {
-	const char *v = getenv("VDIPOOL_TEST_CRASH_AT");
+	const char *v = getenv(env);
 	char when[8] = "";
+	int want = with_seconds ? 4 : 3;
 
-	if (!v || sscanf(v, "%7[a-z]:%31[a-z ]:%ld", when, crash.step, &crash.n) != 3)
-		crash.step[0] = '\0';
-	crash.after = !strcmp(when, "after");
+	if (!v)
+		return;
+	f->set = sscanf(v, "%7[a-z]:%31[a-z ]:%ld:%u", when, f->step, &f->n, &f->seconds) >= want;
+	f->after = !strcmp(when, "after");
 }
 
-static void crash_point(bool after, unsigned step)
+static void faults_parse(void)
 {
-	pthread_once(&crash.once, crash_parse);
-	if (crash.step[0] && crash.after == after && !strcmp(crash.step, vp_step_name(step)) &&
-	    atomic_fetch_add(&crash.seen, 1) + 1 == crash.n)
+	fault_parse(&crash_fault, "VDIPOOL_TEST_CRASH_AT", false);
+	fault_parse(&pause_fault, "VDIPOOL_TEST_PAUSE_AT", true);
+}
+
+static bool fault_hit(fault *f, bool after, unsigned step)
+{
+	return f->set && f->after == after && !strcmp(f->step, vp_step_name(step)) &&
+	       atomic_fetch_add(&f->seen, 1) + 1 == f->n;
+}
+
+static void fault_point(bool after, unsigned step)
+{
+	pthread_once(&fault_once, faults_parse);
+	if (fault_hit(&crash_fault, after, step))
 		kill(getpid(), SIGKILL);
+	if (fault_hit(&pause_fault, after, step))
+		sleep(pause_fault.seconds);
 }
 
 static int run_item(exec_state *st, const vp_plan_item *it)
@@ -63,10 +83,10 @@ static int run_item(exec_state *st, const vp_plan_item *it)
 			continue;
 		if (bit == VP_STEP_START)
 			sem_wait(&st->starts);
-		crash_point(false, bit);
+		fault_point(false, bit);
 		rc = st->ops->step(st->ctx, it, bit);
 		if (rc == 0)
-			crash_point(true, bit);
+			fault_point(true, bit);
 		if (bit == VP_STEP_START)
 			sem_post(&st->starts);
 		if (rc < 0) {

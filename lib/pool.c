@@ -471,7 +471,7 @@ int vp_pool_plan_reset(vp_pool *p, const char *const *names, size_t n, vp_plan *
 
 /* ---- execution ----------------------------------------------------------------- */
 
-static int lock_pool(vp_pool *p, bool wait)
+int vp_pool_lock(vp_pool *p, bool wait)
 {
 	char *path;
 	int fd, rc;
@@ -655,7 +655,7 @@ int vp_pool_apply(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, vp
 	}
 	if (!eo.max_starts)
 		eo.max_starts = p->spec->domain.max_parallel_starts;
-	if ((rc = lock_pool(p, opts && opts->wait_lock)) < 0)
+	if ((rc = vp_pool_lock(p, opts && opts->wait_lock)) < 0)
 		return rc;
 	if (needs_base(plan)) {
 		if (!p->base_resolved)

@@ -61,7 +61,10 @@ int cmd_apply(cli *c, int argc, char **argv)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
 	if ((code = pool_cli_open(c, argv[idx], &spec, &pool)) != 0)
 		return code;
-	rc = vp_pool_inventory(pool, true);
+	/* Lock first: the plan must describe the world the changes meet. */
+	rc = vp_pool_lock(pool, ao.wait_lock);
+	if (rc == 0)
+		rc = vp_pool_inventory(pool, true);
 	if (rc == 0)
 		rc = vp_pool_plan(pool, -1, &plan);
 	if (rc < 0) {

@@ -56,7 +56,10 @@ int cmd_destroy(cli *c, int argc, char **argv)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
 	if ((code = pool_cli_open(c, argv[idx], &spec, &pool)) != 0)
 		return code;
-	rc = vp_pool_inventory(pool, false);
+	/* Lock first: the plan must describe the world the changes meet. */
+	rc = vp_pool_lock(pool, false);
+	if (rc == 0)
+		rc = vp_pool_inventory(pool, false);
 	if (rc == 0)
 		rc = vp_pool_plan(pool, 0, &plan);
 	if (rc < 0) {

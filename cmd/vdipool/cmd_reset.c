@@ -26,7 +26,10 @@ int cmd_reset(cli *c, int argc, char **argv)
 		return cli_usage_error(c, "expected POOL.yaml and at least one CLONE");
 	if ((code = pool_cli_open(c, argv[idx], &spec, &pool)) != 0)
 		return code;
-	rc = vp_pool_inventory(pool, true);
+	/* Lock first: the plan must describe the world the changes meet. */
+	rc = vp_pool_lock(pool, false);
+	if (rc == 0)
+		rc = vp_pool_inventory(pool, true);
 	if (rc == 0)
 		rc = vp_pool_plan_reset(pool, (const char *const *)argv + idx + 1, (size_t)(argc - idx - 1), &plan);
 	if (rc < 0) {

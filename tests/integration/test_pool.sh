@@ -168,6 +168,17 @@ crash "after an undefine, before the delta goes" 12 "after:undefine:2"
 : >"$DELTAS/.$POOL-13.qcow2.tmp.999999999.0"
 crash "with a dead writer's temp file" 14 "before:create delta:2"
 
+echo "== a second apply on the same pool waits or fails clearly"
+spec 16
+VDIPOOL_TEST_PAUSE_AT="before:create delta:1:4" "$CLI" apply -q --parallel 1 "$SPEC" >"$T/first.log" 2>&1 &
+first=$!
+sleep 1.5
+expect "a concurrent apply fails while the first holds the lock" 1 "pool '$POOL' is being changed by another vdipool" -- "$CLI" apply "$SPEC"
+expect "with --wait it waits, then finds nothing to do" 0 "nothing to do" -- "$CLI" apply --wait "$SPEC"
+wait $first
+check "the first apply succeeded" test $? -eq 0
+check "16 domains" test "$(domains)" -eq 16
+
 echo "== reset gives a fresh delta, identity kept"
 uuid_before=$(virsh domuuid "$POOL-03")
 qemu-io -c 'write -P 0x5a 0 64k' "$DELTAS/$POOL-03.qcow2" >/dev/null

@@ -24,6 +24,12 @@ typedef struct vp_pool vp_pool;
 VP_API int vp_pool_open(vp_pool **out, const vp_spec *spec);
 VP_API void vp_pool_free(vp_pool *pool);
 
+/* Takes the pool's lock (one changer at a time). Take it before
+ * vp_pool_inventory when you mean to apply: a plan made before the lock was
+ * held may be stale by the time it runs. VP_EBUSY when another vdipool holds
+ * it and wait is false. Released by vp_pool_free. */
+VP_API int vp_pool_lock(vp_pool *pool, bool wait);
+
 /* Reads the world: the pool's domains (by metadata) and any domain holding a
  * wanted name, the pool's deltas and data disks. need_base: also resolve the
  * spec's base (`latest` -> newest version) and fail when it is missing. */
@@ -49,9 +55,9 @@ typedef struct vp_apply_opts {
 	void *progress_ctx;
 } vp_apply_opts;
 
-/* Executes the plan under the pool's lock (VP_EBUSY when another apply
- * holds it and wait_lock is false). Refuses to clone from a base whose size
- * or mtime no longer match its manifest. */
+/* Executes the plan; takes the pool's lock if vp_pool_lock was not called
+ * (VP_EBUSY when another apply holds it and wait_lock is false). Refuses to
+ * clone from a base whose size or mtime no longer match its manifest. */
 VP_API int vp_pool_apply(vp_pool *pool, const vp_plan *plan, const vp_apply_opts *opts,
 			 vp_exec_result *result);
 
