@@ -7,7 +7,7 @@ PACKAGES=(
 	build-essential cmake pkg-config git ca-certificates
 	libvirt-dev libyaml-dev libssh2-1-dev zlib1g-dev libssl-dev libxml2-dev libcunit1-dev
 	qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
-	dnsmasq-base iproute2 xz-utils zstd cpio busybox-static
+	dnsmasq-base iproute2 xz-utils zstd cpio busybox-static bc
 )
 # Tests only: valgrind for leak checks, clang + its runtime for libFuzzer.
 TEST_PACKAGES=(valgrind clang libclang-rt-14-dev)
