@@ -30,9 +30,9 @@ bash scripts/deps.sh --tests || die "installing dependencies failed"
 build() { # build DIR [cmake args...]
 	local dir=$1
 	shift
-	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTS=ON "$@" >"$dir.cmake.log" 2>&1 ||
-		{ cat "$dir.cmake.log"; return 1; }
-	cmake --build "$dir" -j "$JOBS" >"$dir.build.log" 2>&1 || { tail -50 "$dir.build.log"; return 1; }
+	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTS=ON "$@" >"$dir/cmake.log" 2>&1 ||
+		{ cat "$dir/cmake.log"; return 1; }
+	cmake --build "$dir" -j "$JOBS" >"$dir/build.log" 2>&1 || { tail -50 "$dir/build.log"; return 1; }
 }
 
 step "build (warnings are errors; public headers compile alone)"
