@@ -8,6 +8,7 @@ PACKAGES=(
 	libvirt-dev libyaml-dev libssh2-1-dev zlib1g-dev libssl-dev libxml2-dev libcunit1-dev
 	qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
 	dnsmasq-base iproute2 xz-utils zstd cpio busybox-static bc
+	syslinux syslinux-common mtools dosfstools fdisk
 )
 # Tests only: valgrind for leak checks, clang + its runtime for libFuzzer.
 TEST_PACKAGES=(valgrind clang libclang-rt-14-dev)
