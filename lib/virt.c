@@ -5,6 +5,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
@@ -273,4 +275,76 @@ int vp_virt_undefine(vp_virt *v, const char *name)
 		rc = virt_error("cannot undefine domain", name);
 	virDomainFree(dom);
 	return rc;
+}
+
+/* Appends the disk sources of one domain XML to *list. */
+static int collect_disks(const char *xml, char ***list, size_t *n, size_t *cap)
+{
+	xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+				      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	xmlXPathContextPtr ctx = doc ? xmlXPathNewContext(doc) : NULL;
+	xmlXPathObjectPtr r = ctx ? xmlXPathEvalExpression(BAD_CAST "/domain/devices/disk/source/@file", ctx)
+				  : NULL;
+	int rc = 0;
+
+	for (int i = 0; r && r->nodesetval && i < r->nodesetval->nodeNr && rc == 0; i++) {
+		xmlChar *path = xmlNodeGetContent(r->nodesetval->nodeTab[i]);
+		if (*n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 64;
+			char **nl = realloc(*list, nc * sizeof(*nl));
+			if (!nl) {
+				xmlFree(path);
+				rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+				break;
+			}
+			*list = nl;
+			*cap = nc;
+		}
+		if (!((*list)[*n] = strdup(path ? (const char *)path : "")))
+			rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+		else
+			(*n)++;
+		xmlFree(path);
+	}
+	xmlXPathFreeObject(r);
+	xmlXPathFreeContext(ctx);
+	xmlFreeDoc(doc);
+	return rc;
+}
+
+int vp_virt_disk_paths(vp_virt *v, char ***out, size_t *count)
+{
+	virDomainPtr *doms = NULL;
+	char **list = NULL;
+	size_t n = 0, cap = 0;
+	int nd, rc = 0;
+
+	*out = NULL;
+	*count = 0;
+	nd = virConnectListAllDomains(v->conn, &doms, 0);
+	if (nd < 0)
+		return virt_error("cannot list domains on", v->uri);
+	for (int i = 0; i < nd; i++) {
+		/* Both definitions: a running domain may use other disks than its config. */
+		for (int live = 0; live < 2 && rc == 0; live++) {
+			char *xml = virDomainGetXMLDesc(doms[i], live ? 0 : VIR_DOMAIN_XML_INACTIVE);
+			if (!xml) {
+				rc = virt_error("cannot read the definition of domain", virDomainGetName(doms[i]));
+				break;
+			}
+			rc = collect_disks(xml, &list, &n, &cap);
+			free(xml);
+		}
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	if (rc < 0) {
+		for (size_t i = 0; i < n; i++)
+			free(list[i]);
+		free(list);
+		return rc;
+	}
+	*out = list;
+	*count = n;
+	return 0;
 }

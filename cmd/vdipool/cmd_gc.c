@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "vdipool/store.h"
+#include "vdipool/virt.h"
 
 const char cmd_gc_help[] =
 	"usage: vdipool gc [--keep N] [--yes]\n"
@@ -14,19 +15,26 @@ const char cmd_gc_help[] =
 	"(default 1), and deltas that belong to no domain. Prints what it would\n"
 	"remove; --yes removes. A version a delta backs onto is never removed.\n"
 	"\n"
-	"Deltas are only listed, never removed, as \"orphan candidates\" until the\n"
-	"libvirt domain inventory is available: without it, whether a domain still\n"
-	"uses a delta is a guess, and a guess must not delete a clone's data.\n"
+	"A delta is an orphan when no domain on the libvirt host (--connect URI,\n"
+	"default qemu:///system) uses it, ours or not. When libvirt cannot be\n"
+	"reached, deltas are only listed as \"orphan candidates\" and kept: a guess\n"
+	"must not delete a clone's data.\n"
+	"\n"
+	"Options:\n"
+	"  --keep N         unreferenced versions kept per base name (default 1)\n"
+	"  --connect URI    libvirt host whose domains use the deltas\n"
+	"  --yes            really remove\n"
 	"\n"
 	"Example:\n"
 	"  vdipool gc --keep 2            # show the plan\n"
 	"  vdipool gc --keep 2 --yes      # carry it out\n";
 
-enum { OPT_KEEP = 0x200, OPT_YES };
+enum { OPT_KEEP = 0x200, OPT_YES, OPT_CONNECT };
 
 struct gc_opts {
 	unsigned keep;
 	bool yes;
+	const char *uri;
 };
 
 static int gc_opt(cli *c, int opt, const char *arg, void *ctx)
@@ -44,7 +52,11 @@ static int gc_opt(cli *c, int opt, const char *arg, void *ctx)
 		o->keep = (unsigned)v;
 		return 0;
 	case OPT_YES:
+	case 'y':
 		o->yes = true;
+		return 0;
+	case OPT_CONNECT:
+		o->uri = arg;
 		return 0;
 	default:
 		return VP_EXIT_USAGE;
@@ -92,14 +104,39 @@ static void print_table(const vp_gc_plan *p, unsigned keep, bool yes)
 		printf("  %s\n", p->orphans[i].location);
 }
 
+static void free_strings(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The disks every domain uses; on failure says why deltas are kept. */
+static int live_disks(cli *c, const char *uri, char ***live, size_t *n)
+{
+	vp_virt *v = NULL;
+	int rc = vp_virt_open(&v, uri);
+
+	if (rc == 0)
+		rc = vp_virt_disk_paths(v, live, n);
+	if (rc < 0)
+		cli_info(c, "vdipool gc: deltas are kept: %s\n", vp_error_last()->message);
+	vp_virt_free(v);
+	return rc;
+}
+
 int cmd_gc(cli *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "keep", required_argument, NULL, OPT_KEEP },
 		{ "yes", no_argument, NULL, OPT_YES },
+		{ "connect", required_argument, NULL, OPT_CONNECT },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct gc_opts o = { .keep = 1 };
+	struct gc_opts o = { .keep = 1, .uri = "qemu:///system" };
+	char **live = NULL;
+	size_t nlive = 0;
+	bool known;
 	vp_store *s = NULL;
 	vp_gc_plan *plan = NULL;
 	size_t removed = 0;
@@ -110,9 +147,10 @@ int cmd_gc(cli *c, int argc, char **argv)
 	if (idx < argc)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[idx]);
 	rc = vp_store_open_root(&s, c->root);
-	/* The domain inventory does not exist yet: pass "unknown" (NULL). */
+	known = rc == 0 && live_disks(c, o.uri, &live, &nlive) == 0;
 	if (rc == 0)
-		rc = vp_store_gc_plan(s, o.keep, NULL, 0, &plan);
+		rc = vp_store_gc_plan(s, o.keep, known ? (const char *const *)live : NULL, nlive, &plan);
+	free_strings(live, nlive);
 	if (rc == 0 && c->output == CLI_OUT_TABLE)
 		print_table(plan, o.keep, o.yes);
 	if (rc == 0 && o.yes)
@@ -125,7 +163,7 @@ int cmd_gc(cli *c, int argc, char **argv)
 	if (c->output == CLI_OUT_JSON)
 		print_json(plan, o.yes, removed);
 	else if (o.yes)
-		printf("removed %zu base version%s\n", removed, removed == 1 ? "" : "s");
+		printf("removed %zu (base versions and orphaned deltas)\n", removed);
 	else if (plan->nbases)
 		printf("would free %s; run 'vdipool gc --keep %u --yes' to remove\n",
 		       vp_fmt_bytes(plan->bytes, sz, sizeof(sz)), o.keep);

@@ -198,6 +198,15 @@ spec 2 false
 expect "start: false stops them" 0 "Applied 2 clones" -- "$CLI" apply "$SPEC"
 expect "both stopped" 0 "2 wanted; 0 running, 2 shut off" -- "$CLI" status "$SPEC"
 
+echo "== gc removes a delta no domain uses, and only that"
+virsh -q undefine "$POOL-02" >/dev/null
+expect "gc lists the orphan" 0 "$DELTAS/$POOL-02.qcow2" -- "$CLI" --root "$T/store" gc
+check "gc without --yes removed nothing" test -f "$DELTAS/$POOL-02.qcow2"
+expect "gc --yes" 0 "removed 1" -- "$CLI" --root "$T/store" gc --yes
+check "the orphan is gone" test ! -e "$DELTAS/$POOL-02.qcow2"
+check "the delta in use is kept" test -f "$DELTAS/$POOL-01.qcow2"
+expect "apply repairs the pool" 0 "Applied 1 clone" -- "$CLI" apply "$SPEC"
+
 echo "== destroy"
 expect "destroy without --yes removes nothing" 2 "pass --yes" -- "$CLI" destroy "$SPEC"
 check "still 2 domains" test "$(domains)" -eq 2

@@ -52,6 +52,11 @@ VP_API void vp_virt_domain_release(vp_virt_domain *d);
  * libvirt's schema first (about 6 ms a domain: worth it once per shape of
  * XML, not for each of a thousand clones rendered from one template). */
 VP_API int vp_virt_define(vp_virt *v, const char *xml, bool validate);
+
+/* The file of every disk of every domain on the host (persistent config and
+ * live), ours or not: what `gc` must never take. *out is the caller's: free
+ * each string, then the array. */
+VP_API int vp_virt_disk_paths(vp_virt *v, char ***out, size_t *count);
 /* Starting a running domain is not an error. */
 VP_API int vp_virt_start(vp_virt *v, const char *name);
 /* Graceful (ACPI) shutdown, then a forced stop after timeout seconds; a
