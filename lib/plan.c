@@ -81,9 +81,13 @@ static void plan_wanted(vp_plan_item *it, const vp_desired *d, const vp_observed
 		it->steps = VP_STEP_DEFINE;
 		it->reason = "domain missing";
 	} else if (!streq(o->base_ref, d->base_ref)) {
+		/* Stopped for the swap, defined anew (metadata: new and previous
+		 * version), started again below when the spec wants it running. */
 		it->change = VP_CHANGE_REBASE;
-		it->steps = VP_STEP_REBASE;
+		it->steps = VP_STEP_REBASE | VP_STEP_DEFINE | (running ? VP_STEP_STOP : 0);
 		it->reason = "on another base version";
+		it->from_base = o->base_ref;
+		running = false;
 	} else if (!streq(o->spec_hash, d->spec_hash)) {
 		it->change = VP_CHANGE_UPDATE;
 		it->steps = VP_STEP_DEFINE;
@@ -158,6 +162,22 @@ static void account(vp_plan *p, const vp_desired *d, const vp_plan_item *it, con
 	p->full_copy_bytes += d->base_bytes + (d->data_disk ? d->data_bytes : 0);
 }
 
+/* Rebases go in waves of at most max_unavailable clones, in index order, so
+ * that no more than that many clones are down at once. */
+static void assign_waves(vp_plan *p, unsigned max_unavailable)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < p->count; i++) {
+		vp_plan_item *it = &p->items[i];
+		if (it->change != VP_CHANGE_REBASE)
+			continue;
+		it->wave = max_unavailable ? (unsigned)(k / max_unavailable) + 1 : 1;
+		p->waves = it->wave;
+		k++;
+	}
+}
+
 int vp_plan_build(vp_plan **out, const vp_desired *d, const vp_observed *obs)
 {
 	vp_strmap by_name = VP_STRMAP_INIT, wanted = VP_STRMAP_INIT;
@@ -199,6 +219,7 @@ int vp_plan_build(vp_plan **out, const vp_desired *d, const vp_observed *obs)
 	}
 	p->count = n;
 	p->pool_bytes += d->base_bytes;
+	assign_waves(p, d->max_unavailable);
 	*out = p;
 	p = NULL;
 	rc = 0;

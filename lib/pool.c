@@ -16,6 +16,7 @@
 #include "vdipool/store.h"
 #include "vdipool/virt.h"
 #include "util/fs.h"
+#include "util/run.h"
 #include "util/strmap.h"
 #include "util/util.h"
 
@@ -54,6 +55,7 @@ struct vp_pool {
 	size_t nwant;
 	vp_virt_domain *doms;
 	size_t ndoms;
+	vp_strmap dom_by_name;    /* name -> vp_virt_domain in doms */
 	disk_entry *disks;
 	size_t ndisks, capdisks;
 	vp_observed_clone *obs;
@@ -145,6 +147,7 @@ static void clear_inventory(vp_pool *p)
 	free(p->names);
 	free(p->want);
 	vp_virt_domains_free(p->doms, p->ndoms);
+	vp_strmap_release(&p->dom_by_name);
 	for (size_t i = 0; i < p->ndisks; i++)
 		free(p->disks[i].location);
 	free(p->disks);
@@ -356,6 +359,9 @@ int vp_pool_inventory(vp_pool *p, bool need_base)
 	}
 	if ((rc = vp_virt_list(p->virt, &p->doms, &p->ndoms)) < 0)
 		return rc;
+	for (size_t i = 0; i < p->ndoms; i++)
+		if ((rc = vp_strmap_put(&p->dom_by_name, p->doms[i].name, &p->doms[i])) < 0)
+			return rc;
 	if ((rc = list_disks(p)) < 0)
 		return rc;
 	return merge(p);
@@ -391,6 +397,17 @@ static uint64_t data_cost(const vp_pool *p)
 	return p->spec->data_disk.size ? 4 * 65536 : 0;
 }
 
+/* rollout.max_unavailable as a clone count: a percentage of the pool, at least 1. */
+static unsigned max_unavailable(const vp_spec *s)
+{
+	const vp_spec_rollout *r = &s->rollout;
+	unsigned n = r->max_unavailable_percent
+			     ? (unsigned)(((uint64_t)s->clones.count * r->max_unavailable + 99) / 100)
+			     : r->max_unavailable;
+
+	return n ? n : 1;
+}
+
 int vp_pool_plan(vp_pool *p, long want_count, vp_plan **out)
 {
 	vp_desired d = {
@@ -404,6 +421,7 @@ int vp_pool_plan(vp_pool *p, long want_count, vp_plan **out)
 		.delta_bytes = delta_cost(p),
 		.data_bytes = data_cost(p),
 		.base_bytes = p->base_resolved ? p->base.allocated : 0,
+		.max_unavailable = max_unavailable(p->spec),
 	};
 	vp_observed o = { p->nobs, p->obs };
 	int rc;
@@ -555,8 +573,22 @@ static int define_validated_once(vp_pool *p, const char *xml)
 	return rc;
 }
 
+static const vp_virt_domain *dom_of(const vp_pool *p, const char *name)
+{
+	return vp_strmap_get(&p->dom_by_name, name);
+}
+
+/* The version part of "name@version". */
+static const char *version_of(const char *ref)
+{
+	const char *at = ref ? strrchr(ref, '@') : NULL;
+
+	return at ? at + 1 : NULL;
+}
+
 static int define_domain(vp_pool *p, const vp_plan_item *it)
 {
+	const vp_virt_domain *old = dom_of(p, it->name);
 	const vp_spec_domain *sd = &p->spec->domain;
 	vp_image_info delta, data;
 	vp_domain_params dp = {
@@ -580,6 +612,10 @@ static int define_domain(vp_pool *p, const vp_plan_item *it)
 		.base_image = p->base.location, .delta_path = delta.location,
 		.data_path = p->spec->data_disk.size ? data.location : NULL,
 		.spec_hash = p->spec_hash,
+		/* A rebase records the version it left (for rollback); other
+		 * redefinitions keep what the domain recorded. */
+		.prev_version = (char *)(it->from_base ? version_of(it->from_base)
+				 : old && old->has_meta ? old->meta.prev_version : NULL),
 	};
 	if ((rc = vp_domain_render(&xml, sd->template_path, &dp)) < 0)
 		return rc;
@@ -624,9 +660,10 @@ static int run_step(void *ctx, const vp_plan_item *it, unsigned step)
 	case VP_STEP_START:
 		return vp_virt_start(p->virt, it->name);
 	case VP_STEP_REBASE:
-		return vp_error_set(VP_ERR_EXEC, VP_ENOTSUP,
-				    "moving clone '%s' to base '%s' needs a rollout, which is not built yet",
-				    it->name, p->base_ref);
+		/* The new delta replaces the old one atomically (rename); the
+		 * domain keeps its path, so it never points at a missing disk. */
+		return p->deltas.ops->delta_rebase(p->deltas.handle, p->spec->pool, it->name,
+						   p->base.location, p->base.format);
 	default:
 		return vp_error_set(VP_ERR_EXEC, VP_EINVAL, "unknown step %u", step);
 	}
@@ -638,6 +675,123 @@ static bool needs_base(const vp_plan *plan)
 		if (plan->items[i].steps & (VP_STEP_CREATE_DELTA | VP_STEP_DEFINE | VP_STEP_REBASE))
 			return true;
 	return false;
+}
+
+/* Runs the items of one wave (0: everything outside the rollout) as a plan of
+ * their own, adding the outcome to *acc. */
+static int run_wave(const vp_plan *plan, unsigned wave, const vp_exec_ops *ops, apply_ctx *ctx,
+		    const vp_exec_opts *eo, vp_exec_result *acc)
+{
+	vp_plan sub = { 0 };
+	vp_exec_result r;
+	int rc;
+
+	sub.items = calloc(plan->count + 1, sizeof(*sub.items));
+	if (!sub.items)
+		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	for (size_t i = 0; i < plan->count; i++)
+		if (plan->items[i].wave == wave && plan->items[i].steps)
+			sub.items[sub.count++] = plan->items[i];
+	rc = vp_exec_run(&sub, ops, ctx, eo, &r);
+	acc->done += r.done;
+	acc->failed += r.failed;
+	if (!acc->first_error[0])
+		memcpy(acc->first_error, r.first_error, sizeof(acc->first_error));
+	free(sub.items);
+	return rc;
+}
+
+/* Runs the spec's health command for one clone until it passes or time is up. */
+static int health_check(vp_pool *p, const vp_plan_item *it, unsigned wave)
+{
+	const vp_spec_health *h = &p->spec->rollout.health;
+	double deadline = vp_now() + h->timeout_sec;
+	char env_clone[128], env_uuid[64], env_pool[128], env_wave[32];
+	const char *env[] = { env_clone, env_uuid, env_pool, env_wave, NULL };
+	vp_virt_domain d;
+	char last[256] = "";
+
+	if (vp_virt_lookup(p->virt, it->name, &d) < 0)
+		return VP_ENOENT;
+	snprintf(env_clone, sizeof(env_clone), "VDIPOOL_CLONE=%s", it->name);
+	snprintf(env_uuid, sizeof(env_uuid), "VDIPOOL_UUID=%s", d.uuid);
+	snprintf(env_pool, sizeof(env_pool), "VDIPOOL_POOL=%s", p->spec->pool);
+	snprintf(env_wave, sizeof(env_wave), "VDIPOOL_WAVE=%u", wave);
+	vp_virt_domain_release(&d);
+	for (;;) {
+		vp_run_opts ro = { .env = env, .timeout = deadline - vp_now() };
+		vp_run_result res;
+		bool ok;
+
+		if (ro.timeout < 0.1)
+			ro.timeout = 0.1;
+		if (vp_run((const char *const *)h->argv, &ro, &res) < 0)
+			return VP_EIO;
+		ok = !res.signal && res.exit_code == 0;
+		if (!ok)
+			snprintf(last, sizeof(last), "%s", res.signal ? "killed (timeout)" : vp_buf_cstr(&res.err));
+		vp_run_result_release(&res);
+		if (ok)
+			return 0;
+		if (vp_now() + 1 >= deadline) {
+			size_t n = strlen(last);
+			while (n && last[n - 1] == '\n')
+				last[--n] = '\0';
+			return vp_error_set(VP_ERR_EXEC, VP_EIO,
+					    "health check of clone '%s' did not pass within %us%s%s", it->name,
+					    h->timeout_sec, *last ? ": " : "", last);
+		}
+		sleep(1);
+	}
+}
+
+/* After a wave: clones that should run do, and the health command passes. */
+static int health_gate(vp_pool *p, const vp_plan *plan, unsigned wave)
+{
+	for (size_t i = 0; i < plan->count; i++) {
+		const vp_plan_item *it = &plan->items[i];
+		vp_virt_domain d;
+		int rc;
+
+		if (it->wave != wave)
+			continue;
+		if ((rc = vp_virt_lookup(p->virt, it->name, &d)) < 0)
+			return rc;
+		rc = p->spec->domain.start && d.state != VP_DOM_RUNNING
+			     ? vp_error_set(VP_ERR_EXEC, VP_EIO, "clone '%s' is not running", it->name)
+			     : 0;
+		vp_virt_domain_release(&d);
+		if (rc == 0 && p->spec->rollout.health.argc)
+			rc = health_check(p, it, wave);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int rollout(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, const vp_exec_ops *ops,
+		   apply_ctx *ctx, const vp_exec_opts *eo, vp_exec_result *res)
+{
+	for (unsigned w = 1; w <= plan->waves; w++) {
+		int rc;
+
+		if (opts && opts->wave)
+			opts->wave(opts->progress_ctx, plan, w, false);
+		if ((rc = run_wave(plan, w, ops, ctx, eo, res)) < 0) {
+			vp_error_prefix("rollout stopped in wave %u of %u (later waves untouched; the next "
+					"apply continues)", w, plan->waves);
+			return rc;
+		}
+		if ((rc = health_gate(p, plan, w)) < 0) {
+			vp_error_prefix("rollout stopped: health gate after wave %u of %u failed (later waves "
+					"untouched; the next apply continues)", w, plan->waves);
+			snprintf(res->first_error, sizeof(res->first_error), "%s", vp_error_last()->message);
+			return rc;
+		}
+		if (opts && opts->wave)
+			opts->wave(opts->progress_ctx, plan, w, true);
+	}
+	return 0;
 }
 
 int vp_pool_apply(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, vp_exec_result *res)
@@ -665,18 +819,12 @@ int vp_pool_apply(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, vp
 		if ((rc = vp_store_check_unchanged(p->store, ref)) < 0)
 			return rc;
 	}
-	return vp_exec_run(plan, &ops, &ctx, &eo, res);
+	if ((rc = run_wave(plan, 0, &ops, &ctx, &eo, res)) < 0)
+		return rc;
+	return rollout(p, plan, opts, &ops, &ctx, &eo, res);
 }
 
 /* ---- status ---------------------------------------------------------------------- */
-
-static const vp_virt_domain *dom_of(const vp_pool *p, const char *name)
-{
-	for (size_t i = 0; i < p->ndoms; i++)
-		if (!strcmp(p->doms[i].name, name))
-			return &p->doms[i];
-	return NULL;
-}
 
 static const disk_entry *disk_of(const vp_pool *p, const char *name, int kind)
 {

@@ -59,8 +59,8 @@ static void print_plan_json(const vp_spec *spec, vp_pool *pool, const vp_plan *p
 	vp_buf_printf(&b, ",\"changes_pending\":%s,\"counts\":{", vp_plan_has_changes(plan) ? "true" : "false");
 	for (int ch = 0; ch < VP_CHANGE_MAX; ch++)
 		vp_buf_printf(&b, "%s\"%s\":%zu", ch ? "," : "", vp_change_name((vp_change)ch), plan->counts[ch]);
-	vp_buf_printf(&b, "},\"bytes_to_write\":%llu,\"pool_bytes\":%llu,\"full_copy_bytes\":%llu,\"clones\":[",
-		      (unsigned long long)plan->bytes_to_write, (unsigned long long)plan->pool_bytes,
+	vp_buf_printf(&b, "},\"waves\":%u,\"bytes_to_write\":%llu,\"pool_bytes\":%llu,\"full_copy_bytes\":%llu,\"clones\":[",
+		      plan->waves, (unsigned long long)plan->bytes_to_write, (unsigned long long)plan->pool_bytes,
 		      (unsigned long long)plan->full_copy_bytes);
 	for (size_t i = 0; i < plan->count; i++) {
 		const vp_plan_item *it = &plan->items[i];
@@ -76,7 +76,8 @@ static void print_plan_json(const vp_spec *spec, vp_pool *pool, const vp_plan *p
 			vp_buf_json_str(&b, vp_step_name(bit));
 			first = 0;
 		}
-		vp_buf_printf(&b, "],\"keeps_data\":%s}", it->keeps_data ? "true" : "false");
+		vp_buf_printf(&b, "],\"keeps_data\":%s,\"wave\":%u}", it->keeps_data ? "true" : "false",
+			      it->wave);
 	}
 	vp_buf_puts(&b, "]}\n");
 	fputs(vp_buf_cstr(&b), stdout);
@@ -99,8 +100,12 @@ void pool_cli_print_plan(cli *c, const vp_spec *spec, vp_pool *pool, const vp_pl
 		if (it->change == VP_CHANGE_NONE)
 			continue;
 		steps_str(it->steps, steps, sizeof(steps));
-		printf("  %c %-20s %-8s %s%s%s%s\n", sign(it->change), it->name, vp_change_name(it->change),
+		printf("  %c %-20s %-8s %s%s%s%s", sign(it->change), it->name, vp_change_name(it->change),
 		       steps, *it->reason ? " (" : "", it->reason, *it->reason ? ")" : "");
+		if (it->wave)
+			printf(" %s -> %s, wave %u/%u", it->from_base ? it->from_base : "?",
+			       vp_pool_base_ref(pool), it->wave, plan->waves);
+		printf("\n");
 		if (it->keeps_data)
 			printf("    %-20s          its persistent data disk is kept\n", "");
 	}
@@ -151,11 +156,31 @@ static void progress(void *ctx, size_t done, size_t total, const vp_plan_item *i
 	}
 }
 
+/* Rollout waves are reported on stdout (unless -q): which clones, then the gate. */
+static void wave(void *ctx, const vp_plan *plan, unsigned w, bool healthy)
+{
+	progress_state *ps = ctx;
+
+	if (ps->c->quiet)
+		return;
+	if (healthy) {
+		printf("Wave %u/%u: healthy\n", w, plan->waves);
+	} else {
+		printf("Wave %u/%u:", w, plan->waves);
+		for (size_t i = 0; i < plan->count; i++)
+			if (plan->items[i].wave == w)
+				printf(" %s", plan->items[i].name);
+		printf("\n");
+	}
+	fflush(stdout);
+}
+
 void pool_cli_apply_opts(cli *c, vp_apply_opts *opts)
 {
 	pstate = (progress_state){ c, vp_now() };
 	opts->progress = progress;
 	opts->progress_ctx = &pstate;
+	opts->wave = wave;
 }
 
 void pool_cli_print_result(cli *c, const char *verb, const vp_exec_result *res, double seconds)

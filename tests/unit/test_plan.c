@@ -204,13 +204,43 @@ static void test_drift_update_rebase_start_stop_data(void)
 	CU_ASSERT_EQUAL(find(p, "ci-001")->change, VP_CHANGE_UPDATE);
 	CU_ASSERT_EQUAL(find(p, "ci-001")->steps, VP_STEP_DEFINE);
 	CU_ASSERT_EQUAL(find(p, "ci-002")->change, VP_CHANGE_REBASE);
-	CU_ASSERT_EQUAL(find(p, "ci-002")->steps, VP_STEP_REBASE);
+	CU_ASSERT_EQUAL(find(p, "ci-002")->steps, VP_STEP_REBASE | VP_STEP_DEFINE);
+	CU_ASSERT_EQUAL(find(p, "ci-002")->wave, 1);
+	VP_ASSERT_STR_EQ(find(p, "ci-002")->from_base, "tiny@v0");
 	CU_ASSERT_EQUAL(find(p, "ci-003")->change, VP_CHANGE_STOP);
 	CU_ASSERT_EQUAL(find(p, "ci-003")->steps, VP_STEP_STOP);
 	CU_ASSERT_EQUAL(find(p, "ci-004")->change, VP_CHANGE_NONE);
 	CU_ASSERT_EQUAL(find(p, "ci-005")->change, VP_CHANGE_REPAIR);
 	CU_ASSERT_EQUAL(find(p, "ci-005")->steps, VP_STEP_CREATE_DATA);
 	CU_ASSERT_EQUAL(p->bytes_to_write, 1000 + 200);
+	vp_plan_free(p);
+}
+
+static void test_rebase_in_waves(void)
+{
+	vp_observed o = observed(10, 0);
+	vp_desired d = desired(10, true);
+	vp_plan *p = NULL;
+
+	for (int i = 0; i < 10; i++)
+		have[i].base_ref = "tiny@v0";
+	have[0].flags |= VP_OBS_RUNNING;
+	d.max_unavailable = 3;
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	CU_ASSERT_EQUAL(p->counts[VP_CHANGE_REBASE], 10);
+	CU_ASSERT_EQUAL(p->waves, 4);
+	for (unsigned i = 0; i < 10; i++)
+		CU_ASSERT_EQUAL(p->items[i].wave, i / 3 + 1);
+	/* running: stopped for the swap, started again; stopped ones start as the spec says */
+	CU_ASSERT_EQUAL(p->items[0].steps, VP_STEP_STOP | VP_STEP_REBASE | VP_STEP_DEFINE | VP_STEP_START);
+	CU_ASSERT_EQUAL(p->items[1].steps, VP_STEP_REBASE | VP_STEP_DEFINE | VP_STEP_START);
+	vp_plan_free(p);
+	d.start = false;
+	d.max_unavailable = 0;
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	CU_ASSERT_EQUAL(p->waves, 1);
+	CU_ASSERT_EQUAL(p->items[9].wave, 1);
+	CU_ASSERT_EQUAL(p->items[1].steps, VP_STEP_REBASE | VP_STEP_DEFINE);
 	vp_plan_free(p);
 }
 
@@ -251,6 +281,7 @@ static CU_TestInfo tests[] = {
 	{ "another pool's domain is a conflict", test_other_pools_domain_is_a_conflict },
 	{ "domains outside the pool are left alone", test_foreign_domains_outside_the_pool_are_left_alone },
 	{ "drift: update, rebase, stop, data disk", test_drift_update_rebase_start_stop_data },
+	{ "rebase in waves of max_unavailable", test_rebase_in_waves },
 	{ "ten thousand clones", test_ten_thousand_clones },
 	{ "change and step names", test_names },
 	CU_TEST_INFO_NULL,

@@ -31,6 +31,7 @@ typedef struct vp_desired {
 	uint64_t delta_bytes;  /* bytes a new delta writes to disk */
 	uint64_t data_bytes;   /* bytes a new data disk writes to disk */
 	uint64_t base_bytes;   /* the base image's size: what one full copy costs */
+	unsigned max_unavailable; /* rollout wave size (clones down at once); 0: all at once */
 } vp_desired;
 
 /* What exists, merged by clone name from libvirt and the storage backend. */
@@ -67,7 +68,7 @@ enum vp_step {
 	VP_STEP_UNDEFINE = 1 << 1,
 	VP_STEP_DELETE_DELTA = 1 << 2,
 	VP_STEP_DELETE_DATA = 1 << 3,  /* only when asked (destroy --purge-data) */
-	VP_STEP_REBASE = 1 << 4,       /* new delta on the desired base; see the rollout issue */
+	VP_STEP_REBASE = 1 << 4,       /* fresh delta on the desired base, atomically replacing the old */
 	VP_STEP_CREATE_DELTA = 1 << 5, /* replaces an existing delta atomically (reset) */
 	VP_STEP_CREATE_DATA = 1 << 6,
 	VP_STEP_DEFINE = 1 << 7,
@@ -93,6 +94,8 @@ typedef struct vp_plan_item {
 	unsigned steps;     /* vp_step bits */
 	const char *reason; /* static text saying why, "" when unchanged */
 	bool keeps_data;    /* REMOVE: the persistent data disk stays */
+	unsigned wave;      /* REBASE: rollout wave, from 1; 0 outside a rollout */
+	const char *from_base; /* REBASE: the base it leaves ("name@version"); borrowed */
 } vp_plan_item;
 
 typedef struct vp_plan {
@@ -102,6 +105,7 @@ typedef struct vp_plan {
 	uint64_t bytes_to_write;        /* new deltas and data disks */
 	uint64_t pool_bytes;            /* disk the pool uses after apply (deltas + data + base) */
 	uint64_t full_copy_bytes;       /* what full copies of the base would use instead */
+	unsigned waves;                 /* rollout waves (0: no rebase) */
 } vp_plan;
 
 /* Builds the plan. A domain that has the name of a wanted clone but is not

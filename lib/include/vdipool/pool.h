@@ -53,9 +53,17 @@ typedef struct vp_apply_opts {
 	void (*progress)(void *ctx, size_t done, size_t total, const vp_plan_item *item, int rc,
 			 const char *message);
 	void *progress_ctx;
+	/* Optional: a rollout wave begins (healthy false) or passed its health
+	 * gate (healthy true). Called from the applying thread. */
+	void (*wave)(void *ctx, const vp_plan *plan, unsigned wave, bool healthy);
 } vp_apply_opts;
 
-/* Executes the plan; takes the pool's lock if vp_pool_lock was not called
+/* Executes the plan: first everything outside a rollout, then the rebases
+ * wave by wave; after each wave the health gate (clones that should run are
+ * running, and the spec's health command passes for each within its
+ * timeout) must pass before the next wave starts. A failed wave or gate
+ * stops the rollout there: later waves are untouched, the pool stays mixed,
+ * and the next apply continues. Takes the pool's lock if vp_pool_lock was not called
  * (VP_EBUSY when another apply holds it and wait_lock is false). Refuses to
  * clone from a base whose size or mtime no longer match its manifest. */
 VP_API int vp_pool_apply(vp_pool *pool, const vp_plan *plan, const vp_apply_opts *opts,
