@@ -206,13 +206,13 @@ static int build_names(vp_pool *p)
 	return 0;
 }
 
-static int resolve_base(vp_pool *p)
+static int resolve_base_version(vp_pool *p, const char *version)
 {
 	const vp_spec_base *b = &p->spec->base;
 	char ref[2 * VP_PLUGIN_NAME_MAX + 2];
 	int rc;
 
-	snprintf(ref, sizeof(ref), "%s@%s", b->name, b->version ? b->version : "latest");
+	snprintf(ref, sizeof(ref), "%s@%s", b->name, version);
 	rc = vp_store_stat(p->store, ref, &p->base);
 	if (rc == VP_ENOENT)
 		return vp_error_set(VP_ERR_STORE, VP_ENOENT,
@@ -223,6 +223,45 @@ static int resolve_base(vp_pool *p)
 		return rc;
 	snprintf(p->base_ref, sizeof(p->base_ref), "%s@%s", p->base.name, p->base.version);
 	p->base_resolved = true;
+	return 0;
+}
+
+static int resolve_base(vp_pool *p)
+{
+	return resolve_base_version(p, p->spec->base.version ? p->spec->base.version : "latest");
+}
+
+int vp_pool_use_base_version(vp_pool *p, const char *version)
+{
+	return resolve_base_version(p, version);
+}
+
+int vp_pool_rollback_target(vp_pool *p, char *version, size_t len)
+{
+	const char *best = NULL;
+	size_t best_n = 0;
+
+	/* Clones of one rollout share one previous version; count to be safe. */
+	for (size_t i = 0; i < p->ndoms; i++) {
+		const vp_virt_domain *d = &p->doms[i];
+		size_t n = 0;
+
+		if (!d->has_meta || strcmp(d->meta.pool, p->spec->pool) || !d->meta.prev_version)
+			continue;
+		for (size_t j = 0; j < p->ndoms; j++)
+			n += p->doms[j].has_meta && p->doms[j].meta.prev_version &&
+			     !strcmp(p->doms[j].meta.pool, p->spec->pool) &&
+			     !strcmp(p->doms[j].meta.prev_version, d->meta.prev_version);
+		if (n > best_n) {
+			best = d->meta.prev_version;
+			best_n = n;
+		}
+	}
+	if (!best)
+		return vp_error_set(VP_ERR_PLAN, VP_ENOENT,
+				    "pool '%s': nothing to roll back: no clone records a previous base version",
+				    p->spec->pool);
+	snprintf(version, len, "%s", best);
 	return 0;
 }
 

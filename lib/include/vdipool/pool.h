@@ -44,6 +44,15 @@ VP_API int vp_pool_plan(vp_pool *pool, long want_count, vp_plan **out);
  * running ones). Unknown names are VP_EINVAL, naming them. */
 VP_API int vp_pool_plan_reset(vp_pool *pool, const char *const *names, size_t n, vp_plan **out);
 
+/* Rollback: the base version the pool's clones record as the one they left
+ * in their last rebase (the most common one). VP_ENOENT when no clone
+ * records one. */
+VP_API int vp_pool_rollback_target(vp_pool *pool, char *version, size_t len);
+
+/* Makes `version` of the spec's base the desired one for vp_pool_plan (as if
+ * the spec named it). VP_ENOENT when it is not in the store. */
+VP_API int vp_pool_use_base_version(vp_pool *pool, const char *version);
+
 /* Also delete data disks of removed clones (destroy --purge-data). */
 VP_API void vp_pool_plan_purge_data(vp_plan *plan);
 
