@@ -15,6 +15,8 @@ const char cmd_gc_help[] =
 	"(default 1), and deltas that belong to no domain. Prints what it would\n"
 	"remove; --yes removes. A version a delta backs onto is never removed.\n"
 	"\n"
+	"A version that a vdipool domain records (as its base, or as the version\n"
+	"a rollback returns to) is kept too.\n"
 	"A delta is an orphan when no domain on the libvirt host (--connect URI,\n"
 	"default qemu:///system) uses it, ours or not. When libvirt cannot be\n"
 	"reached, deltas are only listed as \"orphan candidates\" and kept: a guess\n"
@@ -111,18 +113,58 @@ static void free_strings(char **v, size_t n)
 	free(v);
 }
 
-/* The disks every domain uses; on failure says why deltas are kept. */
-static int live_disks(cli *c, const char *uri, char ***live, size_t *n)
+/* What the libvirt host pins: the disks every domain uses (no delta among
+ * them is an orphan), and the base versions vdipool's domains record, as
+ * their base or as the one a rollback returns to. On failure says why
+ * deltas are kept. */
+static int host_pins(cli *c, const char *uri, char ***live, size_t *n, char ***refs, size_t *nrefs)
 {
+	vp_virt_domain *doms = NULL;
+	size_t ndoms = 0;
 	vp_virt *v = NULL;
 	int rc = vp_virt_open(&v, uri);
 
 	if (rc == 0)
 		rc = vp_virt_disk_paths(v, live, n);
+	if (rc == 0)
+		rc = vp_virt_list(v, &doms, &ndoms);
+	if (rc == 0 && !(*refs = calloc(2 * ndoms + 1, sizeof(**refs))))
+		rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	for (size_t i = 0; rc == 0 && i < ndoms; i++) {
+		const vp_domain_meta *m = &doms[i].meta;
+		if (!doms[i].has_meta || !m->base_name)
+			continue;
+		if (m->base_version)
+			(*refs)[(*nrefs)++] = vp_strdup_printf("%s@%s", m->base_name, m->base_version);
+		if (m->prev_version)
+			(*refs)[(*nrefs)++] = vp_strdup_printf("%s@%s", m->base_name, m->prev_version);
+	}
 	if (rc < 0)
 		cli_info(c, "vdipool gc: deltas are kept: %s\n", vp_error_last()->message);
+	vp_virt_domains_free(doms, ndoms);
 	vp_virt_free(v);
 	return rc;
+}
+
+/* Drops from the plan the base versions a domain or a rollback record still names. */
+static void keep_pinned(vp_gc_plan *plan, char **refs, size_t nrefs)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < plan->nbases; i++) {
+		vp_base_info *b = &plan->bases[i];
+		bool pinned = false;
+		char ref[2 * sizeof(b->name) + 2];
+
+		snprintf(ref, sizeof(ref), "%s@%s", b->name, b->version);
+		for (size_t j = 0; j < nrefs && !pinned; j++)
+			pinned = refs[j] && !strcmp(refs[j], ref);
+		if (pinned)
+			plan->bytes -= b->allocated;
+		else
+			plan->bases[kept++] = *b;
+	}
+	plan->nbases = kept;
 }
 
 int cmd_gc(cli *c, int argc, char **argv)
@@ -134,8 +176,8 @@ int cmd_gc(cli *c, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct gc_opts o = { .keep = 1, .uri = "qemu:///system" };
-	char **live = NULL;
-	size_t nlive = 0;
+	char **live = NULL, **refs = NULL;
+	size_t nlive = 0, nrefs = 0;
 	bool known;
 	vp_store *s = NULL;
 	vp_gc_plan *plan = NULL;
@@ -147,10 +189,13 @@ int cmd_gc(cli *c, int argc, char **argv)
 	if (idx < argc)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[idx]);
 	rc = vp_store_open_root(&s, c->root);
-	known = rc == 0 && live_disks(c, o.uri, &live, &nlive) == 0;
+	known = rc == 0 && host_pins(c, o.uri, &live, &nlive, &refs, &nrefs) == 0;
 	if (rc == 0)
 		rc = vp_store_gc_plan(s, o.keep, known ? (const char *const *)live : NULL, nlive, &plan);
+	if (rc == 0)
+		keep_pinned(plan, refs, nrefs);
 	free_strings(live, nlive);
+	free_strings(refs, nrefs);
 	if (rc == 0 && c->output == CLI_OUT_TABLE)
 		print_table(plan, o.keep, o.yes);
 	if (rc == 0 && o.yes)

@@ -126,6 +126,15 @@ expect "rollback returns every clone to v1" 0 "Rolled back 10 clones" -- "$CLI" 
 check "every delta backs onto v1 again" on_version 1 $(clones)
 expect "base rm of v1 is refused while clones use it" 1 "cannot remove base 'gold@1'" -- "$CLI" --root "$STORE" base rm gold@1
 
+echo "== gc keeps what clones use and what a rollback returns to"
+truncate -s 32M "$T/gold3.raw"
+printf 'GOLD v3\n' | dd of="$T/gold3.raw" conv=notrunc status=none
+"$CLI" --root "$STORE" base import gold "$T/gold3.raw" --version 3 >/dev/null
+expect "gc --keep 0 removes only the unreferenced v3" 0 "removed 1" -- "$CLI" --root "$STORE" gc --keep 0 --yes
+expect "v1 (in use) is kept" 0 "gold@1: ok" -- "$CLI" --root "$STORE" base verify gold@1
+expect "v2 (the rollback record) is kept" 0 "gold@2: ok" -- "$CLI" --root "$STORE" base verify gold@2
+expect "v3 is gone" 1 "no base 'gold@3'" -- "$CLI" --root "$STORE" base verify gold@3
+
 echo "== kill -9 in the middle of a wave, then apply finishes the rollout"
 VDIPOOL_TEST_CRASH_AT="after:rebase:2" "$CLI" apply -q --parallel 1 "$SPEC" >/dev/null 2>&1
 check "apply was killed mid-wave (exit $?)" test $? -ne 0
