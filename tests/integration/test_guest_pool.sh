@@ -41,6 +41,7 @@ base: { name: tiny }
 storage:
   tiers: [ { name: local, driver: dir, path: $T/store } ]
 clones: { count: 2, name: "$POOL-{index}" }
+data_disk: { size: 16M }
 domain: { template: server, memory: 256M, network: none, start: $1 }
 rollout: { shutdown_timeout: 60s }
 EOF
@@ -89,6 +90,9 @@ check "status shows both running" grep -q "2 wanted; 2 running" <<<"$out"
 
 spec false
 check "apply with start: false shuts them down gracefully" "$CLI" apply -q "$SPEC"
+for c in "$POOL-1" "$POOL-2"; do
+	qemu-io -c "write -P 0x33 0 64k" "$T/store/data/$POOL/$c.qcow2" >/dev/null
+done
 spec true
 check "apply starts them again" "$CLI" apply -q "$SPEC"
 for c in "$POOL-1" "$POOL-2"; do
@@ -100,6 +104,23 @@ for c in "$POOL-1" "$POOL-2"; do
 	check "$c does not see the other clone's write" bash -c "! grep -q 'VDIPOOL-CLONE $other\$' <<<\"\$1\"" _ "$second"
 	check "$c still reads the base's marker" grep -q -x "VDIPOOL-BASE-MARKER: $marker" <<<"$second"
 done
-check "the base image is byte-for-byte unchanged" test "$(sha256sum "$BASE_IMG" | cut -d' ' -f1)" == "$base_sum"
+echo "== roll the running pool to a new golden image (base: latest)"
+bash "$ROOT/scripts/build-guest-image.sh" --marker "VDIPOOL-BASE v2 rollout" "$GUEST-v2" >/dev/null 2>&1 ||
+	{ bad "the v2 guest image builds"; finish; }
+"$CLI" --root "$T/store" base import tiny "$GUEST-v2/tiny.raw" --version 2 >/dev/null
+check "apply rolls both running clones to v2" "$CLI" apply -q "$SPEC"
+for c in "$POOL-1" "$POOL-2"; do
+	check "$c boots on v2" wait_ready "$c" 3
+	third=$(boot_lines "$c" 3)
+	check "$c reads v2's marker" grep -q -x "VDIPOOL-BASE-MARKER: VDIPOOL-BASE v2 rollout" <<<"$third"
+	check "$c is still itself (SMBIOS serial)" grep -q "VDIPOOL-IDENTITY: id=$c " <<<"$third"
+done
+spec false
+"$CLI" apply -q "$SPEC" >/dev/null 2>&1
+for c in "$POOL-1" "$POOL-2"; do
+	check "$c's data disk still holds its data" \
+		bash -c "qemu-io -r -c 'read -P 0x33 0 64k' '$T/store/data/$POOL/$c.qcow2' | grep -q 'read 65536'"
+done
+check "the v1 base image is byte-for-byte unchanged" test "$(sha256sum "$BASE_IMG" | cut -d' ' -f1)" == "$base_sum"
 check "destroy" "$CLI" destroy -q --yes "$SPEC"
 finish
