@@ -118,10 +118,18 @@ need_tool sha256sum coreutils
 # image file, mkfs.fat --offset and mtools (mcopy -i IMG@@OFFSET) fill the partition, and the
 # mtools-based syslinux (Debian's /usr/bin/syslinux has --offset) installs the boot sector and
 # ldlinux.sys/ldlinux.c32; syslinux-common ships the MBR boot code.
+# GNU cpio --reproducible renumbers inodes (busybox cpio stores the build tree's), so the same
+# inputs give a byte-identical initrd.img and tiny.raw.
+missing=()
+for t in sfdisk:fdisk mkfs.fat:dosfstools mcopy:mtools syslinux:syslinux cpio:cpio; do
+	command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")
+done
+[ "${#missing[@]}" = 0 ] || install_pkgs "${missing[@]}"
 need_tool sfdisk fdisk
 need_tool mkfs.fat dosfstools
 need_tool mcopy mtools
 need_tool syslinux syslinux
+need_tool cpio cpio
 MBR_BIN=
 for f in /usr/lib/SYSLINUX/mbr.bin /usr/lib/syslinux/mbr/mbr.bin /usr/lib/syslinux/mbr.bin; do
 	[ -f "$f" ] && { MBR_BIN=$f; break; }
@@ -334,9 +342,9 @@ add_module() {
 for m in "${MODULES_REQUIRED[@]}"; do add_module "$m" 1; done
 for m in "${MODULES_OPTIONAL[@]}"; do add_module "$m" 0; done
 
-# Reproducible archive: fixed mtimes, sorted names, root-owned.
+# Reproducible archive: fixed mtimes, sorted names, root-owned, renumbered inodes (GNU cpio).
 find "$R" -exec touch -h -d @1 {} +
-(cd "$R" && find . -mindepth 1 | LC_ALL=C sort | "$BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null) \
+(cd "$R" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible) \
 	| gzip -9 -n > "$WORK/initrd.img" || die "creating the initramfs failed"
 cp "$VMLINUZ" "$WORK/vmlinuz"
 
@@ -348,6 +356,8 @@ cp "$VMLINUZ" "$WORK/vmlinuz"
 #   SCRATCH_OFFSET              clone scratch sector, zero in the base
 IMG=$WORK/tiny.raw
 export MTOOLS_SKIP_CHECK=1
+# mtools (mcopy, and the mcopy/mattrib run by syslinux) stamps new FAT entries with this time.
+export SOURCE_DATE_EPOCH=946684800  # 2000-01-01, FAT cannot store 1970
 part_sectors=$(((PART_END - PART_START) / 512))
 payload_kib=$(( $(du -k --apparent-size "$WORK/vmlinuz" "$WORK/initrd.img" | awk '{ s += $1 } END { print s }') ))
 [ "$payload_kib" -lt $(((PART_END - PART_START) / 1024 - 1024)) ] \
