@@ -1,6 +1,4 @@
 /* cmd_apply.c: `vdipool apply`: make the pool match its spec. */
-#include <stdlib.h>
-
 #include "pool_cli.h"
 
 const char cmd_apply_help[] =
@@ -18,45 +16,20 @@ const char cmd_apply_help[] =
 	"Example:\n"
 	"  vdipool apply examples/quickstart.yaml\n";
 
-enum { OPT_PARALLEL = 0x200, OPT_WAIT };
-
-static int opt(cli *c, int o, const char *arg, void *ctx)
-{
-	vp_apply_opts *ao = ctx;
-	char *end;
-	long n;
-
-	switch (o) {
-	case OPT_PARALLEL:
-		n = strtol(arg, &end, 10);
-		if (*end || n < 1 || n > 64)
-			return cli_usage_error(c, "--parallel: must be between 1 and 64, got '%s'", arg);
-		ao->exec.parallel = (unsigned)n;
-		return 0;
-	case OPT_WAIT:
-		ao->wait_lock = true;
-		return 0;
-	default:
-		return VP_EXIT_USAGE;
-	}
-}
-
 int cmd_apply(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "parallel", required_argument, NULL, OPT_PARALLEL },
-		{ "wait", no_argument, NULL, OPT_WAIT },
+		POOL_CLI_APPLY_LONGOPTS,
 		{ 0 },
 	};
 	vp_apply_opts ao = { 0 };
-	vp_exec_result res;
 	vp_spec *spec = NULL;
 	vp_pool *pool = NULL;
 	vp_plan *plan = NULL;
 	double t0 = vp_now();
 	int idx, rc, code;
 
-	CLI_PARSE(idx, c, argc, argv, NULL, lo, opt, &ao);
+	CLI_PARSE(idx, c, argc, argv, NULL, lo, pool_cli_apply_opt, &ao);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
 	if ((code = pool_cli_open(c, argv[idx], &spec, &pool)) != 0)
@@ -80,14 +53,7 @@ int cmd_apply(cli *c, int argc, char **argv)
 	}
 	if (!c->quiet && c->output == CLI_OUT_TABLE)
 		pool_cli_print_plan(c, spec, pool, plan);
-	pool_cli_apply_opts(c, &ao);
-	rc = vp_pool_apply(pool, plan, &ao, &res);
-	if (rc < 0 && !res.failed) {
-		code = cli_fail(c, rc);
-		goto out;
-	}
-	pool_cli_print_result(c, "Applied", &res, vp_now() - t0);
-	code = res.failed ? VP_EXIT_FAIL : VP_EXIT_OK;
+	code = pool_cli_run(c, pool, plan, &ao, "Applied", t0);
 out:
 	vp_plan_free(plan);
 	vp_pool_free(pool);

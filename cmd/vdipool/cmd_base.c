@@ -1,6 +1,7 @@
-/* cmd_base.c: `vdipool base`: import, list, verify and remove golden base images. */
+/* cmd_base.c: `vdipool base`: import, list, verify, remove, derive and seal golden base images. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -11,6 +12,9 @@ const char cmd_base_help[] =
 	"       vdipool base list [NAME]\n"
 	"       vdipool base verify NAME@VERSION\n"
 	"       vdipool base rm NAME@VERSION\n"
+	"       vdipool base derive NAME@V1 --version V2\n"
+	"       vdipool base seal NAME@V2 [--tmpdir DIR] [--format qcow2|raw]\n"
+	"       vdipool base derive --abort NAME@V2     (or: vdipool base abandon NAME@V2)\n"
 	"\n"
 	"Manage the versioned golden base images in the store (--root DIR or\n"
 	"$VDIPOOL_ROOT, default /var/lib/vdipool): <root>/bases/<name>/<version>/\n"
@@ -22,7 +26,22 @@ const char cmd_base_help[] =
 	"           (the same content again is a no-op)\n"
 	"  list     versions with sizes, SHA-256 prefix and the clones using each\n"
 	"  verify   recompute the SHA-256; exit 1 when the image was altered\n"
-	"  rm       remove a version; refused (exit 1) while any delta uses it\n"
+	"  rm       remove a version; refused (exit 1) while any delta uses it or a\n"
+	"           derivation in progress backs onto it\n"
+	"  derive   start updating a golden image: creates a writable maintenance\n"
+	"           delta on V1 (<root>/bases/NAME/.derive-V2/disk.qcow2) and prints\n"
+	"           its path; boot it yourself (virt-install --import, virsh) to\n"
+	"           install updates. vdipool does not define a domain for it (no\n"
+	"           --domain yet). V1 must exist (exit 1), V2 must be new (exit 1)\n"
+	"  seal     flatten the maintenance delta (qemu-img convert, no backing\n"
+	"           file), publish it as V2 with parent=V1 like an import (SHA-256,\n"
+	"           manifest, atomic), then remove the delta. Refused (exit 1) while\n"
+	"           a VM still has the delta open. The flattened copy is made in\n"
+	"           --tmpdir (default $TMPDIR, else /var/tmp), outside the store\n"
+	"  abandon  (derive --abort) drop a derivation in progress and its delta\n"
+	"\n"
+	"Derivations in progress are not versions: plan, apply and gc ignore them;\n"
+	"`base list` shows them in a second table (not in -o json).\n"
 	"\n"
 	"NAME@latest (or NAME) means the newest version by import time.\n"
 	"\n"
@@ -30,14 +49,18 @@ const char cmd_base_help[] =
 	"  vdipool base import tiny build/guest/tiny.raw --version 2026.11.23\n"
 	"  vdipool base list tiny -o json\n"
 	"  vdipool base verify tiny@2026.11.23\n"
-	"  vdipool base rm tiny@2026.11.01\n";
+	"  vdipool base rm tiny@2026.11.01\n"
+	"  vdipool base derive tiny@2026.11.23 --version 2026.11.30\n"
+	"  vdipool base seal tiny@2026.11.30\n";
 
-enum { OPT_VERSION = 0x200, OPT_FORMAT, OPT_PARENT };
+enum { OPT_VERSION = 0x200, OPT_FORMAT, OPT_PARENT, OPT_ABORT, OPT_TMPDIR };
 
 struct base_opts {
 	const char *version;
 	const char *format;
 	const char *parent;
+	const char *tmpdir;
+	bool abort;
 };
 
 static int base_opt(cli *c, int opt, const char *arg, void *ctx)
@@ -48,6 +71,8 @@ static int base_opt(cli *c, int opt, const char *arg, void *ctx)
 	case OPT_VERSION: o->version = arg; return 0;
 	case OPT_FORMAT: o->format = arg; return 0;
 	case OPT_PARENT: o->parent = arg; return 0;
+	case OPT_ABORT: o->abort = true; return 0;
+	case OPT_TMPDIR: o->tmpdir = arg; return 0;
 	default: return VP_EXIT_USAGE;
 	}
 }
@@ -148,6 +173,25 @@ static int base_import(cli *c, vp_store *s, char **args, int n, const struct bas
 	return VP_EXIT_OK;
 }
 
+/* A second table, only when something is being derived: not versions yet. */
+static int print_derivations(vp_store *s, const char *name)
+{
+	vp_derive_info *d = NULL;
+	size_t n = 0;
+	int rc = vp_store_derive_list(s, name, &d, &n);
+
+	if (rc < 0)
+		return rc;
+	if (n)
+		printf("\n%-20s %-20s %-20s %s\n", "DERIVING", "VERSION", "FROM", "MAINTENANCE DELTA");
+	for (size_t i = 0; i < n; i++)
+		printf("%-20s %-20s %-20s %s\n", d[i].name, d[i].version,
+		       d[i].parent[0] ? d[i].parent : "(incomplete)",
+		       d[i].location[0] ? d[i].location : "-");
+	free(d);
+	return 0;
+}
+
 static int base_list(cli *c, vp_store *s, char **args, int n)
 {
 	vp_base_info *list = NULL;
@@ -176,9 +220,10 @@ static int base_list(cli *c, vp_store *s, char **args, int n)
 			       vp_fmt_bytes(list[i].allocated, ds, sizeof(ds)), list[i].sha256,
 			       list[i].references, list[i].tier);
 		}
+		rc = print_derivations(s, n ? args[0] : NULL);
 	}
 	vp_store_list_free(list);
-	return VP_EXIT_OK;
+	return rc < 0 ? cli_fail(c, rc) : VP_EXIT_OK;
 }
 
 static int base_verify(cli *c, vp_store *s, char **args, int n)
@@ -202,13 +247,38 @@ static int base_verify(cli *c, vp_store *s, char **args, int n)
 	return VP_EXIT_OK;
 }
 
+/* The store's remove only sees deltas on the delta tiers; a maintenance
+ * delta backs onto its parent too. */
+static int check_no_derivation_on(vp_store *s, const char *ref)
+{
+	vp_base_info b;
+	vp_derive_info *d = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (vp_store_stat(s, ref, &b) < 0 || vp_store_derive_list(s, b.name, &d, &n) < 0) {
+		vp_error_clear(); /* vp_store_remove says what is wrong */
+		return 0;
+	}
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (!strcmp(d[i].parent, b.version))
+			rc = vp_error_set(VP_ERR_STORE, VP_EBUSY, "cannot remove base '%s@%s': the "
+					  "derivation of %s@%s backs onto it (seal or abandon it first)",
+					  b.name, b.version, d[i].name, d[i].version);
+	free(d);
+	return rc;
+}
+
 static int base_rm(cli *c, vp_store *s, char **args, int n)
 {
 	int rc;
 
 	if (n != 1)
 		return cli_usage_error(c, "base rm: expected NAME@VERSION");
-	rc = vp_store_remove(s, args[0]);
+	rc = check_no_derivation_on(s, args[0]);
+	if (rc == 0)
+		rc = vp_store_remove(s, args[0]);
 	if (rc < 0)
 		return cli_fail(c, rc);
 	if (c->output == CLI_OUT_JSON)
@@ -218,12 +288,109 @@ static int base_rm(cli *c, vp_store *s, char **args, int n)
 	return VP_EXIT_OK;
 }
 
+static int base_derive(cli *c, vp_store *s, char **args, int n, const struct base_opts *o)
+{
+	vp_derive_info d;
+	int rc;
+
+	if (n != 1)
+		return cli_usage_error(c, "base derive: expected NAME@V1 (or --abort NAME@V2)");
+	if (o->abort) {
+		if (o->version)
+			return cli_usage_error(c, "base derive --abort: the version goes in NAME@V2, "
+					       "not --version");
+		if ((rc = vp_store_derive_abort(s, args[0])) < 0)
+			return cli_fail(c, rc);
+		if (c->output == CLI_OUT_JSON)
+			printf("{\"abandoned\":\"%s\"}\n", args[0]);
+		else
+			printf("abandoned the derivation of %s\n", args[0]);
+		return VP_EXIT_OK;
+	}
+	if (!o->version)
+		return cli_usage_error(c, "base derive: --version is required (the new version)");
+	if ((rc = vp_store_derive(s, args[0], o->version, &d)) < 0)
+		return cli_fail(c, rc);
+	if (c->output == CLI_OUT_JSON) {
+		vp_buf j = VP_BUF_INIT;
+		vp_buf_printf(&j, "{\"name\":\"%s\",\"version\":\"%s\",\"parent\":\"%s\",\"delta\":",
+			      d.name, d.version, d.parent);
+		vp_buf_json_str(&j, d.location);
+		vp_buf_puts(&j, "}\n");
+		fputs(vp_buf_cstr(&j), stdout);
+		vp_buf_release(&j);
+		return VP_EXIT_OK;
+	}
+	printf("deriving %s@%s from %s@%s\nmaintenance delta: %s\n", d.name, d.version, d.name,
+	       d.parent, d.location);
+	cli_info(c, "boot it to install updates, e.g.\n"
+		 "  virt-install --name vdipool-derive-%s-%s --import --memory 2048 \\\n"
+		 "    --disk path=%s,format=qcow2 --os-variant detect=on,require=off\n"
+		 "then shut it down and run: vdipool base seal %s@%s\n",
+		 d.name, d.version, d.location, d.name, d.version);
+	return VP_EXIT_OK;
+}
+
+static int base_seal(cli *c, vp_store *s, char **args, int n, const struct base_opts *o)
+{
+	struct bar bar = { .c = c, .last_pct = -1 };
+	vp_store_seal_opts so = { .tmpdir = o->tmpdir, .format = o->format };
+	vp_base_info b;
+	char vs[32], ds[32];
+	int rc;
+
+	if (n != 1)
+		return cli_usage_error(c, "base seal: expected NAME@V2");
+	if (c->interactive && !c->quiet) {
+		so.progress = show_progress;
+		so.progress_ctx = &bar;
+	}
+	if ((rc = vp_store_seal(s, args[0], &so, &b)) < 0)
+		return cli_fail(c, rc);
+	if (c->output == CLI_OUT_JSON) {
+		print_info_json(&b, 0);
+		printf("\n");
+	} else {
+		printf("sealed %s@%s (parent %s): %s, %s virtual, %s on disk, sha256 %.12s\n", b.name,
+		       b.version, b.parent, b.format, vp_fmt_bytes(b.virtual_size, vs, sizeof(vs)),
+		       vp_fmt_bytes(b.allocated, ds, sizeof(ds)), b.sha256);
+	}
+	return VP_EXIT_OK;
+}
+
+/* Which options go with which subcommand; 0 or a usage exit code. */
+static int check_opts(cli *c, const char *sub, const struct base_opts *o)
+{
+	static const char *const subs[] = { "import", "list", "ls", "verify", "rm", "derive",
+					    "seal", "abandon" };
+	bool known = false;
+
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+		known = known || !strcmp(sub, subs[i]);
+	if (!known)
+		return cli_usage_error(c, "unknown subcommand '%s' (import, list, verify, rm, derive, "
+				       "seal, abandon)", sub);
+	if (o->parent && strcmp(sub, "import"))
+		return cli_usage_error(c, "--parent goes with 'base import' (seal records the parent)");
+	if (o->version && strcmp(sub, "import") && strcmp(sub, "derive"))
+		return cli_usage_error(c, "--version goes with 'base import' and 'base derive'");
+	if (o->format && strcmp(sub, "import") && strcmp(sub, "seal"))
+		return cli_usage_error(c, "--format goes with 'base import' and 'base seal'");
+	if (o->abort && strcmp(sub, "derive"))
+		return cli_usage_error(c, "--abort goes with 'base derive'");
+	if (o->tmpdir && strcmp(sub, "seal"))
+		return cli_usage_error(c, "--tmpdir goes with 'base seal'");
+	return 0;
+}
+
 int cmd_base(cli *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "version", required_argument, NULL, OPT_VERSION },
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "parent", required_argument, NULL, OPT_PARENT },
+		{ "abort", no_argument, NULL, OPT_ABORT },
+		{ "tmpdir", required_argument, NULL, OPT_TMPDIR },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct base_opts o = { 0 };
@@ -233,13 +400,11 @@ int cmd_base(cli *c, int argc, char **argv)
 
 	CLI_PARSE(idx, c, argc, argv, "", longopts, base_opt, &o);
 	if (idx >= argc)
-		return cli_usage_error(c, "expected a subcommand: import, list, verify or rm");
+		return cli_usage_error(c, "expected a subcommand: import, list, verify, rm, derive, "
+				       "seal or abandon");
 	sub = argv[idx++];
-	if (strcmp(sub, "import") && (o.version || o.format || o.parent))
-		return cli_usage_error(c, "--version, --format and --parent go with 'base import'");
-	if (strcmp(sub, "import") && strcmp(sub, "list") && strcmp(sub, "ls") &&
-	    strcmp(sub, "verify") && strcmp(sub, "rm"))
-		return cli_usage_error(c, "unknown subcommand '%s' (import, list, verify, rm)", sub);
+	if ((rc = check_opts(c, sub, &o)) != 0)
+		return rc;
 	rc = vp_store_open_root(&s, c->root);
 	if (rc < 0)
 		return cli_fail(c, rc);
@@ -249,6 +414,11 @@ int cmd_base(cli *c, int argc, char **argv)
 		rc = base_list(c, s, argv + idx, argc - idx);
 	else if (!strcmp(sub, "verify"))
 		rc = base_verify(c, s, argv + idx, argc - idx);
+	else if (!strcmp(sub, "derive") || !strcmp(sub, "abandon")) {
+		o.abort = o.abort || !strcmp(sub, "abandon");
+		rc = base_derive(c, s, argv + idx, argc - idx, &o);
+	} else if (!strcmp(sub, "seal"))
+		rc = base_seal(c, s, argv + idx, argc - idx, &o);
 	else
 		rc = base_rm(c, s, argv + idx, argc - idx);
 	vp_store_free(s);

@@ -44,7 +44,6 @@ int cmd_destroy(cli *c, int argc, char **argv)
 	};
 	destroy_opts d = { 0 };
 	vp_apply_opts ao = { 0 };
-	vp_exec_result res;
 	vp_spec *spec = NULL;
 	vp_pool *pool = NULL;
 	vp_plan *plan = NULL;
@@ -81,14 +80,7 @@ int cmd_destroy(cli *c, int argc, char **argv)
 		code = VP_EXIT_USAGE;
 		goto out;
 	}
-	pool_cli_apply_opts(c, &ao);
-	rc = vp_pool_apply(pool, plan, &ao, &res);
-	if (rc < 0 && !res.failed) {
-		code = cli_fail(c, rc);
-		goto out;
-	}
-	pool_cli_print_result(c, "Destroyed", &res, vp_now() - t0);
-	code = res.failed ? VP_EXIT_FAIL : VP_EXIT_OK;
+	code = pool_cli_run(c, pool, plan, &ao, "Destroyed", t0);
 out:
 	vp_plan_free(plan);
 	vp_pool_free(pool);

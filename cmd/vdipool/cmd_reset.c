@@ -14,7 +14,6 @@ const char cmd_reset_help[] =
 int cmd_reset(cli *c, int argc, char **argv)
 {
 	vp_apply_opts ao = { 0 };
-	vp_exec_result res;
 	vp_spec *spec = NULL;
 	vp_pool *pool = NULL;
 	vp_plan *plan = NULL;
@@ -36,14 +35,7 @@ int cmd_reset(cli *c, int argc, char **argv)
 		code = cli_fail(c, rc);
 		goto out;
 	}
-	pool_cli_apply_opts(c, &ao);
-	rc = vp_pool_apply(pool, plan, &ao, &res);
-	if (rc < 0 && !res.failed) {
-		code = cli_fail(c, rc);
-		goto out;
-	}
-	pool_cli_print_result(c, "Reset", &res, vp_now() - t0);
-	code = res.failed ? VP_EXIT_FAIL : VP_EXIT_OK;
+	code = pool_cli_run(c, pool, plan, &ao, "Reset", t0);
 out:
 	vp_plan_free(plan);
 	vp_pool_free(pool);

@@ -1,5 +1,6 @@
 /* pool_cli.c: shared pieces of the pool commands: open, plan printing, progress bar, summaries. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pool_cli.h"
@@ -175,7 +176,7 @@ static void wave(void *ctx, const vp_plan *plan, unsigned w, bool healthy)
 	fflush(stdout);
 }
 
-void pool_cli_apply_opts(cli *c, vp_apply_opts *opts)
+static void apply_opts(cli *c, vp_apply_opts *opts)
 {
 	pstate = (progress_state){ c, vp_now() };
 	opts->progress = progress;
@@ -183,7 +184,7 @@ void pool_cli_apply_opts(cli *c, vp_apply_opts *opts)
 	opts->wave = wave;
 }
 
-void pool_cli_print_result(cli *c, const char *verb, const vp_exec_result *res, double seconds)
+static void print_result(cli *c, const char *verb, const vp_exec_result *res, double seconds)
 {
 	if (c->quiet && !res->failed)
 		return;
@@ -192,4 +193,39 @@ void pool_cli_print_result(cli *c, const char *verb, const vp_exec_result *res, 
 	if (res->failed)
 		fprintf(stderr, "; %zu failed (first: %s). Run apply again to retry them.\n", res->failed,
 			res->first_error);
+}
+
+int pool_cli_apply_opt(cli *c, int o, const char *arg, void *ctx)
+{
+	vp_apply_opts *ao = ctx;
+	char *end;
+	long n;
+
+	switch (o) {
+	case POOL_OPT_PARALLEL:
+		n = strtol(arg, &end, 10);
+		if (*end || n < 1 || n > 64)
+			return cli_usage_error(c, "--parallel: must be between 1 and 64, got '%s'", arg);
+		ao->exec.parallel = (unsigned)n;
+		return 0;
+	case POOL_OPT_WAIT:
+		ao->wait_lock = true;
+		return 0;
+	default:
+		return VP_EXIT_USAGE;
+	}
+}
+
+int pool_cli_run(cli *c, vp_pool *pool, const vp_plan *plan, vp_apply_opts *ao, const char *verb, double t0)
+{
+	vp_exec_result res;
+	int rc;
+
+	apply_opts(c, ao);
+	rc = vp_pool_apply(pool, plan, ao, &res);
+	/* Failed clones are in the summary; anything else is reported as such. */
+	if (rc < 0 && !res.failed)
+		return cli_fail(c, rc);
+	print_result(c, verb, &res, vp_now() - t0);
+	return res.failed ? VP_EXIT_FAIL : VP_EXIT_OK;
 }

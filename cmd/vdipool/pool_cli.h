@@ -13,10 +13,16 @@ int pool_cli_open(cli *c, const char *path, vp_spec **spec, vp_pool **pool);
 /* Prints a plan (table: changed clones only; json: everything). */
 void pool_cli_print_plan(cli *c, const vp_spec *spec, vp_pool *pool, const vp_plan *plan);
 
-/* Options for vp_pool_apply with a progress display that suits stderr. */
-void pool_cli_apply_opts(cli *c, vp_apply_opts *opts);
+/* --parallel N and --wait, for the commands that change a pool; ctx is a vp_apply_opts. */
+enum { POOL_OPT_PARALLEL = 0x300, POOL_OPT_WAIT };
+#define POOL_CLI_APPLY_LONGOPTS                                            \
+	{ "parallel", required_argument, NULL, POOL_OPT_PARALLEL },         \
+	{ "wait", no_argument, NULL, POOL_OPT_WAIT }
+int pool_cli_apply_opt(cli *c, int o, const char *arg, void *ctx);
 
-/* Prints the end-of-apply summary line(s). */
-void pool_cli_print_result(cli *c, const char *verb, const vp_exec_result *res, double seconds);
+/* Executes the plan with progress on stderr (bar on a terminal, lines with
+ * -v), waves on stdout, and a closing summary "VERB N clones in S s";
+ * returns the exit code. t0: when the command started. */
+int pool_cli_run(cli *c, vp_pool *pool, const vp_plan *plan, vp_apply_opts *ao, const char *verb, double t0);
 
 #endif

@@ -2,6 +2,8 @@
 # test_cli.sh: the command table: every command's --help works, has an example and is in the README;
 # exit codes of the CLI contract; `validate` on good and bad specs changes nothing.
 set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT=${VP_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 BUILD=${VP_BUILD_DIR:-$ROOT/build}
@@ -10,31 +12,18 @@ export VDIPOOL_PLUGIN_PATH=${VDIPOOL_PLUGIN_PATH:-$BUILD/plugins}
 export VDIPOOL_TEMPLATE_PATH=${VDIPOOL_TEMPLATE_PATH:-$ROOT/templates}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
-expect() { # expect NAME CODE NEEDLE -- command...
-	local name=$1 code=$2 needle=$3 out rc
-	shift 4
-	out=$("$@" 2>&1)
-	rc=$?
-	if [[ $rc -eq $code && "$out" == *"$needle"* ]]; then ok; else
-		bad "$name (exit $rc, want $code; wanted '$needle')"
-		printf '%s\n' "$out" | head -5 | sed 's/^/    /'
-	fi
-}
 
 # Every command in the table (as `vdipool help` lists it).
 cmds=$("$CLI" help | sed -n '/^Commands:/,$p' | awk 'NR > 1 { print $1 }')
-[[ $(wc -w <<<"$cmds") -ge 12 ]] && ok || bad "the command list has all commands: $cmds"
+check "the command list has all commands: $cmds" test "$(wc -w <<<"$cmds")" -ge 12
 for c in $cmds; do
 	expect "$c --help" 0 "usage: vdipool $c" -- "$CLI" "$c" --help
 	expect "$c --help has an example" 0 "Example" -- "$CLI" "$c" --help
 	expect "help $c" 0 "usage: vdipool $c" -- "$CLI" help "$c"
-	grep -q "\`$c" "$ROOT/README.md" && ok || bad "README mentions '$c'"
+	check "README mentions '$c'" grep -q "\`$c" "$ROOT/README.md"
 done
 for c in validate plan apply status destroy base gc version; do
-	grep -qx "$c" <<<"$cmds" && ok || bad "command '$c' exists"
+	check "command '$c' exists" grep -qx "$c" <<<"$cmds"
 done
 
 expect "no command" 2 "usage: vdipool" -- "$CLI"
@@ -68,11 +57,10 @@ EOF
 expect "validate rejects" 2 "$T/bad.yaml:11:10: clones.count: must be between 1 and 10000, got -3" -- "$CLI" validate "$T/bad.yaml"
 expect "plan rejects the same way" 2 "clones.count: must be between 1 and 10000" -- "$CLI" plan --detailed-exitcode "$T/bad.yaml"
 expect "apply rejects the same way" 2 "clones.count: must be between 1 and 10000" -- "$CLI" apply "$T/bad.yaml"
-[[ ! -e "$T/never" ]] && ok || bad "an invalid spec created nothing"
+check "an invalid spec created nothing" test ! -e "$T/never"
 expect "missing spec file" 2 "$T/nope.yaml" -- "$CLI" validate "$T/nope.yaml"
 printf 'pool:\n\tname: x\n' >"$T/tab.yaml"
 expect "tabs" 2 "$T/tab.yaml:2:1:" -- "$CLI" validate "$T/tab.yaml"
 expect "json on success" 0 '"valid":true' -- "$CLI" validate -o json "$ROOT/examples/quickstart.yaml"
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

@@ -3,6 +3,8 @@
 # `vdipool apply` provisions two linked clones that boot under TCG; each reads the base's marker
 # and writes its own; after a restart each sees only its own write; the base is unchanged.
 set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT=${VP_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 BUILD=${VP_BUILD_DIR:-$ROOT/build}
@@ -17,7 +19,6 @@ T=$(mktemp -d /var/tmp/vp-guest-pool-XXXXXX)
 chmod 755 "$T"
 SPEC=$T/pool.yaml
 LOGDIR=/var/log/libvirt/qemu
-pass=0 fail=0
 
 cleanup() {
 	"$CLI" destroy -q --yes "$SPEC" >/dev/null 2>&1
@@ -25,14 +26,6 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-ok() { pass=$((pass + 1)); echo "PASS: $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
-check() {
-	local name=$1
-	shift
-	if "$@"; then ok "$name"; else bad "$name"; fi
-}
-finish() { echo; echo "$pass passed, $fail failed"; [[ $fail -eq 0 ]]; exit $?; }
 
 spec() { # spec START
 	cat >"$SPEC" <<EOF

@@ -2,6 +2,8 @@
 # test_pool.sh: plan/apply/status/destroy/reset against the real libvirtd: a 20-clone pool, no-op
 # re-apply, scaling 20 -> 25 -> 10, a foreign domain refused, kill -9 at five points, destroy.
 set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT=${VP_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 BUILD=${VP_BUILD_DIR:-$ROOT/build}
@@ -14,7 +16,6 @@ T=$(mktemp -d /var/tmp/vp-pool-XXXXXX)
 chmod 755 "$T"
 SPEC=$T/pool.yaml
 DELTAS=$T/store/deltas/$POOL
-pass=0 fail=0
 
 cleanup() {
 	for d in $(virsh -q list --all --name 2>/dev/null | grep "^$POOL-\|^vptest-foreign-$$"); do
@@ -25,26 +26,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { pass=$((pass + 1)); echo "PASS: $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
-check() { # check NAME COMMAND...: passes when the command succeeds
-	local name=$1
-	shift
-	if "$@"; then ok "$name"; else bad "$name"; fi
-}
-# expect NAME CODE NEEDLE -- command...: exit code and a piece of the output
-expect() {
-	local name=$1 code=$2 needle=$3 out rc
-	shift 4
-	out=$("$@" 2>&1)
-	rc=$?
-	if [[ $rc -eq $code && "$out" == *"$needle"* ]]; then
-		ok "$name"
-	else
-		bad "$name (exit $rc, want $code; wanted '$needle')"
-		printf '%s\n' "$out" | tail -15 | sed 's/^/    /'
-	fi
-}
 
 spec() { # spec COUNT [START]
 	cat >"$SPEC" <<EOF
@@ -216,6 +197,4 @@ check "no delta directory left" test ! -e "$DELTAS"
 check "the base is kept and unchanged" test "$(sha256sum "$BASE_IMG" | cut -d' ' -f1)" == "$base_sum"
 expect "destroy again is a no-op" 0 "nothing to destroy" -- "$CLI" destroy --yes "$SPEC"
 
-echo
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

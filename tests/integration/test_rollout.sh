@@ -3,6 +3,8 @@
 # wave order, deltas on v2, identity and data disks kept; a failing health gate halts the rollout
 # with later waves untouched; the next apply continues; rollback returns all to v1; kill -9 mid-wave.
 set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT=${VP_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 BUILD=${VP_BUILD_DIR:-$ROOT/build}
@@ -15,30 +17,12 @@ T=$(mktemp -d /var/tmp/vp-rollout-XXXXXX)
 chmod 755 "$T"
 SPEC=$T/pool.yaml
 STORE=$T/store
-pass=0 fail=0
 
 cleanup() {
 	"$CLI" destroy -q --yes --purge-data "$SPEC" >/dev/null 2>&1
 	rm -rf "$T"
 }
 trap cleanup EXIT
-ok() { pass=$((pass + 1)); echo "PASS: $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
-check() {
-	local name=$1
-	shift
-	if "$@"; then ok "$name"; else bad "$name"; fi
-}
-expect() { # expect NAME CODE NEEDLE -- command...
-	local name=$1 code=$2 needle=$3 out rc
-	shift 4
-	out=$("$@" 2>&1)
-	rc=$?
-	if [[ $rc -eq $code && "$out" == *"$needle"* ]]; then ok "$name"; else
-		bad "$name (exit $rc, want $code; wanted '$needle')"
-		printf '%s\n' "$out" | tail -12 | sed 's/^/    /'
-	fi
-}
 
 spec() { # spec VERSION [HEALTH-COMMAND]
 	cat >"$SPEC" <<EOF
@@ -144,6 +128,4 @@ check "10 domains" test "$(virsh -q list --all --name | grep -c "^$POOL-")" -eq 
 check "no temp files" test -z "$(find "$STORE/deltas/$POOL" -name '.*tmp*')"
 expect "nothing left to do" 0 "No changes" -- "$CLI" plan --detailed-exitcode "$SPEC"
 
-echo
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

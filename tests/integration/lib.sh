@@ -1,0 +1,36 @@
+# lib.sh: what the integration scripts share: PASS/FAIL counting, checks, the closing count line.
+# Source it; it sets `pass` and `fail`.
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); echo "PASS: $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
+
+# check NAME COMMAND...: passes when the command succeeds.
+check() {
+	local name=$1
+	shift
+	if "$@"; then ok "$name"; else bad "$name"; fi
+}
+
+# expect NAME CODE NEEDLE -- COMMAND...: the exit code, and NEEDLE in stdout+stderr.
+expect() {
+	local name=$1 code=$2 needle=$3 out rc
+	shift 4
+	out=$("$@" 2>&1)
+	rc=$?
+	if [[ $rc -eq $code && "$out" == *"$needle"* ]]; then
+		ok "$name"
+	else
+		bad "$name (exit $rc, want $code; wanted '$needle')"
+		printf '%s\n' "$out" | tail -15 | sed 's/^/    /'
+	fi
+}
+
+# The closing line that CI reads, and the exit status.
+finish() {
+	echo
+	echo "$pass passed, $fail failed"
+	[[ $fail -eq 0 ]]
+	exit $?
+}
