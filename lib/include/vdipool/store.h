@@ -126,6 +126,56 @@ VP_API char *vp_store_manifest_format(const vp_base_info *info);
 /* Parses manifest text into info (manifest fields only). VP_EINVAL when malformed. */
 VP_API int vp_store_manifest_parse(vp_base_info *info, const char *text, const char *what);
 
+/* ---- derivation: updating a golden image (dir base tier only) --------------------------
+ * A derivation of name@V2 from name@V1 is a writable qcow2 "maintenance delta"
+ * on V1 (dir tier: <tier>/bases/<name>/.derive-<V2>/disk.qcow2) plus a small
+ * state file beside it. Hidden entries are not versions: list, gc and rm never
+ * see them. Seal flattens the delta and publishes it through vp_store_import. */
+
+typedef struct vp_derive_info {
+	char name[VP_PLUGIN_NAME_MAX];
+	char version[VP_PLUGIN_NAME_MAX];      /* the version being derived */
+	char parent[VP_PLUGIN_NAME_MAX];       /* the version it is derived from */
+	char parent_sha256[65];                /* the parent's sha256 when it started */
+	char started[40];                      /* UTC, like vp_base_info.imported */
+	char location[VP_PLUGIN_LOCATION_MAX]; /* the writable maintenance delta */
+} vp_derive_info;
+
+/* Starts deriving name@version from `ref` ("name@V1", or "name" for the
+ * newest): creates the maintenance delta and records the derivation. VP_EINVAL
+ * for a bad version, VP_ENOENT when ref does not exist, VP_EEXIST when the
+ * version exists or is being derived already, VP_ENOTSUP when the base tier is
+ * not a dir tier. out may be NULL. */
+VP_API int vp_store_derive(vp_store *s, const char *ref, const char *version, vp_derive_info *out);
+
+/* The derivation in progress of ref ("name@V2"); VP_ENOENT when none. */
+VP_API int vp_store_derive_stat(vp_store *s, const char *ref, vp_derive_info *out);
+
+/* Every derivation in progress (name NULL) or those of name, sorted by name,
+ * then version. *out is the caller's: free() it. */
+VP_API int vp_store_derive_list(vp_store *s, const char *name, vp_derive_info **out, size_t *n);
+
+/* Drops the derivation in progress of ref ("name@V2") and its delta; VP_ENOENT
+ * when none, VP_EBUSY while another vdipool works on it. */
+VP_API int vp_store_derive_abort(vp_store *s, const char *ref);
+
+typedef struct vp_store_seal_opts {
+	const char *tmpdir;  /* where the flattened copy is made (outside the store);
+			      * NULL: $TMPDIR, else /var/tmp */
+	const char *format;  /* stored format; NULL: the parent's */
+	vp_store_progress_fn progress;
+	void *progress_ctx;
+} vp_store_seal_opts;
+
+/* Seals the derivation of ref ("name@V2"): flattens the maintenance delta
+ * (qemu-img convert, no backing file), imports it as name@V2 with
+ * parent=V1 (hash, manifest, atomic publish), then removes the derivation.
+ * VP_EBUSY while a running VM holds the delta open (QEMU's image lock) or
+ * another vdipool works on it; VP_ENOENT when no derivation is in progress.
+ * A failed seal leaves the derivation as it was. opts and out may be NULL. */
+VP_API int vp_store_seal(vp_store *s, const char *ref, const vp_store_seal_opts *opts,
+			 vp_base_info *out);
+
 #ifdef __cplusplus
 }
 #endif
