@@ -233,13 +233,10 @@ int vp_store_derive(vp_store *s, const char *ref, const char *version, vp_derive
 	if (out)
 		*out = d;
 out:
-	if (rc < 0)
-	{
-		if (from[0])
-			vp_error_prefix("cannot derive '%s@%s' from '%s@%s'", name, version, name, from);
-		else
-			vp_error_prefix("cannot derive '%s' from '%s'", version, ref);
-	}
+	if (rc < 0 && from[0])
+		vp_error_prefix("cannot derive '%s@%s' from '%s@%s'", name, version, name, from);
+	else if (rc < 0)
+		vp_error_prefix("cannot derive '%s' from '%s'", version, ref);
 	return rc;
 }
 

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# test_derive.sh: `vdipool base derive/seal/abandon` end to end with real qemu-img and qemu-io.
+set -uo pipefail
+
+CLI=${VDIPOOL_CLI:-build/bin/vdipool}
+BUILD=${VP_BUILD_DIR:-build}
+export VDIPOOL_PLUGIN_PATH=${VDIPOOL_PLUGIN_PATH:-$BUILD/plugins}
+export CI=1 # no progress bars
+T=$(mktemp -d /tmp/vp-derive-XXXXXX)
+export VDIPOOL_ROOT=$T/root
+export TMPDIR=$T/tmp
+mkdir -p "$TMPDIR"
+holder=
+cleanup() {
+	[[ -n $holder ]] && kill "$holder" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+pass=0 fail=0
+
+# expect NAME EXIT-CODE NEEDLE -- command...: checks the exit code and that stdout+stderr hold NEEDLE.
+expect() {
+	local name=$1 code=$2 needle=$3
+	shift 4
+	local out rc
+	out=$("$@" 2>&1)
+	rc=$?
+	if [[ $rc -eq $code && "$out" == *"$needle"* ]]; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+		printf 'FAIL %s: exit %d (want %d)\n  output: %s\n  wanted: %s\n' "$name" "$rc" "$code" "$out" "$needle"
+	fi
+}
+
+B=$VDIPOOL_ROOT/bases/tiny
+truncate -s 8M "$T/a.raw"
+qemu-io -f raw -c 'write -P 0x11 0 1M' "$T/a.raw" >/dev/null
+expect "import v1" 0 "imported tiny@v1" -- "$CLI" base import tiny "$T/a.raw" --version v1
+v1sum=$(sha256sum "$B/v1/disk.qcow2" | cut -d" " -f1)
+
+# Bad input and state conflicts.
+expect "derive needs --version" 2 "--version is required" -- "$CLI" base derive tiny@v1
+expect "derive bad version" 2 "invalid version '../x'" -- "$CLI" base derive tiny@v1 --version ../x
+expect "derive from missing" 1 "no base 'tiny@v9'" -- "$CLI" base derive tiny@v9 --version v2
+expect "derive to existing" 1 "version v1 of 'tiny' exists already" -- "$CLI" base derive tiny@v1 --version v1
+expect "seal without derivation" 1 "no derivation of 'tiny@v2' in progress" -- "$CLI" base seal tiny@v2
+expect "abandon without derivation" 1 "no derivation of 'tiny@v2' in progress" -- "$CLI" base abandon tiny@v2
+expect "seal latest" 2 "name the version being derived" -- "$CLI" base seal tiny
+expect "--tmpdir only with seal" 2 "--tmpdir goes with 'base seal'" -- "$CLI" base derive tiny@v1 --version v2 --tmpdir /tmp
+
+# Derive, write into the maintenance delta, seal.
+D=$B/.derive-v2/disk.qcow2
+expect "derive" 0 "maintenance delta: $D" -- "$CLI" base derive tiny@v1 --version v2
+expect "derive again" 1 "'tiny@v2' is being derived already" -- "$CLI" base derive tiny@v1 --version v2
+expect "delta backs onto v1" 0 "backing file: $B/v1/disk.qcow2" -- qemu-img info "$D"
+expect "delta backing format" 0 "backing file format: qcow2" -- qemu-img info "$D"
+expect "list shows derivation" 0 "tiny                 v2                   v1" -- "$CLI" base list
+expect "list json has no derivation" 0 '"version":"v1"' -- bash -c "'$CLI' base list -o json | grep -v '\"version\":\"v2\"'"
+expect "rm parent refused" 1 "the derivation of tiny@v2 backs onto it" -- "$CLI" base rm tiny@v1
+expect "gc leaves it" 0 "no base version to remove" -- "$CLI" gc --keep 1 --yes
+expect "write" 0 "wrote 65536/65536 bytes" -- qemu-io -f qcow2 -c 'write -P 0x77 1M 64k' "$D"
+
+# A VM still running on the delta holds QEMU's write lock: seal must refuse.
+mkfifo "$T/fifo"
+qemu-io -f qcow2 "$D" <"$T/fifo" >/dev/null 2>&1 &
+holder=$!
+exec 9>"$T/fifo" # keeps qemu-io waiting for commands with the image open
+sleep 1
+expect "seal while in use" 1 "is in use (is its VM still running?" -- "$CLI" base seal tiny@v2
+exec 9>&-
+wait "$holder" 2>/dev/null
+holder=
+expect "still deriving after refusal" 0 "" -- test -f "$D"
+
+expect "seal" 0 "sealed tiny@v2 (parent v1)" -- "$CLI" base seal tiny@v2
+expect "v2 listed" 0 "tiny                 v2" -- "$CLI" base list tiny
+expect "manifest parent" 0 "parent=v1" -- cat "$B/v2/manifest"
+expect "list json parent" 0 '"parent":"v1"' -- "$CLI" base list tiny -o json
+expect "v2 has no backing file" 0 "" -- bash -c "! qemu-img info '$B/v2/disk.qcow2' | grep -qi backing"
+expect "v2 holds the update" 0 "read 65536/65536" -- qemu-io -r -f qcow2 -c 'read -P 0x77 1M 64k' "$B/v2/disk.qcow2"
+expect "v2 holds v1's content" 0 "read 1048576/1048576" -- qemu-io -r -f qcow2 -c 'read -P 0x11 0 1M' "$B/v2/disk.qcow2"
+expect "v2 zero elsewhere" 0 "read 65536/65536" -- qemu-io -r -f qcow2 -c 'read -P 0 2M 64k' "$B/v2/disk.qcow2"
+expect "v1 unchanged" 0 "$v1sum" -- sha256sum "$B/v1/disk.qcow2"
+expect "v1 still without update" 0 "read 65536/65536" -- qemu-io -r -f qcow2 -c 'read -P 0 1M 64k' "$B/v1/disk.qcow2"
+expect "verify v2" 0 "tiny@v2: ok" -- "$CLI" base verify tiny@v2
+expect "verify v1" 0 "tiny@v1: ok" -- "$CLI" base verify tiny@v1
+expect "maintenance files gone" 0 "" -- bash -c "! ls -A '$B' | grep -q derive"
+expect "no temp files left" 0 "" -- bash -c "[[ -z \$(ls -A '$TMPDIR') ]]"
+expect "v2 read-only" 0 "444" -- stat -c %a "$B/v2/disk.qcow2"
+expect "seal twice" 1 "no derivation of 'tiny@v2' in progress" -- "$CLI" base seal tiny@v2
+expect "derive to sealed" 1 "version v2 of 'tiny' exists already" -- "$CLI" base derive tiny@v1 --version v2
+
+# Derive from latest, then abandon (both spellings).
+expect "derive latest" 0 "deriving tiny@v3 from tiny@v2" -- "$CLI" base derive tiny --version v3
+expect "abort" 0 "abandoned the derivation of tiny@v3" -- "$CLI" base derive --abort tiny@v3
+expect "abort removed it" 0 "" -- test ! -e "$B/.derive-v3"
+expect "abort twice" 1 "no derivation of 'tiny@v3' in progress" -- "$CLI" base derive --abort tiny@v3
+expect "derive v3 again" 0 "deriving tiny@v3" -- "$CLI" base derive tiny@v2 --version v3
+expect "abandon" 0 "abandoned the derivation of tiny@v3" -- "$CLI" base abandon tiny@v3
+expect "v3 never published" 1 "no base 'tiny@v3'" -- "$CLI" base verify tiny@v3
+expect "list clean" 0 "" -- bash -c "! '$CLI' base list | grep -q DERIVING"
+expect "help" 0 "vdipool base seal NAME@V2" -- "$CLI" base --help
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
