@@ -15,7 +15,7 @@ cleanup() {
 	[[ -n $holder ]] && kill "$holder" 2>/dev/null
 	rm -rf "$T"
 }
-trap cleanup EXIT
+trap cleanup EXIT; [[ -n ${KEEP_T:-} ]] && trap - EXIT
 pass=0 fail=0
 
 # expect NAME EXIT-CODE NEEDLE -- command...: checks the exit code and that stdout+stderr hold NEEDLE.
@@ -100,6 +100,36 @@ expect "derive v3 again" 0 "deriving tiny@v3" -- "$CLI" base derive tiny@v2 --ve
 expect "abandon" 0 "abandoned the derivation of tiny@v3" -- "$CLI" base abandon tiny@v3
 expect "v3 never published" 1 "no base 'tiny@v3'" -- "$CLI" base verify tiny@v3
 expect "list clean" 0 "" -- bash -c "! '$CLI' base list | grep -q DERIVING"
+# examples/refresh.sh with `apply` stubbed (no libvirt here): imports a changed
+# image once, skips unchanged content, skips gc while a derivation is open.
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+REAL_CLI=$(cd "$(dirname "$CLI")" && pwd)/$(basename "$CLI")
+cat >"$T/vdipool-stub" <<STUB
+#!/usr/bin/env bash
+if [[ \$1 == apply ]]; then echo "stub apply \$2"; exit 0; fi
+exec "$REAL_CLI" "\$@"
+STUB
+chmod +x "$T/vdipool-stub"
+export VDIPOOL="$T/vdipool-stub" VDIPOOL_REFRESH_NAME=tiny VDIPOOL_REFRESH_SPEC=$T/pool.yaml
+export VDIPOOL_REFRESH_LOCK=$T/refresh.lock VDIPOOL_REFRESH_KEEP=5
+cp "$T/a.raw" "$T/build.raw"
+qemu-io -f raw -c 'write -P 0x22 3M 64k' "$T/build.raw" >/dev/null
+touch -d '2026-11-24 08:00:00 UTC' "$T/build.raw"
+export VDIPOOL_REFRESH_IMAGE=$T/build.raw
+expect "refresh imports" 0 "imported tiny@2026.11.24-080000" -- bash "$SRC/examples/refresh.sh"
+expect "refresh applies" 0 "stub apply $T/pool.yaml" -- bash "$SRC/examples/refresh.sh"
+expect "refresh unchanged" 0 "has the content of the newest version of tiny; not importing" -- bash "$SRC/examples/refresh.sh"
+touch "$T/build.raw"
+expect "refresh same content, new mtime" 0 "not importing" -- bash "$SRC/examples/refresh.sh"
+expect "refresh gc" 0 "no base version to remove" -- bash "$SRC/examples/refresh.sh"
+"$CLI" base derive tiny@v1 --version v4 >/dev/null 2>&1
+expect "refresh skips gc while deriving" 0 "derivation of tiny is in progress; skipping gc" -- bash "$SRC/examples/refresh.sh"
+"$CLI" base abandon tiny@v4 >/dev/null 2>&1
+exec 8>"$T/refresh.lock"
+flock 8
+expect "refresh locked" 0 "another refresh holds" -- bash "$SRC/examples/refresh.sh"
+exec 8>&-
+VDIPOOL_REFRESH_IMAGE=$T/nope.raw expect "refresh no image" 1 "no image at $T/nope.raw" -- bash "$SRC/examples/refresh.sh"
 expect "help" 0 "vdipool base seal NAME@V2" -- "$CLI" base --help
 
 echo "$pass passed, $fail failed"
