@@ -55,9 +55,9 @@ cleanup() {
 		virsh_ destroy "$n" >/dev/null 2>&1 || true
 		virsh_ undefine "$n" >/dev/null 2>&1 || true
 		if [ "${VP_KEEP:-0}" = 1 ] && [ -n "$WORK" ] && [ -d "$WORK" ]; then
-			cp "$(serial_log "$n")" "$WORK/" 2>/dev/null || true
+			cp "$(serial_log "$n")" "$SERIAL_LOG_DIR/$n.log" "$WORK/" 2>/dev/null || true
 		fi
-		rm -f "$(serial_log "$n")"
+		rm -f "$(serial_log "$n")" "$SERIAL_LOG_DIR/$n.log"  # virtlogd's serial log, libvirt's QEMU log
 	done
 	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
 		if [ "${VP_KEEP:-0}" = 1 ]; then echo "# kept $WORK"; else rm -rf "$WORK"; fi
