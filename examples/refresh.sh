@@ -58,10 +58,5 @@ fi
 
 "$vdipool" apply "$spec"
 
-# gc does not know about derivations in progress (`vdipool base derive`): it
-# could remove the version one backs onto. Wait until it is sealed or abandoned.
-if "$vdipool" base list "$name" | grep -q '^DERIVING'; then
-	log "a derivation of $name is in progress; skipping gc"
-else
-	"$vdipool" gc --keep "$keep" --yes
-fi
+# gc keeps what clones, rollback records and open derivations still need.
+"$vdipool" gc --keep "$keep" --yes

@@ -270,6 +270,26 @@ static int plan_orphans(vp_store *s, vp_gc_plan *p, const char *const *live, siz
 	return rc;
 }
 
+/* A version that an open derivation backs onto counts as referenced: its
+ * maintenance delta needs it until it is sealed or abandoned. */
+static int pin_derivation_parents(vp_store *s, vp_base_info *list, size_t n)
+{
+	vp_derive_info *d = NULL;
+	size_t nd = 0;
+	int rc = vp_store_derive_list(s, NULL, &d, &nd);
+
+	if (rc == VP_ENOTSUP) { /* a tier that cannot derive has no derivations */
+		vp_error_clear();
+		return 0;
+	}
+	for (size_t i = 0; rc == 0 && i < nd; i++)
+		for (size_t j = 0; j < n; j++)
+			if (!strcmp(list[j].name, d[i].name) && !strcmp(list[j].version, d[i].parent))
+				list[j].references++;
+	free(d);
+	return rc;
+}
+
 int vp_store_gc_plan(vp_store *s, unsigned keep, const char *const *live, size_t nlive,
 		     vp_gc_plan **out)
 {
@@ -283,6 +303,8 @@ int vp_store_gc_plan(vp_store *s, unsigned keep, const char *const *live, size_t
 		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
 	p->domains_known = live != NULL;
 	rc = vp_store_list(s, NULL, &list, &n);
+	if (rc == 0)
+		rc = pin_derivation_parents(s, list, n);
 	if (rc == 0)
 		rc = plan_bases(p, list, n, keep);
 	if (rc == 0)
