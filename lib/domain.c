@@ -139,6 +139,7 @@ static xmlNodePtr build_meta(const vp_domain_meta *m)
 	set_attr_if(n, "version", m->base_version);
 	set_attr_if(n, "image", m->base_image);
 	set_attr_if(n, "previous", m->prev_version);
+	set_attr_if(n, "previous-image", m->prev_image);
 	n = xmlNewChild(root, ns, BAD_CAST "delta", NULL);
 	set_attr_if(n, "path", m->delta_path);
 	if (m->data_path) {
@@ -339,6 +340,7 @@ int vp_domain_meta_parse(vp_domain_meta *m, const char *xml, size_t len)
 	m->base_version = prop_dup(n, "version");
 	m->base_image = prop_dup(n, "image");
 	m->prev_version = prop_dup(n, "previous");
+	m->prev_image = prop_dup(n, "previous-image");
 	m->delta_path = prop_dup(child(root, "delta"), "path");
 	m->data_path = prop_dup(child(root, "data"), "path");
 	n = child(root, "spec-hash");
@@ -360,6 +362,7 @@ void vp_domain_meta_release(vp_domain_meta *m)
 	free(m->base_version);
 	free(m->base_image);
 	free(m->prev_version);
+	free(m->prev_image);
 	free(m->delta_path);
 	free(m->data_path);
 	free(m->spec_hash);

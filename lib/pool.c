@@ -655,6 +655,8 @@ static int define_domain(vp_pool *p, const vp_plan_item *it)
 		 * redefinitions keep what the domain recorded. */
 		.prev_version = (char *)(it->from_base ? version_of(it->from_base)
 				 : old && old->has_meta ? old->meta.prev_version : NULL),
+		.prev_image = !old || !old->has_meta ? NULL
+			      : it->from_base ? old->meta.base_image : old->meta.prev_image,
 	};
 	if ((rc = vp_domain_render(&xml, sd->template_path, &dp)) < 0)
 		return rc;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "pins.h"
 #include "vdipool/store.h"
 
 const char cmd_base_help[] =
@@ -270,13 +271,39 @@ static int check_no_derivation_on(vp_store *s, const char *ref)
 	return rc;
 }
 
+/* A version that vdipool domains record, as their base or as the one a
+ * rollback returns to, stays. Without libvirt the store's own check (no
+ * delta backs onto it) is all there is, and the user is told. */
+static int check_no_domain_records(cli *c, vp_store *s, const char *ref)
+{
+	vp_base_info b;
+	cli_pins pins;
+	char owners[512];
+	size_t n;
+	int rc = vp_store_stat(s, ref, &b);
+
+	if (rc < 0 || cli_pins_load(c, "qemu:///system", &pins) < 0) {
+		vp_error_clear(); /* vp_store_remove says what is wrong */
+		return 0;
+	}
+	n = cli_pins_owners(&pins, b.location, owners, sizeof(owners));
+	cli_pins_release(&pins);
+	if (n)
+		return vp_error_set(VP_ERR_STORE, VP_EBUSY,
+				    "cannot remove base '%s': %zu domain%s record%s it as base or rollback "
+				    "version: %s", ref, n, n == 1 ? "" : "s", n == 1 ? "s" : "", owners);
+	return 0;
+}
+
 static int base_rm(cli *c, vp_store *s, char **args, int n)
 {
 	int rc;
 
 	if (n != 1)
 		return cli_usage_error(c, "base rm: expected NAME@VERSION");
-	rc = check_no_derivation_on(s, args[0]);
+	rc = check_no_domain_records(c, s, args[0]);
+	if (rc == 0)
+		rc = check_no_derivation_on(s, args[0]);
 	if (rc == 0)
 		rc = vp_store_remove(s, args[0]);
 	if (rc < 0)

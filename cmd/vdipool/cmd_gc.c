@@ -6,7 +6,7 @@
 
 #include "cli.h"
 #include "vdipool/store.h"
-#include "vdipool/virt.h"
+#include "pins.h"
 
 const char cmd_gc_help[] =
 	"usage: vdipool gc [--keep N] [--yes]\n"
@@ -106,60 +106,15 @@ static void print_table(const vp_gc_plan *p, unsigned keep, bool yes)
 		printf("  %s\n", p->orphans[i].location);
 }
 
-static void free_strings(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-/* What the libvirt host pins: the disks every domain uses (no delta among
- * them is an orphan), and the base versions vdipool's domains record, as
- * their base or as the one a rollback returns to. On failure says why
- * deltas are kept. */
-static int host_pins(cli *c, const char *uri, char ***live, size_t *n, char ***refs, size_t *nrefs)
-{
-	vp_virt_domain *doms = NULL;
-	size_t ndoms = 0;
-	vp_virt *v = NULL;
-	int rc = vp_virt_open(&v, uri);
-
-	if (rc == 0)
-		rc = vp_virt_disk_paths(v, live, n);
-	if (rc == 0)
-		rc = vp_virt_list(v, &doms, &ndoms);
-	if (rc == 0 && !(*refs = calloc(2 * ndoms + 1, sizeof(**refs))))
-		rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
-	for (size_t i = 0; rc == 0 && i < ndoms; i++) {
-		const vp_domain_meta *m = &doms[i].meta;
-		if (!doms[i].has_meta || !m->base_name)
-			continue;
-		if (m->base_version)
-			(*refs)[(*nrefs)++] = vp_strdup_printf("%s@%s", m->base_name, m->base_version);
-		if (m->prev_version)
-			(*refs)[(*nrefs)++] = vp_strdup_printf("%s@%s", m->base_name, m->prev_version);
-	}
-	if (rc < 0)
-		cli_info(c, "vdipool gc: deltas are kept: %s\n", vp_error_last()->message);
-	vp_virt_domains_free(doms, ndoms);
-	vp_virt_free(v);
-	return rc;
-}
-
-/* Drops from the plan the base versions a domain or a rollback record still names. */
-static void keep_pinned(vp_gc_plan *plan, char **refs, size_t nrefs)
+/* Drops from the plan the base versions a vdipool domain still records. */
+static void keep_pinned(vp_gc_plan *plan, const cli_pins *pins)
 {
 	size_t kept = 0;
+	char owners[256];
 
 	for (size_t i = 0; i < plan->nbases; i++) {
 		vp_base_info *b = &plan->bases[i];
-		bool pinned = false;
-		char ref[2 * sizeof(b->name) + 2];
-
-		snprintf(ref, sizeof(ref), "%s@%s", b->name, b->version);
-		for (size_t j = 0; j < nrefs && !pinned; j++)
-			pinned = refs[j] && !strcmp(refs[j], ref);
-		if (pinned)
+		if (cli_pins_owners(pins, b->location, owners, sizeof(owners)))
 			plan->bytes -= b->allocated;
 		else
 			plan->bases[kept++] = *b;
@@ -176,8 +131,7 @@ int cmd_gc(cli *c, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct gc_opts o = { .keep = 1, .uri = "qemu:///system" };
-	char **live = NULL, **refs = NULL;
-	size_t nlive = 0, nrefs = 0;
+	cli_pins pins;
 	bool known;
 	vp_store *s = NULL;
 	vp_gc_plan *plan = NULL;
@@ -189,13 +143,15 @@ int cmd_gc(cli *c, int argc, char **argv)
 	if (idx < argc)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[idx]);
 	rc = vp_store_open_root(&s, c->root);
-	known = rc == 0 && host_pins(c, o.uri, &live, &nlive, &refs, &nrefs) == 0;
+	known = rc == 0 && cli_pins_load(c, o.uri, &pins) == 0;
+	if (!known)
+		memset(&pins, 0, sizeof(pins));
 	if (rc == 0)
-		rc = vp_store_gc_plan(s, o.keep, known ? (const char *const *)live : NULL, nlive, &plan);
+		rc = vp_store_gc_plan(s, o.keep, known ? (const char *const *)pins.disks : NULL, pins.ndisks,
+				      &plan);
 	if (rc == 0)
-		keep_pinned(plan, refs, nrefs);
-	free_strings(live, nlive);
-	free_strings(refs, nrefs);
+		keep_pinned(plan, &pins);
+	cli_pins_release(&pins);
 	if (rc == 0 && c->output == CLI_OUT_TABLE)
 		print_table(plan, o.keep, o.yes);
 	if (rc == 0 && o.yes)

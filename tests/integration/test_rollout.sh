@@ -109,6 +109,7 @@ check "the pool is on v2" on_version 2 $(clones)
 expect "rollback returns every clone to v1" 0 "Rolled back 10 clones" -- "$CLI" rollback "$SPEC"
 check "every delta backs onto v1 again" on_version 1 $(clones)
 expect "base rm of v1 is refused while clones use it" 1 "cannot remove base 'gold@1'" -- "$CLI" --root "$STORE" base rm gold@1
+expect "base rm of v2 is refused while the rollback record names it" 1 "cannot remove base 'gold@2': 10 domains record it as base or rollback version: " -- "$CLI" --root "$STORE" base rm gold@2
 
 echo "== gc keeps what clones use and what a rollback returns to"
 truncate -s 32M "$T/gold3.raw"

@@ -165,6 +165,7 @@ static void test_metadata_round_trip(void)
 	char *xml = NULL;
 
 	p.meta.prev_version = "v0";
+	p.meta.prev_image = "/b/bases/tiny/v0/disk.qcow2";
 	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_format(&xml, &p.meta), 0);
 	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_parse(&m, xml, strlen(xml)), 0);
 	VP_ASSERT_STR_EQ(m.pool, "ci");
@@ -172,6 +173,7 @@ static void test_metadata_round_trip(void)
 	VP_ASSERT_STR_EQ(m.base_name, "tiny");
 	VP_ASSERT_STR_EQ(m.base_version, "v1");
 	VP_ASSERT_STR_EQ(m.prev_version, "v0");
+	VP_ASSERT_STR_EQ(m.prev_image, "/b/bases/tiny/v0/disk.qcow2");
 	VP_ASSERT_STR_EQ(m.base_image, "/b/bases/tiny/v1/disk.qcow2");
 	VP_ASSERT_STR_EQ(m.delta_path, "/d/deltas/ci/ci-007.qcow2");
 	VP_ASSERT_STR_EQ(m.data_path, "/d/data/ci/ci-007.qcow2");

@@ -25,6 +25,7 @@ typedef struct vp_domain_meta {
 	char *base_version;
 	char *base_image;     /* path (or backend locator) of the base image */
 	char *prev_version;   /* base version before the last rebase; NULL if none */
+	char *prev_image;     /* that version's image (what a rollback needs); NULL if none */
 	char *delta_path;
 	char *data_path;      /* NULL: no data disk */
 	char *spec_hash;
