@@ -58,18 +58,6 @@ static int parse_target(const char *ref, char *name, char *version)
 
 /* ---- the state file ----------------------------------------------------------------- */
 
-static void now_iso8601(char *buf, size_t len)
-{
-	struct timespec ts;
-	struct tm tm;
-	char sec[24];
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%.19s.%06uZ", sec, (unsigned)(ts.tv_nsec / 1000) % 1000000u);
-}
-
 static int write_state(const char *path, const vp_derive_info *d)
 {
 	VP_AUTOFREE char *text = vp_strdup_printf("vdipool-derive=1\nname=%s\nversion=%s\nparent=%s\n"
@@ -221,7 +209,7 @@ int vp_store_derive(vp_store *s, const char *ref, const char *version, vp_derive
 	snprintf(d.version, sizeof(d.version), "%s", version);
 	snprintf(d.parent, sizeof(d.parent), "%s", from);
 	snprintf(d.parent_sha256, sizeof(d.parent_sha256), "%s", parent.sha256);
-	now_iso8601(d.started, sizeof(d.started));
+	vp_now_iso8601(d.started, sizeof(d.started));
 	/* The state file last: without it the directory is not a derivation. */
 	if ((rc = create_delta(&parent, &d)) < 0 || (rc = write_state(state, &d)) < 0 ||
 	    (rc = vp_fs_fsync_parent(dir)) < 0) {

@@ -185,18 +185,6 @@ static int convert(const char *src, const vp_probe *p, const char *fmt, const ch
 
 /* ---- publishing ------------------------------------------------------------------- */
 
-static void now_iso8601(char *buf, size_t len)
-{
-	struct timespec ts;
-	struct tm tm;
-	char sec[24];
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%.19s.%06uZ", sec, (unsigned)(ts.tv_nsec / 1000) % 1000000u);
-}
-
 static void fill_info(vp_base_info *b, const char *name, const char *version, const char *src,
 		      const vp_probe *p, const vp_image_info *st, const vp_store_import_opts *o)
 {
@@ -207,7 +195,7 @@ static void fill_info(vp_base_info *b, const char *name, const char *version, co
 	snprintf(b->source_format, sizeof(b->source_format), "%.15s", p->format);
 	snprintf(b->source, sizeof(b->source), "%s", src);
 	snprintf(b->parent, sizeof(b->parent), "%s", o->parent ? o->parent : "");
-	now_iso8601(b->imported, sizeof(b->imported));
+	vp_now_iso8601(b->imported, sizeof(b->imported));
 	b->virtual_size = p->virtual_size;
 	b->disk_bytes = st->allocated;
 	b->image_size = st->size;

@@ -54,6 +54,9 @@ const char *vp_fmt_bytes(uint64_t bytes, char *buf, size_t len);
 /* Parses "20G", "512M", "1048576", "1GiB" into bytes. 0 ok, -1 malformed or overflow. */
 int vp_parse_size(const char *s, uint64_t *out);
 
+/* The current UTC time as "2026-01-02T03:04:05.123456Z" into buf (40 bytes suffice). */
+void vp_now_iso8601(char *buf, size_t len);
+
 /* Monotonic time in seconds. */
 double vp_now(void);
 
