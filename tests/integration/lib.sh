@@ -1,5 +1,12 @@
-# lib.sh: what the integration scripts share: PASS/FAIL counting, checks, the closing count line.
-# Source it; it sets `pass` and `fail`.
+# lib.sh: what the integration scripts share: where things are, PASS/FAIL counting, checks, and the
+# closing count line. Source it; it sets ROOT, BUILD, CLI, `pass` and `fail`, and exports what the
+# CLI needs to run from the build tree (ctest sets these; by hand the defaults fit a checkout).
+ROOT=${VP_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+BUILD=${VP_BUILD_DIR:-$ROOT/build}
+CLI=${VDIPOOL_CLI:-$BUILD/bin/vdipool}
+export VDIPOOL_PLUGIN_PATH=${VDIPOOL_PLUGIN_PATH:-$BUILD/plugins}
+export VDIPOOL_TEMPLATE_PATH=${VDIPOOL_TEMPLATE_PATH:-$ROOT/templates}
+export CI=1 # no progress bars
 pass=0
 fail=0
 

@@ -5,11 +5,6 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOT=${VP_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-BUILD=${VP_BUILD_DIR:-$ROOT/build}
-CLI=${VDIPOOL_CLI:-$BUILD/bin/vdipool}
-export VDIPOOL_PLUGIN_PATH=${VDIPOOL_PLUGIN_PATH:-$BUILD/plugins}
-export VDIPOOL_TEMPLATE_PATH=${VDIPOOL_TEMPLATE_PATH:-$ROOT/templates}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 

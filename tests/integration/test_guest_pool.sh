@@ -6,14 +6,8 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOT=${VP_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-BUILD=${VP_BUILD_DIR:-$ROOT/build}
-CLI=${VDIPOOL_CLI:-$BUILD/bin/vdipool}
 GUEST=${VP_GUEST_DIR:-$BUILD/guest}
 TIMEOUT=${VP_GUEST_BOOT_TIMEOUT:-120}
-export VDIPOOL_PLUGIN_PATH=${VDIPOOL_PLUGIN_PATH:-$BUILD/plugins}
-export VDIPOOL_TEMPLATE_PATH=${VDIPOOL_TEMPLATE_PATH:-$ROOT/templates}
-export CI=1
 POOL=gp$$
 T=$(mktemp -d /var/tmp/vp-guest-pool-XXXXXX)
 chmod 755 "$T"
