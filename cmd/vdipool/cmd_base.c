@@ -6,6 +6,9 @@
 
 #include "cli.h"
 #include "pins.h"
+#include "vdipool/domain.h"
+#include "vdipool/spec.h"
+#include "vdipool/virt.h"
 #include "vdipool/store.h"
 
 const char cmd_base_help[] =
@@ -13,7 +16,7 @@ const char cmd_base_help[] =
 	"       vdipool base list [NAME]\n"
 	"       vdipool base verify NAME@VERSION\n"
 	"       vdipool base rm NAME@VERSION\n"
-	"       vdipool base derive NAME@V1 --version V2\n"
+	"       vdipool base derive NAME@V1 --version V2 [--domain]\n"
 	"       vdipool base seal NAME@V2 [--tmpdir DIR] [--format qcow2|raw]\n"
 	"       vdipool base derive --abort NAME@V2     (or: vdipool base abandon NAME@V2)\n"
 	"\n"
@@ -31,15 +34,19 @@ const char cmd_base_help[] =
 	"           derivation in progress backs onto it\n"
 	"  derive   start updating a golden image: creates a writable maintenance\n"
 	"           delta on V1 (<root>/bases/NAME/.derive-V2/disk.qcow2) and prints\n"
-	"           its path; boot it yourself (virt-install --import, virsh) to\n"
-	"           install updates. vdipool does not define a domain for it (no\n"
-	"           --domain yet). V1 must exist (exit 1), V2 must be new (exit 1)\n"
+	"           its path. With --domain it also defines a libvirt domain\n"
+	"           vdipool-derive-NAME-V2 on qemu:///system (template 'server', 1 GiB,\n"
+	"           network 'default') to boot it: virsh start, install updates, shut\n"
+	"           down; without, boot the delta yourself (virt-install --import).\n"
+	"           V1 must exist (exit 1), V2 must be new (exit 1)\n"
 	"  seal     flatten the maintenance delta (qemu-img convert, no backing\n"
 	"           file), publish it as V2 with parent=V1 like an import (SHA-256,\n"
 	"           manifest, atomic), then remove the delta. Refused (exit 1) while\n"
-	"           a VM still has the delta open. The flattened copy is made in\n"
+	"           a VM still has the delta open (or the maintenance domain runs);\n"
+	"           removes the maintenance domain. The flattened copy is made in\n"
 	"           --tmpdir (default $TMPDIR, else /var/tmp), outside the store\n"
-	"  abandon  (derive --abort) drop a derivation in progress and its delta\n"
+	"  abandon  (derive --abort) drop a derivation in progress, its delta and\n"
+	"           its maintenance domain\n"
 	"\n"
 	"Derivations in progress are not versions: plan, apply and gc ignore them;\n"
 	"`base list` shows them in a second table (not in -o json).\n"
@@ -51,10 +58,10 @@ const char cmd_base_help[] =
 	"  vdipool base list tiny -o json\n"
 	"  vdipool base verify tiny@2026.11.23\n"
 	"  vdipool base rm tiny@2026.11.01\n"
-	"  vdipool base derive tiny@2026.11.23 --version 2026.11.30\n"
+	"  vdipool base derive tiny@2026.11.23 --version 2026.11.30 --domain\n"
 	"  vdipool base seal tiny@2026.11.30\n";
 
-enum { OPT_VERSION = 0x200, OPT_FORMAT, OPT_PARENT, OPT_ABORT, OPT_TMPDIR };
+enum { OPT_VERSION = 0x200, OPT_FORMAT, OPT_PARENT, OPT_ABORT, OPT_TMPDIR, OPT_DOMAIN };
 
 struct base_opts {
 	const char *version;
@@ -62,6 +69,7 @@ struct base_opts {
 	const char *parent;
 	const char *tmpdir;
 	bool abort;
+	bool domain;
 };
 
 static int base_opt(cli *c, int opt, const char *arg, void *ctx)
@@ -74,6 +82,7 @@ static int base_opt(cli *c, int opt, const char *arg, void *ctx)
 	case OPT_PARENT: o->parent = arg; return 0;
 	case OPT_ABORT: o->abort = true; return 0;
 	case OPT_TMPDIR: o->tmpdir = arg; return 0;
+	case OPT_DOMAIN: o->domain = true; return 0;
 	default: return VP_EXIT_USAGE;
 	}
 }
@@ -315,6 +324,97 @@ static int base_rm(cli *c, vp_store *s, char **args, int n)
 	return VP_EXIT_OK;
 }
 
+/* ---- the maintenance domain of a derivation ---------------------------------------- */
+
+#define DERIVE_URI "qemu:///system"
+
+/* "vdipool-derive-NAME-V2" for ref "NAME@V2". */
+static void derive_domain_name(char *buf, size_t len, const char *ref)
+{
+	const char *at = strchr(ref, '@');
+
+	snprintf(buf, len, "vdipool-derive-%.*s-%s", at ? (int)(at - ref) : (int)strlen(ref), ref,
+		 at ? at + 1 : "");
+}
+
+static int define_derive_domain(const vp_derive_info *d, char *name, size_t len)
+{
+	vp_domain_params dp = { .network = "default", .memory_bytes = 1ull << 30, .vcpus = 2,
+				.delta_format = "qcow2" };
+	char ref[2 * VP_PLUGIN_NAME_MAX + 2], *tpl = NULL, *xml = NULL;
+	vp_virt *v = NULL;
+	int rc;
+
+	snprintf(ref, sizeof(ref), "%s@%s", d->name, d->version);
+	derive_domain_name(name, len, ref);
+	dp.name = name;
+	vp_domain_identity("vdipool-derive", name, dp.uuid, dp.mac);
+	/* Metadata names a pool of its own, so no pool ever takes it for a clone. */
+	dp.meta = (vp_domain_meta){ .pool = (char *)"vdipool-derive", .base_name = (char *)d->name,
+				    .base_version = (char *)d->parent, .delta_path = (char *)d->location };
+	rc = vp_spec_find_template(&tpl, "server");
+	if (rc == 0)
+		rc = vp_virt_open(&v, DERIVE_URI);
+	if (rc == 0) {
+		dp.domain_type = vp_virt_domain_type(v);
+		rc = vp_domain_render(&xml, tpl, &dp);
+	}
+	if (rc == 0)
+		rc = vp_virt_define(v, xml, true);
+	free(xml);
+	free(tpl);
+	vp_virt_free(v);
+	return rc;
+}
+
+/* Before a seal: the maintenance domain must be shut off. */
+static int derive_domain_stopped(const char *ref)
+{
+	char name[256];
+	vp_virt_domain d;
+	vp_virt *v = NULL;
+	int rc;
+
+	derive_domain_name(name, sizeof(name), ref);
+	if (vp_virt_open(&v, DERIVE_URI) < 0) {
+		vp_error_clear(); /* no libvirt: no domain of ours can run */
+		return 0;
+	}
+	rc = vp_virt_lookup(v, name, &d);
+	if (rc == 0) {
+		bool running = d.state != VP_DOM_SHUTOFF;
+		vp_virt_domain_release(&d);
+		rc = running ? vp_error_set(VP_ERR_STORE, VP_EBUSY,
+					    "cannot seal '%s': its maintenance domain '%s' is running; "
+					    "shut it down first (virsh shutdown %s)", ref, name, name)
+			     : 0;
+	} else {
+		vp_error_clear();
+		rc = 0;
+	}
+	vp_virt_free(v);
+	return rc;
+}
+
+/* After a seal or an abandon: the maintenance domain goes (if there is one). */
+static void drop_derive_domain(cli *c, const char *ref)
+{
+	char name[256];
+	vp_virt *v = NULL;
+
+	derive_domain_name(name, sizeof(name), ref);
+	if (vp_virt_open(&v, DERIVE_URI) == 0) {
+		vp_virt_domain d;
+		if (vp_virt_lookup(v, name, &d) == 0) {
+			vp_virt_domain_release(&d);
+			if (vp_virt_undefine(v, name) == 0)
+				cli_info(c, "removed the maintenance domain %s\n", name);
+		}
+	}
+	vp_error_clear();
+	vp_virt_free(v);
+}
+
 static int base_derive(cli *c, vp_store *s, char **args, int n, const struct base_opts *o)
 {
 	vp_derive_info d;
@@ -328,6 +428,7 @@ static int base_derive(cli *c, vp_store *s, char **args, int n, const struct bas
 					       "not --version");
 		if ((rc = vp_store_derive_abort(s, args[0])) < 0)
 			return cli_fail(c, rc);
+		drop_derive_domain(c, args[0]);
 		if (c->output == CLI_OUT_JSON)
 			printf("{\"abandoned\":\"%s\"}\n", args[0]);
 		else
@@ -338,6 +439,16 @@ static int base_derive(cli *c, vp_store *s, char **args, int n, const struct bas
 		return cli_usage_error(c, "base derive: --version is required (the new version)");
 	if ((rc = vp_store_derive(s, args[0], o->version, &d)) < 0)
 		return cli_fail(c, rc);
+	if (o->domain) {
+		char dom[256], ref[2 * VP_PLUGIN_NAME_MAX + 2];
+		if ((rc = define_derive_domain(&d, dom, sizeof(dom))) < 0) {
+			int code = cli_fail(c, rc);
+			snprintf(ref, sizeof(ref), "%s@%s", d.name, d.version);
+			vp_store_derive_abort(s, ref); /* all or nothing */
+			return code;
+		}
+		printf("maintenance domain: %s (virsh start %s; shut it down, then seal)\n", dom, dom);
+	}
 	if (c->output == CLI_OUT_JSON) {
 		vp_buf j = VP_BUF_INIT;
 		vp_buf_printf(&j, "{\"name\":\"%s\",\"version\":\"%s\",\"parent\":\"%s\",\"delta\":",
@@ -372,8 +483,9 @@ static int base_seal(cli *c, vp_store *s, char **args, int n, const struct base_
 		so.progress = show_progress;
 		so.progress_ctx = &bar;
 	}
-	if ((rc = vp_store_seal(s, args[0], &so, &b)) < 0)
+	if ((rc = derive_domain_stopped(args[0])) < 0 || (rc = vp_store_seal(s, args[0], &so, &b)) < 0)
 		return cli_fail(c, rc);
+	drop_derive_domain(c, args[0]);
 	if (c->output == CLI_OUT_JSON) {
 		print_info_json(&b, 0);
 		printf("\n");
@@ -407,6 +519,8 @@ static int check_opts(cli *c, const char *sub, const struct base_opts *o)
 		return cli_usage_error(c, "--abort goes with 'base derive'");
 	if (o->tmpdir && strcmp(sub, "seal"))
 		return cli_usage_error(c, "--tmpdir goes with 'base seal'");
+	if (o->domain && (strcmp(sub, "derive") || o->abort))
+		return cli_usage_error(c, "--domain goes with 'base derive'");
 	return 0;
 }
 
@@ -418,6 +532,7 @@ int cmd_base(cli *c, int argc, char **argv)
 		{ "parent", required_argument, NULL, OPT_PARENT },
 		{ "abort", no_argument, NULL, OPT_ABORT },
 		{ "tmpdir", required_argument, NULL, OPT_TMPDIR },
+		{ "domain", no_argument, NULL, OPT_DOMAIN },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct base_opts o = { 0 };

@@ -139,5 +139,24 @@ exec 8>&-
 VDIPOOL_REFRESH_IMAGE=$T/nope.raw expect "refresh no image" 1 "no image at $T/nope.raw" -- bash "$SRC/examples/refresh.sh"
 expect "help" 0 "vdipool base seal NAME@V2" -- "$CLI" base --help
 
+# --domain: a maintenance domain to boot the delta; seal waits for it to be shut off, then removes it.
+if virsh -c qemu:///system version >/dev/null 2>&1; then
+	chmod 755 "$T"
+	DOM=vdipool-derive-tiny-v5
+	expect "derive --domain" 0 "maintenance domain: $DOM" -- "$CLI" base derive tiny@v2 --version v5 --domain
+	expect "the domain boots the maintenance delta" 0 "$B/.derive-v5/disk.qcow2" -- virsh -q domblklist "$DOM"
+	if [[ $(virsh net-info default 2>/dev/null | awk '/^Active:/ { print $2 }') == yes ]]; then
+		virsh -q start "$DOM" >/dev/null
+		expect "seal refused while it runs" 1 "maintenance domain '$DOM' is running" -- "$CLI" base seal tiny@v5
+		virsh -q destroy "$DOM" >/dev/null
+	fi
+	expect "seal after shutdown" 0 "sealed tiny@v5 (parent v2)" -- "$CLI" base seal tiny@v5
+	expect "seal removed the domain" 1 "" -- virsh -q dominfo "$DOM"
+	expect "derive --domain again" 0 "maintenance domain: vdipool-derive-tiny-v6" -- "$CLI" base derive tiny@v5 --version v6 --domain
+	expect "abandon removes the domain" 0 "removed the maintenance domain vdipool-derive-tiny-v6" -- "$CLI" base abandon tiny@v6
+	expect "it is gone" 1 "" -- virsh -q dominfo vdipool-derive-tiny-v6
+	expect "--domain only with derive" 2 "--domain goes with 'base derive'" -- "$CLI" base seal tiny@v6 --domain
+fi
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
