@@ -59,6 +59,8 @@ struct vp_pool {
 	disk_entry *disks;
 	size_t ndisks, capdisks;
 	vp_observed_clone *obs;
+	vp_strmap obs_by_name;    /* name -> entry of obs */
+	vp_strmap delta_by_name;  /* clone name -> its delta in disks */
 	char (*obs_base)[2 * VP_PLUGIN_NAME_MAX + 2];
 	size_t nobs;
 
@@ -153,6 +155,8 @@ static void clear_inventory(vp_pool *p)
 	free(p->disks);
 	free(p->obs);
 	free(p->obs_base);
+	vp_strmap_release(&p->obs_by_name);
+	vp_strmap_release(&p->delta_by_name);
 	p->names = NULL;
 	p->want = NULL;
 	p->doms = NULL;
@@ -238,31 +242,37 @@ int vp_pool_use_base_version(vp_pool *p, const char *version)
 
 int vp_pool_rollback_target(vp_pool *p, char *version, size_t len)
 {
+	vp_strmap seen = VP_STRMAP_INIT; /* previous version -> its counter in counts */
+	size_t *counts = calloc(p->ndoms + 1, sizeof(*counts)), nseen = 0, best_n = 0;
 	const char *best = NULL;
-	size_t best_n = 0;
+	int rc = 0;
 
-	/* Clones of one rollout share one previous version; count to be safe. */
-	for (size_t i = 0; i < p->ndoms; i++) {
-		const vp_virt_domain *d = &p->doms[i];
-		size_t n = 0;
+	if (!counts)
+		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	/* Clones of one rollout share one previous version; the most common wins. */
+	for (size_t i = 0; rc == 0 && i < p->ndoms; i++) {
+		const vp_domain_meta *m = &p->doms[i].meta;
+		size_t *n;
 
-		if (!d->has_meta || strcmp(d->meta.pool, p->spec->pool) || !d->meta.prev_version)
+		if (!p->doms[i].has_meta || strcmp(m->pool, p->spec->pool) || !m->prev_version)
 			continue;
-		for (size_t j = 0; j < p->ndoms; j++)
-			n += p->doms[j].has_meta && p->doms[j].meta.prev_version &&
-			     !strcmp(p->doms[j].meta.pool, p->spec->pool) &&
-			     !strcmp(p->doms[j].meta.prev_version, d->meta.prev_version);
-		if (n > best_n) {
-			best = d->meta.prev_version;
-			best_n = n;
+		if (!(n = vp_strmap_get(&seen, m->prev_version)) &&
+		    (rc = vp_strmap_put(&seen, m->prev_version, n = &counts[nseen++])) < 0)
+			break;
+		if (++*n > best_n) {
+			best_n = *n;
+			best = m->prev_version;
 		}
 	}
-	if (!best)
-		return vp_error_set(VP_ERR_PLAN, VP_ENOENT,
-				    "pool '%s': nothing to roll back: no clone records a previous base version",
-				    p->spec->pool);
-	snprintf(version, len, "%s", best);
-	return 0;
+	if (rc == 0 && best)
+		snprintf(version, len, "%s", best);
+	else if (rc == 0)
+		rc = vp_error_set(VP_ERR_PLAN, VP_ENOENT,
+				  "pool '%s': nothing to roll back: no clone records a previous base version",
+				  p->spec->pool);
+	vp_strmap_release(&seen);
+	free(counts);
+	return rc;
 }
 
 static int add_disk(void *ctx, const vp_image_info *info)
@@ -326,7 +336,7 @@ static unsigned index_of(const char *name, const vp_strmap *wanted)
 
 static int merge(vp_pool *p)
 {
-	vp_strmap by_name = VP_STRMAP_INIT, wanted = VP_STRMAP_INIT;
+	vp_strmap *by_name = &p->obs_by_name, wanted = VP_STRMAP_INIT;
 	int rc = VP_ENOMEM;
 
 	p->obs = calloc(p->ndoms + p->ndisks + 1, sizeof(*p->obs));
@@ -344,7 +354,7 @@ static int merge(vp_pool *p)
 		/* Others' domains matter only when they hold a name we want. */
 		if (!ours && !vp_strmap_get(&wanted, d->name))
 			continue;
-		if (!(o = obs_entry(p, &by_name, d->name)))
+		if (!(o = obs_entry(p, by_name, d->name)))
 			goto out;
 		o->flags |= VP_OBS_DOMAIN;
 		o->flags |= d->state == VP_DOM_RUNNING || d->state == VP_DOM_PAUSED ? VP_OBS_RUNNING : 0;
@@ -360,7 +370,7 @@ static int merge(vp_pool *p)
 		}
 	}
 	for (size_t i = 0; i < p->ndisks; i++) {
-		vp_observed_clone *o = obs_entry(p, &by_name, p->disks[i].name);
+		vp_observed_clone *o = obs_entry(p, by_name, p->disks[i].name);
 		if (!o)
 			goto out;
 		if (!o->index)
@@ -371,6 +381,8 @@ static int merge(vp_pool *p)
 		} else {
 			o->flags |= VP_OBS_DELTA;
 			o->delta_bytes = p->disks[i].allocated;
+			if (vp_strmap_put(&p->delta_by_name, p->disks[i].name, &p->disks[i]) < 0)
+				goto out;
 		}
 	}
 	rc = 0;
@@ -378,7 +390,6 @@ static int merge(vp_pool *p)
 nomem:
 	rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
 out:
-	vp_strmap_release(&by_name);
 	vp_strmap_release(&wanted);
 	return rc;
 }
@@ -487,10 +498,7 @@ void vp_pool_plan_purge_data(vp_plan *plan)
 
 static const vp_observed_clone *find_obs(const vp_pool *p, const char *name)
 {
-	for (size_t i = 0; i < p->nobs; i++)
-		if (!strcmp(p->obs[i].name, name))
-			return &p->obs[i];
-	return NULL;
+	return vp_strmap_get(&p->obs_by_name, name);
 }
 
 int vp_pool_plan_reset(vp_pool *p, const char *const *names, size_t n, vp_plan **out)
@@ -867,14 +875,6 @@ int vp_pool_apply(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, vp
 
 /* ---- status ---------------------------------------------------------------------- */
 
-static const disk_entry *disk_of(const vp_pool *p, const char *name, int kind)
-{
-	for (size_t i = 0; i < p->ndisks; i++)
-		if (p->disks[i].kind == kind && !strcmp(p->disks[i].name, name))
-			return &p->disks[i];
-	return NULL;
-}
-
 static const char *state_name(const vp_observed_clone *o, const vp_pool *p)
 {
 	if (!o || !(o->flags & (VP_OBS_DOMAIN | VP_OBS_DELTA)))
@@ -892,8 +892,7 @@ static void fill_clone(const vp_pool *p, const char *name, vp_clone_status *c)
 {
 	const vp_observed_clone *o = find_obs(p, name);
 	const vp_virt_domain *d = dom_of(p, name);
-	const disk_entry *delta = disk_of(p, name, VP_DISK_DELTA);
-	const disk_entry *data = disk_of(p, name, VP_DISK_DATA);
+	const disk_entry *delta = vp_strmap_get(&p->delta_by_name, name);
 	vp_qcow2_chain chain = { 0 };
 
 	snprintf(c->name, sizeof(c->name), "%s", name);
@@ -911,9 +910,9 @@ static void fill_clone(const vp_pool *p, const char *name, vp_clone_status *c)
 		vp_qcow2_chain_release(&chain);
 		vp_error_clear();
 	}
-	if (data) {
+	if (o && (o->flags & VP_OBS_DATA)) {
 		c->has_data = true;
-		c->data_bytes = data->allocated;
+		c->data_bytes = o->data_bytes;
 	}
 }
 
