@@ -32,14 +32,10 @@ int cmd_apply(cli *c, int argc, char **argv)
 	CLI_PARSE(idx, c, argc, argv, NULL, lo, pool_cli_apply_opt, &ao);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
-	if ((code = pool_cli_open(c, argv[idx], &spec, &pool)) != 0)
+	if ((code = pool_cli_open(c, argv[idx], ao.wait_lock ? POOL_CLI_LOCK_WAIT : POOL_CLI_LOCK, true,
+				  &spec, &pool)) != 0)
 		return code;
-	/* Lock first: the plan must describe the world the changes meet. */
-	rc = vp_pool_lock(pool, ao.wait_lock);
-	if (rc == 0)
-		rc = vp_pool_inventory(pool, true);
-	if (rc == 0)
-		rc = vp_pool_plan(pool, -1, &plan);
+	rc = vp_pool_plan(pool, -1, &plan);
 	if (rc < 0) {
 		code = cli_fail(c, rc);
 		goto out;

@@ -53,14 +53,9 @@ int cmd_destroy(cli *c, int argc, char **argv)
 	CLI_PARSE(idx, c, argc, argv, "y", lo, opt, &d);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
-	if ((code = pool_cli_open(c, argv[idx], &spec, &pool)) != 0)
+	if ((code = pool_cli_open(c, argv[idx], POOL_CLI_LOCK, false, &spec, &pool)) != 0)
 		return code;
-	/* Lock first: the plan must describe the world the changes meet. */
-	rc = vp_pool_lock(pool, false);
-	if (rc == 0)
-		rc = vp_pool_inventory(pool, false);
-	if (rc == 0)
-		rc = vp_pool_plan(pool, 0, &plan);
+	rc = vp_pool_plan(pool, 0, &plan);
 	if (rc < 0) {
 		code = cli_fail(c, rc);
 		goto out;

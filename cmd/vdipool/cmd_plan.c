@@ -39,11 +39,9 @@ int cmd_plan(cli *c, int argc, char **argv)
 	CLI_PARSE(idx, c, argc, argv, NULL, lo, opt, &detailed);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
-	if ((code = pool_cli_open(c, argv[idx], &spec, &pool)) != 0)
+	if ((code = pool_cli_open(c, argv[idx], POOL_CLI_NO_LOCK, true, &spec, &pool)) != 0)
 		return code;
-	rc = vp_pool_inventory(pool, true);
-	if (rc == 0)
-		rc = vp_pool_plan(pool, -1, &plan);
+	rc = vp_pool_plan(pool, -1, &plan);
 	if (rc < 0) {
 		code = cli_fail(c, rc);
 	} else {

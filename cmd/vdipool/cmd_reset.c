@@ -23,14 +23,9 @@ int cmd_reset(cli *c, int argc, char **argv)
 	CLI_PARSE(idx, c, argc, argv, NULL, NULL, NULL, NULL);
 	if (argc - idx < 2)
 		return cli_usage_error(c, "expected POOL.yaml and at least one CLONE");
-	if ((code = pool_cli_open(c, argv[idx], &spec, &pool)) != 0)
+	if ((code = pool_cli_open(c, argv[idx], POOL_CLI_LOCK, true, &spec, &pool)) != 0)
 		return code;
-	/* Lock first: the plan must describe the world the changes meet. */
-	rc = vp_pool_lock(pool, false);
-	if (rc == 0)
-		rc = vp_pool_inventory(pool, true);
-	if (rc == 0)
-		rc = vp_pool_plan_reset(pool, (const char *const *)argv + idx + 1, (size_t)(argc - idx - 1), &plan);
+	rc = vp_pool_plan_reset(pool, (const char *const *)argv + idx + 1, (size_t)(argc - idx - 1), &plan);
 	if (rc < 0) {
 		code = cli_fail(c, rc);
 		goto out;

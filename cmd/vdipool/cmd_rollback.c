@@ -36,13 +36,10 @@ int cmd_rollback(cli *c, int argc, char **argv)
 	CLI_PARSE(idx, c, argc, argv, NULL, lo, pool_cli_apply_opt, &ao);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
-	if ((code = pool_cli_open(c, argv[idx], &spec, &pool)) != 0)
+	if ((code = pool_cli_open(c, argv[idx], ao.wait_lock ? POOL_CLI_LOCK_WAIT : POOL_CLI_LOCK, false,
+				  &spec, &pool)) != 0)
 		return code;
-	rc = vp_pool_lock(pool, ao.wait_lock);
-	if (rc == 0)
-		rc = vp_pool_inventory(pool, false);
-	if (rc == 0)
-		rc = vp_pool_rollback_target(pool, version, sizeof(version));
+	rc = vp_pool_rollback_target(pool, version, sizeof(version));
 	if (rc == 0)
 		rc = vp_pool_use_base_version(pool, version);
 	if (rc == 0)

@@ -75,11 +75,9 @@ int cmd_status(cli *c, int argc, char **argv)
 	CLI_PARSE(idx, c, argc, argv, NULL, NULL, NULL, NULL);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
-	if ((code = pool_cli_open(c, argv[idx], &spec, &pool)) != 0)
+	if ((code = pool_cli_open(c, argv[idx], POOL_CLI_NO_LOCK, false, &spec, &pool)) != 0)
 		return code;
-	rc = vp_pool_inventory(pool, false);
-	if (rc == 0)
-		rc = vp_pool_status_get(pool, &st);
+	rc = vp_pool_status_get(pool, &st);
 	if (rc < 0) {
 		code = cli_fail(c, rc);
 	} else {

@@ -6,7 +6,8 @@
 #include "pool_cli.h"
 #include "util/util.h"
 
-int pool_cli_open(cli *c, const char *path, vp_spec **spec, vp_pool **pool)
+int pool_cli_open(cli *c, const char *path, pool_cli_lock lock, bool need_base, vp_spec **spec,
+		  vp_pool **pool)
 {
 	int rc = vp_spec_load(spec, path);
 
@@ -18,9 +19,16 @@ int pool_cli_open(cli *c, const char *path, vp_spec **spec, vp_pool **pool)
 		return rc == VP_ENOMEM ? VP_EXIT_FAIL : VP_EXIT_USAGE;
 	}
 	rc = vp_pool_open(pool, *spec);
+	/* Lock before reading the world: a plan must describe the world its changes meet. */
+	if (rc == 0 && lock != POOL_CLI_NO_LOCK)
+		rc = vp_pool_lock(*pool, lock == POOL_CLI_LOCK_WAIT);
+	if (rc == 0)
+		rc = vp_pool_inventory(*pool, need_base);
 	if (rc < 0) {
 		int code = cli_fail(c, rc);
+		vp_pool_free(*pool);
 		vp_spec_free(*spec);
+		*pool = NULL;
 		*spec = NULL;
 		return code;
 	}

@@ -7,8 +7,13 @@
 #include "vdipool/pool.h"
 #include "vdipool/spec.h"
 
-/* Loads the spec and opens its pool; on failure reports and returns the exit code. */
-int pool_cli_open(cli *c, const char *path, vp_spec **spec, vp_pool **pool);
+typedef enum { POOL_CLI_NO_LOCK, POOL_CLI_LOCK, POOL_CLI_LOCK_WAIT } pool_cli_lock;
+
+/* Loads the spec, opens its pool, takes its lock (commands that change the
+ * pool) and reads the world (need_base: the spec's base must resolve). On
+ * failure reports, frees both and returns the exit code; 0 otherwise. */
+int pool_cli_open(cli *c, const char *path, pool_cli_lock lock, bool need_base, vp_spec **spec,
+		  vp_pool **pool);
 
 /* Prints a plan (table: changed clones only; json: everything). */
 void pool_cli_print_plan(cli *c, const vp_spec *spec, vp_pool *pool, const vp_plan *plan);
