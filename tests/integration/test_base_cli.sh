@@ -1,30 +1,12 @@
 #!/usr/bin/env bash
 # test_base_cli.sh: `vdipool base import/list/verify/rm` and `vdipool gc` end to end (exit codes, messages).
 set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CLI=${VDIPOOL_CLI:-build/bin/vdipool}
-BUILD=${VP_BUILD_DIR:-build}
-export VDIPOOL_PLUGIN_PATH=${VDIPOOL_PLUGIN_PATH:-$BUILD/plugins}
-export CI=1 # no progress bars
 T=$(mktemp -d /tmp/vp-base-cli-XXXXXX)
 export VDIPOOL_ROOT=$T/root
 trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-
-# expect NAME EXIT-CODE NEEDLE -- command...: checks the exit code and that stdout+stderr hold NEEDLE.
-expect() {
-	local name=$1 code=$2 needle=$3
-	shift 4
-	local out rc
-	out=$("$@" 2>&1)
-	rc=$?
-	if [[ $rc -eq $code && "$out" == *"$needle"* ]]; then
-		pass=$((pass + 1))
-	else
-		fail=$((fail + 1))
-		printf 'FAIL %s: exit %d (want %d)\n  output: %s\n  wanted: %s\n' "$name" "$rc" "$code" "$out" "$needle"
-	fi
-}
 
 raw() { # raw FILE MIB TAG
 	truncate -s "$2M" "$1" && printf '%s' "$3" | dd of="$1" conv=notrunc status=none
@@ -79,5 +61,4 @@ expect "verify tampered" 1 "is corrupted: its sha256 is" -- "$CLI" base verify t
 expect "no leftovers" 0 "" -- bash -c "! ls -A '$VDIPOOL_ROOT/bases' | grep -q '^\.'"
 expect "plugins" 0 "linked-clone" -- "$CLI" plugins
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
 # test_derive.sh: `vdipool base derive/seal/abandon` end to end with real qemu-img and qemu-io.
 set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CLI=${VDIPOOL_CLI:-build/bin/vdipool}
-BUILD=${VP_BUILD_DIR:-build}
-export VDIPOOL_PLUGIN_PATH=${VDIPOOL_PLUGIN_PATH:-$BUILD/plugins}
-export CI=1 # no progress bars
 T=$(mktemp -d /tmp/vp-derive-XXXXXX)
 export VDIPOOL_ROOT=$T/root
 export TMPDIR=$T/tmp
@@ -16,22 +14,7 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT; [[ -n ${KEEP_T:-} ]] && trap - EXIT
-pass=0 fail=0
 
-# expect NAME EXIT-CODE NEEDLE -- command...: checks the exit code and that stdout+stderr hold NEEDLE.
-expect() {
-	local name=$1 code=$2 needle=$3
-	shift 4
-	local out rc
-	out=$("$@" 2>&1)
-	rc=$?
-	if [[ $rc -eq $code && "$out" == *"$needle"* ]]; then
-		pass=$((pass + 1))
-	else
-		fail=$((fail + 1))
-		printf 'FAIL %s: exit %d (want %d)\n  output: %s\n  wanted: %s\n' "$name" "$rc" "$code" "$out" "$needle"
-	fi
-}
 
 B=$VDIPOOL_ROOT/bases/tiny
 truncate -s 8M "$T/a.raw"
@@ -158,5 +141,4 @@ if virsh -c qemu:///system version >/dev/null 2>&1; then
 	expect "--domain only with derive" 2 "--domain goes with 'base derive'" -- "$CLI" base seal tiny@v6 --domain
 fi
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish
