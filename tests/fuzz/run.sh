@@ -8,7 +8,6 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 time=${1:-${FUZZ_TIME:-60}}
 build=${FUZZ_BUILD_DIR:-$src/build-qcow2-fuzz}
-seeds=$src/tests/fuzz/corpus/qcow2
 
 # The CMake way first (-DENABLE_FUZZ=ON); when some other library file does not
 # build with clang, compile the target from the few sources it needs instead.
@@ -26,30 +25,27 @@ if ! { CC=clang cmake -S "$src" -B "$build" -DENABLE_FUZZ=ON -DCMAKE_BUILD_TYPE=
 fi
 
 # New inputs go to a scratch corpus: the committed seeds stay as they are.
-work=$(mktemp -d /tmp/vp-fuzz-qcow2.XXXXXX)
+work=$(mktemp -d /tmp/vp-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/corpus" "$work/artifacts"
-echo "fuzzing the qcow2 reader for ${time}s (seeds: $seeds)"
-if ! "$fuzzer" -max_total_time="$time" -max_len=70000 -timeout=10 -rss_limit_mb=2048 \
-	-artifact_prefix="$work/artifacts/" -print_final_stats=1 "$work/corpus" "$seeds"; then
-	mkdir -p "$build/fuzz-crashes"
-	cp -a "$work/artifacts/." "$build/fuzz-crashes/" 2>/dev/null || true
-	echo "fuzz_qcow2 FAILED: reproducers kept in $build/fuzz-crashes" >&2
-	exit 1
-fi
-echo "fuzz_qcow2: no crash in ${time}s"
+mkdir -p "$work/artifacts"
 
-# The spec parser: any bytes give a spec or one positioned error, never a crash.
-spec_time=$((time / 2 > 10 ? time / 2 : 10))
-if [[ -x $build/fuzz/fuzz_spec ]]; then
-	mkdir -p "$work/spec-corpus"
-	echo "fuzzing the spec parser for ${spec_time}s (seeds: $src/tests/fuzz/corpus/spec)"
-	if ! "$build/fuzz/fuzz_spec" -max_total_time="$spec_time" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
-		-artifact_prefix="$work/artifacts/" -print_final_stats=1 "$work/spec-corpus" "$src/tests/fuzz/corpus/spec"; then
+# fuzz TARGET WHAT SECONDS MAX_LEN: runs one target from its seeds; a crash keeps the reproducers.
+fuzz() {
+	local target=$1 what=$2 secs=$3 max_len=$4 seeds=$src/tests/fuzz/corpus/${1#fuzz_}
+	mkdir -p "$work/$target"
+	echo "fuzzing $what for ${secs}s (seeds: $seeds)"
+	if ! "$build/fuzz/$target" -max_total_time="$secs" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
+		-artifact_prefix="$work/artifacts/" -print_final_stats=1 "$work/$target" "$seeds"; then
 		mkdir -p "$build/fuzz-crashes"
 		cp -a "$work/artifacts/." "$build/fuzz-crashes/" 2>/dev/null || true
-		echo "fuzz_spec FAILED: reproducers kept in $build/fuzz-crashes" >&2
+		echo "$target FAILED: reproducers kept in $build/fuzz-crashes" >&2
 		exit 1
 	fi
-	echo "fuzz_spec: no crash in ${spec_time}s"
+	echo "$target: no crash in ${secs}s"
+}
+
+fuzz fuzz_qcow2 "the qcow2 reader" "$time" 70000
+# The spec parser: any bytes give a spec or one positioned error, never a crash.
+if [[ -x $build/fuzz/fuzz_spec ]]; then
+	fuzz fuzz_spec "the spec parser" $((time / 2 > 10 ? time / 2 : 10)) 8192
 fi
