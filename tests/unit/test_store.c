@@ -128,13 +128,7 @@ static void remove_delta(const char *pool, const char *clone)
 
 static int setup(void)
 {
-	const char *b = getenv("VP_BUILD_DIR");
-	static char env[600];
-
-	snprintf(env, sizeof(env), "%s/plugins", b ? b : ".");
-	setenv("VDIPOOL_PLUGIN_PATH", env, 0);
-	snprintf(tmp, sizeof(tmp), "/tmp/vp-test-store-XXXXXX");
-	if (!mkdtemp(tmp))
+	if (vp_test_scratch_dir(tmp, sizeof(tmp), "store") < 0)
 		return -1;
 	snprintf(root, sizeof(root), "%s/root", tmp);
 	return 0;

@@ -17,6 +17,20 @@
 		CU_ASSERT_STRING_EQUAL_FATAL(a_ ? a_ : "(null)", e_ ? e_ : "(null)");    \
 	} while (0)
 
+/* Makes a scratch directory /tmp/vp-test-NAME-XXXXXX into dir and puts the
+ * build tree's plugins on the search path (unless the environment set one);
+ * for suite setups that drive the store. 0 or -1. */
+static inline int vp_test_scratch_dir(char *dir, size_t len, const char *name)
+{
+	const char *b = getenv("VP_BUILD_DIR");
+	static char env[600];
+
+	snprintf(env, sizeof(env), "%s/plugins", b ? b : ".");
+	setenv("VDIPOOL_PLUGIN_PATH", env, 0);
+	snprintf(dir, len, "/tmp/vp-test-%s-XXXXXX", name);
+	return mkdtemp(dir) ? 0 : -1;
+}
+
 /* A unit test executable: runs every suite, exits 1 when anything failed.
  * An argument restricts the run to the suite of that name. */
 #define VP_TEST_MAIN(suites)                                                           \
