@@ -751,22 +751,18 @@ static int run_wave(const vp_plan *plan, unsigned wave, const vp_exec_ops *ops, 
 }
 
 /* Runs the spec's health command for one clone until it passes or time is up. */
-static int health_check(vp_pool *p, const vp_plan_item *it, unsigned wave)
+static int health_check(vp_pool *p, const vp_plan_item *it, const char *uuid, unsigned wave)
 {
 	const vp_spec_health *h = &p->spec->rollout.health;
 	double deadline = vp_now() + h->timeout_sec;
 	char env_clone[128], env_uuid[64], env_pool[128], env_wave[32];
 	const char *env[] = { env_clone, env_uuid, env_pool, env_wave, NULL };
-	vp_virt_domain d;
 	char last[256] = "";
 
-	if (vp_virt_lookup(p->virt, it->name, &d) < 0)
-		return VP_ENOENT;
 	snprintf(env_clone, sizeof(env_clone), "VDIPOOL_CLONE=%s", it->name);
-	snprintf(env_uuid, sizeof(env_uuid), "VDIPOOL_UUID=%s", d.uuid);
+	snprintf(env_uuid, sizeof(env_uuid), "VDIPOOL_UUID=%s", uuid);
 	snprintf(env_pool, sizeof(env_pool), "VDIPOOL_POOL=%s", p->spec->pool);
 	snprintf(env_wave, sizeof(env_wave), "VDIPOOL_WAVE=%u", wave);
-	vp_virt_domain_release(&d);
 	for (;;) {
 		vp_run_opts ro = { .env = env, .timeout = deadline - vp_now() };
 		vp_run_result res;
@@ -809,9 +805,9 @@ static int health_gate(vp_pool *p, const vp_plan *plan, unsigned wave)
 		rc = p->spec->domain.start && d.state != VP_DOM_RUNNING
 			     ? vp_error_set(VP_ERR_EXEC, VP_EIO, "clone '%s' is not running", it->name)
 			     : 0;
-		vp_virt_domain_release(&d);
 		if (rc == 0 && p->spec->rollout.health.argc)
-			rc = health_check(p, it, wave);
+			rc = health_check(p, it, d.uuid, wave);
+		vp_virt_domain_release(&d);
 		if (rc < 0)
 			return rc;
 	}
