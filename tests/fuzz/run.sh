@@ -20,7 +20,7 @@ if ! { CC=clang cmake -S "$src" -B "$build" -DENABLE_FUZZ=ON -DCMAKE_BUILD_TYPE=
 	clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-unknown-warning-option \
 		-D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DVP_VERSION_STRING='"fuzz"' \
 		-fsanitize=fuzzer,address,undefined -I"$src/lib/include" -I"$src/lib" \
-		"$src/tests/fuzz/fuzz_qcow2.c" "$src/lib/qcow2_read.c" "$src/lib/error.c" \
+		"$src/tests/fuzz/fuzz_qcow2.c" "$src/lib/qcow2/qcow2_read.c" "$src/lib/core/error.c" \
 		"$src"/lib/util/*.c -o "$fuzzer"
 fi
 

@@ -10,7 +10,7 @@
 
 #include "vdipool/error.h"
 #include "vdipool/qcow2.h"
-#include "qcow2.h"
+#include "qcow2/qcow2.h"
 #include "util/fs.h"
 #include "util/util.h"
 #include "vp_test.h"

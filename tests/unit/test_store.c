@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "store/store.h"
 #include "util/fs.h"
 #include "util/run.h"
 #include "vdipool/error.h"

@@ -3,4 +3,4 @@
  * and kept hidden, and the loader registers it after the search path. */
 #define VP_PLUGIN_INIT_SYMBOL vp_builtin_dir_init
 #define VP_PLUGIN_EXPORT
-#include "../plugins/dir/dir.c"
+#include "../../plugins/dir/dir.c"

@@ -21,7 +21,7 @@ struct vp_plugin {
 	int loaded;         /* .load was called (so .unload is due) */
 };
 
-/* The built-in dir backend (lib/store_builtin_dir.c). */
+/* The built-in dir backend (lib/store/store_builtin_dir.c). */
 const vp_plugin_ops *vp_builtin_dir_init(void);
 
 /* ---- the host table ------------------------------------------------------- */
