@@ -1,0 +1,82 @@
+/* planning.c: the pool's desired state (names, base, spec hash, costs, wave size) handed to the
+ * pure planner. */
+#include <stdint.h>
+
+#include "pool/pool_int.h"
+
+/* Bytes a new delta writes, from the qcow2 layout: a header cluster, L1,
+ * refcount table and blocks, and with preallocation an L2 entry and a
+ * refcount for every cluster of the base; each piece rounded to 4 KiB
+ * blocks, because the writer leaves the rest of each cluster a hole. */
+static uint64_t round4k(uint64_t n)
+{
+	return (n + 4095) & ~(uint64_t)4095;
+}
+
+static uint64_t delta_cost(const vp_pool *p)
+{
+	const vp_spec_delta *d = &p->spec->delta;
+	uint64_t clusters, l2_entry = d->extended_l2 ? 16 : 8, l1;
+	bool pre = d->preallocation == VP_SPEC_PREALLOC_METADATA;
+
+	if (!p->base_resolved)
+		return 0;
+	clusters = (p->base.virtual_size + d->cluster_size - 1) / d->cluster_size;
+	l1 = (clusters * l2_entry + d->cluster_size - 1) / d->cluster_size * 8;
+	return round4k(512) + round4k(l1) + round4k(8) + round4k(pre ? clusters * 2 : 64) +
+	       (pre ? round4k(clusters * l2_entry) : 0);
+}
+
+static uint64_t data_cost(const vp_pool *p)
+{
+	return p->spec->data_disk.size ? 4 * 65536 : 0;
+}
+
+/* rollout.max_unavailable as a clone count: a percentage of the pool, at least 1. */
+static unsigned max_unavailable(const vp_spec *s)
+{
+	const vp_spec_rollout *r = &s->rollout;
+	unsigned n = r->max_unavailable_percent
+			     ? (unsigned)(((uint64_t)s->clones.count * r->max_unavailable + 99) / 100)
+			     : r->max_unavailable;
+
+	return n ? n : 1;
+}
+
+int vp_pool_plan(vp_pool *p, long want_count, vp_plan **out)
+{
+	vp_desired d = {
+		.pool = p->spec->pool,
+		.base_ref = p->base_ref,
+		.spec_hash = p->spec_hash,
+		.start = p->spec->domain.start,
+		.data_disk = p->spec->data_disk.size != 0,
+		.count = want_count < 0 ? p->nwant : (size_t)want_count,
+		.clones = p->want,
+		.delta_bytes = delta_cost(p),
+		.data_bytes = data_cost(p),
+		.base_bytes = p->base_resolved ? p->base.allocated : 0,
+		.max_unavailable = max_unavailable(p->spec),
+	};
+	vp_observed o = { p->nobs, p->obs };
+	int rc;
+
+	if (d.count > p->nwant)
+		d.count = p->nwant;
+	rc = vp_plan_build(out, &d, &o);
+	if (rc == 0 && want_count == 0)
+		for (size_t i = 0; i < (*out)->count; i++)
+			(*out)->items[i].reason = "destroy";
+	return rc;
+}
+
+void vp_pool_plan_purge_data(vp_plan *plan)
+{
+	for (size_t i = 0; i < plan->count; i++) {
+		vp_plan_item *it = &plan->items[i];
+		if (it->change == VP_CHANGE_REMOVE && it->keeps_data) {
+			it->steps |= VP_STEP_DELETE_DATA;
+			it->keeps_data = false;
+		}
+	}
+}

@@ -1,0 +1,90 @@
+/* pool_int.h: the pool subsystem's private state, shared by its files (open, inventory,
+ * planning, reset, lock, apply, rollout, status). Nothing outside lib/pool/ includes it. */
+#ifndef VP_POOL_INT_H
+#define VP_POOL_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "vdipool/domain.h"
+#include "vdipool/error.h"
+#include "vdipool/plugin.h"
+#include "vdipool/pool.h"
+#include "vdipool/qcow2.h"
+#include "vdipool/store.h"
+#include "vdipool/virt.h"
+#include "util/strmap.h"
+#include "util/util.h"
+
+/* A disk the storage listing showed, reduced to what the planner needs. */
+typedef struct disk_entry {
+	char name[VP_PLUGIN_NAME_MAX];
+	int kind;
+	uint64_t allocated;
+	char *location;
+} disk_entry;
+
+/* An opened storage tier for per-clone disks; plugin calls on it may run in parallel. */
+typedef struct disk_tier {
+	const vp_plugin_ops *ops;
+	void *handle;
+	const vp_spec_tier *spec;
+} disk_tier;
+
+
+struct vp_pool {
+	const vp_spec *spec;
+	vp_virt *virt;
+	vp_store *store;
+	disk_tier deltas;
+	disk_tier data;           /* same handle as deltas when the tiers are one */
+	bool data_separate;
+	char spec_hash[VP_SPEC_HASH_LEN];
+
+	/* the last inventory */
+	bool base_resolved;
+	vp_base_info base;
+	char base_ref[2 * VP_PLUGIN_NAME_MAX + 2];
+	char *names;              /* count names of 64 bytes each */
+	vp_desired_clone *want;
+	size_t nwant;
+	vp_virt_domain *doms;
+	size_t ndoms;
+	vp_strmap dom_by_name;    /* name -> vp_virt_domain in doms */
+	disk_entry *disks;
+	size_t ndisks, capdisks;
+	vp_observed_clone *obs;
+	vp_strmap obs_by_name;    /* name -> entry of obs */
+	vp_strmap delta_by_name;  /* clone name -> its delta in disks */
+	char (*obs_base)[2 * VP_PLUGIN_NAME_MAX + 2];
+	size_t nobs;
+
+	bool reset_mode;          /* CREATE_DELTA replaces an existing delta */
+	pthread_mutex_t validate_lock;
+	bool validated;           /* one domain of this apply passed libvirt's schema check */
+	int lock_fd;
+};
+
+/* pool.c */
+/* Resolves the spec's base (or `version` of it) in the store into p->base. */
+int pool_resolve_base(vp_pool *p, const char *version);
+
+/* inventory.c */
+void pool_clear_inventory(vp_pool *p);
+const vp_observed_clone *pool_find_obs(const vp_pool *p, const char *name);
+const vp_virt_domain *pool_dom_of(const vp_pool *p, const char *name);
+
+/* apply.c: the executor's context, and one wave run as a plan of its own. */
+typedef struct apply_ctx {
+	vp_pool *pool;
+	const vp_apply_opts *opts;
+} apply_ctx;
+
+int pool_run_wave(const vp_plan *plan, unsigned wave, const vp_exec_ops *ops, apply_ctx *ctx,
+		  const vp_exec_opts *eo, vp_exec_result *acc);
+
+/* rollout.c: waves 1..n of a plan, each behind the health gate. */
+int pool_rollout(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, const vp_exec_ops *ops,
+		 apply_ctx *ctx, const vp_exec_opts *eo, vp_exec_result *res);
+
+#endif

@@ -1,0 +1,101 @@
+/* status.c: per-clone and per-pool status from the last inventory. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool/pool_int.h"
+
+static const char *state_name(const vp_observed_clone *o, const vp_pool *p)
+{
+	if (!o || !(o->flags & (VP_OBS_DOMAIN | VP_OBS_DELTA)))
+		return "missing";
+	if ((o->flags & VP_OBS_DOMAIN) && !((o->flags & VP_OBS_OURS) && !strcmp(o->pool, p->spec->pool)))
+		return "conflict";
+	if (!(o->flags & VP_OBS_DOMAIN))
+		return "no domain";
+	if (!(o->flags & VP_OBS_DELTA))
+		return "no delta";
+	return (o->flags & VP_OBS_RUNNING) ? "running" : "shut off";
+}
+
+static void fill_clone(const vp_pool *p, const char *name, vp_clone_status *c)
+{
+	const vp_observed_clone *o = pool_find_obs(p, name);
+	const vp_virt_domain *d = pool_dom_of(p, name);
+	const disk_entry *delta = vp_strmap_get(&p->delta_by_name, name);
+	vp_qcow2_chain chain = { 0 };
+
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->host = p->spec->hosts[0].name;
+	c->state = state_name(o, p);
+	if (d && d->state == VP_DOM_PAUSED && !strcmp(c->state, "running"))
+		c->state = "paused";
+	if (d && d->has_meta)
+		snprintf(c->base, sizeof(c->base), "%s@%s", d->meta.base_name ? d->meta.base_name : "?",
+			 d->meta.base_version ? d->meta.base_version : "?");
+	if (delta) {
+		c->delta_bytes = delta->allocated;
+		if (vp_qcow2_read_chain(&chain, delta->location) == 0)
+			c->chain_depth = (unsigned)chain.depth;
+		vp_qcow2_chain_release(&chain);
+		vp_error_clear();
+	}
+	if (o && (o->flags & VP_OBS_DATA)) {
+		c->has_data = true;
+		c->data_bytes = o->data_bytes;
+	}
+}
+
+int vp_pool_status_get(vp_pool *p, vp_pool_status **out)
+{
+	vp_pool_status *st = calloc(1, sizeof(*st));
+	vp_strmap wanted = VP_STRMAP_INIT;
+	size_t n = 0;
+
+	*out = NULL;
+	if (!st || !(st->clones = calloc(p->nwant + p->nobs + 1, sizeof(*st->clones))))
+		goto nomem;
+	for (size_t i = 0; i < p->nwant; i++) {
+		if (vp_strmap_put(&wanted, p->want[i].name, &p->want[i]) < 0)
+			goto nomem;
+		fill_clone(p, p->want[i].name, &st->clones[n++]);
+	}
+	for (size_t i = 0; i < p->nobs; i++) {
+		const vp_observed_clone *o = &p->obs[i];
+		bool ours = (o->flags & VP_OBS_OURS) ? !strcmp(o->pool, p->spec->pool) : (o->flags & VP_OBS_DELTA);
+		if (ours && !vp_strmap_get(&wanted, o->name))
+			fill_clone(p, o->name, &st->clones[n++]);
+	}
+	st->count = n;
+	for (size_t i = 0; i < n; i++) {
+		const vp_clone_status *c = &st->clones[i];
+		if (!strcmp(c->state, "running") || !strcmp(c->state, "paused"))
+			st->running++;
+		else if (!strcmp(c->state, "shut off"))
+			st->stopped++;
+		else if (!strcmp(c->state, "missing"))
+			st->missing++;
+		else
+			st->other++;
+		st->delta_bytes += c->delta_bytes + c->data_bytes;
+	}
+	if (p->base_resolved) {
+		st->base_bytes = p->base.allocated;
+		st->full_copy_bytes = (uint64_t)(n - st->missing) * p->base.allocated;
+	}
+	vp_strmap_release(&wanted);
+	*out = st;
+	return 0;
+nomem:
+	vp_strmap_release(&wanted);
+	vp_pool_status_free(st);
+	return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+}
+
+void vp_pool_status_free(vp_pool_status *st)
+{
+	if (!st)
+		return;
+	free(st->clones);
+	free(st);
+}
