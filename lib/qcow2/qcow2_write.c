@@ -1,4 +1,4 @@
-/* qcow2.c: native qcow2 v3 writer: delta images on a backing file and empty disks, built in memory. */
+/* qcow2_write.c: native qcow2 v3 writer: delta images on a backing file and empty disks, built in memory. */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
