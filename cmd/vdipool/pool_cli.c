@@ -98,6 +98,7 @@ void pool_cli_print_plan(cli *c, const vp_spec *spec, vp_pool *pool, const vp_pl
 	char steps[256], a[32], bb[32], f[32];
 	const char *base = vp_pool_base_ref(pool);
 
+	pool_cli_warn_accel(c, pool);
 	if (c->output == CLI_OUT_JSON) {
 		print_plan_json(spec, pool, plan);
 		return;
@@ -198,9 +199,23 @@ static void print_result(cli *c, const char *verb, const vp_exec_result *res, do
 		return;
 	fprintf(res->failed ? stderr : stdout, "%s %zu clone%s in %.2f s%s", verb, res->done,
 		res->done == 1 ? "" : "s", seconds, res->failed ? "" : "\n");
-	if (res->failed)
+	if (res->failed && res->skipped)
+		fprintf(stderr, "; %zu failed and %zu were not attempted, for one cause that holds for the whole "
+			"host:\n  %s\nFix that, then run apply again.\n", res->failed, res->skipped, res->first_error);
+	else if (res->failed)
 		fprintf(stderr, "; %zu failed (first: %s). Run apply again to retry them.\n", res->failed,
 			res->first_error);
+}
+
+void pool_cli_warn_accel(cli *c, vp_pool *pool)
+{
+	static bool warned;
+	const char *why = vp_pool_accel_warning(pool);
+
+	if (why && !warned) {
+		fprintf(stderr, "warning: %s\n", why);
+		warned = true;
+	}
 }
 
 int pool_cli_apply_opt(cli *c, int o, const char *arg, void *ctx)
@@ -231,6 +246,7 @@ int pool_cli_run(cli *c, vp_pool *pool, const vp_plan *plan, vp_apply_opts *ao, 
 
 	apply_opts(c, ao);
 	rc = vp_pool_apply(pool, plan, ao, &res);
+	pool_cli_warn_accel(c, pool);
 	/* Failed clones are in the summary; anything else is reported as such. */
 	if (rc < 0 && !res.failed)
 		return cli_fail(c, rc);

@@ -16,6 +16,8 @@ int pool_cli_open(cli *c, const char *path, pool_cli_lock lock, bool need_base, 
 		  vp_pool **pool);
 
 /* Prints a plan (table: changed clones only; json: everything). */
+/* Says once on stderr when the pool's clones fall back to TCG, and why. */
+void pool_cli_warn_accel(cli *c, vp_pool *pool);
 void pool_cli_print_plan(cli *c, const vp_spec *spec, vp_pool *pool, const vp_plan *plan);
 
 /* --parallel N and --wait, for the commands that change a pool; ctx is a vp_apply_opts. */

@@ -23,6 +23,7 @@ typedef struct exec_state {
 	size_t total;
 	sem_t starts;
 	vp_exec_result *res;
+	atomic_bool host_failed; /* a step failed for every clone (VP_EHOST): take no more */
 } exec_state;
 
 /* Fault injection for the crash and lock tests, read once from the environment:
@@ -74,6 +75,9 @@ static void fault_point(bool after, unsigned step)
 		sleep(pause_fault.seconds);
 }
 
+/* VP_EHOST_SKIPPED: not attempted, because another clone's step failed for the whole host. */
+#define VP_EHOST_SKIPPED 1
+
 static int run_item(exec_state *st, const vp_plan_item *it)
 {
 	for (unsigned bit = 1; bit && bit <= it->steps; bit <<= 1) {
@@ -83,6 +87,11 @@ static int run_item(exec_state *st, const vp_plan_item *it)
 			continue;
 		if (bit == VP_STEP_START)
 			sem_wait(&st->starts);
+		if (atomic_load(&st->host_failed)) {
+			if (bit == VP_STEP_START)
+				sem_post(&st->starts);
+			return VP_EHOST_SKIPPED;
+		}
 		fault_point(false, bit);
 		rc = st->ops->step(st->ctx, it, bit);
 		if (rc == 0)
@@ -90,6 +99,8 @@ static int run_item(exec_state *st, const vp_plan_item *it)
 		if (bit == VP_STEP_START)
 			sem_post(&st->starts);
 		if (rc < 0) {
+			if (rc == VP_EHOST)
+				atomic_store(&st->host_failed, true);
 			vp_error_prefix("%s: %s", it->name, vp_step_name(bit));
 			return rc;
 		}
@@ -103,6 +114,11 @@ static void finish(exec_state *st, const vp_plan_item *it, int rc)
 
 	pthread_mutex_lock(&st->lock);
 	st->done_items++;
+	if (rc == VP_EHOST_SKIPPED) {
+		st->res->skipped++;
+		pthread_mutex_unlock(&st->lock);
+		return;
+	}
 	if (rc < 0) {
 		if (st->res->failed++ == 0)
 			snprintf(st->res->first_error, sizeof(st->res->first_error), "%s", msg);
@@ -124,6 +140,11 @@ static void *worker(void *arg)
 		pthread_mutex_lock(&st->lock);
 		while (st->next < st->end && !st->plan->items[st->next].steps)
 			st->next++;
+		if (st->next < st->end && atomic_load(&st->host_failed)) {
+			/* Count what is left once, without touching it. */
+			for (; st->next < st->end; st->next++)
+				st->res->skipped += st->plan->items[st->next].steps != 0;
+		}
 		if (st->next >= st->end) {
 			pthread_mutex_unlock(&st->lock);
 			return NULL;
@@ -169,10 +190,15 @@ int vp_exec_run(const vp_plan *plan, const vp_exec_ops *ops, void *ctx, const vp
 	}
 	pthread_mutex_init(&st.lock, NULL);
 	sem_init(&st.starts, 0, starts);
+	atomic_init(&st.host_failed, false);
 	run_phase(&st, 0, removals, parallel);
 	run_phase(&st, removals, plan->count, parallel);
 	sem_destroy(&st.starts);
 	pthread_mutex_destroy(&st.lock);
+	if (atomic_load(&st.host_failed))
+		return vp_error_set(VP_ERR_EXEC, VP_EHOST, "%s (%zu of %zu clones failed, %zu not attempted: "
+				    "the cause holds for every clone of the host)",
+				    res->first_error, res->failed, st.total, res->skipped);
 	if (res->failed)
 		return vp_error_set(VP_ERR_EXEC, VP_EGENERIC, "%zu of %zu clones failed; first: %s",
 				    res->failed, st.total, res->first_error);

@@ -66,7 +66,7 @@ static int define_domain(vp_pool *p, const vp_plan_item *it)
 	const vp_spec_domain *sd = &p->spec->domain;
 	vp_image_info delta, data;
 	vp_domain_params dp = {
-		.name = it->name, .domain_type = vp_virt_domain_type(p->virt),
+		.name = it->name, .domain_type = p->accel_done ? p->accel.domain_type : vp_virt_domain_type(p->virt),
 		.network = sd->network, .memory_bytes = sd->memory_bytes, .vcpus = sd->vcpus,
 		.delta_format = "qcow2", .data_format = "qcow2",
 	};
@@ -165,6 +165,7 @@ int pool_run_wave(const vp_plan *plan, unsigned wave, const vp_exec_ops *ops, ap
 	rc = vp_exec_run(&sub, ops, ctx, eo, &r);
 	acc->done += r.done;
 	acc->failed += r.failed;
+	acc->skipped += r.skipped;
 	if (!acc->first_error[0])
 		memcpy(acc->first_error, r.first_error, sizeof(acc->first_error));
 	free(sub.items);
@@ -190,6 +191,9 @@ int vp_pool_apply(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, vp
 	if ((rc = vp_pool_lock(p, opts && opts->wait_lock)) < 0)
 		return rc;
 	if (needs_base(plan)) {
+		/* Decided before the workers start: they define domains of that type. */
+		if ((rc = vp_pool_accel(p, NULL)) < 0)
+			return rc;
 		if (!p->base_resolved)
 			return vp_error_set(VP_ERR_EXEC, VP_EINVAL, "pool '%s': the base was not resolved",
 					    p->spec->pool);

@@ -32,6 +32,8 @@ static uint64_t data_cost(const vp_pool *p)
 	return p->spec->data_disk.size ? 4 * 65536 : 0;
 }
 
+static int plan_build(vp_pool *p, long want_count, vp_plan **out);
+
 /* rollout.max_unavailable as a clone count: a percentage of the pool, at least 1. */
 static unsigned max_unavailable(const vp_spec *s)
 {
@@ -44,6 +46,16 @@ static unsigned max_unavailable(const vp_spec *s)
 }
 
 int vp_pool_plan(vp_pool *p, long want_count, vp_plan **out)
+{
+	int rc;
+
+	/* The accelerator shapes the definitions (and so their hash); destroy needs none. */
+	if (want_count != 0 && (rc = vp_pool_accel(p, NULL)) < 0)
+		return rc;
+	return plan_build(p, want_count, out);
+}
+
+static int plan_build(vp_pool *p, long want_count, vp_plan **out)
 {
 	vp_desired d = {
 		.pool = p->spec->pool,

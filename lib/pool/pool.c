@@ -96,6 +96,32 @@ void vp_pool_free(vp_pool *p)
 	free(p);
 }
 
+int vp_pool_accel(vp_pool *p, const vp_accel **out)
+{
+	static const vp_accel_mode modes[] = { [VP_SPEC_ACCEL_AUTO] = VP_ACCEL_AUTO,
+					       [VP_SPEC_ACCEL_KVM] = VP_ACCEL_KVM,
+					       [VP_SPEC_ACCEL_TCG] = VP_ACCEL_TCG };
+	int rc;
+
+	if (!p->accel_done) {
+		if ((rc = vp_virt_accel(p->virt, modes[p->spec->domain.accel], &p->accel)) < 0) {
+			vp_error_prefix("pool '%s'", p->spec->pool);
+			return rc;
+		}
+		if ((rc = vp_spec_domain_hash(p->spec, p->accel.domain_type, p->spec_hash)) < 0)
+			return rc;
+		p->accel_done = true;
+	}
+	if (out)
+		*out = &p->accel;
+	return 0;
+}
+
+const char *vp_pool_accel_warning(const vp_pool *p)
+{
+	return p->accel_done && p->accel.reason[0] ? p->accel.reason : NULL;
+}
+
 const char *vp_pool_base_ref(const vp_pool *p)
 {
 	return p->base_ref;

@@ -39,7 +39,9 @@ struct vp_pool {
 	disk_tier deltas;
 	disk_tier data;           /* same handle as deltas when the tiers are one */
 	bool data_separate;
-	char spec_hash[VP_SPEC_HASH_LEN];
+	char spec_hash[VP_SPEC_HASH_LEN]; /* of the domain definition, accelerator included once decided */
+	bool accel_done;
+	vp_accel accel;
 
 	/* the last inventory */
 	bool base_resolved;

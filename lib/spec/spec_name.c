@@ -247,6 +247,11 @@ static void hex(char *out, const unsigned char *md, size_t n)
 
 int vp_spec_hash(const vp_spec *s, char out[VP_SPEC_HASH_LEN])
 {
+	return vp_spec_domain_hash(s, NULL, out);
+}
+
+int vp_spec_domain_hash(const vp_spec *s, const char *domain_type, char out[VP_SPEC_HASH_LEN])
+{
 	vp_buf b = VP_BUF_INIT;
 	unsigned char md[32];
 	char tmpl[65];
@@ -263,6 +268,9 @@ int vp_spec_hash(const vp_spec *s, char out[VP_SPEC_HASH_LEN])
 		vp_buf_printf(&b, "data_disk=%" PRIu64 " dir:%s\n", s->data_disk.size, s->data_disk.tier->path);
 	else
 		vp_buf_puts(&b, "data_disk=none\n");
+	/* Only TCG adds a line: pools defined under KVM before domain.accel existed keep their hash. */
+	if (domain_type && !strcmp(domain_type, "qemu"))
+		vp_buf_puts(&b, "accel=tcg\n");
 	if (b.oom) {
 		vp_buf_release(&b);
 		return VP_ENOMEM;

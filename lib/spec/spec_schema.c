@@ -344,6 +344,8 @@ static int fn_data_disk(spec_ctx *c, const spec_node *v, void *dst, const spec_f
 
 /* ---- domain ---- */
 
+static const char *const accel_choices[] = { "auto", "kvm", "tcg", NULL };
+
 static const spec_field domain_fields[] = {
 	F("template", spec_fn_template, vp_spec_domain, template_name),
 	FNUM("vcpus", spec_fn_uint, vp_spec_domain, vcpus, 1, 256),
@@ -352,6 +354,7 @@ static const spec_field domain_fields[] = {
 	F("network", spec_fn_network, vp_spec_domain, network),
 	F("start", spec_fn_bool, vp_spec_domain, start),
 	FNUM("max_parallel_starts", spec_fn_uint, vp_spec_domain, max_parallel_starts, 1, 1000),
+	{ .key = "accel", .fn = spec_fn_enum, .off = offsetof(vp_spec_domain, accel), .choices = accel_choices },
 };
 
 static int fn_domain(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)

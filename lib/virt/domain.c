@@ -217,9 +217,16 @@ static int apply_params(xmlNodePtr dom, const vp_domain_params *p, const char *t
 
 	if (p->domain_type) {
 		xmlSetProp(dom, BAD_CAST "type", BAD_CAST p->domain_type);
-		/* TCG cannot model the host CPU: let QEMU pick its default model. */
+		/* The CPU follows the accelerator. TCG cannot model the host CPU:
+		 * QEMU's default model (qemu64) is the one TCG runs everywhere. KVM
+		 * gets the template's choice, or host-model when it has none. */
 		if (!strcmp(p->domain_type, "qemu") && (cur = child(dom, "cpu")))
 			unlink_free(cur);
+		else if (!strcmp(p->domain_type, "kvm") && !child(dom, "cpu")) {
+			cur = xmlNewChild(dom, NULL, BAD_CAST "cpu", NULL);
+			xmlNewProp(cur, BAD_CAST "mode", BAD_CAST "host-model");
+			xmlNewProp(cur, BAD_CAST "check", BAD_CAST "none");
+		}
 	}
 	set_text_child(dom, "name", p->name);
 	vp_uuid_format(p->uuid, uuid);

@@ -13,12 +13,7 @@
 #include "vdipool/error.h"
 #include "vdipool/virt.h"
 #include "util/util.h"
-
-struct vp_virt {
-	virConnectPtr conn;
-	char *uri;
-	const char *domain_type;
-};
+#include "virt/virt_int.h"
 
 /* libvirt prints every error to stderr by default; we report them ourselves. */
 static void silent(void *ud, virErrorPtr err)
@@ -76,6 +71,7 @@ void vp_virt_free(vp_virt *v)
 	if (v->conn)
 		virConnectClose(v->conn);
 	free(v->uri);
+	free(v->accel_cache_dir);
 	free(v);
 }
 
@@ -84,18 +80,6 @@ const char *vp_virt_uri(const vp_virt *v)
 	return v->uri;
 }
 
-const char *vp_virt_domain_type(vp_virt *v)
-{
-	char *caps;
-
-	if (v->domain_type)
-		return v->domain_type;
-	caps = virConnectGetCapabilities(v->conn);
-	/* The capabilities list <domain type='kvm'/> only where KVM is usable. */
-	v->domain_type = caps && strstr(caps, "<domain type='kvm'") ? "kvm" : "qemu";
-	free(caps);
-	return v->domain_type;
-}
 
 static vp_dom_state map_state(int s)
 {
@@ -224,8 +208,10 @@ int vp_virt_start(vp_virt *v, const char *name)
 
 	if (rc < 0)
 		return rc;
-	if (virDomainIsActive(dom) != 1 && virDomainCreate(dom) < 0)
+	if (virDomainIsActive(dom) != 1 && virDomainCreate(dom) < 0) {
 		rc = virt_error("cannot start domain", name);
+		rc = virt_accel_start_failed(v, rc);
+	}
 	virDomainFree(dom);
 	return rc;
 }

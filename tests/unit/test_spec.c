@@ -195,6 +195,10 @@ static const bad_case bad_cases[] = {
 	/* ---- enums ---- */
 	{ BASE8 "clones:\n  count: 3\n  mode: thin\n", 0,
 	  "pool.yaml:11:9: clones.mode: must be 'linked' or 'full', got 'thin'" },
+	{ BASE "domain:\n  accel: hvf\n", 0,
+	  "pool.yaml:12:10: domain.accel: must be 'auto', 'kvm' or 'tcg', got 'hvf'" },
+	{ BASE "domain:\n  accel: KVM\n", 0,
+	  "pool.yaml:12:10: domain.accel: must be 'auto', 'kvm' or 'tcg', got 'KVM'" },
 	{ BASE "delta:\n  preallocation: full\n", 0,
 	  "pool.yaml:12:18: delta.preallocation: must be 'off' or 'metadata', got 'full'" },
 	{ BASE "delta:\n  preallocation: metadata\n  extended_l2: false\n", 0,
@@ -513,6 +517,7 @@ static void test_defaults(void)
 	VP_ASSERT_STR_EQ(s->domain.network, "default");
 	CU_ASSERT_EQUAL(s->domain.start, true);
 	CU_ASSERT_EQUAL(s->domain.max_parallel_starts, 4);
+	CU_ASSERT_EQUAL(s->domain.accel, VP_SPEC_ACCEL_AUTO);
 	CU_ASSERT_EQUAL(s->rollout.max_unavailable, 25);
 	CU_ASSERT_EQUAL(s->rollout.max_unavailable_percent, true);
 	CU_ASSERT_EQUAL(s->rollout.health.argc, 0);

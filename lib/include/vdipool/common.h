@@ -26,7 +26,8 @@ enum vp_errcode {
 	VP_ENOENT = -6,   /* the object does not exist */
 	VP_EEXIST = -7,   /* the object exists already (with other content) */
 	VP_EBUSY = -8,    /* in use: referenced, locked */
-	VP_ECONFLICT = -9 /* an object we do not own stands in the way */
+	VP_ECONFLICT = -9, /* an object we do not own stands in the way */
+	VP_EHOST = -10    /* the host cannot do this for any clone (KVM unusable): trying others is pointless */
 };
 
 #endif

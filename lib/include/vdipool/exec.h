@@ -31,14 +31,17 @@ typedef struct vp_exec_result {
 	size_t done;    /* clones whose steps all succeeded */
 	size_t failed;  /* clones with a failed step (their later steps were skipped) */
 	char first_error[512]; /* "name: message" of the first failure */
+	size_t skipped; /* clones not attempted: a step failed for the whole host (VP_EHOST) */
 } vp_exec_result;
 
 /* Runs every item with steps: removals first (they free space and names),
  * then the rest; within a clone the steps run in increasing bit order and
  * stop at the first failure. A failed clone does not stop the others, so one
- * bad clone does not hold back a pool; the next apply retries it.
- * Returns 0 when everything succeeded, VP_EGENERIC (error set to a summary)
- * otherwise. */
+ * bad clone does not hold back a pool; the next apply retries it. Except when
+ * a step fails with VP_EHOST (a cause that holds for every clone of the host,
+ * such as KVM that cannot run guests): then no further step is attempted and
+ * the error says why once. Returns 0 when everything succeeded, VP_EHOST or
+ * VP_EGENERIC (error set to a summary) otherwise. */
 VP_API int vp_exec_run(const vp_plan *plan, const vp_exec_ops *ops, void *ctx,
 		       const vp_exec_opts *opts, vp_exec_result *result);
 

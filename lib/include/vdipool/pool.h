@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vdipool/accel.h"
 #include "vdipool/common.h"
 #include "vdipool/exec.h"
 #include "vdipool/plan.h"
@@ -102,6 +103,14 @@ typedef struct vp_pool_status {
 
 VP_API int vp_pool_status_get(vp_pool *pool, vp_pool_status **out);
 VP_API void vp_pool_status_free(vp_pool_status *st);
+
+/* Decides, once per pool handle, whether the clones run under KVM or TCG
+ * (domain.accel; vdipool/accel.h). vp_pool_plan (except for destroy) and
+ * vp_pool_apply call it. *out (optional) is borrowed from the pool.
+ * VP_EHOST when the spec says kvm and the host cannot run KVM guests. */
+VP_API int vp_pool_accel(vp_pool *pool, const vp_accel **out);
+/* When auto chose TCG: one sentence naming the host and why; NULL otherwise. */
+VP_API const char *vp_pool_accel_warning(const vp_pool *pool);
 
 /* The resolved base of the last inventory ("name@version"), or "" when not resolved. */
 VP_API const char *vp_pool_base_ref(const vp_pool *pool);

@@ -42,6 +42,13 @@ typedef enum vp_spec_prealloc {
 	VP_SPEC_PREALLOC_METADATA /* only with extended_l2: QEMU's rule for backed images */
 } vp_spec_prealloc;
 
+/* domain.accel: which accelerator clones run under. */
+typedef enum vp_spec_accel {
+	VP_SPEC_ACCEL_AUTO = 0, /* KVM where a probe guest starts under it on the host, else TCG */
+	VP_SPEC_ACCEL_KVM,      /* KVM or a clear error */
+	VP_SPEC_ACCEL_TCG       /* QEMU's software emulation */
+} vp_spec_accel;
+
 typedef enum vp_storage_driver {
 	VP_STORAGE_DIR = 0 /* qcow2 files in a local directory; "rbd" comes later */
 } vp_storage_driver;
@@ -91,6 +98,7 @@ typedef struct vp_spec_domain {
 	const char *network;      /* libvirt network name; NULL: no interface ("none"); default "default" */
 	bool start;               /* clones run after apply; default true */
 	unsigned max_parallel_starts; /* 1..1000, default 4 */
+	vp_spec_accel accel;      /* default auto */
 } vp_spec_domain;
 
 typedef struct vp_spec_health {
@@ -178,6 +186,10 @@ VP_API int vp_spec_clone_name(const vp_spec *spec, unsigned index, char *buf, si
  * defaults written out or left implicit do not change it; the base version
  * does not either (the planner compares it on its own). 0 or VP_ENOMEM. */
 VP_API int vp_spec_hash(const vp_spec *spec, char out[VP_SPEC_HASH_LEN]);
+/* The same, for domains of the given libvirt domain type ("kvm", or "qemu"
+ * for TCG, which changes the hash; NULL: as vp_spec_hash): a pool whose host
+ * changes accelerator gets its definitions updated. */
+VP_API int vp_spec_domain_hash(const vp_spec *spec, const char *domain_type, char out[VP_SPEC_HASH_LEN]);
 
 /* Where `path` was written. Returns 0 when it was; VP_ENOENT when it was not
  * (left to its default) and *out then holds the nearest enclosing key that

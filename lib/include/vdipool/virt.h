@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "vdipool/accel.h"
 #include "vdipool/common.h"
 #include "vdipool/domain.h"
 
@@ -36,7 +37,19 @@ VP_API int vp_virt_open(vp_virt **out, const char *uri);
 VP_API void vp_virt_free(vp_virt *v);
 VP_API const char *vp_virt_uri(const vp_virt *v);
 
-/* "kvm" when the host can run KVM guests, else "qemu" (TCG). */
+/* Decides KVM or TCG for this host (vdipool/accel.h): TCG asks nothing;
+ * otherwise libvirt must list KVM and a probe guest must start and keep
+ * running under it (the outcome is cached per host, libvirt/QEMU version and
+ * /dev/kvm state, so the probe runs once). Kept on the connection: the same
+ * mode asks once. VP_EHOST when KVM was asked for and cannot be had. */
+VP_API int vp_virt_accel(vp_virt *v, vp_accel_mode want, vp_accel *out);
+/* Where the probe's outcome is cached; NULL: the default (/run/vdipool/accel),
+ * "": no cache. */
+VP_API void vp_virt_set_accel_cache_dir(vp_virt *v, const char *dir);
+/* Drops the cached outcome and the decision: the next vp_virt_accel probes. */
+VP_API void vp_virt_accel_forget(vp_virt *v);
+
+/* "kvm" or "qemu" (TCG): the decision made, or vp_virt_accel's in auto mode. */
 VP_API const char *vp_virt_domain_type(vp_virt *v);
 
 /* Every persistent or running domain on the host. *out is the caller's:
@@ -57,7 +70,9 @@ VP_API int vp_virt_define(vp_virt *v, const char *xml, bool validate);
  * live), ours or not: what `gc` must never take. *out is the caller's: free
  * each string, then the array. */
 VP_API int vp_virt_disk_paths(vp_virt *v, char ***out, size_t *count);
-/* Starting a running domain is not an error. */
+/* Starting a running domain is not an error. A start that fails because KVM
+ * cannot run guests on the host is VP_EHOST, the reason in plain words, and
+ * the cached probe is dropped. */
 VP_API int vp_virt_start(vp_virt *v, const char *name);
 /* Graceful (ACPI) shutdown, then a forced stop after timeout seconds; a
  * timeout of 0 stops at once. A stopped domain is not an error. */

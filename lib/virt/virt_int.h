@@ -1,0 +1,25 @@
+/* virt_int.h: the libvirt connection handle, shared by virt.c (domains) and accel_probe.c. */
+#ifndef VP_VIRT_INT_H
+#define VP_VIRT_INT_H
+
+#include <stdbool.h>
+
+#include <libvirt/libvirt.h>
+
+#include "vdipool/accel.h"
+
+struct vp_virt {
+	virConnectPtr conn;
+	char *uri;
+	char *accel_cache_dir;  /* NULL: the default; "" : no cache */
+	bool accel_decided;
+	vp_accel_mode accel_mode;
+	vp_accel accel;
+};
+
+/* A domain start failed with rc (error recorded): when KVM is why, the cached
+ * probe is dropped (the next run probes again) and VP_EHOST is returned with
+ * the reason in plain words; otherwise rc. */
+int virt_accel_start_failed(vp_virt *v, int rc);
+
+#endif
