@@ -15,6 +15,11 @@
 # Each change is appended to qemu.conf with a "# added by vdipool libvirt-up.sh" comment, the
 # original is saved as qemu.conf.vdipool-orig, and the change is printed.
 #
+# /dev/kvm: where no udev ran (containers, minimal images), the device node is often root-only
+#   (crw------- root root), so QEMU, running as libvirt-qemu, cannot open it. The usual udev rule
+#   (root:kvm 0660; libvirt-qemu is in group kvm) is applied then, and said. VP_KEEP_DEV_KVM=1
+#   leaves it alone. vdipool itself never trusts /dev/kvm: `domain.accel: auto` probes a guest.
+#
 # Network: libvirt's `default` NAT network (virbr0 + dnsmasq) is started when it exists and is
 # inactive (best effort: a warning, not an error, if the host forbids bridges/iptables);
 # libvirt-down.sh stops it again only if this script started it. Pass --no-network to skip.
@@ -245,8 +250,34 @@ start_network() {
 	fi
 }
 
+# fix_dev_kvm: give /dev/kvm udev's usual owner and mode when nothing did.
+fix_dev_kvm() {
+	local group mode
+	if [ ! -e /dev/kvm ]; then
+		log "no /dev/kvm: guests run under TCG (software emulation)"
+		return 0
+	fi
+	group=$(stat -c %G /dev/kvm) mode=$(stat -c %a /dev/kvm)
+	# Usable by libvirt-qemu already: group kvm with rw, or rw for everyone.
+	if { [ "$group" = kvm ] && [ $((0$mode & 060)) = $((060)) ]; } || [ $((0$mode & 06)) = 6 ]; then
+		return 0
+	fi
+	if [ "${VP_KEEP_DEV_KVM:-0}" = 1 ]; then
+		log "/dev/kvm is $group $mode (QEMU cannot open it); left so (VP_KEEP_DEV_KVM=1)"
+		return 0
+	fi
+	if [ "$(id -u)" -ne 0 ] || ! getent group kvm >/dev/null; then
+		log "/dev/kvm is $group $mode and cannot be fixed here (needs root and a group 'kvm'); guests run under TCG"
+		return 0
+	fi
+	chgrp kvm /dev/kvm && chmod 0660 /dev/kvm ||
+		{ log "warning: could not set /dev/kvm to root:kvm 0660; guests run under TCG"; return 0; }
+	log "/dev/kvm was $group $mode (no udev rule ran): set root:kvm 0660, as udev does"
+}
+
 # ---------------------------------------------------------------------------------------------
 ensure_binaries
+fix_dev_kvm
 if virsh_ok; then
 	log "libvirt already answers on $URI; daemons left alone"
 	if [ "$FORCE_SMOKE" = 1 ]; then

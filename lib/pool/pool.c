@@ -96,6 +96,40 @@ void vp_pool_free(vp_pool *p)
 	free(p);
 }
 
+/* The probe guest is a clone of the pool's base from the pool's template: nested KVM can start
+ * a bare guest and still stop this one while it boots. */
+static int set_probe(vp_pool *p)
+{
+	const vp_spec_domain *sd = &p->spec->domain;
+	char name[64];
+	vp_domain_params dp = {
+		.name = name, .domain_type = "kvm", .network = "none",
+		.memory_bytes = sd->memory_bytes, .vcpus = sd->vcpus, .delta_format = p->base.format,
+		.meta = { .pool = (char *)p->spec->pool, .delta_path = p->base.location },
+	};
+	char *xml = NULL, *key = NULL;
+	int rc;
+
+	if (!p->base_resolved)
+		return 0;
+	/* The name the probe gives its guest, so that the serial log it names is the probe's. */
+	snprintf(name, sizeof(name), "vdipool-kvm-probe-%ld", (long)getpid());
+	vp_domain_identity(p->spec->pool, dp.name, dp.uuid, dp.mac);
+	if ((rc = vp_domain_render(&xml, sd->template_path, &dp)) < 0)
+		return rc;
+	/* What the probe boots: the base version and the template's content. */
+	key = vp_strdup_printf("%s %s %02x%02x%02x%02x%02x%02x%02x%02x", p->base_ref, p->base.location,
+			       sd->template_sha256[0], sd->template_sha256[1], sd->template_sha256[2],
+			       sd->template_sha256[3], sd->template_sha256[4], sd->template_sha256[5],
+			       sd->template_sha256[6], sd->template_sha256[7]);
+	if (key)
+		vp_virt_set_accel_probe(p->virt, xml, key);
+	free(xml);
+	rc = key ? 0 : vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	free(key);
+	return rc;
+}
+
 int vp_pool_accel(vp_pool *p, const vp_accel **out)
 {
 	static const vp_accel_mode modes[] = { [VP_SPEC_ACCEL_AUTO] = VP_ACCEL_AUTO,
@@ -104,6 +138,8 @@ int vp_pool_accel(vp_pool *p, const vp_accel **out)
 	int rc;
 
 	if (!p->accel_done) {
+		if (p->spec->domain.accel != VP_SPEC_ACCEL_TCG && (rc = set_probe(p)) < 0)
+			return rc;
 		if ((rc = vp_virt_accel(p->virt, modes[p->spec->domain.accel], &p->accel)) < 0) {
 			vp_error_prefix("pool '%s'", p->spec->pool);
 			return rc;

@@ -34,6 +34,12 @@ static const known_failure failures[] = {
 	{ "failed to initialize KVM", "QEMU could not initialise KVM on this host" },
 	{ "KVM is not available", "libvirt reports that KVM is not available on this host" },
 	{ "kvm_init_vcpu", "KVM on this host cannot create a vCPU" },
+	{ "emulation failure",
+	  "KVM on this host stopped the guest with an internal error (emulation failure) while it booted, "
+	  "as nested virtualisation often does" },
+	{ "KVM internal error",
+	  "KVM on this host stopped the guest with an internal error while it booted, as nested "
+	  "virtualisation often does" },
 };
 
 static const known_failure *find_failure(const char *msg)
@@ -79,7 +85,7 @@ bool vp_accel_host_failure(const char *libvirt_message)
 int vp_accel_decide(vp_accel *out, vp_accel_mode want, const char *host, bool caps_kvm,
 		    const vp_accel_probe *probe)
 {
-	char why[400];
+	char why[480];
 
 	memset(out, 0, sizeof(*out));
 	out->domain_type = "qemu";
@@ -90,7 +96,11 @@ int vp_accel_decide(vp_accel *out, vp_accel_mode want, const char *host, bool ca
 		out->domain_type = "kvm";
 		return 0;
 	}
-	if (!caps_kvm)
+	if (!caps_kvm && probe && probe->message) {
+		char detail[420];
+		vp_accel_explain(probe->message, detail, sizeof(detail));
+		snprintf(why, sizeof(why), "libvirt lists no KVM domain type: %s", detail);
+	} else if (!caps_kvm)
 		snprintf(why, sizeof(why), "libvirt lists no KVM domain type (no usable /dev/kvm, or the kvm "
 					   "module is not loaded)");
 	else if (!probe || !probe->ran)

@@ -3,6 +3,7 @@
  * keeps the outcome per host, libvirt version and /dev/kvm state in the runtime directory. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
 
 #include "vdipool/error.h"
 #include "vdipool/virt.h"
@@ -19,12 +22,22 @@
 #include "virt/virt_int.h"
 
 #define ACCEL_CACHE_DIR VP_RUNTIME_DIR "/accel"
-#define PROBE_WATCH_SEC 1.5 /* a guest that QEMU aborts (MSR assertion) is gone well before this */
+#define PROBE_WATCH_SEC 1.5      /* a bare guest that QEMU aborts (MSR assertion) is gone well before */
+#define PROBE_BOOT_WATCH_SEC 5.0 /* the pool's own base: nested KVM's emulation failures come in its boot */
 
 void vp_virt_set_accel_cache_dir(vp_virt *v, const char *dir)
 {
 	free(v->accel_cache_dir);
 	v->accel_cache_dir = dir ? strdup(dir) : NULL;
+	v->accel_decided = false;
+}
+
+void vp_virt_set_accel_probe(vp_virt *v, const char *xml, const char *key)
+{
+	free(v->probe_xml);
+	free(v->probe_key);
+	v->probe_xml = xml ? strdup(xml) : NULL;
+	v->probe_key = key ? strdup(key) : NULL;
 	v->accel_decided = false;
 }
 
@@ -57,7 +70,8 @@ static char *cache_key(vp_virt *v)
 			 (unsigned)st.st_gid, (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
 	else if (uri_is_local(v->uri))
 		snprintf(kvm, sizeof(kvm), "absent");
-	key = vp_strdup_printf("%s|%s|libvirt %lu|qemu %lu|/dev/kvm %s", v->uri, host ? host : "?", lib, hyp, kvm);
+	key = vp_strdup_printf("%s|%s|libvirt %lu|qemu %lu|/dev/kvm %s|probe %s", v->uri, host ? host : "?", lib,
+			       hyp, kvm, v->probe_xml && v->probe_key ? v->probe_key : "bare");
 	free(host);
 	vp_error_clear();
 	return key;
@@ -65,7 +79,8 @@ static char *cache_key(vp_virt *v)
 
 static char *cache_path(vp_virt *v)
 {
-	return vp_strdup_printf("%s/%016llx", cache_dir(v), (unsigned long long)vp_hash_str(v->uri));
+	return vp_strdup_printf("%s/%016llx-%016llx", cache_dir(v), (unsigned long long)vp_hash_str(v->uri),
+				(unsigned long long)vp_hash_str(v->probe_xml && v->probe_key ? v->probe_key : "bare"));
 }
 
 /* The cached probe for this key: 1 found (ok and message filled), 0 none. */
@@ -121,21 +136,90 @@ static void cache_forget(vp_virt *v)
 	free(path);
 }
 
-/* The last lines of QEMU's log of the probe, where an abort after start says why. */
-static void probe_log(vp_virt *v, const char *name, char *buf, size_t len)
+/* What QEMU said in its log of the probe about why the guest stopped (its error lines, not the
+ * register dump that follows a KVM internal error), joined by "; ". Removes the probe's logs. */
+static void probe_log(vp_virt *v, const char *name, bool want, char *buf, size_t len)
 {
-	char *path = vp_strdup_printf("/var/log/libvirt/qemu/%s.log", name), *data = NULL;
-	size_t n = 0;
+	static const char *const needles[] = { "error", "Error", "failure", "Assertion", "failed", "denied" };
+	char *path = vp_strdup_printf("/var/log/libvirt/qemu/%s.log", name), *data = NULL, *line, *save = NULL;
+	size_t n = 0, pos = 0;
 
-	if (path && uri_is_local(v->uri) && vp_fs_read_all(path, 1 << 20, &data, &n) == 0) {
-		const char *tail = data + (n > len - 1 ? n - (len - 1) : 0);
-		snprintf(buf, len, "%s", tail);
+	buf[0] = '\0';
+	if (want && path && uri_is_local(v->uri) && vp_fs_read_all(path, 1 << 20, &data, &n) == 0) {
+		for (line = strtok_r(data, "\n", &save); line && pos + 1 < len; line = strtok_r(NULL, "\n", &save)) {
+			bool hit = false;
+			for (size_t i = 0; i < VP_ARRAY_SIZE(needles) && !hit; i++)
+				hit = strstr(line, needles[i]) && !strstr(line, "terminating on signal");
+			if (hit)
+				pos += (size_t)snprintf(buf + pos, len - pos, "%s%s", pos ? "; " : "", line);
+		}
 	}
 	vp_error_clear();
 	if (path)
 		unlink(path);
 	free(path);
 	free(data);
+	/* A template's serial log, renamed per domain by vp_domain_render. */
+	if ((path = vp_strdup_printf("/var/log/libvirt/qemu/%s-serial.log", name)))
+		unlink(path);
+	free(path);
+}
+
+/* The caller's probe guest made safe to boot from a base image: KVM forced, the name ours, no
+ * vdipool metadata (it is no clone), the system disk read-only (the base is never written) and
+ * no data disk. */
+static char *probe_definition(const char *xml, const char *name)
+{
+	xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "probe.xml", NULL,
+				      XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL, n, next, dev;
+	xmlChar *mem = NULL;
+	char *out = NULL;
+	int size = 0;
+
+	if (!root)
+		goto out;
+	xmlSetProp(root, BAD_CAST "type", BAD_CAST "kvm");
+	for (n = root->children; n; n = next) {
+		next = n->next;
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		if (!xmlStrcmp(n->name, BAD_CAST "name"))
+			xmlNodeSetContent(n, BAD_CAST name);
+		else if (!xmlStrcmp(n->name, BAD_CAST "metadata") || !xmlStrcmp(n->name, BAD_CAST "uuid")) {
+			xmlUnlinkNode(n);
+			xmlFreeNode(n);
+		} else if (!xmlStrcmp(n->name, BAD_CAST "devices")) {
+			for (dev = n->children; dev; dev = dev->next) {
+				xmlNodePtr t;
+				xmlChar *target = NULL;
+				if (dev->type != XML_ELEMENT_NODE || xmlStrcmp(dev->name, BAD_CAST "disk"))
+					continue;
+				for (t = dev->children; t && !target; t = t->next)
+					if (t->type == XML_ELEMENT_NODE && !xmlStrcmp(t->name, BAD_CAST "target"))
+						target = xmlGetProp(t, BAD_CAST "dev");
+				if (target && !xmlStrcmp(target, BAD_CAST "vda"))
+					xmlNewChild(dev, NULL, BAD_CAST "readonly", NULL);
+				else if (target && !xmlStrcmp(target, BAD_CAST "vdb"))
+					xmlNodeSetName(dev, BAD_CAST "vdipool-drop");
+				xmlFree(target);
+			}
+			for (dev = n->children; dev; dev = next) {
+				next = dev->next;
+				if (dev->type == XML_ELEMENT_NODE && !xmlStrcmp(dev->name, BAD_CAST "vdipool-drop")) {
+					xmlUnlinkNode(dev);
+					xmlFreeNode(dev);
+				}
+			}
+			next = n->next;
+		}
+	}
+	xmlDocDumpMemory(doc, &mem, &size);
+	out = mem ? strdup((const char *)mem) : NULL;
+out:
+	xmlFree(mem);
+	xmlFreeDoc(doc);
+	return out;
 }
 
 /* Starts a transient guest under KVM, with the CPU model clones get under KVM, and watches it
@@ -148,23 +232,28 @@ static int probe(vp_virt *v, char *msg, size_t len)
 	int ok = 1;
 
 	snprintf(name, sizeof(name), "vdipool-kvm-probe-%ld", (long)getpid());
-	xml = vp_strdup_printf("<domain type='kvm'><name>%s</name><memory unit='MiB'>32</memory>"
-			       "<vcpu>1</vcpu><os><type arch='x86_64'>hvm</type><boot dev='hd'/></os>"
-			       "<cpu mode='host-model' check='none'/><features><acpi/><apic/></features>"
-			       "<devices><memballoon model='none'/></devices></domain>",
-			       name);
+	if (v->probe_xml)
+		xml = probe_definition(v->probe_xml, name);
+	else
+		xml = vp_strdup_printf("<domain type='kvm'><name>%s</name><memory unit='MiB'>32</memory>"
+				       "<vcpu>1</vcpu><os><type arch='x86_64'>hvm</type><boot dev='hd'/></os>"
+				       "<cpu mode='host-model' check='none'/><features><acpi/><apic/></features>"
+				       "<devices><memballoon model='none'/></devices></domain>",
+				       name);
 	if (!xml)
 		return VP_ENOMEM;
 	dom = virDomainCreateXML(v->conn, xml, VIR_DOMAIN_NONE);
 	free(xml);
 	if (!dom) {
 		const char *m = virGetLastErrorMessage();
+		char log[8];
 		snprintf(msg, len, "%s", m ? m : "the probe guest did not start");
+		probe_log(v, name, false, log, sizeof(log));
 		return 0;
 	}
 	/* QEMU can abort on the first vCPU entry (nested KVM's MSR failure): the
 	 * guest must still be running a moment after it started. */
-	end = vp_now() + PROBE_WATCH_SEC;
+	end = vp_now() + (v->probe_xml ? PROBE_BOOT_WATCH_SEC : PROBE_WATCH_SEC);
 	while (vp_now() < end) {
 		int state = 0, reason = 0;
 		if (virDomainGetState(dom, &state, &reason, 0) < 0 || state != VIR_DOMAIN_RUNNING) {
@@ -175,14 +264,29 @@ static int probe(vp_virt *v, char *msg, size_t len)
 	}
 	virDomainDestroy(dom);
 	virDomainFree(dom);
-	if (!ok) {
-		char log[1024] = "";
-		probe_log(v, name, log, sizeof(log));
-		snprintf(msg, len, "the probe guest stopped right after it started under KVM%s%s", *log ? ": " : "",
-			 log);
+	{
+		char log[768];
+		probe_log(v, name, !ok, log, sizeof(log));
+		if (!ok)
+			snprintf(msg, len, "the probe guest stopped while it started under KVM%s%s", *log ? ": " : "",
+				 log);
 	}
 	vp_error_clear();
 	return ok;
+}
+
+/* Why libvirt may list no KVM on this machine, in QEMU's words (vp_accel_explain knows them). */
+static const char *local_kvm_hint(void)
+{
+	struct stat st;
+	struct group *g;
+
+	if (stat("/dev/kvm", &st) < 0)
+		return "Could not access KVM kernel module: No such file or directory";
+	/* QEMU runs as libvirt-qemu in group kvm (Debian's qemu.conf). */
+	if ((st.st_mode & 06) == 06 || ((g = getgrgid(st.st_gid)) && !strcmp(g->gr_name, "kvm") && (st.st_mode & 060) == 060))
+		return NULL;
+	return "Could not access KVM kernel module: Permission denied";
 }
 
 static bool caps_list_kvm(vp_virt *v)
@@ -206,7 +310,10 @@ int vp_virt_accel(vp_virt *v, vp_accel_mode want, vp_accel *out)
 		*out = v->accel;
 		return 0;
 	}
-	if (want != VP_ACCEL_TCG && (caps_kvm = caps_list_kvm(v))) {
+	if (want != VP_ACCEL_TCG && !(caps_kvm = caps_list_kvm(v)) && uri_is_local(v->uri)) {
+		/* libvirt re-checks /dev/kvm itself at times: say what it saw. */
+		pr.message = local_kvm_hint();
+	} else if (want != VP_ACCEL_TCG && caps_kvm) {
 		if (!(key = cache_key(v)))
 			return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
 		pr.ran = true;

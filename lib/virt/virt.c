@@ -72,6 +72,8 @@ void vp_virt_free(vp_virt *v)
 		virConnectClose(v->conn);
 	free(v->uri);
 	free(v->accel_cache_dir);
+	free(v->probe_xml);
+	free(v->probe_key);
 	free(v);
 }
 

@@ -12,6 +12,8 @@ struct vp_virt {
 	virConnectPtr conn;
 	char *uri;
 	char *accel_cache_dir;  /* NULL: the default; "" : no cache */
+	char *probe_xml;        /* the caller's probe guest (a clone of the pool's base); NULL: a bare one */
+	char *probe_key;        /* what that guest is, for the cache */
 	bool accel_decided;
 	vp_accel_mode accel_mode;
 	vp_accel accel;

@@ -23,14 +23,15 @@ typedef enum vp_accel_mode {
 typedef struct vp_accel_probe {
 	bool ran;            /* false: no probe (libvirt lists no KVM, or TCG was asked for) */
 	bool ok;             /* the guest started and kept running */
-	const char *message; /* libvirt's or QEMU's words when !ok */
+	const char *message; /* libvirt's or QEMU's words when !ok; without a probe, what is
+			      * known of /dev/kvm, in QEMU's words (or NULL) */
 } vp_accel_probe;
 
 typedef struct vp_accel {
 	bool kvm;                /* clones run under KVM */
 	const char *domain_type; /* "kvm" or "qemu" (libvirt's name for TCG) */
 	bool cached;             /* taken from the cache, no probe this time */
-	char reason[512];        /* auto chose TCG: why, in one sentence; "" otherwise */
+	char reason[1024];       /* auto chose TCG: why, in one sentence; "" otherwise */
 } vp_accel;
 
 /* The decision, without I/O: from what was asked, whether libvirt lists a

@@ -46,6 +46,12 @@ VP_API int vp_virt_accel(vp_virt *v, vp_accel_mode want, vp_accel *out);
 /* Where the probe's outcome is cached; NULL: the default (/run/vdipool/accel),
  * "": no cache. */
 VP_API void vp_virt_set_accel_cache_dir(vp_virt *v, const char *dir);
+/* The probe guest: a domain XML (a clone of the pool's base, rendered from
+ * its template) and a key naming what it boots, for the cache. The probe
+ * boots it under KVM with its system disk read-only, no data disk and no
+ * vdipool metadata, and watches it for a few seconds: nested KVM can start
+ * a bare guest and still stop a real one in its boot. NULL: a bare guest. */
+VP_API void vp_virt_set_accel_probe(vp_virt *v, const char *xml, const char *key);
 /* Drops the cached outcome and the decision: the next vp_virt_accel probes. */
 VP_API void vp_virt_accel_forget(vp_virt *v);
 
