@@ -356,8 +356,22 @@ static int define_derive_domain(const vp_derive_info *d, char *name, size_t len)
 	if (rc == 0)
 		rc = vp_virt_open(&v, DERIVE_URI);
 	if (rc == 0) {
-		dp.domain_type = vp_virt_domain_type(v);
+		/* KVM only if this very guest boots under it (vdipool/accel.h). */
+		vp_accel accel;
+		dp.domain_type = "kvm";
 		rc = vp_domain_render(&xml, tpl, &dp);
+		if (rc == 0) {
+			vp_virt_set_accel_probe(v, xml, ref);
+			free(xml);
+			xml = NULL;
+			rc = vp_virt_accel(v, VP_ACCEL_AUTO, &accel);
+		}
+		if (rc == 0 && accel.reason[0])
+			fprintf(stderr, "warning: %s\n", accel.reason);
+		if (rc == 0) {
+			dp.domain_type = accel.domain_type;
+			rc = vp_domain_render(&xml, tpl, &dp);
+		}
 	}
 	if (rc == 0)
 		rc = vp_virt_define(v, xml, true);
