@@ -1,6 +1,8 @@
 /* pool.c: a pool's handle: its spec, its libvirt connection, its storage tiers, and the base it
  * resolves in the store. The rest of the pool subsystem works on this handle. */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -62,6 +64,11 @@ int vp_pool_open(vp_pool **out, const vp_spec *spec)
 	p->lock_fd = -1;
 	pthread_mutex_init(&p->validate_lock, NULL);
 	p->data_separate = spec->data_disk.size && spec->data_disk.tier != spec->storage.deltas;
+	{
+		char real[PATH_MAX];
+		snprintf(p->tier_real, sizeof(p->tier_real), "%s",
+			 realpath(spec->storage.deltas->path, real) ? real : spec->storage.deltas->path);
+	}
 	if ((rc = vp_spec_hash(spec, p->spec_hash)) < 0 ||
 	    (rc = vp_virt_open(&p->virt, spec->hosts[0].uri)) < 0 ||
 	    (rc = open_store(p)) < 0 ||
