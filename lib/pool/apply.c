@@ -254,14 +254,14 @@ int vp_pool_apply(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, vp
 		return rc;
 	/* A rollback is on record before its first clone moves, and only then;
 	 * a finished one's record goes (so does a destroyed pool's). */
-	rc = p->rollback && !p->destroying ? pool_rollback_record(p) : pool_rollback_clear(p);
+	rc = p->reset_mode ? 0 : p->rollback && !p->destroying ? pool_rollback_record(p) : pool_rollback_clear(p);
 	if (rc < 0)
 		return rc;
 	if ((rc = pool_run_wave(plan, 0, &ops, &ctx, &eo, res)) < 0)
 		return rc;
 	if ((rc = pool_rollout(p, plan, opts, &ops, &ctx, &eo, res)) < 0)
 		return rc;
-	if (p->rollback && !p->destroying && !res->failed)
+	if (p->rollback && !p->destroying && !p->reset_mode && !res->failed)
 		return pool_rollback_clear(p);
 	return 0;
 }

@@ -77,13 +77,17 @@ int vp_pool_plan(vp_pool *p, long want_count, vp_plan **out)
 	p->destroying = want_count == 0;
 	for (size_t i = 0; i < p->nwant; i++)
 		p->want[i].base_ref = NULL;
-	/* An interrupted rollback is carried on until every clone is back. */
-	if (!p->destroying && !p->rollback && (rc = pool_rollback_read(p)) < 0)
+	/* An interrupted rollback is carried on until every clone is back; a
+	 * finished one's record is stale (apply drops it). */
+	if (!p->destroying && !p->rollback_cmd && (rc = pool_rollback_read(p)) < 0)
 		return rc;
 	if (!p->destroying && p->rollback && (rc = pool_rollback_targets(p)) < 0)
 		return rc;
-	if (p->rollback && !p->rollback_moves && !p->rollback_recorded)
+	if (p->rollback && !p->rollback_moves && !p->rollback_cmd) {
 		p->rollback = false;
+		for (size_t i = 0; i < p->nwant; i++)
+			p->want[i].base_ref = NULL;
+	}
 	if (d.count > p->nwant)
 		d.count = p->nwant;
 	rc = vp_plan_build(out, &d, &o);
@@ -106,6 +110,7 @@ int vp_pool_plan_rollback(vp_pool *p, vp_plan **out)
 	*out = NULL;
 	if ((rc = pool_rollback_read(p)) < 0)
 		return rc;
+	p->rollback_cmd = true;
 	if (!p->rollback_recorded) {
 		/* A fresh rollback undoes the rollout to the spec's version. */
 		if (!p->base_resolved)

@@ -78,6 +78,7 @@ struct vp_pool {
 	char tier_real[4096];     /* the deltas tier's path, resolved */
 	bool rollback;            /* plans return clones on rollback_from to their previous version */
 	bool rollback_recorded;   /* an interrupted rollback's record was found */
+	bool rollback_cmd;        /* planning for `rollback` (not apply) */
 	size_t rollback_moves;    /* clones that still have to move back */
 	char rollback_from[VP_PLUGIN_NAME_MAX];
 	bool destroying;          /* the last plan removes the whole pool */

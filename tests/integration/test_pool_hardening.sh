@@ -112,6 +112,8 @@ VDIPOOL_TEST_CRASH_AT="after:rebase:5" "$CLI" rollback -q --parallel 1 "$SPEC" >
 check "rollback was killed (exit $?)" test $? -eq 137
 check "the rollback is on record" test -f "$STORE/deltas/.$POOL.rollback"
 check "05's delta is on v2 while its domain says v3" grep -q 'version="3"' <<<"$(meta "$POOL-05")"
+expect "a reset meanwhile" 0 "Reset 1 clone" -- "$CLI" reset "$SPEC" "$POOL-01"
+check "keeps 01 on v2 and the rollback on record" bash -c "$(declare -f backing on_version); STORE=$STORE DELTAS=$DELTAS on_version 2 $POOL-01 && test -f $STORE/deltas/.$POOL.rollback"
 expect "plan continues the rollback" 4 "rollback: back to the version it left" -- "$CLI" plan --detailed-exitcode "$SPEC"
 expect "plan sees 05's real backing" 4 "rebase, define (delta backs onto another base than its domain records) gold@3 -> gold@2" -- "$CLI" plan --detailed-exitcode "$SPEC"
 expect "the next rollback finishes it" 0 "Rolled back 2 clones" -- "$CLI" rollback "$SPEC"
@@ -125,8 +127,11 @@ VDIPOOL_TEST_CRASH_AT="after:define:2" "$CLI" rollback -q --parallel 1 "$SPEC" >
 check "rollback was killed (exit $?)" test $? -eq 137
 expect "apply continues the rollback" 0 "Applied 4 clones" -- "$CLI" apply "$SPEC"
 check "every clone is on v2" on_version 2 $(clones)
+# A finished rollback whose record was not removed (killed at the very end) holds nothing back.
+printf 'vdipool-rollback=1\nbase=gold\nfrom=3\n' >"$STORE/deltas/.$POOL.rollback"
 expect "the next apply rolls forward as the spec says" 0 "Applied 6 clones" -- "$CLI" apply "$SPEC"
 check "every clone is on v3" on_version 3 $(clones)
+check "the stale record is gone" test ! -e "$STORE/deltas/.$POOL.rollback"
 
 echo "== a crash between delta swap and redefine: the real backing file counts"
 spec 2
