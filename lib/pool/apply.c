@@ -83,6 +83,20 @@ static bool parse_uuid(const char *s, unsigned char u[16])
 	return *s == '\0';
 }
 
+/* A new domain's UUID, rehashed with a counter while another domain on the
+ * host has it (libvirt refuses a second domain with one UUID). */
+static void fresh_uuid(const vp_pool *p, const char *name, unsigned char uuid[16])
+{
+	char s[37], alt[128], mac[18];
+
+	vp_uuid_format(uuid, s);
+	for (unsigned n = 1; vp_strmap_get(&p->dom_by_uuid, s) && n < 1000; n++) {
+		snprintf(alt, sizeof(alt), "%s#%u", name, n);
+		vp_domain_identity(p->spec->pool, alt, uuid, mac);
+		vp_uuid_format(uuid, s);
+	}
+}
+
 static int define_domain(vp_pool *p, const vp_plan_item *it)
 {
 	const vp_virt_domain *old = pool_dom_of(p, it->name);
@@ -110,6 +124,8 @@ static int define_domain(vp_pool *p, const vp_plan_item *it)
 	vp_domain_identity(p->spec->pool, it->name, dp.uuid, dp.mac);
 	if (old)
 		parse_uuid(old->uuid, dp.uuid);
+	else
+		fresh_uuid(p, it->name, dp.uuid);
 	if (it->mac[0])
 		snprintf(dp.mac, sizeof(dp.mac), "%s", it->mac);
 	dp.meta = (vp_domain_meta){

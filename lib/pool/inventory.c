@@ -13,6 +13,7 @@ void pool_clear_inventory(vp_pool *p)
 	free(p->want);
 	vp_virt_domains_free(p->doms, p->ndoms);
 	vp_strmap_release(&p->dom_by_name);
+	vp_strmap_release(&p->dom_by_uuid);
 	for (size_t i = 0; i < p->ndisks; i++) {
 		free(p->disks[i].location);
 		free(p->disks[i].backing);
@@ -289,7 +290,8 @@ int vp_pool_inventory(vp_pool *p, bool need_base)
 	if ((rc = vp_virt_list(p->virt, &p->doms, &p->ndoms)) < 0)
 		return rc;
 	for (size_t i = 0; i < p->ndoms; i++)
-		if ((rc = vp_strmap_put(&p->dom_by_name, p->doms[i].name, &p->doms[i])) < 0)
+		if ((rc = vp_strmap_put(&p->dom_by_name, p->doms[i].name, &p->doms[i])) < 0 ||
+		    (rc = vp_strmap_put(&p->dom_by_uuid, p->doms[i].uuid, &p->doms[i])) < 0)
 			return rc;
 	if ((rc = list_disks(p)) < 0)
 		return rc;

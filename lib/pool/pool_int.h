@@ -54,6 +54,7 @@ struct vp_pool {
 	vp_virt_domain *doms;
 	size_t ndoms;
 	vp_strmap dom_by_name;    /* name -> vp_virt_domain in doms */
+	vp_strmap dom_by_uuid;    /* UUID string -> vp_virt_domain in doms (every domain) */
 	disk_entry *disks;
 	size_t ndisks, capdisks;
 	vp_observed_clone *obs;

@@ -186,4 +186,22 @@ expect "destroy --purge-data removes them all" 0 "Destroyed 6 clones" -- "$CLI" 
 check "no data disk left" test ! -e "$STORE/data/$POOL"
 check "no delta left" test ! -e "$DELTAS"
 
+echo "== a new clone whose UUID another domain has gets another"
+uuid01=$(python3 -c '
+import hashlib, sys, uuid
+u = bytearray(hashlib.sha256(("vdipool:%s/%s" % (sys.argv[1], sys.argv[2])).encode()).digest()[:16])
+u[6] = (u[6] & 0x0f) | 0x50
+u[8] = (u[8] & 0x3f) | 0x80
+print(uuid.UUID(bytes=bytes(u)))' "$POOL" "$POOL-01")
+cat >"$T/squatter.xml" <<EOF
+<domain type='qemu'><name>$POOL-x-squatter</name><uuid>$uuid01</uuid><memory unit='MiB'>32</memory>
+<os><type arch='x86_64' machine='pc'>hvm</type></os></domain>
+EOF
+virsh -q define "$T/squatter.xml" >/dev/null
+spec 2 "" 1
+expect "apply defines the clone anyway" 0 "Applied 1 clone" -- "$CLI" apply "$SPEC"
+check "with another UUID" test "$(virsh domuuid "$POOL-01")" != "$uuid01"
+check "the other domain keeps its own" test "$(virsh domuuid "$POOL-x-squatter")" == "$uuid01"
+"$CLI" destroy -q --yes --purge-data "$SPEC" >/dev/null 2>&1
+
 finish
