@@ -211,12 +211,14 @@ static int resolve_targets(vp_pool *p, const vp_plan *plan)
 			return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
 		p->target_refs = r;
 		if ((rc = vp_store_stat(p->store, ref, &p->targets[p->ntargets])) < 0) {
-			if (rc == VP_ENOENT || rc == VP_EINVAL)
+			if (rc == VP_ENOENT)
 				return vp_error_set(VP_ERR_EXEC, VP_ENOENT,
 						    "pool '%s': clone '%s' needs base '%s', which is not in the "
 						    "store; import it again or change the spec",
 						    p->spec->pool, it->name, ref);
-			return rc;
+			/* A damaged store is a state conflict (exit 1), not bad input. */
+			vp_error_prefix("pool '%s': clone '%s' needs base '%s'", p->spec->pool, it->name, ref);
+			return rc == VP_EINVAL ? VP_ECONFLICT : rc;
 		}
 		if ((rc = vp_store_check_unchanged(p->store, ref)) < 0)
 			return rc;

@@ -121,8 +121,11 @@ int pool_resolve_base(vp_pool *p, const char *version)
 				    "pool '%s': base '%s' is not in the store on tier '%s'; import it with "
 				    "'vdipool base import %s FILE --version V'",
 				    p->spec->pool, ref, p->spec->storage.bases->name, b->name);
-	if (rc < 0)
-		return rc;
+	if (rc < 0) {
+		/* The spec was checked: what is wrong is the store (exit 1). */
+		vp_error_prefix("pool '%s'", p->spec->pool);
+		return rc == VP_EINVAL ? VP_ECONFLICT : rc;
+	}
 	snprintf(p->base_ref, sizeof(p->base_ref), "%s@%s", p->base.name, p->base.version);
 	p->base_resolved = true;
 	return 0;

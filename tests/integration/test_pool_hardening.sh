@@ -204,4 +204,20 @@ check "with another UUID" test "$(virsh domuuid "$POOL-01")" != "$uuid01"
 check "the other domain keeps its own" test "$(virsh domuuid "$POOL-x-squatter")" == "$uuid01"
 "$CLI" destroy -q --yes --purge-data "$SPEC" >/dev/null 2>&1
 
+echo "== state conflicts exit 1, not 2"
+spec 2 "" 1
+"$CLI" apply -q "$SPEC" >/dev/null 2>&1
+spec 3 "" 1
+expect "roll 01 out to v3" 0 "Applied 1 clone" -- "$CLI" apply "$SPEC"
+M2=$STORE/bases/gold/2/manifest
+cp "$M2" "$T/manifest.saved"
+chmod u+w "$M2"
+sed -i 's/^version=2$/version=9/' "$M2"
+expect "rollback onto a base whose manifest is damaged exits 1" 1 "was it moved?" -- "$CLI" rollback "$SPEC"
+check "nothing moved" on_version 3 "$POOL-01"
+check "and no rollback was recorded" test ! -e "$STORE/deltas/.$POOL.rollback"
+cp "$T/manifest.saved" "$M2"
+expect "with the store repaired the rollback runs" 0 "Rolled back 1 clone" -- "$CLI" rollback "$SPEC"
+"$CLI" destroy -q --yes --purge-data "$SPEC" >/dev/null 2>&1
+
 finish
