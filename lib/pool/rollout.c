@@ -191,7 +191,8 @@ int pool_rollback_targets(vp_pool *p)
 		if (!o || !(o->flags & VP_OBS_OURS) || (o->flags & VP_OBS_ELSEWHERE) || !m || !m->base_name ||
 		    !m->base_version)
 			continue; /* made new (or repaired) on the spec's base */
-		if (!strcmp(m->base_version, p->rollback_from) && m->prev_version &&
+		if (!strcmp(m->base_name, p->spec->base.name) && !strcmp(m->base_version, p->rollback_from) &&
+		    m->prev_version &&
 		    strcmp(m->prev_version, p->rollback_from)) {
 			snprintf(p->want_base[i], sizeof(p->want_base[i]), "%s@%s", m->base_name, m->prev_version);
 			p->rollback_moves++;

@@ -171,6 +171,7 @@ truncate -s 32M "$T/other.raw"
 "$CLI" --root "$STORE2" base import gold "$T/other.raw" --version 2 >/dev/null
 sed "s|path: $STORE|path: $STORE2|" "$SPEC" >"$SPEC2"
 expect "apply of the namesake refuses" 1 "belongs to another pool named '$POOL' whose deltas lie on another storage tier" -- "$CLI" apply "$SPEC2"
+expect "status of the namesake shows the clash" 0 "conflict" -- "$CLI" status "$SPEC2"
 expect "destroy of the namesake finds nothing of its own" 0 "nothing to destroy" -- "$CLI" destroy --yes "$SPEC2"
 check "the first pool's domains still point at its own deltas" \
 	bash -c "virsh dumpxml $POOL-03 | grep -q \"source file='$DELTAS/$POOL-03.qcow2'\""
