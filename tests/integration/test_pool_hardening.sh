@@ -166,6 +166,23 @@ check "in waves of 2" grep -qx "Wave 1/2: $POOL-02 $POOL-03" <<<"$out"
 check "then the next 2" grep -qx "Wave 2/2: $POOL-04 $POOL-05" <<<"$out"
 check "the MACs came back unchanged" test "$(virsh domiflist "$POOL-01" | awk 'NR > 2 && $5 { print $5 }')" == "$mac1"
 
+echo "== a clone defined by an older vdipool (no MAC, no tier in its metadata) keeps its MAC"
+legacy=$(python3 -c '
+import hashlib, sys
+h = hashlib.sha256(("vdipool:%s/%s" % (sys.argv[1], sys.argv[2])).encode()).digest()
+print("52:54:00:%02x:%02x:%02x" % (h[16], h[17], h[18]))' "$POOL" "$POOL-03")
+virsh dumpxml --inactive "$POOL-03" | sed -e "s|<mac address='[^']*'/>|<mac address='$legacy'/>|" \
+	-e 's| tier="[^"]*"||' -e '/<vdipool:identity /d' >"$T/old.xml"
+virsh -q define "$T/old.xml" >/dev/null
+check "the old-style clone has the legacy MAC and no recorded one" \
+	bash -c "virsh domiflist $POOL-03 | grep -q '$legacy' && ! virsh metadata $POOL-03 urn:vdipool:1 | grep -q 'mac=\|tier='"
+expect "it is still ours: nothing to do" 0 "No changes" -- "$CLI" plan --detailed-exitcode "$SPEC"
+sed -i 's/memory: 64M/memory: 96M/' "$SPEC"
+expect "a definition update reaches every clone" 0 "Applied 6 clones" -- "$CLI" apply "$SPEC"
+check "the old clone kept its MAC" bash -c "virsh domiflist $POOL-03 | grep -q '$legacy'"
+check "and its metadata records it now" grep -q "mac=\"$legacy\"" <<<"$(meta "$POOL-03")"
+check "the other clones kept theirs" test "$(virsh domiflist "$POOL-01" | awk 'NR > 2 && $5 { print $5 }')" == "$mac1"
+
 echo "== a namesake pool on another tier is never taken over"
 truncate -s 32M "$T/other.raw"
 "$CLI" --root "$STORE2" base import gold "$T/other.raw" --version 2 >/dev/null
@@ -179,7 +196,7 @@ check "nothing was created on the other tier" test ! -e "$STORE2/deltas/$POOL"
 
 echo "== destroy --purge-data removes every data disk of the pool"
 spec 2 "" 4
-expect "scale down to 4" 0 "Applied 2 clones" -- "$CLI" apply "$SPEC"
+expect "scale down to 4 (2 removed, 4 back to 64M)" 0 "Applied 6 clones" -- "$CLI" apply "$SPEC"
 check "05 and 06 left their data disks" test -f "$STORE/data/$POOL/$POOL-05.qcow2" -a -f "$STORE/data/$POOL/$POOL-06.qcow2"
 expect "plain destroy" 0 "Destroyed 4 clones" -- "$CLI" destroy --yes "$SPEC"
 check "data disks are kept by a plain destroy" test "$(ls "$STORE/data/$POOL" | wc -l)" -eq 6
