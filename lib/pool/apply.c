@@ -1,5 +1,6 @@
 /* apply.c: the executor's steps carried out on the real parts (storage plugin, libvirt), and
- * vp_pool_apply: wave 0 (everything outside a rollout), then the rollout. */
+ * vp_pool_apply: wave 0 (creations, starts, stops, removals), then the gated waves. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -68,19 +69,25 @@ static const char *version_of(const char *ref)
 	return at ? at + 1 : NULL;
 }
 
-/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" -> 16 bytes; false when malformed. */
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" -> 16 bytes; u is left alone when malformed. */
 static bool parse_uuid(const char *s, unsigned char u[16])
 {
+	unsigned char tmp[16];
+
 	for (int i = 0; i < 16; i++) {
 		unsigned v;
 		if (*s == '-')
 			s++;
-		if (sscanf(s, "%2x", &v) != 1)
+		if (!isxdigit((unsigned char)s[0]) || !isxdigit((unsigned char)s[1]) ||
+		    sscanf(s, "%2x", &v) != 1)
 			return false;
-		u[i] = (unsigned char)v;
+		tmp[i] = (unsigned char)v;
 		s += 2;
 	}
-	return *s == '\0';
+	if (*s)
+		return false;
+	memcpy(u, tmp, 16);
+	return true;
 }
 
 /* A new domain's UUID, rehashed with a counter while another domain on the
