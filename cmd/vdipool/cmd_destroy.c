@@ -11,7 +11,8 @@ const char cmd_destroy_help[] =
 	"\n"
 	"Options:\n"
 	"  --yes          really remove\n"
-	"  --purge-data   also delete the clones' persistent data disks\n"
+	"  --purge-data   also delete every persistent data disk of the pool, those of\n"
+	"                 clones removed earlier (scale-down, plain destroy) too\n"
 	"\n"
 	"Example:\n"
 	"  vdipool destroy --yes examples/quickstart.yaml\n";

@@ -4,9 +4,10 @@
 const char cmd_reset_help[] =
 	"usage: vdipool reset POOL.yaml CLONE...\n"
 	"\n"
-	"Discard each named clone's delta and give it a fresh one on the pool's base\n"
-	"(non-persistent desktops, CI runners after a job). Running clones are stopped\n"
-	"and started again; identity (UUID, MAC) and data disks stay.\n"
+	"Discard each named clone's delta and give it a fresh one on the base version\n"
+	"it is on, even in the middle of a rollout (non-persistent desktops, CI runners\n"
+	"after a job). Running clones are stopped and started again; identity (UUID,\n"
+	"MAC) and data disks stay.\n"
 	"\n"
 	"Example:\n"
 	"  vdipool reset examples/ci-runners.yaml ci-007 ci-008\n";

@@ -4,13 +4,17 @@
 const char cmd_rollback_help[] =
 	"usage: vdipool rollback [--parallel N] [--wait] POOL.yaml\n"
 	"\n"
-	"Move the pool's clones back to the base version they left in their last\n"
-	"rollout (recorded in each domain's metadata), in waves of at most\n"
-	"rollout.max_unavailable clones behind the health gate, like a rollout.\n"
+	"Undo a rollout: every clone on the spec's base version goes back to the\n"
+	"version it left (each clone's own, recorded in its domain's metadata), in\n"
+	"waves of at most rollout.max_unavailable clones behind the health gate,\n"
+	"like a rollout. Clones the rollout had not reached stay where they are.\n"
 	"Each clone keeps its name, UUID, MAC and data disk.\n"
 	"\n"
-	"The spec still names the newer version: pin base.version to the version you\n"
-	"rolled back to, or the next apply rolls the pool forward again.\n"
+	"The rollback is recorded beside the pool's deltas until it is complete: when\n"
+	"it is interrupted (a failed gate, a kill), the next rollback or apply\n"
+	"continues it. Afterwards the spec still names the newer version: pin\n"
+	"base.version to the version you rolled back to, or the next apply rolls the\n"
+	"pool forward again. Exit 1 when there is nothing to roll back.\n"
 	"\n"
 	"Options:\n"
 	"  --parallel N   clones worked on at once within a wave (default 8)\n"
@@ -29,7 +33,6 @@ int cmd_rollback(cli *c, int argc, char **argv)
 	vp_spec *spec = NULL;
 	vp_pool *pool = NULL;
 	vp_plan *plan = NULL;
-	char version[128];
 	double t0 = vp_now();
 	int idx, rc, code;
 
@@ -39,11 +42,7 @@ int cmd_rollback(cli *c, int argc, char **argv)
 	if ((code = pool_cli_open(c, argv[idx], ao.wait_lock ? POOL_CLI_LOCK_WAIT : POOL_CLI_LOCK, false,
 				  &spec, &pool)) != 0)
 		return code;
-	rc = vp_pool_rollback_target(pool, version, sizeof(version));
-	if (rc == 0)
-		rc = vp_pool_use_base_version(pool, version);
-	if (rc == 0)
-		rc = vp_pool_plan(pool, -1, &plan);
+	rc = vp_pool_plan_rollback(pool, &plan);
 	if (rc < 0) {
 		code = cli_fail(c, rc);
 		goto out;

@@ -85,8 +85,12 @@ static void print_plan_json(const vp_spec *spec, vp_pool *pool, const vp_plan *p
 			vp_buf_json_str(&b, vp_step_name(bit));
 			first = 0;
 		}
-		vp_buf_printf(&b, "],\"keeps_data\":%s,\"wave\":%u}", it->keeps_data ? "true" : "false",
+		vp_buf_printf(&b, "],\"keeps_data\":%s,\"wave\":%u,\"base\":", it->keeps_data ? "true" : "false",
 			      it->wave);
+		vp_buf_json_str(&b, it->to_base ? it->to_base : "");
+		vp_buf_puts(&b, ",\"mac\":");
+		vp_buf_json_str(&b, it->mac);
+		vp_buf_puts(&b, "}");
 	}
 	vp_buf_puts(&b, "]}\n");
 	fputs(vp_buf_cstr(&b), stdout);
@@ -112,9 +116,11 @@ void pool_cli_print_plan(cli *c, const vp_spec *spec, vp_pool *pool, const vp_pl
 		steps_str(it->steps, steps, sizeof(steps));
 		printf("  %c %-20s %-8s %s%s%s%s", sign(it->change), it->name, vp_change_name(it->change),
 		       steps, *it->reason ? " (" : "", it->reason, *it->reason ? ")" : "");
+		if (it->change == VP_CHANGE_REBASE)
+			printf(" %s%s-> %s", it->from_base ? it->from_base : "", it->from_base ? " " : "",
+			       it->to_base ? it->to_base : vp_pool_base_ref(pool));
 		if (it->wave)
-			printf(" %s -> %s, wave %u/%u", it->from_base ? it->from_base : "?",
-			       vp_pool_base_ref(pool), it->wave, plan->waves);
+			printf("%s wave %u/%u", it->change == VP_CHANGE_REBASE ? "," : "", it->wave, plan->waves);
 		printf("\n");
 		if (it->keeps_data)
 			printf("    %-20s          its persistent data disk is kept\n", "");

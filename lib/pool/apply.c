@@ -1,5 +1,6 @@
 /* apply.c: the executor's steps carried out on the real parts (storage plugin, libvirt), and
- * vp_pool_apply: wave 0 (everything outside a rollout), then the rollout. */
+ * vp_pool_apply: wave 0 (creations, starts, stops, removals), then the gated waves. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,16 +12,24 @@ static unsigned delta_flags(const vp_pool *p)
 	       (p->spec->delta.extended_l2 ? VP_DELTA_EXTENDED_L2 : 0);
 }
 
-static int create_delta(vp_pool *p, const vp_plan_item *it)
+/* A fresh delta on the item's base with the spec's cluster size, extended L2
+ * and preallocation. replace: atomically over the existing one (rebase,
+ * reset), so the domain never points at a missing disk. */
+static int create_delta(vp_pool *p, const vp_plan_item *it, bool replace)
 {
+	const vp_base_info *b = pool_target(p, it);
 	vp_delta_request req = {
 		.kind = VP_DISK_DELTA, .pool = p->spec->pool, .clone = it->name,
-		.base_location = p->base.location, .base_format = p->base.format,
-		.flags = delta_flags(p) | (p->reset_mode ? VP_DELTA_OVERWRITE : 0),
+		.flags = delta_flags(p) | (replace || p->reset_mode ? VP_DELTA_OVERWRITE : 0),
 		.cluster_size = (uint32_t)p->spec->delta.cluster_size,
 	};
 	vp_image_info info;
 
+	if (!b)
+		return vp_error_set(VP_ERR_EXEC, VP_ENOENT, "clone '%s': its base '%s' was not resolved",
+				    it->name, it->to_base ? it->to_base : p->base_ref);
+	req.base_location = b->location;
+	req.base_format = b->format;
 	return p->deltas.ops->delta_create(p->deltas.handle, &req, &info);
 }
 
@@ -60,9 +69,45 @@ static const char *version_of(const char *ref)
 	return at ? at + 1 : NULL;
 }
 
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" -> 16 bytes; u is left alone when malformed. */
+static bool parse_uuid(const char *s, unsigned char u[16])
+{
+	unsigned char tmp[16];
+
+	for (int i = 0; i < 16; i++) {
+		unsigned v;
+		if (*s == '-')
+			s++;
+		if (!isxdigit((unsigned char)s[0]) || !isxdigit((unsigned char)s[1]) ||
+		    sscanf(s, "%2x", &v) != 1)
+			return false;
+		tmp[i] = (unsigned char)v;
+		s += 2;
+	}
+	if (*s)
+		return false;
+	memcpy(u, tmp, 16);
+	return true;
+}
+
+/* A new domain's UUID, rehashed with a counter while another domain on the
+ * host has it (libvirt refuses a second domain with one UUID). */
+static void fresh_uuid(const vp_pool *p, const char *name, unsigned char uuid[16])
+{
+	char s[37], alt[128], mac[18];
+
+	vp_uuid_format(uuid, s);
+	for (unsigned n = 1; vp_strmap_get(&p->dom_by_uuid, s) && n < 1000; n++) {
+		snprintf(alt, sizeof(alt), "%s#%u", name, n);
+		vp_domain_identity(p->spec->pool, alt, uuid, mac);
+		vp_uuid_format(uuid, s);
+	}
+}
+
 static int define_domain(vp_pool *p, const vp_plan_item *it)
 {
 	const vp_virt_domain *old = pool_dom_of(p, it->name);
+	const vp_base_info *b = pool_target(p, it);
 	const vp_spec_domain *sd = &p->spec->domain;
 	vp_image_info delta, data;
 	vp_domain_params dp = {
@@ -73,17 +118,28 @@ static int define_domain(vp_pool *p, const vp_plan_item *it)
 	char *xml = NULL;
 	int rc;
 
+	if (!b)
+		return vp_error_set(VP_ERR_EXEC, VP_ENOENT, "clone '%s': its base '%s' was not resolved",
+				    it->name, it->to_base ? it->to_base : p->base_ref);
 	if ((rc = p->deltas.ops->delta_stat(p->deltas.handle, VP_DISK_DELTA, p->spec->pool, it->name,
 					    &delta)) < 0)
 		return rc;
 	if (p->spec->data_disk.size &&
 	    (rc = p->data.ops->delta_stat(p->data.handle, VP_DISK_DATA, p->spec->pool, it->name, &data)) < 0)
 		return rc;
+	/* An existing domain keeps its UUID; the planner gave the MAC. */
 	vp_domain_identity(p->spec->pool, it->name, dp.uuid, dp.mac);
+	if (old)
+		parse_uuid(old->uuid, dp.uuid);
+	else
+		fresh_uuid(p, it->name, dp.uuid);
+	if (it->mac[0])
+		snprintf(dp.mac, sizeof(dp.mac), "%s", it->mac);
 	dp.meta = (vp_domain_meta){
 		.pool = (char *)p->spec->pool, .index = it->index,
-		.base_name = p->base.name, .base_version = p->base.version,
-		.base_image = p->base.location, .delta_path = delta.location,
+		.base_name = (char *)b->name, .base_version = (char *)b->version,
+		.base_image = (char *)b->location, .delta_path = delta.location,
+		.mac = dp.mac, .tier = p->tier_real,
 		.data_path = p->spec->data_disk.size ? data.location : NULL,
 		.spec_hash = p->spec_hash,
 		/* A rebase records the version it left (for rollback); other
@@ -122,7 +178,7 @@ static int run_step(void *ctx, const vp_plan_item *it, unsigned step)
 	case VP_STEP_DELETE_DATA:
 		return p->data.ops->delta_remove(p->data.handle, VP_DISK_DATA, p->spec->pool, it->name);
 	case VP_STEP_CREATE_DELTA:
-		return create_delta(p, it);
+		return create_delta(p, it, false);
 	case VP_STEP_CREATE_DATA:
 		return create_data(p, it);
 	case VP_STEP_DEFINE:
@@ -132,19 +188,58 @@ static int run_step(void *ctx, const vp_plan_item *it, unsigned step)
 	case VP_STEP_REBASE:
 		/* The new delta replaces the old one atomically (rename); the
 		 * domain keeps its path, so it never points at a missing disk. */
-		return p->deltas.ops->delta_rebase(p->deltas.handle, p->spec->pool, it->name,
-						   p->base.location, p->base.format);
+		return create_delta(p, it, true);
 	default:
 		return vp_error_set(VP_ERR_EXEC, VP_EINVAL, "unknown step %u", step);
 	}
 }
 
-static bool needs_base(const vp_plan *plan)
+/* Resolves every base the plan puts a clone on (usually one, the spec's; a
+ * rollback or a reset has more) and checks each against its manifest. */
+static bool plan_defines(const vp_plan *plan)
 {
 	for (size_t i = 0; i < plan->count; i++)
-		if (plan->items[i].steps & (VP_STEP_CREATE_DELTA | VP_STEP_DEFINE | VP_STEP_REBASE))
+		if (plan->items[i].steps & VP_STEP_DEFINE)
 			return true;
 	return false;
+}
+
+static int resolve_targets(vp_pool *p, const vp_plan *plan)
+{
+	for (size_t i = 0; i < plan->count; i++) {
+		const vp_plan_item *it = &plan->items[i];
+		const char *ref = it->to_base ? it->to_base : p->base_ref;
+		vp_base_info *t;
+		char (*r)[REF_MAX];
+		int rc;
+
+		if (!(it->steps & (VP_STEP_CREATE_DELTA | VP_STEP_DEFINE | VP_STEP_REBASE)) || pool_target(p, it))
+			continue;
+		if (!*ref)
+			return vp_error_set(VP_ERR_EXEC, VP_ENOENT,
+					    "pool '%s': the base '%s' was not resolved; import it or fix base.version",
+					    p->spec->pool, p->spec->base.name);
+		if (!(t = realloc(p->targets, (p->ntargets + 1) * sizeof(*t))))
+			return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+		p->targets = t;
+		if (!(r = realloc(p->target_refs, (p->ntargets + 1) * sizeof(*r))))
+			return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+		p->target_refs = r;
+		if ((rc = vp_store_stat(p->store, ref, &p->targets[p->ntargets])) < 0) {
+			if (rc == VP_ENOENT)
+				return vp_error_set(VP_ERR_EXEC, VP_ENOENT,
+						    "pool '%s': clone '%s' needs base '%s', which is not in the "
+						    "store; import it again or change the spec",
+						    p->spec->pool, it->name, ref);
+			/* A damaged store is a state conflict (exit 1), not bad input. */
+			vp_error_prefix("pool '%s': clone '%s' needs base '%s'", p->spec->pool, it->name, ref);
+			return rc == VP_EINVAL ? VP_ECONFLICT : rc;
+		}
+		if ((rc = vp_store_check_unchanged(p->store, ref)) < 0)
+			return rc;
+		snprintf(p->target_refs[p->ntargets++], REF_MAX, "%s", ref);
+	}
+	return 0;
 }
 
 /* Runs the items of one wave (0: everything outside the rollout) as a plan of
@@ -178,7 +273,6 @@ int vp_pool_apply(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, vp
 	vp_exec_ops ops = { .step = run_step };
 	vp_exec_opts eo = { 0 };
 	apply_ctx ctx = { p, opts };
-	char ref[2 * VP_PLUGIN_NAME_MAX + 2];
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -190,18 +284,21 @@ int vp_pool_apply(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, vp
 		eo.max_starts = p->spec->domain.max_parallel_starts;
 	if ((rc = vp_pool_lock(p, opts && opts->wait_lock)) < 0)
 		return rc;
-	if (needs_base(plan)) {
-		/* Decided before the workers start: they define domains of that type. */
-		if ((rc = vp_pool_accel(p, NULL)) < 0)
-			return rc;
-		if (!p->base_resolved)
-			return vp_error_set(VP_ERR_EXEC, VP_EINVAL, "pool '%s': the base was not resolved",
-					    p->spec->pool);
-		snprintf(ref, sizeof(ref), "%s@%s", p->base.name, p->base.version);
-		if ((rc = vp_store_check_unchanged(p->store, ref)) < 0)
-			return rc;
-	}
+	/* The accelerator is decided before the workers start: they define domains of that type. */
+	if (plan_defines(plan) && (rc = vp_pool_accel(p, NULL)) < 0)
+		return rc;
+	if ((rc = resolve_targets(p, plan)) < 0)
+		return rc;
+	/* A rollback is on record before its first clone moves, and only then;
+	 * a finished one's record goes (so does a destroyed pool's). */
+	rc = p->reset_mode ? 0 : p->rollback && !p->destroying ? pool_rollback_record(p) : pool_rollback_clear(p);
+	if (rc < 0)
+		return rc;
 	if ((rc = pool_run_wave(plan, 0, &ops, &ctx, &eo, res)) < 0)
 		return rc;
-	return pool_rollout(p, plan, opts, &ops, &ctx, &eo, res);
+	if ((rc = pool_rollout(p, plan, opts, &ops, &ctx, &eo, res)) < 0)
+		return rc;
+	if (p->rollback && !p->destroying && !p->reset_mode && !res->failed)
+		return pool_rollback_clear(p);
+	return 0;
 }

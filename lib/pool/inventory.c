@@ -1,6 +1,8 @@
 /* inventory.c: reads the world (the pool's domains by metadata, its deltas and data disks) and
  * merges it into the planner's observed clones, with name lookups kept as hash maps. */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pool/pool_int.h"
@@ -11,11 +13,30 @@ void pool_clear_inventory(vp_pool *p)
 	free(p->want);
 	vp_virt_domains_free(p->doms, p->ndoms);
 	vp_strmap_release(&p->dom_by_name);
-	for (size_t i = 0; i < p->ndisks; i++)
+	vp_strmap_release(&p->dom_by_uuid);
+	for (size_t i = 0; i < p->ndisks; i++) {
 		free(p->disks[i].location);
+		free(p->disks[i].backing);
+	}
 	free(p->disks);
 	free(p->obs);
 	free(p->obs_base);
+	free(p->disk_base);
+	free(p->macs);
+	free(p->macs_taken);
+	free(p->want_base);
+	vp_store_list_free(p->known);
+	free(p->targets);
+	free(p->target_refs);
+	p->disk_base = NULL;
+	p->macs = NULL;
+	p->macs_taken = NULL;
+	p->want_base = NULL;
+	p->known = NULL;
+	p->targets = NULL;
+	p->target_refs = NULL;
+	p->nmacs_taken = p->nknown = p->ntargets = 0;
+	p->known_listed = false;
 	vp_strmap_release(&p->obs_by_name);
 	vp_strmap_release(&p->delta_by_name);
 	p->names = NULL;
@@ -42,7 +63,7 @@ static int build_names(vp_pool *p)
 		int rc = vp_spec_clone_name(p->spec, c->start_index + i, name, 64);
 		if (rc < 0)
 			return rc;
-		p->want[i] = (vp_desired_clone){ name, c->start_index + i };
+		p->want[i] = (vp_desired_clone){ .name = name, .index = c->start_index + i };
 	}
 	p->nwant = c->count;
 	return 0;
@@ -66,8 +87,12 @@ static int add_disk(void *ctx, const vp_image_info *info)
 	d->kind = info->kind;
 	d->allocated = info->allocated;
 	d->location = strdup(info->location);
-	if (!d->location)
+	d->backing = strdup(info->backing);
+	if (!d->location || !d->backing) {
+		free(d->location);
+		free(d->backing);
 		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	}
 	p->ndisks++;
 	return 0;
 }
@@ -107,6 +132,67 @@ static unsigned index_of(const char *name, const vp_strmap *wanted)
 	return w ? w->index : 0;
 }
 
+bool pool_on_our_tier(const vp_pool *p, const vp_domain_meta *m)
+{
+	const char *spec = p->spec->storage.deltas->path, *real = p->tier_real;
+	size_t ns = strlen(spec), nr = strlen(real);
+
+	if (m->tier)
+		return !strcmp(m->tier, spec) || !strcmp(m->tier, real);
+	/* Defined before the tier was recorded: where its delta lies tells. */
+	if (m->delta_path)
+		return (!strncmp(m->delta_path, spec, ns) && m->delta_path[ns] == '/') ||
+		       (!strncmp(m->delta_path, real, nr) && m->delta_path[nr] == '/');
+	return true;
+}
+
+/* The same file, however its path is spelled. */
+static bool same_file(const char *backing, const char *image)
+{
+	char real[PATH_MAX];
+
+	if (!image)
+		return false;
+	return !strcmp(backing, image) || (realpath(image, real) && !strcmp(backing, real));
+}
+
+/* The base ref ("name@version") that a delta's backing file names: the
+ * domain's recorded base or previous base, the spec's, or any version of
+ * the spec's base in the store; "" when it names none of them. */
+static int disk_ref(vp_pool *p, const disk_entry *disk, const vp_virt_domain *dom, char out[REF_MAX])
+{
+	const vp_domain_meta *m = dom && dom->has_meta ? &dom->meta : NULL;
+	const char *b = disk->backing;
+	int rc;
+
+	out[0] = '\0';
+	if (!*b)
+		return 0;
+	if (m && m->base_name && m->base_version && same_file(b, m->base_image)) {
+		snprintf(out, REF_MAX, "%s@%s", m->base_name, m->base_version);
+		return 0;
+	}
+	if (m && m->base_name && m->prev_version && same_file(b, m->prev_image)) {
+		snprintf(out, REF_MAX, "%s@%s", m->base_name, m->prev_version);
+		return 0;
+	}
+	if (p->base_resolved && same_file(b, p->base.location)) {
+		snprintf(out, REF_MAX, "%s", p->base_ref);
+		return 0;
+	}
+	if (!p->known_listed) {
+		if ((rc = vp_store_list(p->store, p->spec->base.name, &p->known, &p->nknown)) < 0)
+			return rc;
+		p->known_listed = true;
+	}
+	for (size_t i = 0; i < p->nknown; i++)
+		if (same_file(b, p->known[i].location)) {
+			snprintf(out, REF_MAX, "%s@%s", p->known[i].name, p->known[i].version);
+			return 0;
+		}
+	return 0;
+}
+
 static int merge(vp_pool *p)
 {
 	vp_strmap *by_name = &p->obs_by_name, wanted = VP_STRMAP_INIT;
@@ -114,16 +200,30 @@ static int merge(vp_pool *p)
 
 	p->obs = calloc(p->ndoms + p->ndisks + 1, sizeof(*p->obs));
 	p->obs_base = calloc(p->ndoms + 1, sizeof(*p->obs_base));
-	if (!p->obs || !p->obs_base)
+	p->disk_base = calloc(p->ndisks + 1, sizeof(*p->disk_base));
+	p->macs = calloc(p->ndoms + 1, sizeof(*p->macs));
+	p->macs_taken = calloc(p->ndoms + 1, sizeof(*p->macs_taken));
+	p->want_base = calloc(p->nwant + 1, sizeof(*p->want_base));
+	if (!p->obs || !p->obs_base || !p->disk_base || !p->macs || !p->macs_taken || !p->want_base)
 		goto nomem;
 	for (size_t i = 0; i < p->nwant; i++)
 		if (vp_strmap_put(&wanted, p->want[i].name, &p->want[i]) < 0)
 			goto out;
 	for (size_t i = 0; i < p->ndoms; i++) {
 		const vp_virt_domain *d = &p->doms[i];
-		bool ours = d->has_meta && !strcmp(d->meta.pool, p->spec->pool);
+		bool namesake = d->has_meta && !strcmp(d->meta.pool, p->spec->pool);
+		bool elsewhere = namesake && !pool_on_our_tier(p, &d->meta);
+		bool ours = namesake && !elsewhere;
 		vp_observed_clone *o;
 
+		if (d->has_meta) {
+			if (d->meta.mac)
+				snprintf(p->macs[i], sizeof(p->macs[i]), "%s", d->meta.mac);
+			else
+				vp_domain_mac_legacy(d->meta.pool, d->name, p->macs[i]);
+			if (!ours)
+				p->macs_taken[p->nmacs_taken++] = p->macs[i];
+		}
 		/* Others' domains matter only when they hold a name we want. */
 		if (!ours && !vp_strmap_get(&wanted, d->name))
 			continue;
@@ -140,7 +240,10 @@ static int merge(vp_pool *p)
 				 d->meta.base_name ? d->meta.base_name : "",
 				 d->meta.base_version ? d->meta.base_version : "");
 			o->base_ref = p->obs_base[i];
+			o->mac = p->macs[i];
 		}
+		if (elsewhere)
+			o->flags |= VP_OBS_ELSEWHERE;
 	}
 	for (size_t i = 0; i < p->ndisks; i++) {
 		vp_observed_clone *o = obs_entry(p, by_name, p->disks[i].name);
@@ -156,6 +259,10 @@ static int merge(vp_pool *p)
 			o->delta_bytes = p->disks[i].allocated;
 			if (vp_strmap_put(&p->delta_by_name, p->disks[i].name, &p->disks[i]) < 0)
 				goto out;
+			if ((rc = disk_ref(p, &p->disks[i], pool_dom_of(p, o->name), p->disk_base[i])) < 0)
+				goto out;
+			rc = VP_ENOMEM;
+			o->disk_base_ref = p->disk_base[i];
 		}
 	}
 	rc = 0;
@@ -183,7 +290,8 @@ int vp_pool_inventory(vp_pool *p, bool need_base)
 	if ((rc = vp_virt_list(p->virt, &p->doms, &p->ndoms)) < 0)
 		return rc;
 	for (size_t i = 0; i < p->ndoms; i++)
-		if ((rc = vp_strmap_put(&p->dom_by_name, p->doms[i].name, &p->doms[i])) < 0)
+		if ((rc = vp_strmap_put(&p->dom_by_name, p->doms[i].name, &p->doms[i])) < 0 ||
+		    (rc = vp_strmap_put(&p->dom_by_uuid, p->doms[i].uuid, &p->doms[i])) < 0)
 			return rc;
 	if ((rc = list_disks(p)) < 0)
 		return rc;
@@ -198,4 +306,14 @@ const vp_observed_clone *pool_find_obs(const vp_pool *p, const char *name)
 const vp_virt_domain *pool_dom_of(const vp_pool *p, const char *name)
 {
 	return vp_strmap_get(&p->dom_by_name, name);
+}
+
+const vp_base_info *pool_target(const vp_pool *p, const vp_plan_item *it)
+{
+	const char *ref = it->to_base ? it->to_base : p->base_ref;
+
+	for (size_t i = 0; i < p->ntargets; i++)
+		if (!strcmp(p->target_refs[i], ref))
+			return &p->targets[i];
+	return NULL;
 }

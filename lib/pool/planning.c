@@ -1,6 +1,8 @@
 /* planning.c: the pool's desired state (names, base, spec hash, costs, wave size) handed to the
  * pure planner. */
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "pool/pool_int.h"
 
@@ -45,6 +47,14 @@ static unsigned max_unavailable(const vp_spec *s)
 	return n ? n : 1;
 }
 
+/* MACs come from the clone's (pool, name), rehashed while taken. */
+static void mac_of(void *ctx, const char *name, unsigned attempt, char mac[18])
+{
+	const vp_pool *p = ctx;
+
+	vp_domain_mac(p->spec->pool, name, attempt, mac);
+}
+
 int vp_pool_plan(vp_pool *p, long want_count, vp_plan **out)
 {
 	int rc;
@@ -69,24 +79,80 @@ static int plan_build(vp_pool *p, long want_count, vp_plan **out)
 		.data_bytes = data_cost(p),
 		.base_bytes = p->base_resolved ? p->base.allocated : 0,
 		.max_unavailable = max_unavailable(p->spec),
+		.mac_of = mac_of,
+		.mac_ctx = p,
 	};
-	vp_observed o = { p->nobs, p->obs };
+	vp_observed o = { p->nobs, p->obs, p->macs_taken, p->nmacs_taken };
 	int rc;
 
+	*out = NULL;
+	p->destroying = want_count == 0;
+	for (size_t i = 0; i < p->nwant; i++)
+		p->want[i].base_ref = NULL;
+	/* An interrupted rollback is carried on until every clone is back; a
+	 * finished one's record is stale (apply drops it). */
+	if (!p->destroying && !p->rollback_cmd && (rc = pool_rollback_read(p)) < 0)
+		return rc;
+	if (!p->destroying && p->rollback && (rc = pool_rollback_targets(p)) < 0)
+		return rc;
+	if (p->rollback && !p->rollback_moves && !p->rollback_cmd) {
+		p->rollback = false;
+		for (size_t i = 0; i < p->nwant; i++)
+			p->want[i].base_ref = NULL;
+	}
 	if (d.count > p->nwant)
 		d.count = p->nwant;
 	rc = vp_plan_build(out, &d, &o);
 	if (rc == 0 && want_count == 0)
 		for (size_t i = 0; i < (*out)->count; i++)
 			(*out)->items[i].reason = "destroy";
+	if (rc == 0 && p->rollback && !p->destroying)
+		for (size_t i = 0; i < (*out)->count; i++)
+			if ((*out)->items[i].change == VP_CHANGE_REBASE &&
+			    !strcmp((*out)->items[i].reason, "on another base version") &&
+			    strcmp((*out)->items[i].to_base, p->base_ref))
+				(*out)->items[i].reason = "rollback: back to the version it left";
 	return rc;
+}
+
+int vp_pool_plan_rollback(vp_pool *p, vp_plan **out)
+{
+	int rc;
+
+	*out = NULL;
+	if ((rc = pool_rollback_read(p)) < 0)
+		return rc;
+	p->rollback_cmd = true;
+	if (!p->rollback_recorded) {
+		/* A fresh rollback undoes the rollout to the spec's version. */
+		if (!p->base_resolved)
+			return vp_error_set(VP_ERR_PLAN, VP_ENOENT,
+					    "pool '%s': nothing to roll back: the spec's base '%s' is not in the "
+					    "store",
+					    p->spec->pool, p->spec->base.name);
+		snprintf(p->rollback_from, sizeof(p->rollback_from), "%s", p->base.version);
+		p->rollback = true;
+	}
+	if ((rc = pool_rollback_targets(p)) < 0)
+		return rc;
+	if (!p->rollback_moves && !p->rollback_recorded)
+		return vp_error_set(VP_ERR_PLAN, VP_ENOENT,
+				    "pool '%s': nothing to roll back: no clone on '%s@%s' records a previous "
+				    "base version",
+				    p->spec->pool, p->spec->base.name, p->rollback_from);
+	return vp_pool_plan(p, -1, out);
 }
 
 void vp_pool_plan_purge_data(vp_plan *plan)
 {
 	for (size_t i = 0; i < plan->count; i++) {
 		vp_plan_item *it = &plan->items[i];
-		if (it->change == VP_CHANGE_REMOVE && it->keeps_data) {
+		if ((it->change == VP_CHANGE_REMOVE || it->change == VP_CHANGE_NONE) && it->keeps_data) {
+			/* Also clones that left only their data disk behind. */
+			if (it->change == VP_CHANGE_NONE) {
+				it->change = VP_CHANGE_REMOVE;
+				plan->counts[VP_CHANGE_REMOVE]++;
+			}
 			it->steps |= VP_STEP_DELETE_DATA;
 			it->keeps_data = false;
 		}

@@ -1,6 +1,8 @@
 /* pool.c: a pool's handle: its spec, its libvirt connection, its storage tiers, and the base it
  * resolves in the store. The rest of the pool subsystem works on this handle. */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -62,6 +64,11 @@ int vp_pool_open(vp_pool **out, const vp_spec *spec)
 	p->lock_fd = -1;
 	pthread_mutex_init(&p->validate_lock, NULL);
 	p->data_separate = spec->data_disk.size && spec->data_disk.tier != spec->storage.deltas;
+	{
+		char real[PATH_MAX];
+		snprintf(p->tier_real, sizeof(p->tier_real), "%s",
+			 realpath(spec->storage.deltas->path, real) ? real : spec->storage.deltas->path);
+	}
 	if ((rc = vp_spec_hash(spec, p->spec_hash)) < 0 ||
 	    (rc = vp_virt_open(&p->virt, spec->hosts[0].uri)) < 0 ||
 	    (rc = open_store(p)) < 0 ||
@@ -176,8 +183,11 @@ int pool_resolve_base(vp_pool *p, const char *version)
 				    "pool '%s': base '%s' is not in the store on tier '%s'; import it with "
 				    "'vdipool base import %s FILE --version V'",
 				    p->spec->pool, ref, p->spec->storage.bases->name, b->name);
-	if (rc < 0)
-		return rc;
+	if (rc < 0) {
+		/* The spec was checked: what is wrong is the store (exit 1). */
+		vp_error_prefix("pool '%s'", p->spec->pool);
+		return rc == VP_EINVAL ? VP_ECONFLICT : rc;
+	}
 	snprintf(p->base_ref, sizeof(p->base_ref), "%s@%s", p->base.name, p->base.version);
 	p->base_resolved = true;
 	return 0;

@@ -22,7 +22,10 @@ typedef struct disk_entry {
 	int kind;
 	uint64_t allocated;
 	char *location;
+	char *backing;            /* deltas: what the delta really backs onto ("" none) */
 } disk_entry;
+
+#define REF_MAX (2 * VP_PLUGIN_NAME_MAX + 2)  /* "name@version" */
 
 /* An opened storage tier for per-clone disks; plugin calls on it may run in parallel. */
 typedef struct disk_tier {
@@ -53,6 +56,7 @@ struct vp_pool {
 	vp_virt_domain *doms;
 	size_t ndoms;
 	vp_strmap dom_by_name;    /* name -> vp_virt_domain in doms */
+	vp_strmap dom_by_uuid;    /* UUID string -> vp_virt_domain in doms (every domain) */
 	disk_entry *disks;
 	size_t ndisks, capdisks;
 	vp_observed_clone *obs;
@@ -60,6 +64,27 @@ struct vp_pool {
 	vp_strmap delta_by_name;  /* clone name -> its delta in disks */
 	char (*obs_base)[2 * VP_PLUGIN_NAME_MAX + 2];
 	size_t nobs;
+	char (*disk_base)[REF_MAX];  /* per disk: the base ref its backing file names */
+	char (*macs)[18];            /* per domain with metadata: its MAC */
+	const char **macs_taken;     /* MACs of the host's vdipool domains not of this pool */
+	size_t nmacs_taken;
+	char (*want_base)[REF_MAX];  /* per wanted clone: its own target (rollback) */
+	vp_base_info *known;         /* versions of the spec's base, listed when needed */
+	size_t nknown;
+	bool known_listed;
+
+	/* the bases a plan being applied puts clones on, resolved before it runs */
+	vp_base_info *targets;
+	char (*target_refs)[REF_MAX];
+	size_t ntargets;
+
+	char tier_real[4096];     /* the deltas tier's path, resolved */
+	bool rollback;            /* plans return clones on rollback_from to their previous version */
+	bool rollback_recorded;   /* an interrupted rollback's record was found */
+	bool rollback_cmd;        /* planning for `rollback` (not apply) */
+	size_t rollback_moves;    /* clones that still have to move back */
+	char rollback_from[VP_PLUGIN_NAME_MAX];
+	bool destroying;          /* the last plan removes the whole pool */
 
 	bool reset_mode;          /* CREATE_DELTA replaces an existing delta */
 	pthread_mutex_t validate_lock;
@@ -73,6 +98,10 @@ int pool_resolve_base(vp_pool *p, const char *version);
 
 /* inventory.c */
 void pool_clear_inventory(vp_pool *p);
+/* The base that the plan item puts its clone on (resolved by vp_pool_apply). */
+const vp_base_info *pool_target(const vp_pool *p, const vp_plan_item *it);
+/* Does the domain's metadata put its delta on this pool's deltas tier? */
+bool pool_on_our_tier(const vp_pool *p, const vp_domain_meta *m);
 const vp_observed_clone *pool_find_obs(const vp_pool *p, const char *name);
 const vp_virt_domain *pool_dom_of(const vp_pool *p, const char *name);
 
@@ -84,6 +113,13 @@ typedef struct apply_ctx {
 
 int pool_run_wave(const vp_plan *plan, unsigned wave, const vp_exec_ops *ops, apply_ctx *ctx,
 		  const vp_exec_opts *eo, vp_exec_result *acc);
+
+/* rollout.c: the durable record of a rollback in progress, beside the pool's deltas. */
+int pool_rollback_read(vp_pool *p);
+int pool_rollback_record(vp_pool *p);
+int pool_rollback_clear(vp_pool *p);
+/* Each wanted clone's target while rolling back (p->rollback_from set). */
+int pool_rollback_targets(vp_pool *p);
 
 /* rollout.c: waves 1..n of a plan, each behind the health gate. */
 int pool_rollout(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, const vp_exec_ops *ops,

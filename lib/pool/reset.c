@@ -1,4 +1,5 @@
-/* reset.c: a plan that gives named clones fresh deltas on their base. */
+/* reset.c: a plan that gives named clones fresh deltas on the base version each is on. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,18 @@ int vp_pool_plan_reset(vp_pool *p, const char *const *names, size_t n, vp_plan *
 			return vp_error_set(VP_ERR_INVALID, VP_EINVAL, "'%s' is not a clone of pool '%s'",
 					    names[i], p->spec->pool);
 		}
+		/* Its own base version, as its delta really has it: a reset in the
+		 * middle of a rollout must not move a clone outside the waves. */
+		it->to_base = o->disk_base_ref && *o->disk_base_ref ? o->disk_base_ref : o->base_ref;
+		if (!it->to_base || !*it->to_base || *it->to_base == '@') {
+			vp_plan_free(plan);
+			return vp_error_set(VP_ERR_PLAN, VP_ECONFLICT,
+					    "cannot reset '%s': its delta backs onto no known version of base "
+					    "'%s'; run 'vdipool apply' to repair it",
+					    names[i], p->spec->base.name);
+		}
+		if (o->mac)
+			snprintf(it->mac, sizeof(it->mac), "%s", o->mac);
 		it->name = o->name;
 		it->index = o->index;
 		it->change = VP_CHANGE_REPAIR;

@@ -1,10 +1,13 @@
-/* rollout.c: rebases in waves behind the health gate, and the version a rollback returns to. */
+/* rollout.c: waves behind the health gate, and rollbacks: each clone's own target and the
+ * durable record that lets an interrupted rollback be continued. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "pool/pool_int.h"
+#include "util/fs.h"
 #include "util/run.h"
 
 /* Runs the spec's health command for one clone until it passes or time is up. */
@@ -96,37 +99,108 @@ int pool_rollout(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, con
 	return 0;
 }
 
-int vp_pool_rollback_target(vp_pool *p, char *version, size_t len)
+/* ---- rollback --------------------------------------------------------------
+ * A rollback returns each clone on the version it undoes (the spec's, when it
+ * starts) to the version its own metadata records as previous; every other
+ * clone stays where it is. Before the first clone moves, the version it undoes
+ * is recorded in a small file beside the pool's deltas; the record goes when
+ * the rollback is complete. So an interrupted rollback (a failed gate, a kill)
+ * is continued by the next `rollback` or `apply`, never turned around. */
+
+static char *rollback_path(const vp_pool *p)
 {
-	vp_strmap seen = VP_STRMAP_INIT; /* previous version -> its counter in counts */
-	size_t *counts = calloc(p->ndoms + 1, sizeof(*counts)), nseen = 0, best_n = 0;
-	const char *best = NULL;
-	int rc = 0;
+	return vp_strdup_printf("%s/deltas/.%s.rollback", p->tier_real, p->spec->pool);
+}
 
-	if (!counts)
+int pool_rollback_read(vp_pool *p)
+{
+	VP_AUTOFREE char *path = rollback_path(p);
+	char *text = NULL, *from, *end;
+	size_t len;
+	int rc;
+
+	p->rollback_recorded = false;
+	if (!path)
 		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
-	/* Clones of one rollout share one previous version; the most common wins. */
-	for (size_t i = 0; rc == 0 && i < p->ndoms; i++) {
-		const vp_domain_meta *m = &p->doms[i].meta;
-		size_t *n;
-
-		if (!p->doms[i].has_meta || strcmp(m->pool, p->spec->pool) || !m->prev_version)
-			continue;
-		if (!(n = vp_strmap_get(&seen, m->prev_version)) &&
-		    (rc = vp_strmap_put(&seen, m->prev_version, n = &counts[nseen++])) < 0)
-			break;
-		if (++*n > best_n) {
-			best_n = *n;
-			best = m->prev_version;
-		}
+	if (!vp_fs_exists(path))
+		return 0;
+	if ((rc = vp_fs_read_all(path, 4096, &text, &len)) < 0)
+		return rc;
+	from = strstr(text, "\nfrom=");
+	if (strncmp(text, "vdipool-rollback=1\n", 19) || !from || !(end = strchr(from + 6, '\n')) ||
+	    end == from + 6 || (size_t)(end - from - 6) >= sizeof(p->rollback_from)) {
+		free(text);
+		return vp_error_set(VP_ERR_PLAN, VP_ECONFLICT,
+				    "pool '%s': the rollback record '%s' is damaged; remove it, then run "
+				    "'vdipool rollback' again",
+				    p->spec->pool, path);
 	}
-	if (rc == 0 && best)
-		snprintf(version, len, "%s", best);
-	else if (rc == 0)
-		rc = vp_error_set(VP_ERR_PLAN, VP_ENOENT,
-				  "pool '%s': nothing to roll back: no clone records a previous base version",
-				  p->spec->pool);
-	vp_strmap_release(&seen);
-	free(counts);
-	return rc;
+	snprintf(p->rollback_from, sizeof(p->rollback_from), "%.*s", (int)(end - from - 6), from + 6);
+	free(text);
+	p->rollback = p->rollback_recorded = true;
+	return 0;
+}
+
+int pool_rollback_record(vp_pool *p)
+{
+	VP_AUTOFREE char *path = rollback_path(p);
+	VP_AUTOFREE char *text = NULL;
+	VP_AUTOFREE char *dir = NULL;
+	int rc;
+
+	if (p->rollback_recorded)
+		return 0;
+	text = vp_strdup_printf("vdipool-rollback=1\nbase=%s\nfrom=%s\n", p->spec->base.name,
+				p->rollback_from);
+	dir = vp_strdup_printf("%s/deltas", p->tier_real);
+	if (!path || !text || !dir)
+		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	if ((rc = vp_fs_mkdir_p(dir, 0755)) < 0 ||
+	    (rc = vp_fs_write_atomic(path, text, strlen(text), 0644)) < 0) {
+		vp_error_prefix("pool '%s': cannot record the rollback", p->spec->pool);
+		return rc;
+	}
+	p->rollback_recorded = true;
+	return 0;
+}
+
+int pool_rollback_clear(vp_pool *p)
+{
+	VP_AUTOFREE char *path = rollback_path(p);
+
+	if (!path)
+		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	if (unlink(path) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return vp_error_set_os(errno, "cannot remove the rollback record '%s'", path);
+	}
+	p->rollback_recorded = false;
+	return vp_fs_fsync_parent(path);
+}
+
+int pool_rollback_targets(vp_pool *p)
+{
+	p->rollback_moves = 0;
+	for (size_t i = 0; i < p->nwant; i++) {
+		const vp_observed_clone *o = pool_find_obs(p, p->want[i].name);
+		const vp_virt_domain *d = pool_dom_of(p, p->want[i].name);
+		const vp_domain_meta *m = d && d->has_meta ? &d->meta : NULL;
+
+		p->want[i].base_ref = NULL;
+		if (!o || !(o->flags & VP_OBS_OURS) || (o->flags & VP_OBS_ELSEWHERE) || !m || !m->base_name ||
+		    !m->base_version)
+			continue; /* made new (or repaired) on the spec's base */
+		if (!strcmp(m->base_name, p->spec->base.name) && !strcmp(m->base_version, p->rollback_from) &&
+		    m->prev_version &&
+		    strcmp(m->prev_version, p->rollback_from)) {
+			snprintf(p->want_base[i], sizeof(p->want_base[i]), "%s@%s", m->base_name, m->prev_version);
+			p->rollback_moves++;
+		} else {
+			/* Not part of what is undone: it stays on the version it has. */
+			snprintf(p->want_base[i], sizeof(p->want_base[i]), "%s@%s", m->base_name, m->base_version);
+		}
+		p->want[i].base_ref = p->want_base[i];
+	}
+	return 0;
 }

@@ -9,7 +9,8 @@ static const char *state_name(const vp_observed_clone *o, const vp_pool *p)
 {
 	if (!o || !(o->flags & (VP_OBS_DOMAIN | VP_OBS_DELTA)))
 		return "missing";
-	if ((o->flags & VP_OBS_DOMAIN) && !((o->flags & VP_OBS_OURS) && !strcmp(o->pool, p->spec->pool)))
+	if ((o->flags & VP_OBS_DOMAIN) &&
+	    (!((o->flags & VP_OBS_OURS) && !strcmp(o->pool, p->spec->pool)) || (o->flags & VP_OBS_ELSEWHERE)))
 		return "conflict";
 	if (!(o->flags & VP_OBS_DOMAIN))
 		return "no domain";

@@ -61,6 +61,9 @@ static int spawn(const char *const argv[], const vp_run_opts *opts, char **env, 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(127);
+		/* Its own process group, so that a timeout kills what it started too
+		 * (a health command's shell and its children), not only itself. */
+		setpgid(0, 0);
 		fd = open(in, O_RDONLY);
 		if (fd < 0 || dup2(fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
 		    (!opts->passthrough_stderr && dup2(err_fd, 2) < 0))
@@ -72,6 +75,8 @@ fail:
 			_exit(127);
 		_exit(127);
 	}
+	/* Also from this side: the group must exist before a timeout kills it. */
+	setpgid(*pid, *pid);
 	close(errpipe[1]);
 	/* The pipe closes on exec (success) or carries errno (failure). */
 	while ((n = read(errpipe[0], &child_errno, sizeof(child_errno))) < 0 && errno == EINTR)
@@ -131,6 +136,7 @@ int vp_run(const char *const argv[], const vp_run_opts *opts, vp_run_result *res
 		if (deadline) {
 			double left = deadline - vp_now();
 			if (left <= 0) {
+				kill(-pid, SIGKILL);
 				kill(pid, SIGKILL);
 				break;
 			}

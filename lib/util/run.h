@@ -15,7 +15,8 @@ typedef struct vp_run_result {
 typedef struct vp_run_opts {
 	const char *const *env;   /* added to the inherited environment */
 	const char *stdin_path;   /* NULL: /dev/null */
-	double timeout;           /* seconds, 0 = none; the child is killed with SIGKILL */
+	double timeout;           /* seconds, 0 = none; the child's whole process group
+	                           * (it runs in its own) is killed with SIGKILL */
 	int passthrough_stderr;   /* 1: stderr goes to ours instead of being captured */
 } vp_run_opts;
 

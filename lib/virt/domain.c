@@ -19,18 +19,49 @@ void vp_uuid_format(const unsigned char u[16], char out[37])
 		 u[13], u[14], u[15]);
 }
 
+static void digest(const char *in, size_t n, unsigned char md[EVP_MAX_MD_SIZE])
+{
+	unsigned int mdlen = 0;
+
+	EVP_Digest(in, n, md, &mdlen, EVP_sha256(), NULL);
+}
+
+static void format_mac(char mac[18], const unsigned char b[6])
+{
+	snprintf(mac, 18, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+}
+
 void vp_domain_identity(const char *pool, const char *name, unsigned char uuid[16], char mac[18])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
 	char in[256];
 	int n = snprintf(in, sizeof(in), "vdipool:%s/%s", pool, name);
 
-	EVP_Digest(in, (size_t)n < sizeof(in) ? (size_t)n : sizeof(in) - 1, md, &mdlen, EVP_sha256(), NULL);
+	digest(in, (size_t)n < sizeof(in) ? (size_t)n : sizeof(in) - 1, md);
 	memcpy(uuid, md, 16);
 	uuid[6] = (uuid[6] & 0x0f) | 0x50; /* RFC 4122 name-based (SHA) */
 	uuid[8] = (uuid[8] & 0x3f) | 0x80;
-	/* 52:54:00 is QEMU's prefix; the rest comes from the other half of the hash. */
+	vp_domain_mac(pool, name, 0, mac);
+}
+
+void vp_domain_mac(const char *pool, const char *name, unsigned attempt, char mac[18])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	char in[256];
+	int n = snprintf(in, sizeof(in), "vdipool-mac:%s/%s#%u", pool, name, attempt);
+
+	digest(in, (size_t)n < sizeof(in) ? (size_t)n : sizeof(in) - 1, md);
+	md[0] = (md[0] & 0xfc) | 0x02; /* locally administered, unicast */
+	format_mac(mac, md);
+}
+
+void vp_domain_mac_legacy(const char *pool, const char *name, char mac[18])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	char in[256];
+	int n = snprintf(in, sizeof(in), "vdipool:%s/%s", pool, name);
+
+	digest(in, (size_t)n < sizeof(in) ? (size_t)n : sizeof(in) - 1, md);
 	snprintf(mac, 18, "52:54:00:%02x:%02x:%02x", md[16], md[17], md[18]);
 }
 
@@ -142,11 +173,16 @@ static xmlNodePtr build_meta(const vp_domain_meta *m)
 	set_attr_if(n, "previous-image", m->prev_image);
 	n = xmlNewChild(root, ns, BAD_CAST "delta", NULL);
 	set_attr_if(n, "path", m->delta_path);
+	set_attr_if(n, "tier", m->tier);
 	if (m->data_path) {
 		n = xmlNewChild(root, ns, BAD_CAST "data", NULL);
 		set_attr_if(n, "path", m->data_path);
 	}
 	xmlNewTextChild(root, ns, BAD_CAST "spec-hash", BAD_CAST(m->spec_hash ? m->spec_hash : ""));
+	if (m->mac) {
+		n = xmlNewChild(root, ns, BAD_CAST "identity", NULL);
+		set_attr_if(n, "mac", m->mac);
+	}
 	return root;
 }
 
@@ -349,6 +385,8 @@ int vp_domain_meta_parse(vp_domain_meta *m, const char *xml, size_t len)
 	m->prev_version = prop_dup(n, "previous");
 	m->prev_image = prop_dup(n, "previous-image");
 	m->delta_path = prop_dup(child(root, "delta"), "path");
+	m->tier = prop_dup(child(root, "delta"), "tier");
+	m->mac = prop_dup(child(root, "identity"), "mac");
 	m->data_path = prop_dup(child(root, "data"), "path");
 	n = child(root, "spec-hash");
 	hash = n ? xmlNodeGetContent(n) : NULL;
@@ -373,5 +411,7 @@ void vp_domain_meta_release(vp_domain_meta *m)
 	free(m->delta_path);
 	free(m->data_path);
 	free(m->spec_hash);
+	free(m->mac);
+	free(m->tier);
 	memset(m, 0, sizeof(*m));
 }

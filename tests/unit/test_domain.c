@@ -68,11 +68,54 @@ static void test_identity_is_stable_and_distinct(void)
 	VP_ASSERT_STR_EQ(m1, m2);
 	CU_ASSERT_NOT_EQUAL(memcmp(u1, u3, 16), 0);
 	CU_ASSERT_STRING_NOT_EQUAL(m1, m3);
-	CU_ASSERT_EQUAL(strncmp(m1, "52:54:00:", 9), 0);
+	/* locally administered unicast: second hex digit 2, 6, a or e */
+	CU_ASSERT_PTR_NOT_NULL(strchr("26ae", m1[1]));
 	CU_ASSERT_EQUAL(strlen(m1), 17);
+	vp_domain_mac("ci", "ci-001", 0, m2);
+	VP_ASSERT_STR_EQ(m1, m2);
+	vp_domain_mac("ci", "ci-001", 1, m2);
+	CU_ASSERT_STRING_NOT_EQUAL(m1, m2);
+	vp_domain_mac_legacy("ci", "ci-001", m2);
+	CU_ASSERT_EQUAL(strncmp(m2, "52:54:00:", 9), 0);
 	vp_uuid_format(u1, s);
 	CU_ASSERT_EQUAL(strlen(s), 36);
 	CU_ASSERT_EQUAL(s[14], '5'); /* name-based version nibble */
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Duplicates among n sorted fixed-size strings. */
+static size_t dups(char (*v)[40], size_t n)
+{
+	size_t d = 0;
+
+	qsort(v, n, sizeof(*v), cmp_str);
+	for (size_t i = 1; i < n; i++)
+		d += !strcmp(v[i - 1], v[i]);
+	return d;
+}
+
+/* 10,000 clones named desk-N: 24 bits of a hash gave 4 shared MACs; the full
+ * locally administered space gives none (the planner resolves any that would). */
+static void test_ten_thousand_desks_distinct(void)
+{
+	enum { N = 10000 };
+	static char macs[N][40], legacy[N][40], uuids[N][40];
+	unsigned char u[16];
+	char name[32];
+
+	for (unsigned i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "desk-%u", i + 1);
+		vp_domain_identity("desk", name, u, macs[i]);
+		vp_uuid_format(u, uuids[i]);
+		vp_domain_mac_legacy("desk", name, legacy[i]);
+	}
+	CU_ASSERT_EQUAL(dups(macs, N), 0);
+	CU_ASSERT_EQUAL(dups(uuids, N), 0);
+	CU_ASSERT(dups(legacy, N) > 0); /* why the old derivation had to go */
 }
 
 static void test_render_server(void)
@@ -166,6 +209,8 @@ static void test_metadata_round_trip(void)
 
 	p.meta.prev_version = "v0";
 	p.meta.prev_image = "/b/bases/tiny/v0/disk.qcow2";
+	p.meta.mac = "02:11:22:33:44:55";
+	p.meta.tier = "/d";
 	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_format(&xml, &p.meta), 0);
 	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_parse(&m, xml, strlen(xml)), 0);
 	VP_ASSERT_STR_EQ(m.pool, "ci");
@@ -178,6 +223,8 @@ static void test_metadata_round_trip(void)
 	VP_ASSERT_STR_EQ(m.delta_path, "/d/deltas/ci/ci-007.qcow2");
 	VP_ASSERT_STR_EQ(m.data_path, "/d/data/ci/ci-007.qcow2");
 	VP_ASSERT_STR_EQ(m.spec_hash, "abc123");
+	VP_ASSERT_STR_EQ(m.mac, "02:11:22:33:44:55");
+	VP_ASSERT_STR_EQ(m.tier, "/d");
 	vp_domain_meta_release(&m);
 	free(xml);
 	CU_ASSERT_EQUAL(vp_domain_meta_parse(&m, "<clone/>", 8), VP_EINVAL); /* no pool */
@@ -185,6 +232,8 @@ static void test_metadata_round_trip(void)
 	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_parse(&m, "<clone pool='p' index='3'/>", 27), 0);
 	VP_ASSERT_STR_EQ(m.pool, "p");
 	CU_ASSERT_EQUAL(m.index, 3);
+	CU_ASSERT_PTR_NULL(m.mac); /* defined before MACs were recorded */
+	CU_ASSERT_PTR_NULL(m.tier);
 	vp_domain_meta_release(&m);
 	CU_ASSERT_EQUAL(vp_domain_meta_parse(&m, "<x:clone xmlns:x='urn:other'/>", 30), VP_EINVAL);
 	CU_ASSERT_EQUAL(vp_domain_meta_parse(&m, "garbage<", 8), VP_EINVAL);
@@ -192,6 +241,7 @@ static void test_metadata_round_trip(void)
 
 static CU_TestInfo tests[] = {
 	{ "identity is stable and distinct", test_identity_is_stable_and_distinct },
+	{ "10,000 desks: no shared MAC or UUID", test_ten_thousand_desks_distinct },
 	{ "render the server template", test_render_server },
 	{ "render the desktop template without network or data", test_render_desktop_without_network_or_data },
 	{ "bad templates are refused", test_bad_templates },

@@ -1,10 +1,17 @@
-/* test_exec.c: executor ordering, failure isolation and the bound on concurrent starts. */
+/* test_exec.c: executor ordering, failure isolation, the bound on concurrent starts, and the
+ * subprocess runner's timeout (it kills the whole process group). */
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vdipool/error.h"
 #include "vdipool/exec.h"
+#include "util/run.h"
 #include "vp_test.h"
 
 #define N 40
@@ -133,10 +140,60 @@ static void test_unchanged_items_are_skipped(void)
 	CU_ASSERT_EQUAL(pos(&r, "c01:define"), SIZE_MAX);
 }
 
+/* A process that is gone or a zombie (in a container nobody may reap it). */
+static bool process_gone(long pid)
+{
+	char path[64], buf[512];
+	FILE *f;
+	const char *state;
+
+	if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return true;
+	state = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+	fclose(f);
+	return state && (state[2] == 'Z' || state[2] == 'X');
+}
+
+/* The health command's timeout: a shell that started a child must not leave
+ * that child running (it kept the output pipe open, too). */
+static void test_run_timeout_kills_the_process_group(void)
+{
+	char dir[] = "/tmp/vp-run-XXXXXX", pidfile[64], script[256];
+	const char *argv[] = { "sh", "-c", script, NULL };
+	vp_run_opts o = { .timeout = 0.5 };
+	vp_run_result res;
+	long pid = 0;
+	FILE *f;
+	bool gone = false;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(pidfile, sizeof(pidfile), "%s/pid", dir);
+	snprintf(script, sizeof(script), "sleep 30 & echo $! > %s; wait", pidfile);
+	CU_ASSERT_EQUAL_FATAL(vp_run(argv, &o, &res), 0);
+	CU_ASSERT_EQUAL(res.signal, SIGKILL);
+	vp_run_result_release(&res);
+	f = fopen(pidfile, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL(fscanf(f, "%ld", &pid), 1);
+	fclose(f);
+	CU_ASSERT_FATAL(pid > 1);
+	for (int i = 0; i < 50 && !(gone = process_gone(pid)); i++)
+		usleep(20000);
+	CU_ASSERT_TRUE(gone);
+	if (!gone)
+		kill((pid_t)pid, SIGKILL);
+	unlink(pidfile);
+	rmdir(dir);
+}
+
 static CU_TestInfo tests[] = {
 	{ "steps run in safe order with bounded starts", test_steps_run_in_safe_order },
 	{ "a failure stops only its clone", test_a_failure_stops_only_its_clone },
 	{ "unchanged items are skipped", test_unchanged_items_are_skipped },
+	{ "a run's timeout kills its whole process group", test_run_timeout_kills_the_process_group },
 	CU_TEST_INFO_NULL,
 };
 

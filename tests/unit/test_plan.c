@@ -1,8 +1,10 @@
 /* test_plan.c: the pure planner, table by table: create, no-op, scale, repair, conflicts, drift. */
 #include <stdio.h>
 
+#include "vdipool/domain.h"
 #include "vdipool/error.h"
 #include "vdipool/plan.h"
+#include "util/strmap.h"
 #include "vp_test.h"
 
 #define MAXC 12000
@@ -15,7 +17,7 @@ static vp_desired desired(size_t count, bool start)
 {
 	for (size_t i = 0; i < count; i++) {
 		snprintf(names[i], sizeof(names[i]), "ci-%03u", (unsigned)i + 1);
-		want[i] = (vp_desired_clone){ names[i], (unsigned)i + 1 };
+		want[i] = (vp_desired_clone){ .name = names[i], .index = (unsigned)i + 1 };
 	}
 	return (vp_desired){ .pool = "ci", .base_ref = "tiny@v1", .spec_hash = "h1", .start = start,
 			     .count = count, .clones = want, .delta_bytes = 1000, .data_bytes = 0,
@@ -32,7 +34,7 @@ static vp_observed observed(size_t count, unsigned extra_flags)
 					       .pool = "ci", .base_ref = "tiny@v1", .spec_hash = "h1",
 					       .delta_bytes = 500 };
 	}
-	return (vp_observed){ count, have };
+	return (vp_observed){ .count = count, .clones = have };
 }
 
 static const vp_plan_item *find(const vp_plan *p, const char *name)
@@ -46,7 +48,7 @@ static const vp_plan_item *find(const vp_plan *p, const char *name)
 static void test_empty_world_creates_all(void)
 {
 	vp_desired d = desired(5, true);
-	vp_observed o = { 0, NULL };
+	vp_observed o = { .count = 0 };
 	vp_plan *p = NULL;
 
 	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
@@ -263,6 +265,244 @@ static void test_ten_thousand_clones(void)
 	vp_plan_free(p);
 }
 
+/* After a gate failed in wave 2, a rollback gives each clone its own target:
+ * those moved to v2 go back to v1, the untouched ones stay on v1. */
+static void test_rollback_gives_each_clone_its_own_base(void)
+{
+	vp_observed o = observed(10, 0);
+	vp_desired d = desired(10, false);
+	vp_plan *p = NULL;
+
+	d.base_ref = "tiny@v2";
+	d.max_unavailable = 3;
+	for (int i = 0; i < 10; i++) {
+		have[i].base_ref = i < 6 ? "tiny@v2" : "tiny@v1";
+		have[i].disk_base_ref = have[i].base_ref;
+		want[i].base_ref = "tiny@v1";
+	}
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	CU_ASSERT_EQUAL(p->counts[VP_CHANGE_REBASE], 6);
+	CU_ASSERT_EQUAL(p->waves, 2);
+	for (int i = 0; i < 10; i++) {
+		const vp_plan_item *it = find(p, names[i]);
+		VP_ASSERT_STR_EQ(it->to_base, "tiny@v1");
+		CU_ASSERT_EQUAL(it->change, i < 6 ? VP_CHANGE_REBASE : VP_CHANGE_NONE);
+		if (i < 6)
+			VP_ASSERT_STR_EQ(it->from_base, "tiny@v2");
+	}
+	vp_plan_free(p);
+	for (int i = 0; i < 10; i++)
+		want[i].base_ref = NULL;
+}
+
+/* A crash between the delta swap and the redefine: the delta is on v2, the
+ * domain still says v1. The real backing wins: the clone is rebased. */
+static void test_real_backing_beats_metadata(void)
+{
+	vp_observed o = observed(4, 0);
+	vp_desired d = desired(4, false);
+	vp_plan *p = NULL;
+
+	d.base_ref = "tiny@v2";
+	d.max_unavailable = 1;
+	for (int i = 0; i < 4; i++)
+		have[i].base_ref = have[i].disk_base_ref = "tiny@v2";
+	have[0].base_ref = "tiny@v1";        /* swapped, not redefined */
+	have[1].disk_base_ref = "tiny@v1";   /* domain says v2, delta on v1 */
+	have[2].disk_base_ref = "";          /* backs onto no known version */
+	have[3].flags &= ~(unsigned)(VP_OBS_DOMAIN | VP_OBS_OURS); /* old delta, domain gone */
+	have[3].disk_base_ref = "tiny@v1";
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	CU_ASSERT_EQUAL(p->counts[VP_CHANGE_REBASE], 4);
+	CU_ASSERT_EQUAL(find(p, "ci-001")->steps, VP_STEP_REBASE | VP_STEP_DEFINE);
+	VP_ASSERT_STR_EQ(find(p, "ci-001")->reason, "delta backs onto another base than its domain records");
+	VP_ASSERT_STR_EQ(find(p, "ci-001")->from_base, "tiny@v1");
+	VP_ASSERT_STR_EQ(find(p, "ci-002")->reason, "delta backs onto another base than its domain records");
+	CU_ASSERT_PTR_NULL(find(p, "ci-002")->from_base); /* back to what its domain says */
+	CU_ASSERT_EQUAL(find(p, "ci-003")->change, VP_CHANGE_REBASE);
+	CU_ASSERT_EQUAL(find(p, "ci-004")->steps, VP_STEP_REBASE | VP_STEP_DEFINE);
+	VP_ASSERT_STR_EQ(find(p, "ci-004")->from_base, "tiny@v1");
+	CU_ASSERT_EQUAL(p->waves, 4); /* one at a time: max_unavailable 1 */
+	vp_plan_free(p);
+	have[0].base_ref = "tiny@v2";
+	have[1].disk_base_ref = have[2].disk_base_ref = "tiny@v2";
+	have[3].flags |= VP_OBS_DOMAIN | VP_OBS_OURS;
+	have[3].disk_base_ref = "tiny@v2";
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	CU_ASSERT_FALSE(vp_plan_has_changes(p));
+	vp_plan_free(p);
+}
+
+/* Updates and repairs take clones down too: waves of max_unavailable, with
+ * the rebases, in index order; creations are not held back. */
+static void test_updates_and_repairs_go_in_waves(void)
+{
+	vp_observed o = observed(8, VP_OBS_RUNNING);
+	vp_desired d = desired(10, true);
+	vp_plan *p = NULL;
+
+	d.max_unavailable = 2;
+	have[0].spec_hash = have[1].spec_hash = have[2].spec_hash = "old"; /* updates */
+	have[3].flags &= ~(unsigned)VP_OBS_DELTA;                           /* repair */
+	have[5].flags &= ~(unsigned)(VP_OBS_DOMAIN | VP_OBS_OURS | VP_OBS_RUNNING); /* repair */
+	have[6].base_ref = "tiny@v0";                                       /* rebase */
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	CU_ASSERT_EQUAL(p->waves, 3);
+	CU_ASSERT_EQUAL(find(p, "ci-001")->wave, 1);
+	CU_ASSERT_EQUAL(find(p, "ci-002")->wave, 1);
+	CU_ASSERT_EQUAL(find(p, "ci-003")->wave, 2);
+	CU_ASSERT_EQUAL(find(p, "ci-004")->wave, 2);
+	CU_ASSERT_EQUAL(find(p, "ci-005")->wave, 0); /* unchanged */
+	CU_ASSERT_EQUAL(find(p, "ci-006")->wave, 3);
+	CU_ASSERT_EQUAL(find(p, "ci-007")->wave, 3);
+	CU_ASSERT_EQUAL(find(p, "ci-009")->change, VP_CHANGE_CREATE);
+	CU_ASSERT_EQUAL(find(p, "ci-009")->wave, 0);
+	vp_plan_free(p);
+}
+
+/* A deliberately poor hash (16 values) forces collisions. */
+static void weak_mac(void *ctx, const char *name, unsigned attempt, char mac[18])
+{
+	unsigned h = attempt * 7;
+
+	(void)ctx;
+	for (const char *c = name; *c; c++)
+		h = h * 31 + (unsigned char)*c;
+	snprintf(mac, 18, "02:00:00:00:00:%02x", h % 16);
+}
+
+static size_t distinct_macs(const vp_plan *p)
+{
+	vp_strmap seen = VP_STRMAP_INIT;
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->count; i++)
+		if (p->items[i].mac[0] && !vp_strmap_get(&seen, p->items[i].mac)) {
+			CU_ASSERT_EQUAL(vp_strmap_put(&seen, p->items[i].mac, (void *)p->items[i].name), 0);
+			n++;
+		}
+	vp_strmap_release(&seen);
+	return n;
+}
+
+static void test_macs_are_unique_and_kept(void)
+{
+	const char *taken_macs[] = { "02:00:00:00:00:00", "02:00:00:00:00:01" };
+	vp_observed o = observed(4, 0);
+	vp_desired d = desired(12, false);
+	vp_plan *p = NULL;
+	char first[12][18];
+
+	o.macs_taken = taken_macs;
+	o.nmacs_taken = 2;
+	d.mac_of = weak_mac;
+	have[0].mac = "02:00:00:00:00:0a";
+	have[1].mac = "02:00:00:00:00:0a"; /* an old collision: the later clone moves */
+	have[2].mac = "02:00:00:00:00:01"; /* another pool's clone has it */
+	have[3].mac = "02:00:00:00:00:0b";
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	CU_ASSERT_EQUAL(distinct_macs(p), 12);
+	for (size_t i = 0; i < p->count; i++)
+		for (size_t k = 0; k < 2; k++)
+			CU_ASSERT_STRING_NOT_EQUAL(p->items[i].mac, taken_macs[k]);
+	VP_ASSERT_STR_EQ(find(p, "ci-001")->mac, "02:00:00:00:00:0a");
+	CU_ASSERT_EQUAL(find(p, "ci-001")->change, VP_CHANGE_NONE);
+	VP_ASSERT_STR_EQ(find(p, "ci-004")->mac, "02:00:00:00:00:0b");
+	CU_ASSERT_EQUAL(find(p, "ci-002")->change, VP_CHANGE_UPDATE);
+	CU_ASSERT_EQUAL(find(p, "ci-002")->steps, VP_STEP_DEFINE);
+	VP_ASSERT_STR_EQ(find(p, "ci-002")->reason, "its MAC address is another clone's");
+	CU_ASSERT_EQUAL(find(p, "ci-003")->change, VP_CHANGE_UPDATE);
+	for (size_t i = 0; i < p->count; i++)
+		snprintf(first[i], 18, "%s", p->items[i].mac);
+	vp_plan_free(p);
+	/* deterministic: the same inputs give the same MACs */
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	for (size_t i = 0; i < p->count; i++)
+		VP_ASSERT_STR_EQ(p->items[i].mac, first[i]);
+	vp_plan_free(p);
+}
+
+static void real_mac(void *ctx, const char *name, unsigned attempt, char mac[18])
+{
+	vp_domain_mac(ctx, name, attempt, mac);
+}
+
+/* 10,000 clones named desk-N on one host: no two share a MAC, whether new or
+ * carried over from the old 24-bit derivation (which collides 4 times). */
+static void test_ten_thousand_desks_get_distinct_macs(void)
+{
+	static char legacy[10000][18];
+	vp_observed o;
+	vp_desired d;
+	vp_plan *p = NULL;
+	size_t updates = 0;
+
+	d = desired(10000, false);
+	for (unsigned i = 0; i < 10000; i++) {
+		snprintf(names[i], sizeof(names[i]), "desk-%u", i + 1);
+		want[i].name = names[i];
+	}
+	d.pool = "desk";
+	d.mac_of = real_mac;
+	d.mac_ctx = (void *)"desk";
+	o = (vp_observed){ .count = 0 };
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	CU_ASSERT_EQUAL(distinct_macs(p), 10000);
+	vp_plan_free(p);
+	/* a pool defined before MACs were recorded: legacy MACs, some shared */
+	for (unsigned i = 0; i < 10000; i++) {
+		have[i] = (vp_observed_clone){ .name = names[i], .index = i + 1,
+					       .flags = VP_OBS_DOMAIN | VP_OBS_OURS | VP_OBS_DELTA,
+					       .pool = "desk", .base_ref = "tiny@v1", .spec_hash = "h1" };
+		vp_domain_mac_legacy("desk", names[i], legacy[i]);
+		have[i].mac = legacy[i];
+	}
+	o = (vp_observed){ .count = 10000, .clones = have };
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	CU_ASSERT_EQUAL(distinct_macs(p), 10000);
+	for (size_t i = 0; i < p->count; i++)
+		updates += p->items[i].change == VP_CHANGE_UPDATE;
+	CU_ASSERT(updates > 0 && updates < 10); /* only the colliding clones change */
+	vp_plan_free(p);
+}
+
+/* The same pool name on another tier: another pool, never taken over. */
+static void test_namesake_pool_on_another_tier(void)
+{
+	vp_observed o = observed(5, 0);
+	vp_desired d = desired(3, false);
+	vp_plan *p = NULL;
+
+	have[4].flags |= VP_OBS_ELSEWHERE; /* not wanted: left alone, not surplus */
+	have[4].flags &= ~(unsigned)VP_OBS_DELTA;
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	CU_ASSERT_EQUAL(find(p, "ci-004")->change, VP_CHANGE_REMOVE);
+	CU_ASSERT_PTR_NULL(find(p, "ci-005"));
+	vp_plan_free(p);
+	have[1].flags |= VP_OBS_ELSEWHERE; /* wanted: a conflict */
+	CU_ASSERT_EQUAL(vp_plan_build(&p, &d, &o), VP_ECONFLICT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message,
+				      "domain 'ci-002' belongs to another pool named 'ci' whose deltas lie on "
+				      "another storage tier"));
+}
+
+/* A clone that left only its data disk (plain destroy, scale-down) is listed
+ * unchanged, so destroy --purge-data can find it; nothing else happens to it. */
+static void test_leftover_data_disk(void)
+{
+	vp_observed o = observed(3, 0);
+	vp_desired d = desired(2, false);
+	vp_plan *p = NULL;
+
+	have[2].flags = VP_OBS_DATA;
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	CU_ASSERT_FALSE(vp_plan_has_changes(p));
+	CU_ASSERT_EQUAL(find(p, "ci-003")->change, VP_CHANGE_NONE);
+	CU_ASSERT_TRUE(find(p, "ci-003")->keeps_data);
+	CU_ASSERT_EQUAL(p->counts[VP_CHANGE_NONE], 2); /* clones only */
+	vp_plan_free(p);
+}
+
 static void test_names(void)
 {
 	VP_ASSERT_STR_EQ(vp_change_name(VP_CHANGE_REMOVE), "remove");
@@ -283,6 +523,13 @@ static CU_TestInfo tests[] = {
 	{ "drift: update, rebase, stop, data disk", test_drift_update_rebase_start_stop_data },
 	{ "rebase in waves of max_unavailable", test_rebase_in_waves },
 	{ "ten thousand clones", test_ten_thousand_clones },
+	{ "rollback: each clone to its own base", test_rollback_gives_each_clone_its_own_base },
+	{ "the delta's real backing beats the metadata", test_real_backing_beats_metadata },
+	{ "updates and repairs go in waves", test_updates_and_repairs_go_in_waves },
+	{ "MACs are unique on the host and kept", test_macs_are_unique_and_kept },
+	{ "10,000 desks get distinct MACs", test_ten_thousand_desks_get_distinct_macs },
+	{ "a namesake pool on another tier is not ours", test_namesake_pool_on_another_tier },
+	{ "a leftover data disk is listed, unchanged", test_leftover_data_disk },
 	{ "change and step names", test_names },
 	CU_TEST_INFO_NULL,
 };

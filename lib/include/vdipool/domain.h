@@ -29,12 +29,15 @@ typedef struct vp_domain_meta {
 	char *delta_path;
 	char *data_path;      /* NULL: no data disk */
 	char *spec_hash;
+	char *mac;            /* the MAC the planner gave the clone (kept for life); NULL: not
+			       * recorded (clones defined before: vp_domain_mac_legacy) */
+	char *tier;           /* path of the tier holding its delta; NULL: not recorded */
 } vp_domain_meta;
 
 typedef struct vp_domain_params {
 	const char *name;
 	unsigned char uuid[16];
-	char mac[18];            /* "52:54:00:xx:xx:xx" */
+	char mac[18];            /* "xx:xx:xx:xx:xx:xx", locally administered unicast */
 	const char *domain_type; /* "kvm" or "qemu" (TCG); NULL: keep the template's */
 	const char *network;     /* libvirt network name; NULL or "none": no interface */
 	uint64_t memory_bytes;
@@ -45,8 +48,19 @@ typedef struct vp_domain_params {
 } vp_domain_params;
 
 /* Stable identity of a clone: UUID and MAC derived from (pool, name), so a
- * clone that is redefined, repaired or rebased keeps both. */
+ * clone that is redefined, repaired or rebased keeps both. The MAC is
+ * vp_domain_mac(pool, name, 0, mac). */
 VP_API void vp_domain_identity(const char *pool, const char *name, unsigned char uuid[16], char mac[18]);
+
+/* The MAC of (pool, name) at attempt n = 0, 1, ...: 46 bits of a SHA-256, in
+ * the locally administered unicast space (first octet x2, x6, xA or xE). The
+ * planner takes the first attempt no other clone on the host has. */
+VP_API void vp_domain_mac(const char *pool, const char *name, unsigned attempt, char mac[18]);
+
+/* The MAC clones got before MACs were recorded in metadata: 52:54:00 and 24
+ * bits of the hash (it collides within thousands of clones). Such clones keep
+ * it until it collides. */
+VP_API void vp_domain_mac_legacy(const char *pool, const char *name, char mac[18]);
 
 /* Renders the domain XML from the template file. Elements vdipool owns
  * (name, uuid, memory, vcpu, the vda/vdb disks, the interface, the metadata

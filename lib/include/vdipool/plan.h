@@ -16,6 +16,8 @@ extern "C" {
 typedef struct vp_desired_clone {
 	const char *name;
 	unsigned index;
+	const char *base_ref;  /* "name@version" this clone should be on; NULL: vp_desired.base_ref
+				* (a rollback gives each clone its own) */
 } vp_desired_clone;
 
 /* What the pool should be, resolved from a spec (base `latest` already
@@ -32,6 +34,11 @@ typedef struct vp_desired {
 	uint64_t data_bytes;   /* bytes a new data disk writes to disk */
 	uint64_t base_bytes;   /* the base image's size: what one full copy costs */
 	unsigned max_unavailable; /* rollout wave size (clones down at once); 0: all at once */
+	/* Optional: the MAC of clone `name` at attempt n = 0, 1, ... (a deterministic
+	 * hash). The planner gives each clone that has none yet the first attempt no
+	 * other clone on the host uses. NULL: no MACs are assigned. */
+	void (*mac_of)(void *ctx, const char *name, unsigned attempt, char mac[18]);
+	void *mac_ctx;
 } vp_desired;
 
 /* What exists, merged by clone name from libvirt and the storage backend. */
@@ -41,6 +48,8 @@ enum vp_obs_flags {
 	VP_OBS_RUNNING = 1 << 2, /* it is running (or paused) */
 	VP_OBS_DELTA = 1 << 3,   /* the pool's delta for this name exists */
 	VP_OBS_DATA = 1 << 4,    /* the pool's data disk for this name exists */
+	VP_OBS_ELSEWHERE = 1 << 5, /* its metadata names this pool, but its delta lies on
+				    * another tier: a namesake pool's, never ours to change */
 };
 
 typedef struct vp_observed_clone {
@@ -52,11 +61,18 @@ typedef struct vp_observed_clone {
 	const char *spec_hash; /* from metadata; NULL: unknown */
 	uint64_t delta_bytes;  /* bytes the delta uses on disk */
 	uint64_t data_bytes;   /* bytes the data disk uses on disk */
+	/* The base its delta really backs onto ("name@version"; "" when that is no
+	 * version of the base); NULL: not known. A crash between a delta swap and the
+	 * redefine leaves it differing from base_ref: then the clone is rebased. */
+	const char *disk_base_ref;
+	const char *mac;       /* the MAC its domain has ("52:54:00:..."); NULL: unknown */
 } vp_observed_clone;
 
 typedef struct vp_observed {
 	size_t count;
 	const vp_observed_clone *clones;
+	const char *const *macs_taken; /* MACs of the host's other vdipool domains */
+	size_t nmacs_taken;
 } vp_observed;
 
 /* Steps of one clone. The executor runs them in increasing bit order, which is
@@ -94,8 +110,11 @@ typedef struct vp_plan_item {
 	unsigned steps;     /* vp_step bits */
 	const char *reason; /* static text saying why, "" when unchanged */
 	bool keeps_data;    /* REMOVE: the persistent data disk stays */
-	unsigned wave;      /* REBASE: rollout wave, from 1; 0 outside a rollout */
+	unsigned wave;      /* REBASE, UPDATE, REPAIR: wave, from 1 (at most max_unavailable
+			     * clones each); 0: outside the waves */
 	const char *from_base; /* REBASE: the base it leaves ("name@version"); borrowed */
+	const char *to_base;   /* wanted clones: the base it is (to be) on; borrowed */
+	char mac[18];          /* wanted clones: its MAC when vp_desired.mac_of is set; "" else */
 } vp_plan_item;
 
 typedef struct vp_plan {
@@ -105,13 +124,16 @@ typedef struct vp_plan {
 	uint64_t bytes_to_write;        /* new deltas and data disks */
 	uint64_t pool_bytes;            /* disk the pool uses after apply (deltas + data + base) */
 	uint64_t full_copy_bytes;       /* what full copies of the base would use instead */
-	unsigned waves;                 /* rollout waves (0: no rebase) */
+	unsigned waves;                 /* waves (0: nothing that takes a clone down) */
 } vp_plan;
 
 /* Builds the plan. A domain that has the name of a wanted clone but is not
- * ours (no vdipool metadata, or another pool's) is a conflict: VP_ECONFLICT,
- * naming it, and no plan. The inputs must outlive the plan. Cost is linear
- * in the number of clones. */
+ * ours (no vdipool metadata, another pool's, or a namesake pool's on another
+ * tier) is a conflict: VP_ECONFLICT, naming it, and no plan. Rebases, updates
+ * and repairs go in waves of at most max_unavailable clones, in index order.
+ * No two clones on the host get one MAC: existing clones keep theirs unless it
+ * collides with one assigned earlier (index order), then they are updated. The
+ * inputs must outlive the plan. Cost is linear in the number of clones. */
 VP_API int vp_plan_build(vp_plan **out, const vp_desired *desired, const vp_observed *observed);
 
 VP_API void vp_plan_free(vp_plan *plan);

@@ -38,17 +38,23 @@ VP_API int vp_pool_inventory(vp_pool *pool, bool need_base);
 
 /* The plan that makes the inventoried world match the spec (vp_plan_build on
  * the inventory). want_count: clones wanted; pass -1 for the spec's count and
- * 0 for destroy (everything of the pool is surplus). */
+ * 0 for destroy (everything of the pool is surplus). While an interrupted
+ * rollback is recorded, the plan continues that rollback instead. */
 VP_API int vp_pool_plan(vp_pool *pool, long want_count, vp_plan **out);
 
-/* A plan that gives the named clones fresh deltas (stopping and restarting
- * running ones). Unknown names are VP_EINVAL, naming them. */
+/* A plan that gives the named clones fresh deltas on the base version each
+ * is on (stopping and restarting running ones). Unknown names are VP_EINVAL,
+ * naming them; a clone whose delta backs onto no version of the base is
+ * VP_ECONFLICT (apply repairs it). */
 VP_API int vp_pool_plan_reset(vp_pool *pool, const char *const *names, size_t n, vp_plan **out);
 
-/* Rollback: the base version the pool's clones record as the one they left
- * in their last rebase (the most common one). VP_ENOENT when no clone
- * records one. */
-VP_API int vp_pool_rollback_target(vp_pool *pool, char *version, size_t len);
+/* Rollback: a plan that returns each clone on the spec's base version (or,
+ * continuing an interrupted rollback, on the version that rollback undoes)
+ * to the version its own metadata records as previous, in waves like a
+ * rollout; every other clone stays where it is. vp_pool_apply records the
+ * rollback durably before the first clone moves and drops the record when
+ * it is complete. VP_ENOENT when there is nothing to roll back. */
+VP_API int vp_pool_plan_rollback(vp_pool *pool, vp_plan **out);
 
 /* Makes `version` of the spec's base the desired one for vp_pool_plan (as if
  * the spec named it). VP_ENOENT when it is not in the store. */
@@ -68,14 +74,15 @@ typedef struct vp_apply_opts {
 	void (*wave)(void *ctx, const vp_plan *plan, unsigned wave, bool healthy);
 } vp_apply_opts;
 
-/* Executes the plan: first everything outside a rollout, then the rebases
- * wave by wave; after each wave the health gate (clones that should run are
+/* Executes the plan: first everything outside the waves (creations, starts,
+ * stops, removals), then the rebases, updates and repairs wave by wave; after each wave the health gate (clones that should run are
  * running, and the spec's health command passes for each within its
  * timeout) must pass before the next wave starts. A failed wave or gate
  * stops the rollout there: later waves are untouched, the pool stays mixed,
  * and the next apply continues. Takes the pool's lock if vp_pool_lock was not called
  * (VP_EBUSY when another apply holds it and wait_lock is false). Refuses to
- * clone from a base whose size or mtime no longer match its manifest. */
+ * clone from a base whose size or mtime no longer match its manifest (every
+ * base the plan puts a clone on is checked). */
 VP_API int vp_pool_apply(vp_pool *pool, const vp_plan *plan, const vp_apply_opts *opts,
 			 vp_exec_result *result);
 
