@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# test.sh: the whole test suite — unit (plain, valgrind, ASan+UBSan), headers, integration against
-# real qemu-img and a real libvirtd + QEMU, and a bounded fuzz run. `.ci/run` calls exactly this.
+# test.sh: the whole test suite — unit (plain, valgrind, ASan+UBSan, TSan), headers, integration
+# against real qemu-img and a real libvirtd + QEMU (the threaded paths under TSan too), and a
+# bounded fuzz run. `.ci/run` calls exactly this.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -75,6 +76,16 @@ else
 	record "sanitizer build" 1
 fi
 
+step "ThreadSanitizer build and unit tests"
+mkdir -p build-tsan
+TSAN_ENV=(TSAN_OPTIONS="halt_on_error=0 exitcode=66 suppressions=$ROOT/tests/tsan.supp")
+if build build-tsan -DENABLE_TSAN=ON; then
+	(cd build-tsan && env "${TSAN_ENV[@]}" ctest -L unit --output-on-failure -j "$JOBS")
+	record "tsan unit tests" $?
+else
+	record "tsan build" 1
+fi
+
 step "libvirt daemons"
 if [[ -x scripts/libvirt-up.sh ]] || [[ -f scripts/libvirt-up.sh ]]; then
 	bash scripts/libvirt-up.sh
@@ -84,6 +95,13 @@ fi
 step "integration tests (real qemu-img, real libvirtd + QEMU under TCG)"
 (cd build && ctest -L integration --output-on-failure)
 record "integration tests" $?
+
+step "integration tests of the threaded paths under ThreadSanitizer (apply, rollout, accel)"
+if [[ -x build-tsan/bin/vdipool ]]; then
+	(cd build-tsan && env "${TSAN_ENV[@]}" ctest -L integration -R 'test_pool$|test_rollout|itest_accel' \
+		--output-on-failure)
+	record "tsan integration tests" $?
+fi
 
 step "fuzzing (libFuzzer + ASan, ${FUZZ_SECONDS}s per target)"
 if [[ -f tests/fuzz/run.sh ]]; then
