@@ -18,7 +18,7 @@ say "installing dependencies (apt-get)"
 bash scripts/deps.sh
 
 say "building vdipool"
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" >/dev/null
 
 say "starting libvirtd and virtlogd (if not running)"

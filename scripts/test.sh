@@ -42,6 +42,17 @@ build build
 record "build" $?
 [[ -x build/bin/vdipool ]] || die "the build failed, nothing to test"
 
+step "a release build (no tests) carries no test hooks"
+mkdir -p build-release
+if cmake -S . -B build-release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTS=OFF >build-release/cmake.log 2>&1 &&
+	cmake --build build-release -j "$JOBS" --target vdipool >build-release/build.log 2>&1; then
+	! grep -q -a VDIPOOL_TEST_ build-release/libvdipool.so
+	record "release build without fault injection" $?
+else
+	tail -20 build-release/build.log
+	record "release build" 1
+fi
+
 step "unit tests"
 (cd build && ctest -L unit --output-on-failure -j "$JOBS")
 record "unit tests" $?

@@ -26,7 +26,12 @@ typedef struct exec_state {
 	atomic_bool host_failed; /* a step failed for every clone (VP_EHOST): take no more */
 } exec_state;
 
-/* Fault injection for the crash and lock tests, read once from the environment:
+/* VP_EHOST_SKIPPED: not attempted, because another clone's step failed for the whole host. */
+#define VP_EHOST_SKIPPED 1
+
+#ifdef VP_TEST_HOOKS
+/* Fault injection for the crash and lock tests (test builds only: BUILD_TESTS defines
+ * VP_TEST_HOOKS; an installed vdipool has none), read once from the environment:
  *   VDIPOOL_TEST_CRASH_AT="before|after:STEP:N"  SIGKILL this process (like a kill -9
  *                                                from outside) the Nth time STEP is reached;
  *   VDIPOOL_TEST_PAUSE_AT="before|after:STEP:N:SECONDS"  sleep there instead.
@@ -75,8 +80,13 @@ static void fault_point(bool after, unsigned step)
 		sleep(pause_fault.seconds);
 }
 
-/* VP_EHOST_SKIPPED: not attempted, because another clone's step failed for the whole host. */
-#define VP_EHOST_SKIPPED 1
+#else
+static void fault_point(bool after, unsigned step)
+{
+	(void)after;
+	(void)step;
+}
+#endif
 
 static int run_item(exec_state *st, const vp_plan_item *it)
 {
