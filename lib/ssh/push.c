@@ -1,0 +1,392 @@
+/* push.c: pushing an image over SFTP: allocated extents only, pipelined, resumable, hash-checked on the host. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ssh/ssh_int.h"
+#include "util/fs.h"
+
+#define DEFAULT_WINDOW (4u << 20)
+#define DEFAULT_CHECKPOINT (16u << 20)
+#define STATE_MAGIC "vdipool-push 1"
+
+/* ---- extents -------------------------------------------------------------------- */
+
+int vp_extents_add(vp_extents *e, uint64_t off, uint64_t len)
+{
+	if (len == 0)
+		return 0;
+	if (e->n && e->v[e->n - 1].off + e->v[e->n - 1].len == off) {
+		e->v[e->n - 1].len += len;
+	} else {
+		if (e->n == e->cap) {
+			size_t cap = e->cap ? e->cap * 2 : 64;
+			vp_extent *v = realloc(e->v, cap * sizeof(*v));
+
+			if (!v)
+				return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+			e->v = v;
+			e->cap = cap;
+		}
+		e->v[e->n++] = (vp_extent){ off, len };
+	}
+	e->data += len;
+	return 0;
+}
+
+void vp_extents_release(vp_extents *e)
+{
+	free(e->v);
+	memset(e, 0, sizeof(*e));
+}
+
+int vp_extents_read(vp_extents *e, int fd, const char *what)
+{
+	struct stat st;
+	uint64_t off = 0;
+
+	memset(e, 0, sizeof(*e));
+	if (fstat(fd, &st) < 0)
+		return vp_error_set_os(errno, "cannot stat '%s'", what);
+	e->size = (uint64_t)st.st_size;
+	while (off < e->size) {
+		off_t data = lseek(fd, (off_t)off, SEEK_DATA), hole;
+
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0 && (errno == EINVAL || errno == EOPNOTSUPP)) /* no hole support: all data */
+			return vp_extents_add(e, off, e->size - off);
+		if (data < 0)
+			goto fail;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			goto fail;
+		if (vp_extents_add(e, (uint64_t)data, (uint64_t)(hole - data)) < 0)
+			return VP_ENOMEM;
+		off = (uint64_t)hole;
+	}
+	return 0;
+fail:
+	vp_error_set_os(errno, "cannot find the data extents of '%s'", what);
+	vp_extents_release(e);
+	return VP_EIO;
+}
+
+uint64_t vp_extents_data_below(const vp_extents *e, uint64_t done)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < e->n && e->v[i].off < done; i++) {
+		uint64_t end = e->v[i].off + e->v[i].len;
+
+		sum += (end < done ? end : done) - e->v[i].off;
+	}
+	return sum;
+}
+
+/* ---- the resume record ------------------------------------------------------------ */
+
+char *vp_push_state_format(const vp_push_state *st)
+{
+	return vp_strdup_printf(STATE_MAGIC "\nsha256=%s\nsize=%" PRIu64 "\ndata=%" PRIu64
+				"\ndone=%" PRIu64 "\n", st->sha256, st->size, st->data, st->done);
+}
+
+static bool hex64(const char *s)
+{
+	for (int i = 0; i < 64; i++)
+		if (!isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i]))
+			return false;
+	return s[64] == '\0' || s[64] == '\n' || s[64] == ' ';
+}
+
+int vp_push_state_parse(vp_push_state *st, const char *text)
+{
+	char sha[65] = "";
+	int used = 0;
+
+	memset(st, 0, sizeof(*st));
+	if (sscanf(text, STATE_MAGIC "\nsha256=%64s\nsize=%" SCNu64 "\ndata=%" SCNu64
+		   "\ndone=%" SCNu64 "\n%n", sha, &st->size, &st->data, &st->done, &used) != 4 ||
+	    used == 0 || text[used] != '\0' || strlen(sha) != 64 || !hex64(sha) || st->done > st->size)
+		return vp_error_set(VP_ERR_SSH, VP_EINVAL, "not a push resume record");
+	memcpy(st->sha256, sha, sizeof(st->sha256));
+	return 0;
+}
+
+uint64_t vp_push_resume_offset(const vp_push_state *st, const char *sha256, const vp_extents *e)
+{
+	if (!st || strcmp(st->sha256, sha256) || st->size != e->size || st->data != e->data)
+		return 0;
+	return st->done;
+}
+
+int vp_ssh_parse_sha256sum(const char *text, char out[65])
+{
+	const char *p = text;
+
+	if (*p == '\\') /* sha256sum escapes names with odd characters */
+		p++;
+	if (strlen(p) < 64 || !hex64(p))
+		return vp_error_set(VP_ERR_SSH, VP_EINVAL, "unexpected sha256sum output '%.80s'", text);
+	memcpy(out, p, 64);
+	out[64] = '\0';
+	return 0;
+}
+
+int vp_ssh_sha256(vp_ssh *s, const char *path, char out[65])
+{
+	vp_ssh_exec_result r;
+	vp_ssh_stat st;
+	char *q = vp_ssh_quote(path), *cmd = q ? vp_strdup_printf("sha256sum -b -- %s", q) : NULL;
+	double timeout;
+	int rc;
+
+	free(q);
+	if (!cmd)
+		return VP_ENOMEM;
+	/* Reading the file on the host takes time: allow 60 s plus 20 s per GiB. */
+	timeout = 60.0 + (vp_ssh_stat_path(s, path, &st) == 0 ? (double)st.size / (50 << 20) : 0);
+	rc = vp_ssh_exec(s, cmd, timeout, &r);
+	if (rc == 0 && (r.exit_status != 0 || r.exit_signal[0])) {
+		char *nl = strchr(r.err, '\n');
+
+		if (nl)
+			*nl = '\0';
+		rc = vp_error_set(VP_ERR_SSH, VP_EIO, "cannot hash '%s' on '%s': sha256sum failed "
+				  "(exit %d%s%s): %s; is coreutils installed there?", path, vp_ssh_label(s),
+				  r.exit_status, r.exit_signal[0] ? ", signal " : "", r.exit_signal, r.err);
+	} else if (rc == 0) {
+		rc = vp_ssh_parse_sha256sum(r.out, out);
+	}
+	vp_ssh_exec_result_release(&r);
+	free(cmd);
+	return rc;
+}
+
+/* ---- the push --------------------------------------------------------------------- */
+
+typedef struct push {
+	vp_ssh *s;
+	const vp_ssh_push_opts *o;
+	vp_ssh_push_result *res;
+	int fd;
+	const char *local;
+	char *part, *state;
+	vp_extents e;
+	LIBSSH2_SFTP_HANDLE *h;
+	char *buf;
+	size_t window;
+	uint64_t done_data; /* extent bytes on the host, resumed ones included */
+} push;
+
+static int save_state(push *p, uint64_t done)
+{
+	vp_push_state st = { .size = p->e.size, .data = p->e.data, .done = done };
+	char *text;
+	int rc;
+
+	/* The record may only claim what the host has flushed. */
+	if (libssh2_sftp_fsync(p->h) < 0)
+		return vp_ssh_sftp_fail(p->s, "cannot flush '%s'", p->part);
+	memcpy(st.sha256, p->o->sha256, sizeof(st.sha256));
+	text = vp_push_state_format(&st);
+	if (!text)
+		return VP_ENOMEM;
+	rc = vp_ssh_write_file(p->s, p->state, text, strlen(text), 0600);
+	free(text);
+	return rc;
+}
+
+/* Resume offset from the host's record, provided the partial file is still there. */
+static uint64_t find_resume(push *p)
+{
+	vp_push_state st;
+	vp_ssh_stat pst;
+	char *text = NULL;
+	uint64_t done = 0;
+
+	if (vp_ssh_read_file(p->s, p->state, 4096, &text, NULL) == 0 &&
+	    vp_push_state_parse(&st, text) == 0 && vp_ssh_stat_path(p->s, p->part, &pst) == 0 &&
+	    S_ISREG(pst.mode))
+		done = vp_push_resume_offset(&st, p->o->sha256, &p->e);
+	free(text);
+	vp_error_clear();
+	return done;
+}
+
+/* Writes [off, off+len) of the local file at the same offset on the host. libssh2
+ * splits a write into 30000-byte SFTP packets and sends them all before it waits
+ * for acknowledgements; handing it the rest of the window again on a partial
+ * return keeps the whole window in flight (libssh2_sftp_write's pipelining). */
+static int send_range(push *p, uint64_t off, uint64_t len, uint64_t *since_checkpoint)
+{
+	uint64_t checkpoint = p->o->checkpoint ? p->o->checkpoint : DEFAULT_CHECKPOINT;
+
+	libssh2_sftp_seek64(p->h, off);
+	while (len > 0) {
+		size_t n = len < p->window ? (size_t)len : p->window;
+		const char *q = p->buf;
+		size_t left = n;
+
+		if (vp_fs_pread_all(p->fd, p->buf, n, off, p->local) < 0)
+			return VP_EIO;
+		while (left > 0) {
+			ssize_t w = libssh2_sftp_write(p->h, q, left);
+
+			if (w < 0)
+				return vp_ssh_sftp_fail(p->s, "cannot write '%s' at offset %" PRIu64,
+							p->part, off);
+			q += w;
+			left -= (size_t)w;
+			p->res->sent += (uint64_t)w;
+			p->done_data += (uint64_t)w;
+			if (p->o->progress)
+				p->o->progress(p->o->progress_ctx, p->done_data, p->e.data);
+		}
+		off += n;
+		len -= n;
+		*since_checkpoint += n;
+		if (*since_checkpoint >= checkpoint) {
+			if (save_state(p, off) < 0)
+				return VP_EIO;
+			*since_checkpoint = 0;
+		}
+	}
+	return 0;
+}
+
+static int send_extents(push *p, uint64_t resume)
+{
+	LIBSSH2_SFTP_ATTRIBUTES a = { .flags = LIBSSH2_SFTP_ATTR_SIZE, .filesize = p->e.size };
+	LIBSSH2_SFTP *sftp = vp_ssh_sftp(p->s);
+	uint64_t since = 0;
+	int rc;
+
+	p->h = libssh2_sftp_open_ex(sftp, p->part, (unsigned)strlen(p->part),
+				    LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | (resume ? 0 : LIBSSH2_FXF_TRUNC),
+				    0600, LIBSSH2_SFTP_OPENFILE);
+	if (!p->h)
+		return vp_ssh_sftp_fail(p->s, "cannot open '%s' for writing", p->part);
+	if (!resume && (rc = save_state(p, 0)) < 0)
+		return rc;
+	for (size_t i = 0; i < p->e.n; i++) {
+		uint64_t off = p->e.v[i].off, end = off + p->e.v[i].len;
+
+		if (end <= resume)
+			continue;
+		if (off < resume)
+			off = resume;
+		if ((rc = send_range(p, off, end - off, &since)) < 0)
+			return rc;
+	}
+	/* Holes at the end are not written: the size makes them (ftruncate on the host). */
+	if (libssh2_sftp_fsetstat(p->h, &a) < 0)
+		return vp_ssh_sftp_fail(p->s, "cannot set the size of '%s'", p->part);
+	if ((rc = save_state(p, p->e.size)) < 0)
+		return rc;
+	rc = libssh2_sftp_close_handle(p->h);
+	p->h = NULL;
+	if (rc < 0)
+		return vp_ssh_sftp_fail(p->s, "cannot close '%s'", p->part);
+	return 0;
+}
+
+static int check_and_publish(push *p, const char *remote)
+{
+	int rc = vp_ssh_sha256(p->s, p->part, p->res->sha256);
+
+	if (rc < 0)
+		return rc;
+	if (strcmp(p->res->sha256, p->o->sha256)) {
+		vp_ssh_unlink(p->s, p->part);
+		vp_ssh_unlink(p->s, p->state);
+		return vp_error_set(VP_ERR_SSH, VP_EIO, "'%s' arrived damaged on '%s': its SHA-256 there "
+				    "is %s, expected %s; the partial copy was deleted, push again",
+				    remote, vp_ssh_label(p->s), p->res->sha256, p->o->sha256);
+	}
+	if ((rc = vp_ssh_chmod(p->s, p->part, 0444)) < 0 || (rc = vp_ssh_rename(p->s, p->part, remote)) < 0)
+		return rc;
+	return vp_ssh_unlink(p->s, p->state);
+}
+
+static int check_args(vp_ssh *s, const char *remote, const vp_ssh_push_opts *o)
+{
+	vp_ssh_stat st;
+
+	if (!o || !o->sha256 || strlen(o->sha256) != 64 || !hex64(o->sha256))
+		return vp_error_set(VP_ERR_INVALID, VP_EINVAL, "push of '%s': the expected SHA-256 "
+				    "(64 lowercase hex digits) is required", remote);
+	if (remote[0] != '/')
+		return vp_error_set(VP_ERR_INVALID, VP_EINVAL, "push: remote path '%s' must be absolute",
+				    remote);
+	if (vp_ssh_stat_path(s, remote, &st) == 0)
+		return vp_error_set(VP_ERR_SSH, VP_EEXIST, "'%s' exists on '%s' already; not "
+				    "overwriting it", remote, vp_ssh_label(s));
+	vp_error_clear();
+	return 0;
+}
+
+int vp_ssh_push_file(vp_ssh *s, const char *local, const char *remote, const vp_ssh_push_opts *o,
+		     vp_ssh_push_result *out)
+{
+	vp_ssh_push_result res = { 0 };
+	push p = { .s = s, .o = o, .res = &res, .fd = -1, .local = local };
+	char *dcopy = vp_strdup(remote), *bcopy = vp_strdup(remote);
+	double t0 = vp_now();
+	uint64_t wire0 = s->wire_sent, resume;
+	int rc;
+
+	if (!dcopy || !bcopy) {
+		rc = VP_ENOMEM;
+		goto out;
+	}
+	if ((rc = check_args(s, remote, o)) < 0)
+		goto out;
+	p.part = vp_strdup_printf("%s/.%s.part", dirname(dcopy), basename(bcopy));
+	p.state = p.part ? vp_strdup_printf("%s.state", p.part) : NULL;
+	p.window = o->window ? o->window : DEFAULT_WINDOW;
+	p.buf = malloc(p.window);
+	if (!p.state || !p.buf) {
+		rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+		goto out;
+	}
+	p.fd = open(local, O_RDONLY | O_CLOEXEC);
+	if (p.fd < 0) {
+		rc = vp_error_set_os(errno, "cannot open '%s'", local);
+		goto out;
+	}
+	if ((rc = vp_extents_read(&p.e, p.fd, local)) < 0)
+		goto out;
+	res.size = p.e.size;
+	res.data = p.e.data;
+	resume = find_resume(&p);
+	res.resumed = vp_extents_data_below(&p.e, resume);
+	p.done_data = res.resumed;
+	if (resume < p.e.size || !resume)
+		rc = send_extents(&p, resume);
+	if (rc == 0)
+		rc = check_and_publish(&p, remote);
+out:
+	if (p.h)
+		libssh2_sftp_close_handle(p.h);
+	if (p.fd >= 0)
+		close(p.fd);
+	res.wire_sent = s->wire_sent - wire0;
+	res.seconds = vp_now() - t0;
+	if (out)
+		*out = res;
+	vp_extents_release(&p.e);
+	free(p.buf);
+	free(p.part);
+	free(p.state);
+	free(dcopy);
+	free(bcopy);
+	return rc;
+}
