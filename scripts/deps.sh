@@ -10,8 +10,9 @@ PACKAGES=(
 	dnsmasq-base iproute2 xz-utils zstd cpio busybox-static bc
 	syslinux syslinux-common mtools dosfstools fdisk
 )
-# Tests only: valgrind for leak checks, clang + its runtime for libFuzzer.
-TEST_PACKAGES=(valgrind clang libclang-rt-14-dev)
+# Tests only: valgrind for leak checks, clang + its runtime for libFuzzer, sshd for the
+# throw-away SSH test hosts (scripts/test-hosts-up.sh), rsync for the push benchmark.
+TEST_PACKAGES=(valgrind clang libclang-rt-14-dev openssh-server rsync)
 
 want=("${PACKAGES[@]}")
 if [[ "${1:-}" == "--tests" ]]; then

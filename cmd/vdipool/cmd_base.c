@@ -19,6 +19,7 @@ const char cmd_base_help[] =
 	"       vdipool base derive NAME@V1 --version V2 [--domain]\n"
 	"       vdipool base seal NAME@V2 [--tmpdir DIR] [--format qcow2|raw]\n"
 	"       vdipool base derive --abort NAME@V2     (or: vdipool base abandon NAME@V2)\n"
+	"       vdipool base push NAME@VERSION --to [USER@]HOST[:PORT] ...  (see: vdipool push --help)\n"
 	"\n"
 	"Manage the versioned golden base images in the store (--root DIR or\n"
 	"$VDIPOOL_ROOT, default /var/lib/vdipool): <root>/bases/<name>/<version>/\n"
@@ -45,6 +46,8 @@ const char cmd_base_help[] =
 	"           a VM still has the delta open (or the maintenance domain runs);\n"
 	"           removes the maintenance domain. The flattened copy is made in\n"
 	"           --tmpdir (default $TMPDIR, else /var/tmp), outside the store\n"
+	"  push     copy a version into another host's store over SSH (libssh2):\n"
+	"           vdipool push --help says how\n"
 	"  abandon  (derive --abort) drop a derivation in progress, its delta and\n"
 	"           its maintenance domain\n"
 	"\n"
@@ -554,6 +557,10 @@ int cmd_base(cli *c, int argc, char **argv)
 	vp_store *s = NULL;
 	int idx, rc;
 
+	if (argc > 1 && !strcmp(argv[1], "push")) {
+		c->cmd = cli_find_command("push");
+		return cmd_push(c, argc - 1, argv + 1);
+	}
 	CLI_PARSE(idx, c, argc, argv, "", longopts, base_opt, &o);
 	if (idx >= argc)
 		return cli_usage_error(c, "expected a subcommand: import, list, verify, rm, derive, "

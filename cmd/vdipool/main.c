@@ -17,6 +17,7 @@ const cli_command cli_commands[] = {
 	{ "reset", cmd_reset, "give clones a fresh delta (back to pristine)", cmd_reset_help },
 	{ "rollback", cmd_rollback, "move a pool back to its previous base version", cmd_rollback_help },
 	{ "base", cmd_base, "import, list, verify and remove golden base images", cmd_base_help },
+	{ "push", cmd_push, "copy a base version to another host over SSH (base push)", cmd_push_help },
 	{ "gc", cmd_gc, "remove unreferenced base versions and orphaned deltas", cmd_gc_help },
 	{ "plugins", cmd_plugins, "list storage plugins, versions and capabilities", cmd_plugins_help },
 	{ "version", cmd_version, "print version information", cmd_version_help },

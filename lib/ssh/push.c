@@ -300,8 +300,10 @@ static int send_extents(push *p, uint64_t resume)
 
 static int check_and_publish(push *p, const char *remote)
 {
+	double t0 = vp_now();
 	int rc = vp_ssh_sha256(p->s, p->part, p->res->sha256);
 
+	p->res->hash_seconds = vp_now() - t0;
 	if (rc < 0)
 		return rc;
 	if (strcmp(p->res->sha256, p->o->sha256)) {

@@ -111,7 +111,8 @@ typedef struct vp_ssh_push_result {
 	uint64_t sent;       /* data bytes written by this push */
 	uint64_t resumed;    /* data bytes a previous, interrupted push had delivered */
 	uint64_t wire_sent;  /* bytes this push wrote to the socket */
-	double seconds;
+	double seconds;      /* the whole push */
+	double hash_seconds; /* of which the check on the host (sha256sum reads the whole file) */
 	char sha256[65];     /* what the host computed */
 } vp_ssh_push_result;
 

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# test-hosts-up.sh: starts N throw-away SSH "hosts" on loopback, each an sshd with its own key, user and store view.
+# Usage: scripts/test-hosts-up.sh N
+# Host i: sshd on 127.0.0.1:$((VP_TEST_HOSTS_PORT+i)) (default 22200+i) with its own ed25519 host
+# key, unix user vphost<i> allowed in by a key made here, running in its own mount namespace
+# (unshare -m --propagation private) where RUN/host<i>/store is bind-mounted on /var/lib/vdipool,
+# so each host sees only its own store. RUN is $VP_TEST_HOSTS_DIR (default /tmp/vp-test-hosts).
+# Writes RUN/known_hosts, RUN/id_ed25519 (the client key) and RUN/hosts ("i user port pid" lines).
+# Only loopback is used. scripts/test-hosts-down.sh stops exactly these sshds and removes the users.
+set -euo pipefail
+
+n=${1:-}
+[[ $n =~ ^[1-9][0-9]?$ ]] || { echo "usage: $0 N   (1-99 hosts)" >&2; exit 2; }
+[[ $(id -u) -eq 0 ]] || { echo "test-hosts-up: must run as root (users, namespaces, bind mounts)" >&2; exit 2; }
+run=${VP_TEST_HOSTS_DIR:-/tmp/vp-test-hosts}
+port0=${VP_TEST_HOSTS_PORT:-22200}
+mnt=/var/lib/vdipool
+
+if [[ ! -x /usr/sbin/sshd ]]; then
+	echo "test-hosts-up: installing openssh-server"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
+fi
+if [[ -e $run/hosts ]]; then
+	echo "test-hosts-up: $run/hosts exists: hosts are up already; run scripts/test-hosts-down.sh first" >&2
+	exit 1
+fi
+mkdir -p "$run" /run/sshd "$mnt"
+chmod 0755 "$run"
+[[ -f $run/id_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C vdipool-test-client -f "$run/id_ed25519"
+: >"$run/known_hosts"
+
+for ((i = 1; i <= n; i++)); do
+	user=vphost$i port=$((port0 + i)) dir=$run/host$i
+	mkdir -p "$dir/store"
+	if ! id "$user" >/dev/null 2>&1; then
+		useradd -M -d "$dir/home" -s /bin/sh "$user"
+		echo "$user" >>"$run/users"
+	fi
+	usermod -p '*' "$user" # no password, but not locked: key auth only
+	mkdir -p "$dir/home"
+	chown "$user:" "$dir/store" "$dir/home"
+	chmod 0755 "$dir" "$dir/store"
+	[[ -f $dir/ssh_host_ed25519_key ]] || ssh-keygen -q -t ed25519 -N '' -C "vp-test-host$i" -f "$dir/ssh_host_ed25519_key"
+	cp "$run/id_ed25519.pub" "$dir/authorized_keys"
+	chmod 0644 "$dir/authorized_keys"
+	cat >"$dir/sshd_config" <<CFG
+# throw-away test host $i (scripts/test-hosts-up.sh)
+Port $port
+ListenAddress 127.0.0.1
+HostKey $dir/ssh_host_ed25519_key
+PidFile $dir/sshd.pidfile
+AuthorizedKeysFile $dir/authorized_keys
+AllowUsers $user
+PermitRootLogin no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+Compression yes
+Subsystem sftp internal-sftp
+MaxStartups 50
+MaxSessions 50
+LogLevel INFO
+CFG
+	/usr/sbin/sshd -t -f "$dir/sshd_config"
+	# unshare execs sh, which execs sshd: $! is sshd's pid. setsid: it outlives this script.
+	setsid unshare -m --propagation private \
+		sh -c "mount --bind '$dir/store' '$mnt' && exec /usr/sbin/sshd -D -f '$dir/sshd_config' -E '$dir/sshd.log'" \
+		</dev/null >>"$dir/sshd.log" 2>&1 &
+	echo $! >"$dir/pid"
+	echo "$i $user $port $!" >>"$run/hosts"
+	echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$dir/ssh_host_ed25519_key.pub")" >>"$run/known_hosts"
+done
+
+# Wait until every sshd listens (and is still alive).
+while read -r i user port pid; do
+	for ((t = 0; t < 100; t++)); do
+		kill -0 "$pid" 2>/dev/null || { echo "test-hosts-up: sshd of host $i died: $(tail -3 "$run/host$i/sshd.log")" >&2; exit 1; }
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+		sleep 0.1
+	done
+	((t < 100)) || { echo "test-hosts-up: host $i does not listen on port $port" >&2; exit 1; }
+done <"$run/hosts"
+
+echo "test hosts up (run dir $run):"
+while read -r i user port pid; do
+	echo "  host$i: ssh -i $run/id_ed25519 -o UserKnownHostsFile=$run/known_hosts -p $port $user@127.0.0.1   (sshd pid $pid, store $run/host$i/store on $mnt)"
+done <"$run/hosts"
+echo "  known_hosts: $run/known_hosts   identity: $run/id_ed25519"
