@@ -106,18 +106,47 @@ static bool hex64(const char *s)
 	return s[64] == '\0' || s[64] == '\n' || s[64] == ' ';
 }
 
+/* "key=DIGITS\n" at *p; advances *p. Digits only: no sign, no spaces, no overflow. */
+static int parse_u64_line(const char **p, const char *key, uint64_t *out)
+{
+	size_t klen = strlen(key);
+	const char *q = *p + klen;
+	uint64_t v = 0;
+
+	if (strncmp(*p, key, klen) || !isdigit((unsigned char)*q))
+		return -1;
+	for (; isdigit((unsigned char)*q); q++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*q - '0');
+	}
+	if (*q != '\n')
+		return -1;
+	*out = v;
+	*p = q + 1;
+	return 0;
+}
+
 int vp_push_state_parse(vp_push_state *st, const char *text)
 {
-	char sha[65] = "";
-	int used = 0;
+	const char *p = text;
 
 	memset(st, 0, sizeof(*st));
-	if (sscanf(text, STATE_MAGIC "\nsha256=%64s\nsize=%" SCNu64 "\ndata=%" SCNu64
-		   "\ndone=%" SCNu64 "\n%n", sha, &st->size, &st->data, &st->done, &used) != 4 ||
-	    used == 0 || text[used] != '\0' || strlen(sha) != 64 || !hex64(sha) || st->done > st->size)
-		return vp_error_set(VP_ERR_SSH, VP_EINVAL, "not a push resume record");
-	memcpy(st->sha256, sha, sizeof(st->sha256));
+	if (strncmp(p, STATE_MAGIC "\nsha256=", strlen(STATE_MAGIC "\nsha256=")))
+		goto bad;
+	p += strlen(STATE_MAGIC "\nsha256=");
+	if (strlen(p) < 65 || !hex64(p) || p[64] != '\n')
+		goto bad;
+	memcpy(st->sha256, p, 64);
+	p += 65;
+	if (parse_u64_line(&p, "size=", &st->size) < 0 || parse_u64_line(&p, "data=", &st->data) < 0 ||
+	    parse_u64_line(&p, "done=", &st->done) < 0 || *p != '\0' || st->done > st->size ||
+	    st->data > st->size)
+		goto bad;
 	return 0;
+bad:
+	memset(st, 0, sizeof(*st));
+	return vp_error_set(VP_ERR_SSH, VP_EINVAL, "not a push resume record");
 }
 
 uint64_t vp_push_resume_offset(const vp_push_state *st, const char *sha256, const vp_extents *e)
