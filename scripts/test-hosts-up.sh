@@ -63,6 +63,11 @@ MaxSessions 50
 LogLevel INFO
 CFG
 	/usr/sbin/sshd -t -f "$dir/sshd_config"
+	# sshd reads authorized_keys as the user: every directory above it must let the user through.
+	if ! runuser -u "$user" -- test -r "$dir/authorized_keys"; then
+		echo "test-hosts-up: $user cannot read $dir/authorized_keys: make the directories above $run traversable (chmod o+x)" >&2
+		exit 1
+	fi
 	# unshare execs sh, which execs sshd: $! is sshd's pid. setsid: it outlives this script.
 	setsid unshare -m --propagation private \
 		sh -c "mount --bind '$dir/store' '$mnt' && exec /usr/sbin/sshd -D -f '$dir/sshd_config' -E '$dir/sshd.log'" \
