@@ -57,6 +57,8 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 Compression yes
+# Tests may give a host's user another PATH in ~/.ssh/environment (tools missing on a host).
+PermitUserEnvironment PATH
 Subsystem sftp internal-sftp
 MaxStartups 50
 MaxSessions 50

@@ -59,6 +59,14 @@ mkimage "$T/img5.raw" 5
 SHA1=$(sha_of 1)
 check "local version 1 has a sha256" test ${#SHA1} -eq 64
 
+# Host 3 has no openssl (an `openssl` that is not found): the hash falls back to sha256sum.
+mkdir -p "$T/no-openssl" "$H/host3/home/.ssh"
+printf '#!/bin/sh\ntouch %s/no-openssl/called\nexit 127\n' "$T" >"$T/no-openssl/openssl"
+chmod 0755 "$T/no-openssl/openssl"
+chmod 0777 "$T/no-openssl"
+echo "PATH=$T/no-openssl:/usr/local/bin:/usr/bin:/bin" >"$H/host3/home/.ssh/environment"
+chown -R vphost3: "$H/host3/home/.ssh"
+
 # ---- a push to every host: complete, read-only, identical, sparse, only the data sent -----------
 for h in 1 2 3; do
 	out=$(push "$h" "$NAME@1" -o json 2>&1)
@@ -80,6 +88,7 @@ for h in 1 2 3; do
 	check "host$h: no staging directory, partial or record left" test "$(on "$h" ls -A /var/lib/vdipool/bases)" = "$NAME"
 	check "host$h: version directory has exactly image and manifest" test "$(on "$h" ls -A "$d" | tr '\n' ' ')" = "disk.raw manifest "
 done
+check "host3 hashed with sha256sum (openssl was asked first, not found)" test -e "$T/no-openssl/called"
 check "each host's store is its own: not in the machine's /var/lib/vdipool" test ! -e "/var/lib/vdipool/bases/$NAME"
 check "host1's store directory has the version (bind-mounted view)" test -f "$H/host1/store/bases/$NAME/1/manifest"
 

@@ -112,7 +112,7 @@ typedef struct vp_ssh_push_result {
 	uint64_t resumed;    /* data bytes a previous, interrupted push had delivered */
 	uint64_t wire_sent;  /* bytes this push wrote to the socket */
 	double seconds;      /* the whole push */
-	double hash_seconds; /* of which the check on the host (sha256sum reads the whole file) */
+	double hash_seconds; /* of which the check on the host (reads the whole file, holes too) */
 	char sha256[65];     /* what the host computed */
 } vp_ssh_push_result;
 
@@ -120,13 +120,14 @@ typedef struct vp_ssh_push_result {
  * on the host: only allocated extents are sent, pipelined, into ".NAME.part"
  * beside remote, with a resume record ".NAME.part.state" so that a push after
  * an interrupted one continues where the acknowledged data ended. The host
- * then computes the SHA-256 (sha256sum over an exec channel); a match is made
+ * then computes the SHA-256 (vp_ssh_sha256 over an exec channel); a match is made
  * read-only (0444) and renamed to `remote`, a mismatch deletes the partial
  * file and fails (VP_EIO) with both hashes. VP_EEXIST when remote exists. */
 VP_API int vp_ssh_push_file(vp_ssh *s, const char *local, const char *remote,
 			    const vp_ssh_push_opts *opts, vp_ssh_push_result *out);
 
-/* SHA-256 of a remote file computed on the host (sha256sum), lowercase hex. */
+/* SHA-256 of a remote file (absolute path) computed on the host, lowercase hex:
+ * `openssl dgst -sha256 -r`, or `sha256sum -b` where openssl is not installed. */
 VP_API int vp_ssh_sha256(vp_ssh *s, const char *path, char out[65]);
 
 #ifdef __cplusplus
