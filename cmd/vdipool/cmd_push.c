@@ -258,6 +258,7 @@ static int push_version(struct job *j)
 			goto out;
 	}
 	/* The manifest last: a directory with a manifest is a complete version. */
+	vp_ssh_unlink(j->s, rman); /* one left read-only by a push cut after it */
 	if ((rc = vp_ssh_write_file(j->s, rman, manifest, mlen, 0444)) < 0 ||
 	    (rc = vp_ssh_mkdir_p(j->s, j->bases_name, 0755)) < 0)
 		goto out;

@@ -354,6 +354,34 @@ static int send_extents(push *p, uint64_t resume)
 	return 0;
 }
 
+/* The host's copy gets the local file's mtime, nanoseconds included (SFTP v3 has
+ * only seconds), so that a manifest recording the image's mtime holds there too. */
+static int copy_mtime(push *p)
+{
+	struct stat st;
+	vp_ssh_exec_result r;
+	char *q = vp_ssh_quote(p->part), *cmd = NULL;
+	int rc;
+
+	if (fstat(p->fd, &st) < 0) {
+		free(q);
+		return vp_error_set_os(errno, "cannot stat '%s'", p->local);
+	}
+	cmd = q ? vp_strdup_printf("touch -c -m -d @%lld.%09ld -- %s", (long long)st.st_mtim.tv_sec,
+				   st.st_mtim.tv_nsec, q) : NULL;
+	free(q);
+	if (!cmd)
+		return VP_ENOMEM;
+	rc = vp_ssh_exec(p->s, cmd, 0, &r);
+	if (rc == 0 && (r.exit_status != 0 || r.exit_signal[0]))
+		rc = vp_error_set(VP_ERR_SSH, VP_EIO, "cannot set the mtime of '%s' on '%s' ('%s' "
+				  "exited %d: %.200s); the host needs GNU coreutils' touch", p->part,
+				  vp_ssh_label(p->s), cmd, r.exit_status, r.err);
+	vp_ssh_exec_result_release(&r);
+	free(cmd);
+	return rc;
+}
+
 static int check_and_publish(push *p, const char *remote)
 {
 	double t0 = vp_now();
@@ -429,6 +457,8 @@ int vp_ssh_push_file(vp_ssh *s, const char *local, const char *remote, const vp_
 	p.done_data = res.resumed;
 	if (resume < p.e.size || !resume)
 		rc = send_extents(&p, resume);
+	if (rc == 0)
+		rc = copy_mtime(&p);
 	if (rc == 0)
 		rc = check_and_publish(&p, remote);
 out:

@@ -79,6 +79,8 @@ for h in 1 2 3; do
 	check "host$h: virtual size kept (1 GiB)" test "$(on "$h" stat -c %s "$d/disk.raw")" -eq $((1024 * MiB))
 	alloc=$(on "$h" stat -c '%b*%B' "$d/disk.raw")
 	check "host$h: sparse on the host (allocated $((alloc / MiB)) MiB for 64 MiB of data)" test $((alloc)) -lt $((72 * MiB))
+	check "host$h: image mtime is the local one (nanoseconds too)" test "$(on "$h" stat -c %y "$d/disk.raw")" = "$(stat -c %y "$T/store/bases/$NAME/1/disk.raw")"
+	expect "host$h: the host's own store verifies the version" 0 "" -- on "$h" "$CLI" --root /var/lib/vdipool base verify "$NAME@1"
 	data=$(field image_data "$out")
 	# qemu-img allocates the first 4 KiB of a raw image besides the 64 MiB written.
 	check "host$h: the image's extents hold the data ($data bytes)" test "$data" -ge $((64 * MiB)) -a "$data" -le $((64 * MiB + 65536))
