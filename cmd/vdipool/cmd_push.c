@@ -283,11 +283,13 @@ static void print_result(struct job *j, const char *label)
 
 	vp_ssh_wire_bytes(j->s, &wire_total, NULL);
 	if (j->c->output == CLI_OUT_JSON) {
-		printf("{\"name\":\"%s\",\"version\":\"%s\",\"host\":\"%s\",\"pushed\":true,"
-		       "\"image_data\":%" PRIu64 ",\"virtual_size\":%" PRIu64 ",\"sent\":%" PRIu64
-		       ",\"resumed\":%" PRIu64 ",\"wire_sent\":%" PRIu64 ",\"compressed\":%s,"
-		       "\"seconds\":%.3f,\"hash_seconds\":%.3f,\"sha256\":\"%s\"}\n", j->b->name, j->b->version, label,
-		       r->data, j->b->virtual_size, r->sent, r->resumed, wire_total,
+		printf("{\"name\":\"%s\",\"version\":\"%s\",\"host\":\"%s\",\"pushed\":true,",
+		       j->b->name, j->b->version, label);
+		printf("\"image_data\":%" PRIu64 ",\"virtual_size\":%" PRIu64 ",\"sent\":%" PRIu64
+		       ",\"resumed\":%" PRIu64 ",\"wire_sent\":%" PRIu64 ",", r->data,
+		       j->b->virtual_size, r->sent, r->resumed, wire_total);
+		printf("\"cipher\":\"%s\",\"compressed\":%s,\"seconds\":%.3f,\"hash_seconds\":%.3f,"
+		       "\"sha256\":\"%s\"}\n", vp_ssh_cipher(j->s),
 		       vp_ssh_compressed(j->s) ? "true" : "false", r->seconds, r->hash_seconds,
 		       j->b->sha256);
 		return;

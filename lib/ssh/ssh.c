@@ -368,6 +368,13 @@ void vp_ssh_free(vp_ssh *s)
 const char *vp_ssh_label(const vp_ssh *s) { return s->label; }
 const char *vp_ssh_fingerprint(const vp_ssh *s) { return s->fingerprint; }
 
+const char *vp_ssh_cipher(const vp_ssh *s)
+{
+	const char *m = libssh2_session_methods(s->session, LIBSSH2_METHOD_CRYPT_CS);
+
+	return m ? m : "";
+}
+
 bool vp_ssh_compressed(const vp_ssh *s)
 {
 	const char *m = libssh2_session_methods(s->session, LIBSSH2_METHOD_COMP_CS);

@@ -38,6 +38,8 @@ VP_API void vp_ssh_free(vp_ssh *s);
 VP_API const char *vp_ssh_label(const vp_ssh *s);
 /* The host key's fingerprint, "SHA256:base64" like ssh-keygen -l; borrowed. */
 VP_API const char *vp_ssh_fingerprint(const vp_ssh *s);
+/* The cipher negotiated for what the session sends, e.g. "aes128-ctr"; borrowed. */
+VP_API const char *vp_ssh_cipher(const vp_ssh *s);
 /* True when the session compresses what it sends (zlib was negotiated). */
 VP_API bool vp_ssh_compressed(const vp_ssh *s);
 /* Bytes written to and read from the TCP socket so far (the wire, after
