@@ -26,7 +26,7 @@ for pidfile in "$run"/host*/pid; do
 done
 if [[ -f $run/users ]]; then
 	while read -r user; do
-		[[ $user =~ ^vphost[0-9]+$ ]] && userdel "$user" 2>/dev/null
+		[[ $user =~ ^[a-z]{2,16}[0-9]+$ ]] && userdel "$user" 2>/dev/null
 	done <"$run/users"
 fi
 rm -rf "$run"

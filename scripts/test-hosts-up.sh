@@ -4,7 +4,8 @@
 # Host i: sshd on 127.0.0.1:$((VP_TEST_HOSTS_PORT+i)) (default 22200+i) with its own ed25519 host
 # key, unix user vphost<i> allowed in by a key made here, running in its own mount namespace
 # (unshare -m --propagation private) where RUN/host<i>/store is bind-mounted on /var/lib/vdipool,
-# so each host sees only its own store. RUN is $VP_TEST_HOSTS_DIR (default /tmp/vp-test-hosts).
+# so each host sees only its own store. RUN is $VP_TEST_HOSTS_DIR (default /tmp/vp-test-hosts);
+# users are $VP_TEST_HOSTS_USER<i> (default vphost<i>: tests running side by side use their own).
 # Writes RUN/known_hosts, RUN/id_ed25519 (the client key) and RUN/hosts ("i user port pid" lines).
 # Only loopback is used. scripts/test-hosts-down.sh stops exactly these sshds and removes the users.
 set -euo pipefail
@@ -14,6 +15,8 @@ n=${1:-}
 [[ $(id -u) -eq 0 ]] || { echo "test-hosts-up: must run as root (users, namespaces, bind mounts)" >&2; exit 2; }
 run=${VP_TEST_HOSTS_DIR:-/tmp/vp-test-hosts}
 port0=${VP_TEST_HOSTS_PORT:-22200}
+uprefix=${VP_TEST_HOSTS_USER:-vphost}
+[[ $uprefix =~ ^[a-z]{2,16}$ ]] || { echo "test-hosts-up: VP_TEST_HOSTS_USER: 2-16 of a-z" >&2; exit 2; }
 mnt=/var/lib/vdipool
 
 if [[ ! -x /usr/sbin/sshd ]]; then
@@ -30,7 +33,7 @@ chmod 0755 "$run"
 : >"$run/known_hosts"
 
 for ((i = 1; i <= n; i++)); do
-	user=vphost$i port=$((port0 + i)) dir=$run/host$i
+	user=$uprefix$i port=$((port0 + i)) dir=$run/host$i
 	mkdir -p "$dir/store"
 	if ! id "$user" >/dev/null 2>&1; then
 		useradd -M -d "$dir/home" -s /bin/sh "$user"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench_push.sh: a 4 GiB image holding 1 GiB of data to 3 SSH test hosts: vdipool base push against scp and rsync -z.
-# Usage: tests/bench/bench_push.sh [-s VIRTUAL_GiB] [-d DATA_MiB]   (as root; defaults 4 and 1024)
+# Usage: tests/bench/bench_push.sh [-s VIRTUAL_GiB] [-d DATA_MiB] [-W]   (as root; defaults 4 and 1024)
+#   -W: also push to one host with each SFTP window (30000 bytes: no pipelining, up to 16 MiB)
 # Same run, same hosts (scripts/test-hosts-up.sh: sshd per host on loopback, own mount
 # namespace), each tool to the 3 hosts one after the other. Bytes on the wire are the bytes of
 # the TCP packets sent to the hosts' ports, counted by an iptables rule in a chain of our own
@@ -11,12 +12,13 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${VP_BUILD_DIR:-$ROOT/build}
 CLI=${VDIPOOL_CLI:-$BUILD/bin/vdipool}
-vsize=4 data=1024
-while getopts s:d: o; do
+vsize=4 data=1024 sweep=0
+while getopts s:d:W o; do
 	case $o in
 	s) vsize=$OPTARG ;;
 	d) data=$OPTARG ;;
-	*) echo "usage: $0 [-s VIRTUAL_GiB] [-d DATA_MiB]" >&2; exit 2 ;;
+	W) sweep=1 ;;
+	*) echo "usage: $0 [-s VIRTUAL_GiB] [-d DATA_MiB] [-W]" >&2; exit 2 ;;
 	esac
 done
 [[ $(id -u) -eq 0 ]] || { echo "bench_push: run as root" >&2; exit 2; }
@@ -110,3 +112,17 @@ for other in "scp" "rsync -z" "rsync -zS (sparse)"; do
 		"$(echo "${bytes[$other]} / ${bytes[vdipool base push --compress yes]}" | bc -l)"
 done
 ((wire_ok)) || echo "(iptables not usable here: bytes on the wire not measured)"
+
+if ((sweep)); then
+	echo
+	echo "SFTP window (bytes handed to one pipelined write), one host, transfer only (hash excluded):"
+	for w in 30000 262144 1M 4M 16M; do
+		wipe_hosts
+		: >"$T/vp.json"
+		h=1 vp_push --window "$w"
+		s=$(grep -o '"seconds":[0-9.]*' "$T/vp.json" | cut -d: -f2)
+		hs=$(grep -o '"hash_seconds":[0-9.]*' "$T/vp.json" | cut -d: -f2)
+		printf '  window %-7s %6.1f s  %6.1f MiB/s\n' "$w" "$(echo "$s - $hs" | bc)" \
+			"$(echo "$alloc / 1048576 / ($s - $hs)" | bc -l)"
+	done
+fi

@@ -18,7 +18,9 @@ fi
 T=$(mktemp -d /var/tmp/vp-itest-ssh-XXXXXX)
 chmod 0755 "$T" # the hosts' users read their authorized_keys below it
 export VP_TEST_HOSTS_DIR=$T/hosts VP_TEST_HOSTS_PORT=${VP_TEST_SSH_PORT:-22300}
+agent=
 cleanup() {
+	[[ -n $agent ]] && kill "$agent" 2>/dev/null
 	bash "$ROOT/scripts/test-hosts-down.sh" >/dev/null 2>&1
 	rm -rf "$T"
 }
@@ -144,6 +146,16 @@ expect "changed host key: refused" 1 "host key of '[127.0.0.1]:$(port 2)' has ch
 ssh-keygen -q -t ed25519 -N '' -f "$T/wrong_key"
 expect "wrong key: refused" 1 "authentication as 'vphost2' with key '$T/wrong_key' failed" -- \
 	"$CLI" --root "$T/store" base push "$NAME@1" --to "vphost2@127.0.0.1:$(port 2)" --identity "$T/wrong_key" --known-hosts "$KH"
+eval "$(ssh-agent -s -a "$T/agent.sock")" >/dev/null && agent=$SSH_AGENT_PID
+ssh-add -q "$ID" 2>/dev/null
+expect "ssh-agent: its key logs in (no --identity)" 0 "already there" -- \
+	"$CLI" --root "$T/store" base push "$NAME@1" --to "vphost1@127.0.0.1:$(port 1)" --known-hosts "$KH"
+ssh-add -q -D 2>/dev/null
+expect "ssh-agent without the key: refused" 1 "ssh-agent offered no key that" -- \
+	"$CLI" --root "$T/store" base push "$NAME@1" --to "vphost1@127.0.0.1:$(port 1)" --known-hosts "$KH"
+kill "$agent" && agent=
+expect "no identity and no agent: says what to do" 1 "pass --identity FILE or start an agent" -- \
+	env -u SSH_AUTH_SOCK "$CLI" --root "$T/store" base push "$NAME@1" --to "vphost1@127.0.0.1:$(port 1)" --known-hosts "$KH"
 expect "nothing listening: refused" 1 "cannot connect to '127.0.0.1' port 1" -- \
 	"$CLI" --root "$T/store" base push "$NAME@1" --to "vphost2@127.0.0.1:1" --identity "$ID" --known-hosts "$KH"
 expect "usage: --to missing" 2 "--to [USER@]HOST[:PORT] is required" -- "$CLI" --root "$T/store" base push "$NAME@1"
