@@ -219,7 +219,7 @@ static int check_host_key(vp_ssh *s, const vp_ssh_opts *o, int port)
 	case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
 		ret = vp_error_set(VP_ERR_SSH, VP_ECONFLICT,
 				   "host key of '%s' has changed: it is now %s %s, which does not match "
-				   "'%s'; refusing the host. If the host was really re-keyed, replace its "
+				   "'%s'; refusing the host; if the host was really re-keyed, replace its "
 				   "line in '%s' (ssh-keygen -R '%s' -f '%s')", hostname,
 				   hostkey_type_name(type), s->fingerprint, o->known_hosts,
 				   o->known_hosts, hostname, o->known_hosts);
@@ -227,7 +227,7 @@ static int check_host_key(vp_ssh *s, const vp_ssh_opts *o, int port)
 	case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
 		ret = vp_error_set(VP_ERR_SSH, VP_ECONFLICT,
 				   "host key of '%s' is not known: %s %s is in no line of '%s'; refusing "
-				   "the host. Check the fingerprint with the host's administrator, then add "
+				   "the host; check the fingerprint with the host's administrator, then add "
 				   "the key to '%s'", hostname, hostkey_type_name(type), s->fingerprint,
 				   o->known_hosts, o->known_hosts);
 		break;
