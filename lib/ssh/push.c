@@ -309,7 +309,8 @@ static int send_range(push *p, uint64_t off, uint64_t len, uint64_t *since_check
 			ssize_t w = libssh2_sftp_write(p->h, q, left);
 
 			if (w < 0)
-				return vp_ssh_sftp_fail(p->s, "cannot write '%s' at offset %" PRIu64,
+				return vp_ssh_sftp_fail(p->s, "cannot write '%s' at offset %" PRIu64
+							" (push again: it continues from what arrived)",
 							p->part, off);
 			q += w;
 			left -= (size_t)w;

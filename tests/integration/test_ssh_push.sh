@@ -56,6 +56,8 @@ for v in 1 2 3 4; do
 	"$CLI" --root "$T/store" base import "$NAME" "$T/img$v.raw" --version "$v" --format raw >/dev/null ||
 		bad "import $NAME@$v"
 done
+mkimage "$T/img6.raw" 6
+"$CLI" --root "$T/store" base import "$NAME" "$T/img6.raw" --version 6 --format raw >/dev/null || bad "import $NAME@6"
 mkimage "$T/img5.raw" 5
 "$CLI" --root "$T/store" base import "$NAME" "$T/img5.raw" --version 5 >/dev/null || bad "import $NAME@5 (qcow2)"
 SHA1=$(sha_of 1)
@@ -116,6 +118,36 @@ check "re-push resumed ($((resumed / MiB)) MiB were there) and sent less than a 
 	test "$resumed" -ge $((16 * MiB)) -a "$sent" -le $((48 * MiB)) -a $((sent + resumed)) -eq "$(field image_data "$out")"
 check "resumed image verifies on the host" test "$(on 1 sha256sum "/var/lib/vdipool/bases/$NAME/3/disk.raw" | cut -d' ' -f1)" = "$(sha_of 3)"
 check "no old staging directory left after the resume" test "$(on 1 ls -A /var/lib/vdipool/bases | tr '\n' ' ')" = "$NAME "
+
+# ---- resume after the host's per-connection sshd is killed (kill -9) mid-transfer ------------------
+# One packet in flight (--window 30000) to make the transfer slow enough to catch.
+push 2 "$NAME@6" --window 30000 -o json >"$T/kill.out" 2>&1 &
+pusher=$!
+killed=0
+for ((t = 0; t < 1000; t++)); do
+	part=$(on 2 sh -c "ls /var/lib/vdipool/bases/.push-$NAME-6-*/.disk.raw.part 2>/dev/null")
+	if [[ -n $part ]] && (($(on 2 stat -c '%b*%B' "$part" 2>/dev/null || echo 0) >= 40 * MiB)); then
+		for c in $(pgrep -P "$(pid 2)"); do
+			kill -9 $(pgrep -P "$c") "$c" 2>/dev/null
+		done
+		killed=1
+		break
+	fi
+	kill -0 "$pusher" 2>/dev/null || break
+	sleep 0.01
+done
+wait "$pusher"
+rc=$?
+if ((killed && rc != 0)); then
+	ok "push fails when the host's sshd connection is killed: $(head -c 200 "$T/kill.out")"
+	out=$(push 2 "$NAME@6" -o json 2>&1)
+	sent=$(field sent "$out") resumed=$(field resumed "$out")
+	check "re-push after the kill resumed ($((resumed / MiB)) MiB there) and sent less ($((sent / MiB)) MiB): $out" \
+		test "$resumed" -ge $((16 * MiB)) -a "$sent" -lt $((48 * MiB)) -a $((sent + resumed)) -eq "$(field image_data "$out")"
+	check "re-push after the kill verifies on the host" test "$(on 2 sha256sum "/var/lib/vdipool/bases/$NAME/6/disk.raw" | cut -d' ' -f1)" = "$(sha_of 6)"
+else
+	skip "the transfer to host 2 ended before the sshd could be killed (killed=$killed, exit $rc)"
+fi
 
 # ---- a tampered partial file is caught by the hash check and deleted ---------------------------------
 VDIPOOL_TEST_SSH_CUT_AFTER=$((40 * 1000 * 1000)) push 2 "$NAME@4" >/dev/null 2>&1
