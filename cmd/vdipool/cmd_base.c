@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "pins.h"
 #include "vdipool/domain.h"
+#include "vdipool/refs.h"
 #include "vdipool/spec.h"
 #include "vdipool/virt.h"
 #include "vdipool/store.h"
@@ -257,64 +257,15 @@ static int base_verify(cli *c, vp_store *s, char **args, int n)
 	return VP_EXIT_OK;
 }
 
-/* The store's remove only sees deltas on the delta tiers; a maintenance
- * delta backs onto its parent too. */
-static int check_no_derivation_on(vp_store *s, const char *ref)
-{
-	vp_base_info b;
-	vp_derive_info *d = NULL;
-	size_t n = 0;
-	int rc;
-
-	if (vp_store_stat(s, ref, &b) < 0 || vp_store_derive_list(s, b.name, &d, &n) < 0) {
-		vp_error_clear(); /* vp_store_remove says what is wrong */
-		return 0;
-	}
-	rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++)
-		if (!strcmp(d[i].parent, b.version))
-			rc = vp_error_set(VP_ERR_STORE, VP_EBUSY, "cannot remove base '%s@%s': the "
-					  "derivation of %s@%s backs onto it (seal or abandon it first)",
-					  b.name, b.version, d[i].name, d[i].version);
-	free(d);
-	return rc;
-}
-
-/* A version that vdipool domains record, as their base or as the one a
- * rollback returns to, stays. Without libvirt the store's own check (no
- * delta backs onto it) is all there is, and the user is told. */
-static int check_no_domain_records(cli *c, vp_store *s, const char *ref)
-{
-	vp_base_info b;
-	cli_pins pins;
-	char owners[512];
-	size_t n;
-	int rc = vp_store_stat(s, ref, &b);
-
-	if (rc < 0 || cli_pins_load(c, "qemu:///system", &pins) < 0) {
-		vp_error_clear(); /* vp_store_remove says what is wrong */
-		return 0;
-	}
-	n = cli_pins_owners(&pins, b.location, owners, sizeof(owners));
-	cli_pins_release(&pins);
-	if (n)
-		return vp_error_set(VP_ERR_STORE, VP_EBUSY,
-				    "cannot remove base '%s': %zu domain%s record%s it as base or rollback "
-				    "version: %s", ref, n, n == 1 ? "" : "s", n == 1 ? "s" : "", owners);
-	return 0;
-}
-
 static int base_rm(cli *c, vp_store *s, char **args, int n)
 {
 	int rc;
 
 	if (n != 1)
 		return cli_usage_error(c, "base rm: expected NAME@VERSION");
-	rc = check_no_domain_records(c, s, args[0]);
-	if (rc == 0)
-		rc = check_no_derivation_on(s, args[0]);
-	if (rc == 0)
-		rc = vp_store_remove(s, args[0]);
+	/* The store checks every rule itself, under its lock; libvirt says what domains use. */
+	vp_store_set_pins_source(s, vp_refs_libvirt_pins, (void *)"qemu:///system");
+	rc = vp_store_remove(s, args[0]);
 	if (rc < 0)
 		return cli_fail(c, rc);
 	if (c->output == CLI_OUT_JSON)
