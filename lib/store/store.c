@@ -80,6 +80,22 @@ fail:
 	return rc;
 }
 
+/* ---- temporaries of dead processes ------------------------------------------------------ */
+
+int vp_store_sweep(vp_store *s)
+{
+	int rc = 0;
+
+	if (s->base.ops->sweep)
+		rc = s->base.ops->sweep(s->base.h);
+	for (size_t i = 0; rc == 0 && i < s->ndelta; i++)
+		if (!s->deltas[i].borrowed && s->deltas[i].ops->sweep)
+			rc = s->deltas[i].ops->sweep(s->deltas[i].h);
+	if (rc < 0)
+		vp_error_prefix("cannot sweep the temporaries of dead vdipool processes");
+	return rc;
+}
+
 /* ---- the registry of delta tiers ------------------------------------------------------
  * gc and base rm open the store from its root alone, but deltas that back
  * onto its bases may live on any tier a spec used. Each vp_store_open with

@@ -177,11 +177,16 @@ static int create_delta(const vp_base_info *parent, const vp_derive_info *d)
 	vp_qcow2_create_opts_init(&o);
 	o.backing_file = parent->location;
 	o.backing_format = parent->format;
-	o.mode = 0644;
-	return vp_qcow2_create(d->location, &o);
+	o.mode = 0600; /* guest data, like a clone's delta */
+	if (vp_qcow2_create(d->location, &o) < 0)
+		return vp_error_last()->code;
+	/* The umask can only have taken bits away: make it exactly 0600. */
+	if (chmod(d->location, 0600) < 0)
+		return vp_error_set_os(errno, "cannot set the mode of '%s'", d->location);
+	return 0;
 }
 
-int vp_store_derive(vp_store *s, const char *ref, const char *version, vp_derive_info *out)
+static int derive_unlocked(vp_store *s, const char *ref, const char *version, vp_derive_info *out)
 {
 	char name[VP_PLUGIN_NAME_MAX] = "", from[VP_PLUGIN_NAME_MAX] = "";
 	char dir[PATH_MAX], state[PATH_MAX];
@@ -302,7 +307,7 @@ int vp_store_derive_list(vp_store *s, const char *name, vp_derive_info **out, si
 	return rc;
 }
 
-int vp_store_derive_abort(vp_store *s, const char *ref)
+static int abort_unlocked(vp_store *s, const char *ref)
 {
 	char name[VP_PLUGIN_NAME_MAX], version[VP_PLUGIN_NAME_MAX], dir[PATH_MAX];
 	int rc, fd;
@@ -413,7 +418,7 @@ static int publish(vp_store *s, const vp_derive_info *d, const vp_base_info *par
 	return 0;
 }
 
-int vp_store_seal(vp_store *s, const char *ref, const vp_store_seal_opts *opts, vp_base_info *out)
+static int seal_unlocked(vp_store *s, const char *ref, const vp_store_seal_opts *opts, vp_base_info *out)
 {
 	static const vp_store_seal_opts none;
 	const vp_store_seal_opts *o = opts ? opts : &none;
@@ -438,5 +443,38 @@ out:
 		close(fd);
 	if (rc < 0)
 		vp_error_prefix("cannot seal '%s'", ref);
+	return rc;
+}
+
+int vp_store_derive(vp_store *s, const char *ref, const char *version, vp_derive_info *out)
+{
+	bool took;
+	int rc = store_excl_begin(s, "derive", &took);
+
+	if (rc == 0)
+		rc = derive_unlocked(s, ref, version, out);
+	store_excl_end(s, took);
+	return rc;
+}
+
+int vp_store_derive_abort(vp_store *s, const char *ref)
+{
+	bool took;
+	int rc = store_excl_begin(s, "abandon a derivation", &took);
+
+	if (rc == 0)
+		rc = abort_unlocked(s, ref);
+	store_excl_end(s, took);
+	return rc;
+}
+
+int vp_store_seal(vp_store *s, const char *ref, const vp_store_seal_opts *opts, vp_base_info *out)
+{
+	bool took;
+	int rc = store_excl_begin(s, "seal", &took);
+
+	if (rc == 0)
+		rc = seal_unlocked(s, ref, opts, out);
+	store_excl_end(s, took);
 	return rc;
 }

@@ -470,6 +470,8 @@ int vp_store_gc_apply(vp_store *s, const vp_gc_plan *p, unsigned flags, size_t *
 		rc = vp_error_set(VP_ERR_STORE, VP_EBUSY, "gc removes nothing: %s, which may back onto "
 				  "any base or delta", vp_store_pins_all(pins));
 	if (rc == 0)
+		rc = vp_store_sweep(s);
+	if (rc == 0)
 		rc = gc_bases(s, p, pins, removed);
 	for (size_t i = 0; rc == 0 && i < p->norphans; i++)
 		rc = count(remove_disk(s, &p->orphans[i], pins), removed);

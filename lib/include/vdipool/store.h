@@ -86,6 +86,11 @@ VP_API void vp_store_set_pins_source(vp_store *s, vp_store_pins_fn fn, void *ctx
  * uses): adds nothing. */
 VP_API int vp_store_pins_none(void *ctx, vp_store_pins *pins);
 
+/* Removes, on every tier, the temporaries that vdipool names with a process
+ * id (staged imports, removals, temporary and flattening deltas) whose
+ * process is gone. apply, destroy and gc call it; safe at any time. */
+VP_API int vp_store_sweep(vp_store *s);
+
 /* Progress of a long operation. phase: "convert" (import copy) or "hash".
  * total may be 0 when unknown. May be called from a helper thread. */
 typedef void (*vp_store_progress_fn)(void *ctx, const char *phase, uint64_t done, uint64_t total);
