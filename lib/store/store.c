@@ -264,10 +264,15 @@ int store_load(vp_store *s, const char *name, const char *version, vp_base_info 
 	snprintf(what, sizeof(what), "manifest of base '%s@%s'", name, version);
 	rc = vp_store_manifest_parse(out, text, what);
 	free(text);
+	if (rc == VP_EINVAL) {
+		/* A damaged store is not bad input from the user (exit 1, not 2). */
+		VP_AUTOFREE char *msg = vp_strdup(vp_error_last()->message);
+		return vp_error_set(VP_ERR_STORE, VP_EIO, "%s", msg ? msg : what);
+	}
 	if (rc < 0)
 		return rc;
 	if (strcmp(out->name, name) || strcmp(out->version, version))
-		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "%s names '%s@%s': was it moved?", what,
+		return vp_error_set(VP_ERR_STORE, VP_ECONFLICT, "%s names '%s@%s': was it moved?", what,
 				    out->name, out->version);
 	snprintf(out->location, sizeof(out->location), "%s", st->location);
 	snprintf(out->tier, sizeof(out->tier), "%s", s->base.name);
@@ -337,12 +342,18 @@ int store_hash(vp_store *s, const char *name, const char *version, int staged, u
 			goto out;
 		if (got == 0)
 			break;
-		EVP_DigestUpdate(md, buf, got);
+		if (!EVP_DigestUpdate(md, buf, got)) {
+			rc = vp_error_set(VP_ERR_STORE, VP_EIO, "SHA-256 of '%s@%s' failed", name, version);
+			goto out;
+		}
 		off += got;
 		if (progress)
 			progress(ctx, "hash", off, total);
 	}
-	EVP_DigestFinal_ex(md, digest, &dlen);
+	if (!EVP_DigestFinal_ex(md, digest, &dlen) || dlen != 32) {
+		rc = vp_error_set(VP_ERR_STORE, VP_EIO, "SHA-256 of '%s@%s' failed", name, version);
+		goto out;
+	}
 	for (unsigned i = 0; i < dlen && i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
 out:

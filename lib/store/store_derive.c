@@ -93,7 +93,7 @@ static int parse_state(vp_derive_info *d, char *text, const char *what)
 			copy_field(d->started, sizeof(d->started), eq + 1);
 	}
 	if (!d->name[0] || !d->version[0] || !vp_store_version_valid(d->parent))
-		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "%s: malformed (no name, version or parent)",
+		return vp_error_set(VP_ERR_STORE, VP_ECONFLICT, "%s: malformed (no name, version or parent)",
 				    what);
 	return 0;
 }
@@ -114,13 +114,13 @@ static int load(vp_store *s, const char *name, const char *version, vp_derive_in
 				    "'vdipool base derive %s@VERSION --version %s')", name, version, name,
 				    version);
 	if (!vp_fs_exists(state))
-		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "the derivation of '%s@%s' is incomplete "
+		return vp_error_set(VP_ERR_STORE, VP_ECONFLICT, "the derivation of '%s@%s' is incomplete "
 				    "(%s has no state file): abort it", name, version, dir);
 	if ((rc = vp_fs_read_all(state, STATE_MAX, &text, NULL)) < 0 ||
 	    (rc = parse_state(d, text, state)) < 0)
 		return rc;
 	if (strcmp(d->name, name) || strcmp(d->version, version))
-		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "%s names '%s@%s': was it moved?", state,
+		return vp_error_set(VP_ERR_STORE, VP_ECONFLICT, "%s names '%s@%s': was it moved?", state,
 				    d->name, d->version);
 	return derive_path(d->location, s, name, version, "disk.qcow2");
 }
@@ -365,7 +365,7 @@ static int check_delta(const vp_derive_info *d, const vp_base_info *parent)
 	if (rc < 0)
 		return rc;
 	if (!qi.has_backing || strcmp(qi.backing_file, parent->location))
-		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "the maintenance delta %s backs onto '%s', "
+		return vp_error_set(VP_ERR_STORE, VP_ECONFLICT, "the maintenance delta %s backs onto '%s', "
 				    "not onto %s@%s (%s)", d->location, qi.backing_file, parent->name,
 				    parent->version, parent->location);
 	if (strcmp(parent->sha256, d->parent_sha256))

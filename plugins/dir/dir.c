@@ -109,7 +109,8 @@ static int fsync_path(const char *path, int dir)
 		close(fd);
 		return os_error(e, "cannot fsync '%s'", path);
 	}
-	close(fd);
+	if (close(fd) < 0)
+		return os_error(errno, "cannot close '%s'", path);
 	return 0;
 }
 
@@ -285,7 +286,11 @@ static int write_manifest(const char *dir, const char *text)
 		unlink(tmp);
 		return os_error(e, "cannot write '%s'", tmp);
 	}
-	close(fd);
+	if (close(fd) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return os_error(e, "cannot close '%s'", tmp);
+	}
 	if (rename(tmp, path) < 0)
 		return os_error(errno, "cannot rename '%s'", tmp);
 	return fsync_path(dir, 1);
