@@ -74,10 +74,11 @@ int vp_store_set_runtime_dir(vp_store *s, const char *dir)
 	return 0;
 }
 
-/* One lock per base tier: stores opened from a spec and from --root share it. */
+/* One lock per base tier: stores opened from a spec and from --root share it,
+ * so the key is what the tier is (driver and canonical path), not its name. */
 static int store_lock_name(vp_store *s, char *buf, size_t len)
 {
-	char *key = vp_strdup_printf("%s:%s:%s", s->base.ops->name, s->base.path, s->base.name);
+	char *key = vp_strdup_printf("%s:%s", s->base.ops->name, s->base.path);
 
 	if (!key)
 		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");

@@ -160,6 +160,24 @@ static void test_removal_waits_for_apply(void)
 	vp_store_free(gc);
 }
 
+/* A pool opens the store from its spec (tier "local"), gc from --root (tier
+ * "default"): one tier, one lock. */
+static void test_one_lock_per_tier(void)
+{
+	vp_store_tier b = { .driver = "dir", .config = { .tier = "local", .path = root } };
+	vp_store *pool = NULL, *gc = open_root(vp_store_pins_none, NULL);
+	vp_base_info info;
+
+	import(gc, "ol", "v1", &info);
+	CU_ASSERT_EQUAL_FATAL(vp_store_open(&pool, &b, NULL, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_store_set_runtime_dir(pool, tmp), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_store_lock(pool, VP_STORE_LOCK_SHARED, false), 0);
+	CU_ASSERT_EQUAL(vp_store_remove(gc, "ol@v1"), VP_EBUSY);
+	vp_store_free(pool);
+	CU_ASSERT_EQUAL(vp_store_remove(gc, "ol@v1"), 0);
+	vp_store_free(gc);
+}
+
 /* ---- pins ------------------------------------------------------------------------------- */
 
 static int pins_fail(void *ctx, vp_store_pins *pins)
@@ -431,6 +449,7 @@ static CU_TestInfo tests[] = {
 	{ "deltas, data disks, flattened deltas are 0600 under any umask", test_disks_0600 },
 	{ "runtime dir: other owner, world-writable, symlinks refused", test_runtime_dir_checked },
 	{ "gc and rm wait for apply's shared lock, re-check under it", test_removal_waits_for_apply },
+	{ "a spec's store and the --root store share one lock", test_one_lock_per_tier },
 	{ "remove refused without pins, with failing, naming or pin-all pins", test_remove_needs_pins },
 	{ "a snapshot overlay's chain pins delta and base", test_chain_pins },
 	{ "a delta on another tier a spec used keeps its base", test_other_tier_seen },
