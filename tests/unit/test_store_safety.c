@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "util/fs.h"
+#include "util/run.h"
 #include "vdipool/error.h"
 #include "vdipool/qcow2.h"
 #include "vdipool/refs.h"
@@ -444,7 +445,61 @@ static void test_disks_0600(void)
 	vp_store_free(s);
 }
 
+/* ---- import reads the file it checked -------------------------------------------------------- */
+
+struct swap {
+	const char *from, *to;
+	int done;
+};
+
+/* Called as the copy starts: swaps another file in at the imported path. */
+static void swap_on_progress(void *ctx, const char *phase, uint64_t done, uint64_t total)
+{
+	struct swap *sw = ctx;
+
+	(void)done;
+	(void)total;
+	if (!sw->done && !strcmp(phase, "convert")) {
+		sw->done = 1;
+		CU_ASSERT_EQUAL(rename(sw->from, sw->to), 0);
+	}
+}
+
+static void test_import_same_file(void)
+{
+	vp_store *s = open_root(vp_store_pins_none, NULL);
+	char a[400], b[400], keep[400];
+	struct swap sw = { .from = b, .to = a };
+	vp_store_import_opts o = { .progress = swap_on_progress, .progress_ctx = &sw };
+	vp_base_info info;
+	int fd;
+
+	snprintf(a, sizeof(a), "%s/checked.raw", tmp);
+	snprintf(b, sizeof(b), "%s/swapped.raw", tmp);
+	snprintf(keep, sizeof(keep), "%s/checked-copy.raw", tmp);
+	fd = open(a, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CU_ASSERT_FATAL(fd >= 0 && ftruncate(fd, 1 << 20) == 0 && write(fd, "CHECKED", 7) == 7);
+	close(fd);
+	CU_ASSERT_EQUAL_FATAL(link(a, keep), 0);
+	fd = open(b, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CU_ASSERT_FATAL(fd >= 0 && ftruncate(fd, 1 << 20) == 0 && write(fd, "SWAPPED", 7) == 7);
+	close(fd);
+	CU_ASSERT_EQUAL_FATAL(vp_store_import(s, "sw", "v1", a, &o, &info), 0);
+	CU_ASSERT_EQUAL(sw.done, 1);
+	/* What was checked is what was stored. */
+	{
+		const char *argv[] = { "qemu-img", "compare", "-q", "-f", "raw", "-F", "qcow2", keep,
+				       info.location, NULL };
+		vp_run_result r;
+		CU_ASSERT_EQUAL(vp_run(argv, NULL, &r), 0);
+		CU_ASSERT_EQUAL(r.exit_code, 0);
+		vp_run_result_release(&r);
+	}
+	vp_store_free(s);
+}
+
 static CU_TestInfo tests[] = {
+	{ "import converts the file it checked, not what the path names later", test_import_same_file },
 	{ "sweep removes dead processes' temporaries only", test_sweep_dead_temporaries },
 	{ "deltas, data disks, flattened deltas are 0600 under any umask", test_disks_0600 },
 	{ "runtime dir: other owner, world-writable, symlinks refused", test_runtime_dir_checked },
