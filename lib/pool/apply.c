@@ -187,7 +187,7 @@ int vp_pool_apply(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, vp
 	}
 	if (!eo.max_starts)
 		eo.max_starts = p->spec->domain.max_parallel_starts;
-	if ((rc = vp_pool_lock(p, opts && opts->wait_lock)) < 0 || (rc = vp_store_sweep(p->store)) < 0)
+	if ((rc = vp_pool_lock(p, opts && opts->wait_lock)) < 0)
 		return rc;
 	if (needs_base(plan)) {
 		if (!p->base_resolved)

@@ -1,4 +1,4 @@
-/* lock.c: one changer per pool at a time, and a shared hold on the store (flocks in /run/vdipool). */
+/* lock.c: one changer per pool at a time, a shared hold on the store (flocks in /run/vdipool), then the sweep of dead temporaries. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,6 +37,13 @@ int vp_pool_lock(vp_pool *p, bool wait)
 	/* Shared with other pools' apply, exclusive against gc and base rm: no
 	 * base or delta goes while this pool creates deltas on it. */
 	if ((rc = vp_store_lock(p->store, VP_STORE_LOCK_SHARED, wait)) < 0) {
+		close(fd);
+		return rc;
+	}
+	/* Every changer (apply, rollout, reset, destroy) passes here: what killed
+	 * vdipools left behind goes before anything new is made. */
+	if ((rc = vp_store_sweep(p->store)) < 0) {
+		vp_store_unlock(p->store);
 		close(fd);
 		return rc;
 	}

@@ -152,5 +152,23 @@ done
 
 check "every clone has its delta (150)" test "$n" -eq 150
 expect "base v3 kept" 0 "sg@v3: ok" -- "$CLI" base verify sg@v3
+
+# 7. Temporaries named with the pid of a dead vdipool are swept by apply, gc and destroy.
+bash -c 'exit 0' & dead=$!
+wait "$dead"
+temps() {
+	mkdir -p "$R/bases/.remove-sg-v0-$dead" "$R/bases/.import-sg-v9-$dead"
+	printf x >"$R/deltas/$P-r/.$P-r-001.qcow2.tmp.$dead.0"
+	mkdir -p "$R/deltas/$P-r/$P-r-002.qcow2.flatten-$dead.tmp"
+}
+left() { find "$R" -name "*$dead*" | wc -l; }
+temps
+check "apply sweeps" "$CLI" apply "$T/race.yaml"
+expect "nothing left after apply" 0 "0" -- left
+temps
+check "gc sweeps" "$CLI" gc --keep 5 --yes
+expect "nothing left after gc" 0 "0" -- left
+temps
 check "destroy" "$CLI" destroy "$T/race.yaml" --yes
+expect "nothing left after destroy" 0 "0" -- left
 finish
