@@ -51,17 +51,6 @@ static char *canonical(const char *location)
 	return vp_strdup(location);
 }
 
-/* Keys of the map point into p->v, which moves when it grows: rebuild. */
-static int reindex(vp_store_pins *p)
-{
-	vp_strmap_release(&p->first);
-	memset(&p->first, 0, sizeof(p->first));
-	for (size_t i = p->n; i > 0; i--)
-		if (vp_strmap_put(&p->first, p->v[i - 1].location, (void *)(uintptr_t)i) < 0)
-			return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
-	return 0;
-}
-
 int vp_store_pins_add(vp_store_pins *p, const char *location, const char *owner)
 {
 	struct pin *pin;
@@ -74,10 +63,10 @@ int vp_store_pins_add(vp_store_pins *p, const char *location, const char *owner)
 		struct pin *nv = realloc(p->v, nc * sizeof(*nv));
 		if (!nv)
 			return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+		/* The map's keys are the locations' own strings and its values
+		 * indices: moving the array changes neither. */
 		p->v = nv;
 		p->cap = nc;
-		if (reindex(p) < 0)
-			return VP_ENOMEM;
 	}
 	pin = &p->v[p->n];
 	pin->location = canonical(location);

@@ -232,9 +232,10 @@ static int check_removable(vp_store *s, const vp_base_info *b, const vp_store_pi
 				    b->version, vp_store_pins_all(pins));
 	if ((n = vp_store_pins_owners(pins, b->location, owners, sizeof(owners))))
 		return vp_error_set(VP_ERR_STORE, VP_EBUSY,
-				    "cannot remove base '%s@%s': %zu domain%s use%s it (as a disk's backing, "
-				    "its base or the version a rollback returns to): %s", b->name,
-				    b->version, n, n == 1 ? "" : "s", n == 1 ? "s" : "", owners);
+				    "cannot remove base '%s@%s': %zu domain%s record%s it as base or rollback "
+				    "version: %s (or ha%s it in a disk's backing chain); remove or rebase "
+				    "them first", b->name, b->version, n, n == 1 ? "" : "s",
+				    n == 1 ? "s" : "", owners, n == 1 ? "s" : "ve");
 	if ((rc = check_derivations(s, b)) < 0 || (rc = refs_of(s, b, &refs, &n)) < 0)
 		return rc;
 	rc = n ? refuse_busy(b->name, b->version, refs, n) : 0;

@@ -42,7 +42,7 @@ define "$P-snap" "<disk type='file' device='disk'><driver name='qemu' type='qcow
 check "snapshot --disk-only" virsh -q snapshot-create-as "$P-snap" s1 --disk-only --no-metadata \
 	--diskspec "vda,file=$T/overlay.qcow2"
 expect "domain now on the overlay" 0 "$T/overlay.qcow2" -- virsh -q domblklist "$P-snap"
-expect "rm refused: in the chain" 1 "cannot remove base 'sg@v1': 1 domain uses it" -- "$CLI" base rm sg@v1
+expect "rm refused: in the chain" 1 "cannot remove base 'sg@v1': 1 domain records it as base or rollback version: $P-snap (or has it in a disk's backing chain)" -- "$CLI" base rm sg@v1
 expect "rm names the domain" 1 "$P-snap" -- "$CLI" base rm sg@v1
 expect "gc keeps the backing delta" 0 "" -- bash -c "! '$CLI' gc --keep 0 | grep -q 'snap.qcow2'"
 expect "gc --yes" 0 "removed" -- "$CLI" gc --keep 0 --yes

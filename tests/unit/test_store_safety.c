@@ -214,7 +214,7 @@ static void test_remove_needs_pins(void)
 	/* A domain records it (say, as its rollback version): refused, named. */
 	vp_store_set_pins_source(s, pins_location, b.location);
 	CU_ASSERT_EQUAL(vp_store_remove(s, "pn@v1"), VP_EBUSY);
-	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "1 domain uses it"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "1 domain records it as base or rollback version: vm-7 (or has it in a disk's backing chain)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "vm-7"));
 	/* A disk vdipool cannot read: refused. */
 	vp_store_set_pins_source(s, pins_all, NULL);
@@ -224,6 +224,26 @@ static void test_remove_needs_pins(void)
 	vp_store_set_pins_source(s, vp_store_pins_none, NULL);
 	CU_ASSERT_EQUAL(vp_store_remove(s, "pn@v1"), 0);
 	vp_store_free(s);
+}
+
+/* Many domains on one base, past the growth of the pin table: each is named once. */
+static void test_pins_owners(void)
+{
+	vp_store_pins *pins = NULL;
+	char owner[32], buf[4096];
+
+	CU_ASSERT_EQUAL_FATAL(vp_store_pins_new(&pins), 0);
+	for (int i = 0; i < 150; i++) {
+		snprintf(owner, sizeof(owner), "d%d", i);
+		CU_ASSERT_EQUAL(vp_store_pins_add(pins, "/no/such/base", owner), 0);
+		CU_ASSERT_EQUAL(vp_store_pins_add(pins, "/no/such/other", owner), 0);
+		CU_ASSERT_EQUAL(vp_store_pins_add(pins, "/no/such/base", owner), 0); /* live and config */
+	}
+	CU_ASSERT_EQUAL(vp_store_pins_owners(pins, "/no/such/base", buf, sizeof(buf)), 150);
+	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "d0"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "d149"));
+	CU_ASSERT_EQUAL(vp_store_pins_owners(pins, "/no/such/none", buf, sizeof(buf)), 0);
+	vp_store_pins_free(pins);
 }
 
 /* A host with one domain whose definition is ctx. */
@@ -506,6 +526,7 @@ static CU_TestInfo tests[] = {
 	{ "gc and rm wait for apply's shared lock, re-check under it", test_removal_waits_for_apply },
 	{ "a spec's store and the --root store share one lock", test_one_lock_per_tier },
 	{ "remove refused without pins, with failing, naming or pin-all pins", test_remove_needs_pins },
+	{ "pins: every owner counted once, past table growth", test_pins_owners },
 	{ "a snapshot overlay's chain pins delta and base", test_chain_pins },
 	{ "a delta on another tier a spec used keeps its base", test_other_tier_seen },
 	{ "orphaned data disks reported, removed only when asked", test_orphaned_data },
