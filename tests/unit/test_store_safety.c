@@ -518,6 +518,25 @@ static void test_import_same_file(void)
 	vp_store_free(s);
 }
 
+/* A damaged store is a state problem (exit 1), not bad input (exit 2). */
+static void test_damaged_manifest_is_not_bad_input(void)
+{
+	vp_store *s = open_root(vp_store_pins_none, NULL);
+	vp_base_info b;
+	char path[700];
+
+	import(s, "dm", "v1", &b);
+	snprintf(path, sizeof(path), "%s/bases/dm/v1/manifest", root);
+	CU_ASSERT_EQUAL_FATAL(chmod(path, 0644), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_fs_write_atomic(path, "garbage\n", 8, 0444), 0);
+	CU_ASSERT_EQUAL(vp_store_stat(s, "dm@v1", &b), VP_EIO);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "manifest of base 'dm@v1'"));
+	/* gc cannot list a damaged store: it removes nothing rather than guess. */
+	snprintf(path, sizeof(path), "%s/bases/dm", root);
+	CU_ASSERT_EQUAL(vp_fs_rm_rf(path), 0);
+	vp_store_free(s);
+}
+
 static CU_TestInfo tests[] = {
 	{ "import converts the file it checked, not what the path names later", test_import_same_file },
 	{ "sweep removes dead processes' temporaries only", test_sweep_dead_temporaries },
@@ -530,6 +549,7 @@ static CU_TestInfo tests[] = {
 	{ "a snapshot overlay's chain pins delta and base", test_chain_pins },
 	{ "a delta on another tier a spec used keeps its base", test_other_tier_seen },
 	{ "orphaned data disks reported, removed only when asked", test_orphaned_data },
+	{ "a damaged manifest is a state error, not bad input", test_damaged_manifest_is_not_bad_input },
 	CU_TEST_INFO_NULL,
 };
 
