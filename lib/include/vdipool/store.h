@@ -38,7 +38,6 @@ VP_API void vp_store_free(vp_store *s);
  * with VP_EBUSY when another vdipool holds it) unless the caller holds it
  * exclusively already, and re-check references under it. */
 
-#define VP_RUNTIME_DIR "/run/vdipool"
 #define VP_STORE_LOCK_SHARED 1
 #define VP_STORE_LOCK_EXCLUSIVE 2
 
