@@ -743,6 +743,15 @@ static void test_example_office(void)
 	VP_ASSERT_STR_EQ(s->hosts[1].ssh.user, "vdipool");
 	CU_ASSERT_EQUAL(s->hosts[1].ssh.port, 22);
 	VP_ASSERT_STR_EQ(s->hosts[1].ssh.known_hosts, "/etc/vdipool/known_hosts");
+	CU_ASSERT_EQUAL(s->hosts[0].max_clones, 200);
+	CU_ASSERT_EQUAL(s->hosts[0].cpu_overcommit_milli, 4000);
+	CU_ASSERT_EQUAL(s->hosts[1].max_clones, VP_SPEC_UNLIMITED);
+	CU_ASSERT_EQUAL(s->hosts[1].cpu_overcommit_milli, 2000);
+	CU_ASSERT_EQUAL(s->hosts[1].memory_overcommit_milli, 1000);
+	CU_ASSERT_EQUAL(s->placement.policy, VP_SPEC_POLICY_SPREAD);
+	CU_ASSERT_EQUAL(s->rollout.canary, 5);
+	CU_ASSERT_EQUAL(s->rollout.canary_pause_sec, 1800);
+	CU_ASSERT_EQUAL(s->distribution.max_parallel_hosts, 2);
 	vp_spec_free(s);
 }
 
