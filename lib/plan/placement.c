@@ -574,8 +574,8 @@ static bool movable(const ctx *c, size_t i)
 	return c->host_of[i] != VP_PLACEMENT_NO_HOST && c->in->hosts[c->host_of[i]].reachable;
 }
 
-/* The target: spread from scratch for every movable clone, the others kept. */
-static int spread_target(const ctx *c, size_t *target)
+/* The target: the policy from scratch for every movable clone, the others kept. */
+static int scratch_target(const ctx *c, size_t *target)
 {
 	const vp_placement_input *in = c->in;
 	vp_placement_clone *cl = calloc(in->clone_count ? in->clone_count : 1, sizeof(*cl));
@@ -597,9 +597,8 @@ static int spread_target(const ctx *c, size_t *target)
 	}
 	scratch.clones = cl;
 	scratch.clone_count = n;
-	scratch.policy = VP_PLACEMENT_SPREAD;
 	if ((r = ctx_init(&sc, &scratch)) == 0) {
-		if ((r = compute(&p, &sc, VP_PLACEMENT_SPREAD)) == 0)
+		if ((r = compute(&p, &sc, in->policy)) == 0)
 			for (size_t i = 0; i < in->host_count; i++)
 				target[i] = p->pub.hosts[i].clones;
 		vp_placement_free(p ? &p->pub : NULL);
@@ -651,7 +650,7 @@ static int rebalance(vp_placement_moves *m, ctx *c, size_t max_moves)
 	bool *stuck = NULL;
 	int r;
 
-	if ((r = spread_target(c, m->target)) < 0 || (r = group_by_host(c, &g, &start, movable)) < 0)
+	if ((r = scratch_target(c, m->target)) < 0 || (r = group_by_host(c, &g, &start, movable)) < 0)
 		return r;
 	left = calloc(nh + 1, sizeof(*left));
 	stuck = calloc(nh + 1, sizeof(*stuck));

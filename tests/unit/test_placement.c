@@ -557,6 +557,25 @@ static void test_rebalance(void)
 	CU_ASSERT_EQUAL(m->count, 0);
 	CU_ASSERT_EQUAL(m->pending, 0);
 	vp_placement_moves_free(m);
+
+	/* Under pack the target is packed: clones gather on the first hosts. */
+	for (size_t i = 0; i < 3; i++)
+		host(i, 16, 32);
+	clones(6, 4, 1);
+	for (size_t i = 0; i < 6; i++)
+		cl[i].host = hnames[i % 3];
+	in = input(VP_PLACEMENT_PACK, 3, 6);
+	CU_ASSERT_EQUAL_FATAL(vp_placement_rebalance(&m, &in, 1000), 0);
+	CU_ASSERT_EQUAL(m->target[0], 4);
+	CU_ASSERT_EQUAL(m->target[1], 2);
+	CU_ASSERT_EQUAL(m->target[2], 0);
+	CU_ASSERT_EQUAL_FATAL(m->count, 2);
+	VP_ASSERT_STR_EQ(m->moves[0].clone, "c-6");
+	VP_ASSERT_STR_EQ(m->moves[0].to_name, "h1");
+	VP_ASSERT_STR_EQ(m->moves[1].clone, "c-3");
+	VP_ASSERT_STR_EQ(m->moves[1].to_name, "h1");
+	apply_moves(m, 3, 6);
+	vp_placement_moves_free(m);
 }
 
 /* Never onto an unreachable, drained or full host; a drained host is emptied. */

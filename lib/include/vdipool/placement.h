@@ -159,16 +159,19 @@ typedef struct vp_placement_moves {
 	size_t *target;  /* per input host: this pool's clones the target gives it */
 } vp_placement_moves;
 
-/* Rebalancing, only when asked. The target is what `spread` gives when every
- * movable clone (one on a reachable input host) is placed from scratch, with
- * the others (on unreachable or unknown hosts) kept where they are. Then, at
+/* Rebalancing, only when asked. The target is what the policy gives when
+ * every movable clone (one on a reachable input host) is placed from scratch,
+ * with the others (on unreachable or unknown hosts) kept where they are:
+ * with spread (the default) that evens hosts out, with pack it consolidates
+ * clones onto the first hosts. Then, at
  * most max_moves times: the host furthest above its target (ties: the later
  * host) gives its highest-index movable clone to the host furthest below its
  * target (ties: the earlier host) that is reachable and has room for it
  * after the moves before (capacity and max_clones as in compute). Each move
  * so brings one host closer to its target from above and one from below;
  * nothing moves onto an unreachable, drained or full host; a clone moves at
- * most once. New clones (host NULL) are ignored. *out is the caller's:
+ * most once. Clones without a host are ignored and do not count: rebalance a
+ * pool whose clones all exist (after apply). *out is the caller's:
  * vp_placement_moves_free(). VP_EINVAL as for compute. */
 VP_API int vp_placement_rebalance(vp_placement_moves **out, const vp_placement_input *in, size_t max_moves);
 
