@@ -3,6 +3,7 @@
 
 #include "vdipool/error.h"
 #include "vdipool/placement.h"
+#include "vdipool/spec.h"
 #include "vp_test.h"
 
 #define GIB (1ull << 30)
@@ -396,6 +397,10 @@ static void test_bad_input(void)
 	vp_placement_moves_free(NULL);
 	VP_ASSERT_STR_EQ(vp_placement_policy_name(VP_PLACEMENT_PACK), "pack");
 	VP_ASSERT_STR_EQ(vp_placement_policy_name(VP_PLACEMENT_SPREAD), "spread");
+	/* The spec's values are passed through unconverted. */
+	CU_ASSERT_EQUAL(VP_SPEC_UNLIMITED, VP_PLACEMENT_UNLIMITED);
+	CU_ASSERT_EQUAL((int)VP_SPEC_POLICY_SPREAD, (int)VP_PLACEMENT_SPREAD);
+	CU_ASSERT_EQUAL((int)VP_SPEC_POLICY_PACK, (int)VP_PLACEMENT_PACK);
 }
 
 /* ---- determinism ---- */

@@ -46,6 +46,9 @@ extern "C" {
  * caller gives them the pool's single host before calling.
  */
 
+/* The spec's values carry over as they are: VP_SPEC_UNLIMITED is this
+ * value, vp_spec_policy has these numbers, and the spec's ratios are in
+ * thousandths too (a unit test holds them together). */
 #define VP_PLACEMENT_UNLIMITED 0xffffffffu /* max_clones: no limit but capacity */
 #define VP_PLACEMENT_NO_HOST ((size_t)-1)  /* not one of the input hosts */
 
