@@ -141,7 +141,9 @@ if [ -z "$MBR_BIN" ]; then
 	done
 	[ -n "$MBR_BIN" ] || die "no syslinux mbr.bin after installing syslinux-common"
 fi
-syslinux --help 2>&1 | grep -q -- '--offset' \
+# Read the help whole first: `| grep -q` can make syslinux die of SIGPIPE, which pipefail reports.
+syslinux_help=$(syslinux --help 2>&1 || true)
+grep -q -- '--offset' <<<"$syslinux_help" \
 	|| die "$(command -v syslinux) has no --offset option (need the mtools-based syslinux of Debian's 'syslinux' package)"
 SYSLINUX_VER=$(dpkg-query -W -f '${Version}' syslinux 2>/dev/null || syslinux --version 2>&1 | head -n 1)
 

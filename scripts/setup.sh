@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 SPEC=${1:-examples/quickstart.yaml}
-BUILD=${VP_BUILD_DIR:-$ROOT/build}
+BUILD=${VP_BUILD_DIR:-$ROOT/build-release} # a release build: no tests, no test hooks
 VDIPOOL=$BUILD/bin/vdipool
 export VDIPOOL_PLUGIN_PATH=$BUILD/plugins
 export VDIPOOL_TEMPLATE_PATH=$ROOT/templates

@@ -107,9 +107,9 @@ step "integration tests (real qemu-img, real libvirtd + QEMU under TCG)"
 (cd build && ctest -L integration --output-on-failure)
 record "integration tests" $?
 
-step "integration tests of the threaded paths under ThreadSanitizer (apply, rollout, accel)"
+step "integration tests of the threaded paths under ThreadSanitizer (apply, rollout, updates)"
 if [[ -x build-tsan/bin/vdipool ]]; then
-	(cd build-tsan && env "${TSAN_ENV[@]}" ctest -L integration -R 'test_pool$|test_rollout|itest_accel' \
+	(cd build-tsan && env "${TSAN_ENV[@]}" ctest -L integration -R 'test_pool$|test_rollout|test_pool_update' \
 		--output-on-failure)
 	record "tsan integration tests" $?
 fi

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "pins.h"
 #include "vdipool/domain.h"
+#include "vdipool/refs.h"
 #include "vdipool/spec.h"
 #include "vdipool/virt.h"
 #include "vdipool/store.h"
@@ -31,8 +31,13 @@ const char cmd_base_help[] =
 	"           (the same content again is a no-op)\n"
 	"  list     versions with sizes, SHA-256 prefix and the clones using each\n"
 	"  verify   recompute the SHA-256; exit 1 when the image was altered\n"
-	"  rm       remove a version; refused (exit 1) while any delta uses it or a\n"
-	"           derivation in progress backs onto it\n"
+	"  rm       remove a version; refused (exit 1) while any delta on any tier a\n"
+	"           spec used backs onto it, a file of any domain's backing chain is\n"
+	"           it, a vdipool domain records it (as its base or rollback version),\n"
+	"           a derivation in progress backs onto it, a domain has a disk\n"
+	"           vdipool cannot read, or libvirt (--connect URI, default\n"
+	"           qemu:///system) cannot be asked; waits for no apply (exit 1 while\n"
+	"           one runs)\n"
 	"  derive   start updating a golden image: creates a writable maintenance\n"
 	"           delta on V1 (<root>/bases/NAME/.derive-V2/disk.qcow2) and prints\n"
 	"           its path. With --domain it also defines a libvirt domain\n"
@@ -64,13 +69,14 @@ const char cmd_base_help[] =
 	"  vdipool base derive tiny@2026.11.23 --version 2026.11.30 --domain\n"
 	"  vdipool base seal tiny@2026.11.30\n";
 
-enum { OPT_VERSION = 0x200, OPT_FORMAT, OPT_PARENT, OPT_ABORT, OPT_TMPDIR, OPT_DOMAIN };
+enum { OPT_VERSION = 0x200, OPT_FORMAT, OPT_PARENT, OPT_ABORT, OPT_TMPDIR, OPT_DOMAIN, OPT_CONNECT };
 
 struct base_opts {
 	const char *version;
 	const char *format;
 	const char *parent;
 	const char *tmpdir;
+	const char *uri;
 	bool abort;
 	bool domain;
 };
@@ -86,6 +92,7 @@ static int base_opt(cli *c, int opt, const char *arg, void *ctx)
 	case OPT_ABORT: o->abort = true; return 0;
 	case OPT_TMPDIR: o->tmpdir = arg; return 0;
 	case OPT_DOMAIN: o->domain = true; return 0;
+	case OPT_CONNECT: o->uri = arg; return 0;
 	default: return VP_EXIT_USAGE;
 	}
 }
@@ -260,64 +267,15 @@ static int base_verify(cli *c, vp_store *s, char **args, int n)
 	return VP_EXIT_OK;
 }
 
-/* The store's remove only sees deltas on the delta tiers; a maintenance
- * delta backs onto its parent too. */
-static int check_no_derivation_on(vp_store *s, const char *ref)
-{
-	vp_base_info b;
-	vp_derive_info *d = NULL;
-	size_t n = 0;
-	int rc;
-
-	if (vp_store_stat(s, ref, &b) < 0 || vp_store_derive_list(s, b.name, &d, &n) < 0) {
-		vp_error_clear(); /* vp_store_remove says what is wrong */
-		return 0;
-	}
-	rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++)
-		if (!strcmp(d[i].parent, b.version))
-			rc = vp_error_set(VP_ERR_STORE, VP_EBUSY, "cannot remove base '%s@%s': the "
-					  "derivation of %s@%s backs onto it (seal or abandon it first)",
-					  b.name, b.version, d[i].name, d[i].version);
-	free(d);
-	return rc;
-}
-
-/* A version that vdipool domains record, as their base or as the one a
- * rollback returns to, stays. Without libvirt the store's own check (no
- * delta backs onto it) is all there is, and the user is told. */
-static int check_no_domain_records(cli *c, vp_store *s, const char *ref)
-{
-	vp_base_info b;
-	cli_pins pins;
-	char owners[512];
-	size_t n;
-	int rc = vp_store_stat(s, ref, &b);
-
-	if (rc < 0 || cli_pins_load(c, "qemu:///system", &pins) < 0) {
-		vp_error_clear(); /* vp_store_remove says what is wrong */
-		return 0;
-	}
-	n = cli_pins_owners(&pins, b.location, owners, sizeof(owners));
-	cli_pins_release(&pins);
-	if (n)
-		return vp_error_set(VP_ERR_STORE, VP_EBUSY,
-				    "cannot remove base '%s': %zu domain%s record%s it as base or rollback "
-				    "version: %s", ref, n, n == 1 ? "" : "s", n == 1 ? "s" : "", owners);
-	return 0;
-}
-
-static int base_rm(cli *c, vp_store *s, char **args, int n)
+static int base_rm(cli *c, vp_store *s, char **args, int n, const struct base_opts *o)
 {
 	int rc;
 
 	if (n != 1)
 		return cli_usage_error(c, "base rm: expected NAME@VERSION");
-	rc = check_no_domain_records(c, s, args[0]);
-	if (rc == 0)
-		rc = check_no_derivation_on(s, args[0]);
-	if (rc == 0)
-		rc = vp_store_remove(s, args[0]);
+	/* The store checks every rule itself, under its lock; libvirt says what domains use. */
+	vp_store_set_pins_source(s, vp_refs_libvirt_pins, (void *)(o->uri ? o->uri : "qemu:///system"));
+	rc = vp_store_remove(s, args[0]);
 	if (rc < 0)
 		return cli_fail(c, rc);
 	if (c->output == CLI_OUT_JSON)
@@ -536,6 +494,8 @@ static int check_opts(cli *c, const char *sub, const struct base_opts *o)
 		return cli_usage_error(c, "--abort goes with 'base derive'");
 	if (o->tmpdir && strcmp(sub, "seal"))
 		return cli_usage_error(c, "--tmpdir goes with 'base seal'");
+	if (o->uri && strcmp(sub, "rm"))
+		return cli_usage_error(c, "--connect goes with 'base rm'");
 	if (o->domain && (strcmp(sub, "derive") || o->abort))
 		return cli_usage_error(c, "--domain goes with 'base derive'");
 	return 0;
@@ -550,6 +510,7 @@ int cmd_base(cli *c, int argc, char **argv)
 		{ "abort", no_argument, NULL, OPT_ABORT },
 		{ "tmpdir", required_argument, NULL, OPT_TMPDIR },
 		{ "domain", no_argument, NULL, OPT_DOMAIN },
+		{ "connect", required_argument, NULL, OPT_CONNECT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct base_opts o = { 0 };
@@ -583,7 +544,7 @@ int cmd_base(cli *c, int argc, char **argv)
 	} else if (!strcmp(sub, "seal"))
 		rc = base_seal(c, s, argv + idx, argc - idx, &o);
 	else
-		rc = base_rm(c, s, argv + idx, argc - idx);
+		rc = base_rm(c, s, argv + idx, argc - idx, &o);
 	vp_store_free(s);
 	return rc;
 }

@@ -1,43 +1,68 @@
-/* cmd_gc.c: `vdipool gc`: remove unreferenced base versions and orphaned deltas. */
+/* cmd_gc.c: `vdipool gc`: remove unreferenced base versions and orphaned deltas (the store decides). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "vdipool/refs.h"
+#include "vdipool/spec.h"
 #include "vdipool/store.h"
-#include "pins.h"
 
 const char cmd_gc_help[] =
-	"usage: vdipool gc [--keep N] [--yes]\n"
+	"usage: vdipool gc [POOL.yaml] [--keep N] [--connect URI] [--purge-orphaned-data] [--yes]\n"
 	"\n"
-	"Remove base versions that no delta references, beyond the newest N per name\n"
-	"(default 1), and deltas that belong to no domain. Prints what it would\n"
-	"remove; --yes removes. A version a delta backs onto is never removed.\n"
+	"Remove base versions that nothing uses, beyond the newest N per name\n"
+	"(default: the spec's gc.keep, else 2), and deltas that belong to no domain.\n"
+	"Prints what it would remove; --yes removes. With POOL.yaml the store is the\n"
+	"spec's base tier and its hosts are asked; else --root and --connect.\n"
 	"\n"
-	"A version that a vdipool domain records (as its base, or as the version\n"
-	"a rollback returns to) is kept too.\n"
-	"A delta is an orphan when no domain on the libvirt host (--connect URI,\n"
-	"default qemu:///system) uses it, ours or not. When libvirt cannot be\n"
-	"reached, deltas are only listed as \"orphan candidates\" and kept: a guess\n"
-	"must not delete a clone's data.\n"
+	"Never removed: a version any delta on any tier a spec used backs onto, a\n"
+	"file in the backing chain of any domain's disk (ours or not; snapshots\n"
+	"included), a version a vdipool domain records (its base or the version a\n"
+	"rollback returns to), the parent of a derivation in progress. When libvirt\n"
+	"cannot be reached or a domain has a disk vdipool cannot read (network,\n"
+	"unreadable chain), gc only shows the plan and removes nothing (exit 1).\n"
+	"Data disks whose clone has neither domain nor delta are reported as\n"
+	"orphaned and removed only with --purge-orphaned-data.\n"
+	"gc takes the store lock: while apply, rollout or reset runs it refuses (exit 1).\n"
 	"\n"
 	"Options:\n"
-	"  --keep N         unreferenced versions kept per base name (default 1)\n"
-	"  --connect URI    libvirt host whose domains use the deltas\n"
-	"  --yes            really remove\n"
+	"  --keep N                unreferenced versions kept per base name\n"
+	"  --connect URI           libvirt host whose domains use the store (default\n"
+	"                          qemu:///system; with a spec: its hosts)\n"
+	"  --purge-orphaned-data   also remove orphaned data disks (user data!)\n"
+	"  --yes                   really remove\n"
 	"\n"
 	"Example:\n"
 	"  vdipool gc --keep 2            # show the plan\n"
-	"  vdipool gc --keep 2 --yes      # carry it out\n";
+	"  vdipool gc /etc/vdipool/pool.yaml --yes\n";
 
-enum { OPT_KEEP = 0x200, OPT_YES, OPT_CONNECT };
+enum { OPT_KEEP = 0x200, OPT_YES, OPT_CONNECT, OPT_PURGE };
 
 struct gc_opts {
 	unsigned keep;
+	bool keep_set;
 	bool yes;
+	bool purge;
 	const char *uri;
 };
+
+/* Pins of every host the spec names (or the one --connect names). */
+struct hosts {
+	const char *const *uris;
+	size_t n;
+};
+
+static int hosts_pins(void *ctx, vp_store_pins *pins)
+{
+	const struct hosts *h = ctx;
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < h->n; i++)
+		rc = vp_refs_libvirt_pins((void *)h->uris[i], pins);
+	return rc;
+}
 
 static int gc_opt(cli *c, int opt, const char *arg, void *ctx)
 {
@@ -52,6 +77,7 @@ static int gc_opt(cli *c, int opt, const char *arg, void *ctx)
 		if (errno || end == arg || *end || arg[0] == '-' || v > 100000)
 			return cli_usage_error(c, "--keep: expected a number of versions, got '%s'", arg);
 		o->keep = (unsigned)v;
+		o->keep_set = true;
 		return 0;
 	case OPT_YES:
 	case 'y':
@@ -60,8 +86,19 @@ static int gc_opt(cli *c, int opt, const char *arg, void *ctx)
 	case OPT_CONNECT:
 		o->uri = arg;
 		return 0;
+	case OPT_PURGE:
+		o->purge = true;
+		return 0;
 	default:
 		return VP_EXIT_USAGE;
+	}
+}
+
+static void json_images(vp_buf *j, const vp_image_info *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		vp_buf_puts(j, i ? "," : "");
+		vp_buf_json_str(j, v[i].location);
 	}
 }
 
@@ -78,10 +115,9 @@ static void print_json(const vp_gc_plan *p, bool applied, size_t removed)
 		vp_buf_printf(&j, ",\"bytes\":%llu}", (unsigned long long)p->bases[i].allocated);
 	}
 	vp_buf_printf(&j, "],\"%s\":[", p->domains_known ? "orphans" : "orphan_candidates");
-	for (size_t i = 0; i < p->norphans; i++) {
-		vp_buf_puts(&j, i ? "," : "");
-		vp_buf_json_str(&j, p->orphans[i].location);
-	}
+	json_images(&j, p->orphans, p->norphans);
+	vp_buf_puts(&j, "],\"orphaned_data\":[");
+	json_images(&j, p->orphan_data, p->norphan_data);
 	vp_buf_printf(&j, "],\"domains_known\":%s,\"bytes\":%llu,\"applied\":%s,\"removed\":%zu}\n",
 		      p->domains_known ? "true" : "false", (unsigned long long)p->bytes,
 		      applied ? "true" : "false", removed);
@@ -89,10 +125,12 @@ static void print_json(const vp_gc_plan *p, bool applied, size_t removed)
 	vp_buf_release(&j);
 }
 
-static void print_table(const vp_gc_plan *p, unsigned keep, bool yes)
+static void print_table(const vp_gc_plan *p, unsigned keep, bool yes, bool purge)
 {
 	char sz[32];
 
+	if (!p->domains_known)
+		printf("domains not known (%s): nothing will be removed\n", p->unknown);
 	if (!p->nbases)
 		printf("no base version to remove (keeping the newest %u per name and every "
 		       "referenced one)\n", keep);
@@ -101,25 +139,37 @@ static void print_table(const vp_gc_plan *p, unsigned keep, bool yes)
 		       p->bases[i].version, vp_fmt_bytes(p->bases[i].allocated, sz, sizeof(sz)));
 	if (p->norphans)
 		printf("%s:\n", p->domains_known ? (yes ? "remove orphaned deltas" : "would remove orphaned deltas")
-						 : "orphan candidates (domain check not available yet; kept)");
+						 : "orphan candidates (domains not known; kept)");
 	for (size_t i = 0; i < p->norphans; i++)
 		printf("  %s\n", p->orphans[i].location);
+	if (p->norphan_data)
+		printf("orphaned data disks (no domain, no delta)%s:\n",
+		       purge ? (yes ? "; removed" : "; would be removed") : "; kept, pass --purge-orphaned-data to remove");
+	for (size_t i = 0; i < p->norphan_data; i++)
+		printf("  %s\n", p->orphan_data[i].location);
 }
 
-/* Drops from the plan the base versions a vdipool domain still records. */
-static void keep_pinned(vp_gc_plan *plan, const cli_pins *pins)
+/* With a spec: its base tier is the store, its hosts hold the domains, its gc.keep applies. */
+static int load_spec(cli *c, const char *file, vp_spec **spec, struct gc_opts *o, const char **root,
+		     const char ***uris, size_t *nuris)
 {
-	size_t kept = 0;
-	char owners[256];
+	int rc = vp_spec_load(spec, file);
 
-	for (size_t i = 0; i < plan->nbases; i++) {
-		vp_base_info *b = &plan->bases[i];
-		if (cli_pins_owners(pins, b->location, owners, sizeof(owners)))
-			plan->bytes -= b->allocated;
-		else
-			plan->bases[kept++] = *b;
+	if (rc < 0) {
+		fprintf(stderr, "%s\n", vp_error_last()->message);
+		return rc == VP_ENOMEM ? VP_EXIT_FAIL : VP_EXIT_USAGE;
 	}
-	plan->nbases = kept;
+	if (!o->keep_set)
+		o->keep = (*spec)->gc.keep;
+	*root = (*spec)->storage.bases->path;
+	if (o->uri)
+		return 0;
+	if (!(*uris = calloc((*spec)->host_count, sizeof(**uris))))
+		return cli_fail(c, vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory"));
+	for (size_t i = 0; i < (*spec)->host_count; i++)
+		(*uris)[i] = (*spec)->hosts[i].uri;
+	*nuris = (*spec)->host_count;
+	return 0;
 }
 
 int cmd_gc(cli *c, int argc, char **argv)
@@ -128,47 +178,54 @@ int cmd_gc(cli *c, int argc, char **argv)
 		{ "keep", required_argument, NULL, OPT_KEEP },
 		{ "yes", no_argument, NULL, OPT_YES },
 		{ "connect", required_argument, NULL, OPT_CONNECT },
+		{ "purge-orphaned-data", no_argument, NULL, OPT_PURGE },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct gc_opts o = { .keep = 1, .uri = "qemu:///system" };
-	cli_pins pins;
-	bool known;
+	struct gc_opts o = { .keep = 2 };
+	vp_spec *spec = NULL;
+	const char *root = c->root, **uris = NULL;
+	struct hosts h;
 	vp_store *s = NULL;
 	vp_gc_plan *plan = NULL;
-	size_t removed = 0;
+	size_t removed = 0, nuris = 0;
 	char sz[32];
 	int idx, rc;
 
 	CLI_PARSE(idx, c, argc, argv, "y", longopts, gc_opt, &o);
-	if (idx < argc)
-		return cli_usage_error(c, "unexpected argument '%s'", argv[idx]);
-	rc = vp_store_open_root(&s, c->root);
-	known = rc == 0 && cli_pins_load(c, o.uri, &pins) == 0;
-	if (!known)
-		memset(&pins, 0, sizeof(pins));
-	if (rc == 0)
-		rc = vp_store_gc_plan(s, o.keep, known ? (const char *const *)pins.disks : NULL, pins.ndisks,
-				      &plan);
-	if (rc == 0)
-		keep_pinned(plan, &pins);
-	cli_pins_release(&pins);
+	if (idx + 1 < argc)
+		return cli_usage_error(c, "unexpected argument '%s'", argv[idx + 1]);
+	if (idx < argc && (rc = load_spec(c, argv[idx], &spec, &o, &root, &uris, &nuris)) != 0) {
+		vp_spec_free(spec);
+		return rc;
+	}
+	h = nuris ? (struct hosts){ uris, nuris }
+		  : (struct hosts){ (const char *const[]){ o.uri ? o.uri : "qemu:///system" }, 1 };
+	rc = vp_store_open_root(&s, root);
+	if (rc == 0) {
+		vp_store_set_pins_source(s, hosts_pins, &h);
+		rc = vp_store_gc_plan(s, o.keep, &plan);
+	}
 	if (rc == 0 && c->output == CLI_OUT_TABLE)
-		print_table(plan, o.keep, o.yes);
+		print_table(plan, o.keep, o.yes, o.purge);
 	if (rc == 0 && o.yes)
-		rc = vp_store_gc_apply(s, plan, &removed);
+		rc = vp_store_gc_apply(s, plan, o.purge ? VP_GC_PURGE_ORPHANED_DATA : 0, &removed);
 	if (rc < 0) {
 		vp_gc_plan_free(plan);
 		vp_store_free(s);
+		free(uris);
+		vp_spec_free(spec);
 		return cli_fail(c, rc);
 	}
 	if (c->output == CLI_OUT_JSON)
 		print_json(plan, o.yes, removed);
 	else if (o.yes)
-		printf("removed %zu (base versions and orphaned deltas)\n", removed);
-	else if (plan->nbases)
+		printf("removed %zu (base versions and orphaned disks)\n", removed);
+	else if (plan->nbases || (plan->norphans && plan->domains_known))
 		printf("would free %s; run 'vdipool gc --keep %u --yes' to remove\n",
 		       vp_fmt_bytes(plan->bytes, sz, sizeof(sz)), o.keep);
 	vp_gc_plan_free(plan);
 	vp_store_free(s);
+	free(uris);
+	vp_spec_free(spec);
 	return VP_EXIT_OK;
 }

@@ -130,6 +130,8 @@ int spec_fn_bool(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f
 int spec_fn_size(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f);
 int spec_fn_cluster(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f);
 int spec_fn_duration(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f);
+/* A decimal like 1.5, stored in thousandths (unsigned); min/max in thousandths too. */
+int spec_fn_milli(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f);
 int spec_fn_enum(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f);
 int spec_fn_name(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f);
 int spec_fn_version(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f);

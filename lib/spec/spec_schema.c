@@ -1,4 +1,5 @@
 /* spec_schema.c: the spec's schema: one field table per mapping, defaults, and checks across sections. */
+#include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -435,10 +436,31 @@ static int fn_max_unavailable(spec_ctx *c, const spec_node *v, void *dst, const 
 	return 0;
 }
 
+/* A duration, or 'manual' (the default written out): wait for `vdipool rollout continue`. */
+static int fn_canary_pause(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
+{
+	char got[SPEC_QUOTE_MAX];
+	const char *s;
+	int r;
+
+	if ((r = spec_scalar(c, v, "'manual' or a duration like '30m'", &s)) < 0)
+		return r;
+	if (!strcmp(s, "manual")) {
+		*(unsigned *)dst = VP_SPEC_PAUSE_MANUAL;
+		return 0;
+	}
+	/* A word is most likely a misspelt 'manual': say both forms. */
+	if (!isdigit((unsigned char)s[0]))
+		return spec_err(c, v, "expected 'manual' or a duration like '30m', got %s", spec_quote(got, sizeof(got), s));
+	return spec_fn_duration(c, v, dst, f);
+}
+
 static const spec_field rollout_fields[] = {
 	{ .key = "max_unavailable", .fn = fn_max_unavailable, .off = 0 },
 	{ .key = "health", .fn = fn_health, .off = offsetof(vp_spec_rollout, health) },
 	FNUM("shutdown_timeout", spec_fn_duration, vp_spec_rollout, shutdown_timeout_sec, 1, 3600),
+	FNUM("canary", spec_fn_uint, vp_spec_rollout, canary, 0, 10000),
+	FNUM("canary_pause", fn_canary_pause, vp_spec_rollout, canary_pause_sec, 1, 86400),
 };
 
 static int fn_rollout(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
@@ -462,10 +484,17 @@ static int fn_ssh(spec_ctx *c, const spec_node *v, void *dst, const spec_field *
 	return spec_walk_map(c, v, ssh_fields, VP_ARRAY_SIZE(ssh_fields), dst, NULL);
 }
 
+/* Overcommit ratios: 0.1 to 64, in thousandths. */
+#define RATIO_MIN 100
+#define RATIO_MAX 64000
+
 static const spec_field host_fields[] = {
 	FREQ("name", spec_fn_name, vp_spec_host, name),
 	F("uri", spec_fn_uri, vp_spec_host, uri),
 	F("ssh", fn_ssh, vp_spec_host, ssh),
+	FNUM("max_clones", spec_fn_uint, vp_spec_host, max_clones, 0, 10000),
+	FNUM("cpu_overcommit", spec_fn_milli, vp_spec_host, cpu_overcommit_milli, RATIO_MIN, RATIO_MAX),
+	FNUM("memory_overcommit", spec_fn_milli, vp_spec_host, memory_overcommit_milli, RATIO_MIN, RATIO_MAX),
 };
 
 static int fn_hosts(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
@@ -481,6 +510,8 @@ static int fn_hosts(spec_ctx *c, const spec_node *v, void *dst, const spec_field
 	for (const spec_node *it = v->first; it; it = it->next, i++) {
 		hosts[i].uri = "qemu:///system";
 		hosts[i].ssh.port = 22;
+		hosts[i].max_clones = VP_SPEC_UNLIMITED;
+		/* Overcommit left at 0 here: finish() gives the placement section's. */
 		if ((r = record(c, NULL, it)) < 0 ||
 		    (r = spec_walk_map(c, it, host_fields, VP_ARRAY_SIZE(host_fields), &hosts[i], NULL)) < 0)
 			return r;
@@ -499,6 +530,36 @@ static int fn_gc(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f
 	return spec_walk_map(c, v, gc_fields, VP_ARRAY_SIZE(gc_fields), dst, NULL);
 }
 
+/* ---- placement and distribution ---- */
+
+static const char *const policy_choices[] = { "spread", "pack", NULL };
+
+static const spec_field placement_fields[] = {
+	{ .key = "policy", .fn = spec_fn_enum, .off = offsetof(vp_spec_placement, policy), .choices = policy_choices },
+	FNUM("cpu_overcommit", spec_fn_milli, vp_spec_placement, cpu_overcommit_milli, RATIO_MIN, RATIO_MAX),
+	FNUM("memory_overcommit", spec_fn_milli, vp_spec_placement, memory_overcommit_milli, RATIO_MIN, RATIO_MAX),
+};
+
+static int fn_placement(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
+{
+	char q[SPEC_QUOTE_MAX];
+
+	/* "placement: pack" is the natural slip: show the section's shape. */
+	if (v->kind == SPEC_SCALAR && (!strcmp(v->str, "spread") || !strcmp(v->str, "pack")))
+		return spec_err(c, v, "expected a mapping, got %s: write 'placement: {policy: %s}'",
+				spec_quote(q, sizeof(q), v->str), v->str);
+	return spec_walk_map(c, v, placement_fields, VP_ARRAY_SIZE(placement_fields), dst, NULL);
+}
+
+static const spec_field distribution_fields[] = {
+	FNUM("max_parallel_hosts", spec_fn_uint, vp_spec_distribution, max_parallel_hosts, 1, 1000),
+};
+
+static int fn_distribution(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
+{
+	return spec_walk_map(c, v, distribution_fields, VP_ARRAY_SIZE(distribution_fields), dst, NULL);
+}
+
 static const spec_field top_fields[] = {
 	{ .key = "pool", .fn = fn_pool, .required = true },
 	FREQ("base", fn_base, vp_spec, base),
@@ -510,6 +571,8 @@ static const spec_field top_fields[] = {
 	F("rollout", fn_rollout, vp_spec, rollout),
 	{ .key = "hosts", .fn = fn_hosts },
 	F("gc", fn_gc, vp_spec, gc),
+	F("placement", fn_placement, vp_spec, placement),
+	F("distribution", fn_distribution, vp_spec, distribution),
 };
 
 static void set_defaults(vp_spec *s)
@@ -522,6 +585,12 @@ static void set_defaults(vp_spec *s)
 	s->rollout = (vp_spec_rollout){ .max_unavailable = 25, .max_unavailable_percent = true,
 					.health = { .timeout_sec = 300 }, .shutdown_timeout_sec = 120 };
 	s->gc.keep = 2;
+	/* CPU time is shared well by idle desktops and CI jobs that wait on I/O, so
+	 * 4 vCPUs per CPU is a safe start; memory is not (overcommit means swap or
+	 * the OOM killer in the guests), so 1.0. */
+	s->placement = (vp_spec_placement){ .policy = VP_SPEC_POLICY_SPREAD, .cpu_overcommit_milli = 4000,
+					    .memory_overcommit_milli = 1000 };
+	s->distribution.max_parallel_hosts = 4;
 }
 
 /* Checks that need more than one section, after all of them were read. */
@@ -542,6 +611,20 @@ static int check_names(spec_ctx *c)
 	return 0;
 }
 
+/* Hosts that do not set a ratio take the placement section's, wherever
+ * that section was written. */
+static void inherit_overcommit(vp_spec *s)
+{
+	vp_spec_host *h = (vp_spec_host *)s->hosts;
+
+	for (size_t i = 0; i < s->host_count; i++) {
+		if (!h[i].cpu_overcommit_milli)
+			h[i].cpu_overcommit_milli = s->placement.cpu_overcommit_milli;
+		if (!h[i].memory_overcommit_milli)
+			h[i].memory_overcommit_milli = s->placement.memory_overcommit_milli;
+	}
+}
+
 static int finish(spec_ctx *c)
 {
 	vp_spec *s = c->spec;
@@ -557,10 +640,12 @@ static int finish(spec_ctx *c)
 	if (!s->host_count) {
 		if (!(local = spec_alloc(&c->in->arena, sizeof(*local))))
 			return VP_ENOMEM;
-		*local = (vp_spec_host){ .name = "local", .uri = "qemu:///system", .ssh.port = 22 };
+		*local = (vp_spec_host){ .name = "local", .uri = "qemu:///system", .ssh.port = 22,
+					 .max_clones = VP_SPEC_UNLIMITED };
 		s->hosts = local;
 		s->host_count = 1;
 	}
+	inherit_overcommit(s);
 	if ((r = check_names(c)) < 0)
 		return r;
 	return spec_resolve_template(c);

@@ -153,6 +153,62 @@ int spec_fn_cluster(spec_ctx *c, const spec_node *v, void *dst, const spec_field
 	return 0;
 }
 
+/* "4", "4.0", "1.5", "0.125": a decimal in thousandths, -1 when malformed.
+ * Fixed point, so that capacity math is exact integer math everywhere. */
+static int64_t parse_milli(const char *s)
+{
+	int64_t n = 0, scale = 1000;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	for (; isdigit((unsigned char)*s); s++)
+		if ((n = n * 10 + (*s - '0')) > 1000000000)
+			return -1;
+	n *= 1000;
+	if (*s == '.') {
+		if (!isdigit((unsigned char)*++s))
+			return -1;
+		for (; isdigit((unsigned char)*s); s++) {
+			if ((scale /= 10) == 0)
+				return -1; /* more than three decimals */
+			n += (*s - '0') * scale;
+		}
+	}
+	return *s ? -1 : n;
+}
+
+static const char *fmt_milli(char *buf, size_t len, int64_t milli)
+{
+	int w = 3;
+	int64_t frac = milli % 1000;
+
+	while (w > 1 && frac % 10 == 0) {
+		frac /= 10;
+		w--;
+	}
+	snprintf(buf, len, "%" PRId64 ".%0*" PRId64, milli / 1000, w, frac);
+	return buf;
+}
+
+int spec_fn_milli(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
+{
+	static const char what[] = "a decimal number like '1.5'";
+	char got[SPEC_QUOTE_MAX], lo[32], hi[32];
+	const char *s;
+	int64_t n;
+	int r;
+
+	if ((r = typed_scalar(c, v, what, &s)) < 0)
+		return r;
+	if ((n = parse_milli(s)) < 0)
+		return spec_err(c, v, "expected %s (at most 3 decimals), got %s", what, spec_quote(got, sizeof(got), s));
+	if (n < f->min || n > f->max)
+		return spec_err(c, v, "must be between %s and %s, got %s", fmt_milli(lo, sizeof(lo), f->min),
+				fmt_milli(hi, sizeof(hi), f->max), spec_quote(got, sizeof(got), s));
+	*(unsigned *)dst = (unsigned)n;
+	return 0;
+}
+
 /* "90", "30s", "5m", "1h30m": seconds; -1 when malformed or absurd. */
 static int64_t parse_duration(const char *s)
 {

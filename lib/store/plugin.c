@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "vdipool/plugin.h"
 #include "util/run.h"
@@ -17,8 +18,11 @@ struct vp_plugin {
 	char *name;
 	char *error;        /* why it was refused; NULL when loaded */
 	void *dl;           /* dlopen handle; NULL for built-ins */
-	vp_plugin_ops ops;  /* full size, zero-filled tail, defaults filled in */
+	vp_plugin_ops ops;  /* full size, zero-filled tail, defaults filled in; for a
+			     * serialised plugin, wrappers that lock per handle */
+	vp_plugin_ops real; /* the plugin's own (normalised) table */
 	int loaded;         /* .load was called (so .unload is due) */
+	int slot;           /* serialised: index + 1 of its open trampoline; 0 none */
 };
 
 /* The built-in dir backend (lib/store/store_builtin_dir.c). */
@@ -114,6 +118,8 @@ static bool plugin_name_valid(const char *s)
 	return true;
 }
 
+static int serialise(vp_plugin *p);
+
 /* Copies min(sizes) of the plugin's table, checks it, fills defaults. */
 static int adopt_ops(vp_plugin *p, const vp_plugin_ops *src)
 {
@@ -159,6 +165,165 @@ static int adopt_ops(vp_plugin *p, const vp_plugin_ops *src)
 		p->ops.version = "";
 	if (!p->ops.description)
 		p->ops.description = "";
+	p->real = p->ops;
+	if (p->ops.thread_model != VP_THREAD_MODEL_PARALLEL)
+		return serialise(p);
+	return 0;
+}
+
+/* ---- the thread model ----------------------------------------------------------
+ * A plugin that does not declare VP_THREAD_MODEL_PARALLEL (every plugin built
+ * before API version 2) gets one call at a time per tier handle: its handle
+ * is wrapped with a mutex, transparently to the host's callers. The mutex is
+ * recursive because the host may call the same handle from inside a list
+ * callback on the same thread. */
+
+struct ser {
+	const vp_plugin_ops *real;
+	void *h;
+	pthread_mutex_t m;
+};
+
+#define SER_CALL(tier, call)                               \
+	do {                                               \
+		struct ser *w_ = (tier);                   \
+		int rc_;                                   \
+		pthread_mutex_lock(&w_->m);                \
+		rc_ = w_->real->call;                      \
+		pthread_mutex_unlock(&w_->m);              \
+		return rc_;                                \
+	} while (0)
+#define H (((struct ser *)tier)->h)
+
+static int ser_open_with(const vp_plugin_ops *real, const vp_tier_config *cfg, void **tier)
+{
+	struct ser *w = calloc(1, sizeof(*w));
+	pthread_mutexattr_t a;
+	int rc;
+
+	*tier = NULL;
+	if (!w)
+		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	if ((rc = real->open(cfg, &w->h)) < 0) {
+		free(w);
+		return rc;
+	}
+	w->real = real;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&w->m, &a);
+	pthread_mutexattr_destroy(&a);
+	*tier = w;
+	return 0;
+}
+
+static void ser_close(void *tier)
+{
+	struct ser *w = tier;
+
+	if (!w)
+		return;
+	w->real->close(w->h);
+	pthread_mutex_destroy(&w->m);
+	free(w);
+}
+
+static int ser_stage(void *tier, const char *n, const char *v, const char *f, vp_image_info *i) { SER_CALL(tier, base_stage(H, n, v, f, i)); }
+static int ser_commit(void *tier, const char *n, const char *v, const char *m) { SER_CALL(tier, base_commit(H, n, v, m)); }
+static int ser_abort(void *tier, const char *n, const char *v) { SER_CALL(tier, base_abort(H, n, v)); }
+static int ser_read(void *tier, const char *n, const char *v, int st, void *b, size_t l, uint64_t o, size_t *g) { SER_CALL(tier, base_read(H, n, v, st, b, l, o, g)); }
+static int ser_bstat(void *tier, const char *n, const char *v, int st, vp_image_info *i) { SER_CALL(tier, base_stat(H, n, v, st, i)); }
+static int ser_manifest(void *tier, const char *n, const char *v, char **t) { SER_CALL(tier, base_manifest(H, n, v, t)); }
+static int ser_bremove(void *tier, const char *n, const char *v) { SER_CALL(tier, base_remove(H, n, v)); }
+static int ser_blist(void *tier, const char *n, vp_plugin_list_fn fn, void *c) { SER_CALL(tier, base_list(H, n, fn, c)); }
+static int ser_dcreate(void *tier, const vp_delta_request *r, vp_image_info *i) { SER_CALL(tier, delta_create(H, r, i)); }
+static int ser_dstat(void *tier, int k, const char *p, const char *c, vp_image_info *i) { SER_CALL(tier, delta_stat(H, k, p, c, i)); }
+static int ser_dremove(void *tier, int k, const char *p, const char *c) { SER_CALL(tier, delta_remove(H, k, p, c)); }
+static int ser_dlist(void *tier, const char *p, vp_plugin_list_fn fn, void *c) { SER_CALL(tier, delta_list(H, p, fn, c)); }
+static int ser_rebase(void *tier, const char *p, const char *c, const char *l, const char *f) { SER_CALL(tier, delta_rebase(H, p, c, l, f)); }
+static int ser_flatten(void *tier, const char *p, const char *c) { SER_CALL(tier, delta_flatten(H, p, c)); }
+static int ser_children(void *tier, const char *n, const char *v, vp_plugin_list_fn fn, void *c) { SER_CALL(tier, base_children(H, n, v, fn, c)); }
+static int ser_sweep(void *tier) { SER_CALL(tier, sweep(H)); }
+
+#undef H
+#undef SER_CALL
+
+/* open must know which plugin's table it wraps, and C has no closures: a
+ * fixed set of trampolines, one slot per loaded serialised plugin. */
+#define NSLOTS 32
+static const vp_plugin_ops *slots[NSLOTS];
+static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define SLOT(i) \
+	static int ser_open_##i(const vp_tier_config *c, void **t) { return ser_open_with(slots[i], c, t); }
+SLOT(0)
+SLOT(1)
+SLOT(2)
+SLOT(3)
+SLOT(4)
+SLOT(5)
+SLOT(6)
+SLOT(7)
+SLOT(8)
+SLOT(9)
+SLOT(10)
+SLOT(11)
+SLOT(12)
+SLOT(13)
+SLOT(14)
+SLOT(15)
+SLOT(16)
+SLOT(17)
+SLOT(18)
+SLOT(19)
+SLOT(20)
+SLOT(21)
+SLOT(22)
+SLOT(23)
+SLOT(24)
+SLOT(25)
+SLOT(26)
+SLOT(27)
+SLOT(28)
+SLOT(29)
+SLOT(30)
+SLOT(31)
+#undef SLOT
+static int (*const slot_open[NSLOTS])(const vp_tier_config *, void **) = { ser_open_0, ser_open_1, ser_open_2, ser_open_3, ser_open_4, ser_open_5, ser_open_6, ser_open_7, ser_open_8, ser_open_9, ser_open_10, ser_open_11, ser_open_12, ser_open_13, ser_open_14, ser_open_15, ser_open_16, ser_open_17, ser_open_18, ser_open_19, ser_open_20, ser_open_21, ser_open_22, ser_open_23, ser_open_24, ser_open_25, ser_open_26, ser_open_27, ser_open_28, ser_open_29, ser_open_30, ser_open_31 };
+
+static int serialise(vp_plugin *p)
+{
+	const vp_plugin_ops *r = &p->real;
+	size_t i;
+
+	pthread_mutex_lock(&slot_lock);
+	for (i = 0; i < NSLOTS && slots[i]; i++)
+		;
+	if (i < NSLOTS)
+		slots[i] = r;
+	pthread_mutex_unlock(&slot_lock);
+	if (i == NSLOTS)
+		return vp_error_set(VP_ERR_PLUGIN, VP_ENOTSUP, "plugin '%s': more than %d serialised "
+				    "plugins loaded at once", p->file, NSLOTS);
+	p->slot = (int)i + 1;
+	p->ops.open = slot_open[i];
+	p->ops.close = ser_close;
+	p->ops.base_stage = r->base_stage ? ser_stage : NULL;
+	p->ops.base_commit = r->base_commit ? ser_commit : NULL;
+	p->ops.base_abort = r->base_abort ? ser_abort : NULL;
+	p->ops.base_read = r->base_read ? ser_read : NULL;
+	p->ops.base_stat = ser_bstat;
+	p->ops.base_manifest = ser_manifest;
+	p->ops.base_remove = ser_bremove;
+	p->ops.base_list = ser_blist;
+	p->ops.delta_create = ser_dcreate;
+	p->ops.delta_stat = ser_dstat;
+	p->ops.delta_remove = ser_dremove;
+	p->ops.delta_list = ser_dlist;
+	p->ops.delta_rebase = ser_rebase;
+	p->ops.delta_flatten = ser_flatten;
+	p->ops.base_children = r->base_children ? ser_children : NULL;
+	p->ops.sweep = r->sweep ? ser_sweep : NULL;
 	return 0;
 }
 
@@ -191,11 +356,36 @@ static vp_plugin *plugin_alloc(const char *file)
 	return p;
 }
 
+/* Code that runs as root: only root may have written it. */
+static int check_file(const char *path)
+{
+	struct stat st;
+
+	if (path[0] != '/')
+		return vp_error_set(VP_ERR_PLUGIN, VP_EINVAL,
+				    "cannot load plugin '%s': give an absolute path", path);
+	if (stat(path, &st) < 0)
+		return vp_error_set(VP_ERR_PLUGIN, VP_EINVAL, "cannot load plugin '%s': %s", path,
+				    strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return vp_error_set(VP_ERR_PLUGIN, VP_EINVAL, "cannot load plugin '%s': not a regular file",
+				    path);
+	if (st.st_uid != 0 || (st.st_mode & 022))
+		return vp_error_set(VP_ERR_PLUGIN, VP_EINVAL,
+				    "plugin '%s' is refused: it is owned by uid %u with mode %04o; a plugin "
+				    "must be owned by root and writable by no one else (chown root, "
+				    "chmod go-w)", path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
 static int load_dl(vp_plugin *p)
 {
 	const vp_plugin_ops *(*init)(void);
 	void *sym;
+	int rc;
 
+	if ((rc = check_file(p->file)) < 0)
+		return rc;
 	p->dl = dlopen(p->file, RTLD_NOW | RTLD_LOCAL);
 	if (!p->dl)
 		return vp_error_set(VP_ERR_PLUGIN, VP_EINVAL, "cannot load plugin '%s': %s", p->file,
@@ -241,6 +431,11 @@ void vp_plugin_free(vp_plugin *p)
 		return;
 	if (p->loaded && p->ops.unload)
 		p->ops.unload();
+	if (p->slot) {
+		pthread_mutex_lock(&slot_lock);
+		slots[p->slot - 1] = NULL;
+		pthread_mutex_unlock(&slot_lock);
+	}
 	if (p->dl)
 		dlclose(p->dl);
 	free(p->file);
@@ -302,12 +497,20 @@ static int reg_add(vp_plugin *p)
 	return 0;
 }
 
-static vp_plugin *reg_lookup(const char *name)
+
+/* The entry of name: a loaded one first, else a refused one; NULL when none. */
+static vp_plugin *reg_entry(const char *name)
 {
-	for (size_t i = 0; i < nreg; i++)
-		if (!reg[i]->error && !strcmp(reg[i]->name, name))
+	vp_plugin *refused = NULL;
+
+	for (size_t i = 0; i < nreg; i++) {
+		if (!reg[i]->name || strcmp(reg[i]->name, name))
+			continue;
+		if (!reg[i]->error)
 			return reg[i];
-	return NULL;
+		refused = refused ? refused : reg[i];
+	}
+	return refused;
 }
 
 /* "vdipool-<name>.so" -> name (caller frees), NULL when the file is not a plugin. */
@@ -383,7 +586,7 @@ static int scan_dir(const char *dir)
 	for (size_t i = 0; i < n; i++) {
 		VP_AUTOFREE char *path = vp_strdup_printf("%s/%s", dir, names[i]);
 		VP_AUTOFREE char *name = file_plugin_name(names[i]);
-		if (rc == 0 && path && name && !reg_lookup(name))
+		if (rc == 0 && path && name && !reg_entry(name))
 			rc = reg_load_file(path, name);
 		free(names[i]);
 	}
@@ -391,12 +594,39 @@ static int scan_dir(const char *dir)
 	return rc;
 }
 
+static char user_path[4096]; /* what vp_plugin_set_search_path gave; "" none */
+
 static void build_search_path(void)
 {
-	const char *env = getenv("VDIPOOL_PLUGIN_PATH");
+	snprintf(search_path, sizeof(search_path), "%s%s%s", user_path, user_path[0] ? ":" : "",
+		 VP_PLUGIN_DIR);
+}
 
-	snprintf(search_path, sizeof(search_path), "%s%s%s", env && *env ? env : "",
-		 env && *env ? ":" : "", VP_PLUGIN_DIR);
+int vp_plugin_set_search_path(const char *path)
+{
+	VP_AUTOFREE char *copy = vp_strdup(path ? path : "");
+	char *save = NULL;
+	int rc = 0;
+
+	if (!copy)
+		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	if (strlen(copy) >= sizeof(user_path))
+		return vp_error_set(VP_ERR_INVALID, VP_EINVAL, "plugin search path too long");
+	for (char *d = strtok_r(copy, ":", &save); d && rc == 0; d = strtok_r(NULL, ":", &save))
+		if (d[0] != '/')
+			rc = vp_error_set(VP_ERR_INVALID, VP_EINVAL,
+					  "plugin search path: '%s' is not an absolute directory; "
+					  "use absolute directories only", d);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&reg_lock);
+	if (scanned || nreg)
+		rc = vp_error_set(VP_ERR_INVALID, VP_EBUSY,
+				  "plugin search path: set it before the first plugin is looked up");
+	else
+		snprintf(user_path, sizeof(user_path), "%s", path ? path : "");
+	pthread_mutex_unlock(&reg_lock);
+	return rc;
 }
 
 static int add_builtins(void)
@@ -404,7 +634,7 @@ static int add_builtins(void)
 	vp_plugin *p;
 	int rc;
 
-	if (reg_lookup("dir"))
+	if (reg_entry("dir") && !reg_entry("dir")->error)
 		return 0;
 	p = plugin_alloc("(built-in)");
 	if (!p)
@@ -433,12 +663,54 @@ static int scan_locked(void)
 	if (!copy)
 		return VP_ENOMEM;
 	for (char *dir = strtok_r(copy, ":", &save); dir && rc == 0; dir = strtok_r(NULL, ":", &save))
-		rc = scan_dir(dir);
+		if (dir[0] == '/')
+			rc = scan_dir(dir);
 	free(copy);
 	if (rc == 0)
 		rc = add_builtins();
 	scanned = rc == 0;
 	return rc;
+}
+
+
+/* Loads only the plugin asked for (what a spec names): the first
+ * vdipool-<name>.so on the search path, else the built-in. */
+static int find_locked(const char *name, const vp_plugin **out)
+{
+	vp_plugin *p = reg_entry(name);
+	char *copy, *save = NULL;
+	int rc = 0;
+
+	if (!p && !scanned) {
+		build_search_path();
+		if (!(copy = vp_strdup(search_path)))
+			return VP_ENOMEM;
+		for (char *d = strtok_r(copy, ":", &save); d && rc == 0 && !p; d = strtok_r(NULL, ":", &save)) {
+			VP_AUTOFREE char *path = vp_strdup_printf("%s/vdipool-%s.so", d, name);
+			if (!path)
+				rc = VP_ENOMEM;
+			else if (d[0] == '/' && access(path, F_OK) == 0 && (rc = reg_load_file(path, name)) == 0)
+				p = reg_entry(name);
+		}
+		free(copy);
+		if (rc < 0)
+			return rc;
+	}
+	/* A bare directory always works: the built-in dir when no usable file. */
+	if ((!p || p->error) && !strcmp(name, "dir")) {
+		if ((rc = add_builtins()) < 0)
+			return rc;
+		p = reg_entry(name);
+	}
+	if (!p)
+		return vp_error_set(VP_ERR_PLUGIN, VP_ENOENT,
+				    "no storage plugin '%s' (looked for vdipool-%s.so in %s)", name, name,
+				    search_path);
+	if (p->error)
+		return vp_error_set(VP_ERR_PLUGIN, VP_ENOENT, "no storage plugin '%s': %s", name,
+				    p->error);
+	*out = p;
+	return 0;
 }
 
 int vp_plugin_find(const vp_plugin **out, const char *name)
@@ -447,14 +719,7 @@ int vp_plugin_find(const vp_plugin **out, const char *name)
 
 	*out = NULL;
 	pthread_mutex_lock(&reg_lock);
-	rc = scan_locked();
-	if (rc == 0) {
-		*out = reg_lookup(name);
-		if (!*out)
-			rc = vp_error_set(VP_ERR_PLUGIN, VP_ENOENT,
-					  "no storage plugin '%s' (looked for vdipool-%s.so in %s)", name,
-					  name, search_path);
-	}
+	rc = find_locked(name, out);
 	pthread_mutex_unlock(&reg_lock);
 	return rc;
 }

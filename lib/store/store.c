@@ -1,5 +1,7 @@
 /* store.c: the base store: tiers, import (qemu-img, staging, SHA-256, manifest), stat, list, verify. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "util/fs.h"
 #include "util/run.h"
 #include "vdipool/qcow2.h"
 
@@ -38,6 +41,8 @@ static int open_tier(store_tier *t, const vp_store_tier *cfg)
 	return 0;
 }
 
+static int record_tier(const store_tier *base, const vp_store_tier *t);
+
 static void close_tier(store_tier *t)
 {
 	if (t->ops && t->h && !t->borrowed)
@@ -55,6 +60,8 @@ int vp_store_open(vp_store **out, const vp_store_tier *base, const vp_store_tier
 		free(s);
 		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
 	}
+	s->lock_fd = -1;
+	snprintf(s->runtime_dir, sizeof(s->runtime_dir), "%s", VP_RUNTIME_DIR);
 	if ((rc = open_tier(&s->base, base)) < 0)
 		goto fail;
 	s->ndelta = ndelta ? ndelta : 1;
@@ -63,7 +70,8 @@ int vp_store_open(vp_store **out, const vp_store_tier *base, const vp_store_tier
 		s->deltas[0].borrowed = true;
 	}
 	for (size_t i = 0; i < ndelta; i++)
-		if ((rc = open_tier(&s->deltas[i], &deltas[i])) < 0)
+		if ((rc = open_tier(&s->deltas[i], &deltas[i])) < 0 ||
+		    (rc = record_tier(&s->base, &deltas[i])) < 0)
 			goto fail;
 	*out = s;
 	return 0;
@@ -72,17 +80,127 @@ fail:
 	return rc;
 }
 
+/* ---- temporaries of dead processes ------------------------------------------------------ */
+
+int vp_store_sweep(vp_store *s)
+{
+	int rc = 0;
+
+	if (s->base.ops->sweep)
+		rc = s->base.ops->sweep(s->base.h);
+	for (size_t i = 0; rc == 0 && i < s->ndelta; i++)
+		if (!s->deltas[i].borrowed && s->deltas[i].ops->sweep)
+			rc = s->deltas[i].ops->sweep(s->deltas[i].h);
+	if (rc < 0)
+		vp_error_prefix("cannot sweep the temporaries of dead vdipool processes");
+	return rc;
+}
+
+/* ---- the registry of delta tiers ------------------------------------------------------
+ * gc and base rm open the store from its root alone, but deltas that back
+ * onto its bases may live on any tier a spec used. Each vp_store_open with
+ * delta tiers records them in <base tier>/tiers ("driver<TAB>name<TAB>path"
+ * lines); vp_store_open_root opens them all. */
+
+#define TIERS_FILE "tiers"
+#define TIERS_MAX (1u << 20)
+
+static int tiers_path(const store_tier *base, char *buf, size_t len)
+{
+	if (strcmp(base->ops->name, "dir") || base->path[0] != '/')
+		return 1; /* only a dir base tier has a place for it */
+	snprintf(buf, len, "%s/" TIERS_FILE, base->path);
+	return 0;
+}
+
+static int record_tier(const store_tier *base, const vp_store_tier *t)
+{
+	char path[PATH_MAX + 16], line[PATH_MAX + 200];
+	VP_AUTOFREE char *text = NULL;
+	int fd, n, rc;
+
+	if (tiers_path(base, path, sizeof(path)) || !t->config.path || strchr(t->config.path, '\n') ||
+	    strchr(t->config.path, '\t'))
+		return 0;
+	n = snprintf(line, sizeof(line), "%s\t%s\t%s\n", t->driver,
+		     t->config.tier ? t->config.tier : "default", t->config.path);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return 0;
+	rc = vp_fs_read_all(path, TIERS_MAX, &text, NULL);
+	for (const char *at = rc == 0 ? text : NULL; at && (at = strstr(at, line)); at++)
+		if (at == text || at[-1] == '\n')
+			return 0; /* recorded already */
+	vp_error_clear();
+	/* One short O_APPEND write: concurrent recorders never interleave. */
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return vp_error_set_os(errno, "cannot record tier '%s' in '%s'", t->config.tier ? t->config.tier : "default", path);
+	if (write(fd, line, (size_t)n) != n) {
+		rc = vp_error_set_os(errno, "cannot record tier in '%s'", path);
+		close(fd);
+		return rc;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0)
+		return vp_error_set_os(errno, "cannot record tier in '%s'", path);
+	return 0;
+}
+
+/* The recorded tiers other than the root itself, into cfg (strings point into text). */
+static size_t parse_tiers(char *text, const char *root, vp_store_tier *cfg, size_t max)
+{
+	size_t n = 0;
+
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && n < max; l = strtok_r(NULL, "\n", &save)) {
+		char *t1 = strchr(l, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+		char canon[PATH_MAX];
+		bool dup = false;
+		if (!t2)
+			continue;
+		*t1 = *t2 = '\0';
+		if (!realpath(t2 + 1, canon))
+			continue; /* the tier is gone, with its deltas */
+		if (!strcmp(canon, root))
+			continue;
+		for (size_t i = 0; i < n && !dup; i++)
+			dup = !strcmp(cfg[i].driver, l) && !strcmp(cfg[i].config.path, t2 + 1);
+		if (dup)
+			continue;
+		cfg[n++] = (vp_store_tier){ .driver = l, .config = { .tier = t1 + 1, .path = t2 + 1 } };
+	}
+	return n;
+}
+
 int vp_store_open_root(vp_store **out, const char *root)
 {
 	vp_store_tier t = { .driver = "dir", .config = { .tier = "default", .path = root } };
+	vp_store_tier cfg[64];
+	char path[PATH_MAX + 16], canon[PATH_MAX];
+	VP_AUTOFREE char *text = NULL;
+	size_t n = 0;
+	int rc;
 
-	return vp_store_open(out, &t, NULL, 0);
+	if (root[0] == '/' && realpath(root, canon)) {
+		snprintf(path, sizeof(path), "%s/" TIERS_FILE, canon);
+		rc = vp_fs_read_all(path, TIERS_MAX, &text, NULL);
+		if (rc == VP_ENOENT)
+			vp_error_clear();
+		else if (rc < 0)
+			return rc;
+		else
+			n = parse_tiers(text, canon, cfg + 1, sizeof(cfg) / sizeof(cfg[0]) - 1);
+	}
+	if (!n)
+		return vp_store_open(out, &t, NULL, 0);
+	/* The root holds deltas too (a spec without delta tiers). */
+	cfg[0] = t;
+	return vp_store_open(out, &t, cfg, n + 1);
 }
 
 void vp_store_free(vp_store *s)
 {
 	if (!s)
 		return;
+	vp_store_unlock(s);
 	for (size_t i = 0; i < s->ndelta; i++)
 		close_tier(&s->deltas[i]);
 	close_tier(&s->base);
@@ -146,10 +264,15 @@ int store_load(vp_store *s, const char *name, const char *version, vp_base_info 
 	snprintf(what, sizeof(what), "manifest of base '%s@%s'", name, version);
 	rc = vp_store_manifest_parse(out, text, what);
 	free(text);
+	if (rc == VP_EINVAL) {
+		/* A damaged store is not bad input from the user (exit 1, not 2). */
+		VP_AUTOFREE char *msg = vp_strdup(vp_error_last()->message);
+		return vp_error_set(VP_ERR_STORE, VP_EIO, "%s", msg ? msg : what);
+	}
 	if (rc < 0)
 		return rc;
 	if (strcmp(out->name, name) || strcmp(out->version, version))
-		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "%s names '%s@%s': was it moved?", what,
+		return vp_error_set(VP_ERR_STORE, VP_ECONFLICT, "%s names '%s@%s': was it moved?", what,
 				    out->name, out->version);
 	snprintf(out->location, sizeof(out->location), "%s", st->location);
 	snprintf(out->tier, sizeof(out->tier), "%s", s->base.name);
@@ -219,12 +342,18 @@ int store_hash(vp_store *s, const char *name, const char *version, int staged, u
 			goto out;
 		if (got == 0)
 			break;
-		EVP_DigestUpdate(md, buf, got);
+		if (!EVP_DigestUpdate(md, buf, got)) {
+			rc = vp_error_set(VP_ERR_STORE, VP_EIO, "SHA-256 of '%s@%s' failed", name, version);
+			goto out;
+		}
 		off += got;
 		if (progress)
 			progress(ctx, "hash", off, total);
 	}
-	EVP_DigestFinal_ex(md, digest, &dlen);
+	if (!EVP_DigestFinal_ex(md, digest, &dlen) || dlen != 32) {
+		rc = vp_error_set(VP_ERR_STORE, VP_EIO, "SHA-256 of '%s@%s' failed", name, version);
+		goto out;
+	}
 	for (unsigned i = 0; i < dlen && i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
 out:

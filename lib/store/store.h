@@ -28,7 +28,21 @@ struct vp_store {
 	store_tier base;
 	store_tier *deltas;  /* at least one; deltas[0] borrows base when none were given */
 	size_t ndelta;
+	char runtime_dir[256];  /* where the store lock lives (VP_RUNTIME_DIR) */
+	int lock_fd;            /* -1: not locked */
+	int lock_mode;          /* 0, VP_STORE_LOCK_SHARED or VP_STORE_LOCK_EXCLUSIVE */
+	vp_store_pins_fn pins_fn;  /* what libvirt domains use; NULL: not known */
+	void *pins_ctx;
 };
+
+/* Takes the exclusive store lock for one operation unless the caller holds
+ * it already; *took says whether store_excl_end must drop it. */
+int store_excl_begin(vp_store *s, const char *what, bool *took);
+void store_excl_end(vp_store *s, bool took);
+
+/* The pins from the caller's source (new object, caller frees); VP_EBUSY
+ * when the store has no source, the source's error when it fails. */
+int store_pins_load(vp_store *s, const char *what, vp_store_pins **out);
 
 int store_parse_ref(const char *ref, char *name, char *version);
 int store_resolve(vp_store *s, const char *ref, char *name, char *version);

@@ -93,7 +93,7 @@ static int parse_state(vp_derive_info *d, char *text, const char *what)
 			copy_field(d->started, sizeof(d->started), eq + 1);
 	}
 	if (!d->name[0] || !d->version[0] || !vp_store_version_valid(d->parent))
-		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "%s: malformed (no name, version or parent)",
+		return vp_error_set(VP_ERR_STORE, VP_ECONFLICT, "%s: malformed (no name, version or parent)",
 				    what);
 	return 0;
 }
@@ -114,13 +114,13 @@ static int load(vp_store *s, const char *name, const char *version, vp_derive_in
 				    "'vdipool base derive %s@VERSION --version %s')", name, version, name,
 				    version);
 	if (!vp_fs_exists(state))
-		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "the derivation of '%s@%s' is incomplete "
+		return vp_error_set(VP_ERR_STORE, VP_ECONFLICT, "the derivation of '%s@%s' is incomplete "
 				    "(%s has no state file): abort it", name, version, dir);
 	if ((rc = vp_fs_read_all(state, STATE_MAX, &text, NULL)) < 0 ||
 	    (rc = parse_state(d, text, state)) < 0)
 		return rc;
 	if (strcmp(d->name, name) || strcmp(d->version, version))
-		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "%s names '%s@%s': was it moved?", state,
+		return vp_error_set(VP_ERR_STORE, VP_ECONFLICT, "%s names '%s@%s': was it moved?", state,
 				    d->name, d->version);
 	return derive_path(d->location, s, name, version, "disk.qcow2");
 }
@@ -177,11 +177,16 @@ static int create_delta(const vp_base_info *parent, const vp_derive_info *d)
 	vp_qcow2_create_opts_init(&o);
 	o.backing_file = parent->location;
 	o.backing_format = parent->format;
-	o.mode = 0644;
-	return vp_qcow2_create(d->location, &o);
+	o.mode = 0600; /* guest data, like a clone's delta */
+	if (vp_qcow2_create(d->location, &o) < 0)
+		return vp_error_last()->code;
+	/* The umask can only have taken bits away: make it exactly 0600. */
+	if (chmod(d->location, 0600) < 0)
+		return vp_error_set_os(errno, "cannot set the mode of '%s'", d->location);
+	return 0;
 }
 
-int vp_store_derive(vp_store *s, const char *ref, const char *version, vp_derive_info *out)
+static int derive_unlocked(vp_store *s, const char *ref, const char *version, vp_derive_info *out)
 {
 	char name[VP_PLUGIN_NAME_MAX] = "", from[VP_PLUGIN_NAME_MAX] = "";
 	char dir[PATH_MAX], state[PATH_MAX];
@@ -302,7 +307,7 @@ int vp_store_derive_list(vp_store *s, const char *name, vp_derive_info **out, si
 	return rc;
 }
 
-int vp_store_derive_abort(vp_store *s, const char *ref)
+static int abort_unlocked(vp_store *s, const char *ref)
 {
 	char name[VP_PLUGIN_NAME_MAX], version[VP_PLUGIN_NAME_MAX], dir[PATH_MAX];
 	int rc, fd;
@@ -360,7 +365,7 @@ static int check_delta(const vp_derive_info *d, const vp_base_info *parent)
 	if (rc < 0)
 		return rc;
 	if (!qi.has_backing || strcmp(qi.backing_file, parent->location))
-		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "the maintenance delta %s backs onto '%s', "
+		return vp_error_set(VP_ERR_STORE, VP_ECONFLICT, "the maintenance delta %s backs onto '%s', "
 				    "not onto %s@%s (%s)", d->location, qi.backing_file, parent->name,
 				    parent->version, parent->location);
 	if (strcmp(parent->sha256, d->parent_sha256))
@@ -413,7 +418,7 @@ static int publish(vp_store *s, const vp_derive_info *d, const vp_base_info *par
 	return 0;
 }
 
-int vp_store_seal(vp_store *s, const char *ref, const vp_store_seal_opts *opts, vp_base_info *out)
+static int seal_unlocked(vp_store *s, const char *ref, const vp_store_seal_opts *opts, vp_base_info *out)
 {
 	static const vp_store_seal_opts none;
 	const vp_store_seal_opts *o = opts ? opts : &none;
@@ -438,5 +443,38 @@ out:
 		close(fd);
 	if (rc < 0)
 		vp_error_prefix("cannot seal '%s'", ref);
+	return rc;
+}
+
+int vp_store_derive(vp_store *s, const char *ref, const char *version, vp_derive_info *out)
+{
+	bool took;
+	int rc = store_excl_begin(s, "derive", &took);
+
+	if (rc == 0)
+		rc = derive_unlocked(s, ref, version, out);
+	store_excl_end(s, took);
+	return rc;
+}
+
+int vp_store_derive_abort(vp_store *s, const char *ref)
+{
+	bool took;
+	int rc = store_excl_begin(s, "abandon a derivation", &took);
+
+	if (rc == 0)
+		rc = abort_unlocked(s, ref);
+	store_excl_end(s, took);
+	return rc;
+}
+
+int vp_store_seal(vp_store *s, const char *ref, const vp_store_seal_opts *opts, vp_base_info *out)
+{
+	bool took;
+	int rc = store_excl_begin(s, "seal", &took);
+
+	if (rc == 0)
+		rc = seal_unlocked(s, ref, opts, out);
+	store_excl_end(s, took);
 	return rc;
 }

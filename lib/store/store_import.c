@@ -1,5 +1,6 @@
 /* store_import.c: importing a golden image: refuse bad input, convert, hash, publish atomically. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store.h"
 #include "util/run.h"
@@ -31,7 +33,7 @@ static int probe_file(const char *path, vp_probe *p)
 
 /* A qcow2 with a backing file or an external data file would make the base
  * read whatever host file it names (Nova refuses these too). */
-static int check_qcow2(const char *path, const vp_probe *p)
+static int check_qcow2(const char *fdpath, const char *path, const vp_probe *p)
 {
 	vp_qcow2_info qi;
 	int rc;
@@ -40,7 +42,7 @@ static int check_qcow2(const char *path, const vp_probe *p)
 		return vp_error_set(VP_ERR_STORE, VP_EINVAL,
 				    "'%s' has a backing file ('%s'): import a standalone image "
 				    "(qemu-img convert it first)", path, p->backing);
-	if ((rc = vp_qcow2_read_info(&qi, path)) < 0)
+	if ((rc = vp_qcow2_read_info(&qi, fdpath)) < 0)
 		return rc;
 	if (qi.has_backing)
 		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "'%s' has a backing file ('%s'): import a "
@@ -69,28 +71,48 @@ static bool under(const char *path, const char *dir)
 	return n && !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0' || !strcmp(dir, "/"));
 }
 
-static int check_source(vp_store *s, const char *file, char *real, vp_probe *p)
+/* Opens the source once: every check and the copy read this open file
+ * (through /proc/PID/fd/N, which reopens the same inode), so a file swapped
+ * in at the path after the checks is never what gets imported. */
+static int open_source(vp_store *s, const char *file, char *real, char *fdpath, int *fdp)
 {
 	struct stat st;
-	int rc;
+	int fd;
 
-	if (!realpath(file, real) || stat(real, &st) < 0)
+	*fdp = -1;
+	if (!realpath(file, real))
 		return vp_error_set_os(errno, "cannot open '%s'", file);
-	if (!S_ISREG(st.st_mode))
-		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "'%s' is not a regular file", file);
 	for (const char *c = real; *c; c++)
 		if ((unsigned char)*c < 0x20)
 			return vp_error_set(VP_ERR_STORE, VP_EINVAL, "'%s': the path has a control character",
 					    file);
+	if ((fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return vp_error_set_os(errno, "cannot open '%s'", file);
+	*fdp = fd;
+	if (fstat(fd, &st) < 0)
+		return vp_error_set_os(errno, "cannot stat '%s'", file);
+	if (!S_ISREG(st.st_mode))
+		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "'%s' is not a regular file", file);
 	if (under(real, s->base.path))
 		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "'%s' lives on the base tier '%s' (%s): "
 				    "import from a file outside the store", real, s->base.name, s->base.path);
-	if ((rc = probe_file(real, p)) < 0)
+	snprintf(fdpath, 64, "/proc/%ld/fd/%d", (long)getpid(), fd);
+	return 0;
+}
+
+static int check_source(const char *real, const char *fdpath, int fd, vp_probe *p)
+{
+	struct stat st;
+	int rc;
+
+	if (fstat(fd, &st) < 0)
+		return vp_error_set_os(errno, "cannot stat '%s'", real);
+	if ((rc = probe_file(fdpath, p)) < 0)
 		return rc;
 	if (!strcmp(p->format, "raw"))
 		return check_raw(real, &st);
 	if (!strcmp(p->format, "qcow2"))
-		return check_qcow2(real, p);
+		return check_qcow2(fdpath, real, p);
 	return vp_error_set(VP_ERR_STORE, VP_EINVAL,
 			    "'%s' is a %s image: only raw and qcow2 can be imported", real, p->format);
 }
@@ -163,16 +185,25 @@ static void *poll_target(void *arg)
 	return NULL;
 }
 
+/* src is /proc/PID/fd/N; json: names the driver and, for qcow2, no backing
+ * file at all, so nothing but the checked open file is ever read. */
 static int convert(const char *src, const vp_probe *p, const char *fmt, const char *target,
 		   const vp_store_import_opts *o)
 {
-	const char *argv[] = { "qemu-img", "convert", "-f", p->format, "-O", fmt, src, target, NULL };
+	char spec[200];
+	const char *argv[] = { "qemu-img", "convert", spec, "-O", fmt, target, NULL };
 	vp_run_opts opts = { .env = qemu_env };
 	struct poller pl = { .target = target, .total = p->actual_size, .fn = o->progress,
 			     .ctx = o->progress_ctx };
 	pthread_t th;
-	bool polling = o->progress && pthread_create(&th, NULL, poll_target, &pl) == 0;
-	int rc = vp_run_ok(argv, &opts, NULL);
+	bool polling;
+	int rc;
+
+	snprintf(spec, sizeof(spec), "json:{\"driver\":\"%s\",%s\"file\":{\"driver\":\"file\","
+		 "\"filename\":\"%s\"}}", !strcmp(p->format, "qcow2") ? "qcow2" : "raw",
+		 !strcmp(p->format, "qcow2") ? "\"backing\":null," : "", src);
+	polling = o->progress && pthread_create(&th, NULL, poll_target, &pl) == 0;
+	rc = vp_run_ok(argv, &opts, NULL);
 
 	if (polling) {
 		atomic_store(&pl.stop, true);
@@ -204,7 +235,8 @@ static void fill_info(vp_base_info *b, const char *name, const char *version, co
 }
 
 static int stage_and_commit(vp_store *s, const char *name, const char *version, const char *src,
-			    const vp_probe *p, const char *fmt, const vp_store_import_opts *o)
+			    const char *fdpath, const vp_probe *p, const char *fmt,
+			    const vp_store_import_opts *o)
 {
 	const vp_plugin_ops *ops = s->base.ops;
 	vp_image_info staged, st;
@@ -216,7 +248,7 @@ static int stage_and_commit(vp_store *s, const char *name, const char *version, 
 	memset(&st, 0, sizeof(st));
 	if ((rc = ops->base_stage(s->base.h, name, version, fmt, &staged)) < 0)
 		return rc;
-	rc = convert(src, p, fmt, staged.location, o);
+	rc = convert(fdpath, p, fmt, staged.location, o);
 	if (rc == 0)
 		rc = ops->base_stat(s->base.h, name, version, 1, &st);
 	if (rc == 0) {
@@ -260,18 +292,22 @@ int vp_store_import(vp_store *s, const char *name, const char *version, const ch
 	static const vp_store_import_opts none;
 	const vp_store_import_opts *o = opts ? opts : &none;
 	const char *fmt = o->format ? o->format : "qcow2";
-	char real[PATH_MAX];
+	char real[PATH_MAX], fdpath[64];
 	vp_probe p;
 	vp_base_info b;
-	int rc;
+	int fd = -1, rc;
 
 	rc = check_args(s, name, version, fmt, o);
 	if (rc == 0)
-		rc = check_source(s, file, real, &p);
+		rc = open_source(s, file, real, fdpath, &fd);
 	if (rc == 0)
-		rc = existing(s, name, version, real, &p, &b);
+		rc = check_source(real, fdpath, fd, &p);
 	if (rc == 0)
-		rc = stage_and_commit(s, name, version, real, &p, fmt, o);
+		rc = existing(s, name, version, fdpath, &p, &b);
+	if (rc == 0)
+		rc = stage_and_commit(s, name, version, real, fdpath, &p, fmt, o);
+	if (fd >= 0)
+		close(fd); /* read-only: nothing to lose */
 	if (rc == 0 && out)
 		rc = store_load(s, name, version, out, NULL);
 	else if (rc == 1 && out)

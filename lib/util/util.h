@@ -13,9 +13,6 @@
 
 #define VP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* vdipool's runtime state (locks, the KVM probe cache): root-only, on tmpfs, gone at reboot. */
-#define VP_RUNTIME_DIR "/run/vdipool"
-
 /* Cleanup attribute for owning locals (nbdkit's CLEANUP_FREE); never in public headers. */
 static inline void vp_autofree_fn(void *p) { free(*(void **)p); }
 #define VP_AUTOFREE __attribute__((cleanup(vp_autofree_fn)))

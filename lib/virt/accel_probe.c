@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,15 +225,39 @@ out:
 
 /* Starts a transient guest under KVM, with the CPU model clones get under KVM, and watches it
  * for a moment. 1: it runs; 0: it does not (msg says why). */
-static int probe(vp_virt *v, char *msg, size_t len)
+/* A vdipool killed during a probe leaves its transient guest running (and holding memory) for
+ * good: guests named vdipool-kvm-probe-PID whose vdipool is gone are stopped, which removes them. */
+static void sweep_probes(vp_virt *v)
+{
+	virDomainPtr *doms = NULL;
+	int n = virConnectListAllDomains(v->conn, &doms, VIR_CONNECT_LIST_DOMAINS_TRANSIENT);
+
+	for (int i = 0; i < n; i++) {
+		const char *name = virDomainGetName(doms[i]);
+		char *end = NULL;
+		long pid = name && !strncmp(name, "vdipool-kvm-probe-", 18) ? strtol(name + 18, &end, 10) : 0;
+		char log[8];
+
+		if (pid > 0 && end && !*end && pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+			virDomainDestroy(doms[i]);
+			probe_log(v, name, false, log, sizeof(log));
+		}
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	vp_error_clear();
+}
+
+static int probe(vp_virt *v, bool bare, char *msg, size_t len)
 {
 	char name[64], *xml;
 	virDomainPtr dom;
 	double end;
 	int ok = 1;
 
+	sweep_probes(v);
 	snprintf(name, sizeof(name), "vdipool-kvm-probe-%ld", (long)getpid());
-	if (v->probe_xml)
+	if (!bare)
 		xml = probe_definition(v->probe_xml, name);
 	else
 		xml = vp_strdup_printf("<domain type='kvm'><name>%s</name><memory unit='MiB'>32</memory>"
@@ -253,7 +278,7 @@ static int probe(vp_virt *v, char *msg, size_t len)
 	}
 	/* QEMU can abort on the first vCPU entry (nested KVM's MSR failure): the
 	 * guest must still be running a moment after it started. */
-	end = vp_now() + (v->probe_xml ? PROBE_BOOT_WATCH_SEC : PROBE_WATCH_SEC);
+	end = vp_now() + (bare ? PROBE_WATCH_SEC : PROBE_BOOT_WATCH_SEC);
 	while (vp_now() < end) {
 		int state = 0, reason = 0;
 		if (virDomainGetState(dom, &state, &reason, 0) < 0 || state != VIR_DOMAIN_RUNNING) {
@@ -319,7 +344,12 @@ int vp_virt_accel(vp_virt *v, vp_accel_mode want, vp_accel *out)
 		pr.ran = true;
 		cached = cache_read(v, key, &pr.ok, msg, sizeof(msg));
 		if (!cached) {
-			if ((rc = probe(v, msg, sizeof(msg))) < 0) {
+			rc = probe(v, !v->probe_xml, msg, sizeof(msg));
+			/* The pool's own guest failed for a reason of its own (its disk cannot be
+			 * opened, say), not KVM's: that would fail under TCG too. A bare guest decides. */
+			if (rc == 0 && v->probe_xml && !vp_accel_host_failure(msg))
+				rc = probe(v, true, msg, sizeof(msg));
+			if (rc < 0) {
 				free(key);
 				return rc;
 			}

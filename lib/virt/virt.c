@@ -114,7 +114,11 @@ static int fill_domain(virDomainPtr dom, vp_virt_domain *d)
 		d->state = map_state(state);
 	else
 		d->state = VP_DOM_OTHER;
-	md = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, VP_METADATA_NS, 0);
+	/* The defined state counts, not the running one: a running clone takes a
+	 * redefinition at its next start, and until then its live metadata is the
+	 * old one (the planner would update it again and again). */
+	md = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, VP_METADATA_NS,
+				  virDomainIsPersistent(dom) == 1 ? VIR_DOMAIN_AFFECT_CONFIG : 0);
 	if (md) {
 		/* Metadata that is not ours in shape is treated as no metadata. */
 		d->has_meta = vp_domain_meta_parse(&d->meta, md, strlen(md)) == 0;

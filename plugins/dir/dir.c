@@ -109,7 +109,8 @@ static int fsync_path(const char *path, int dir)
 		close(fd);
 		return os_error(e, "cannot fsync '%s'", path);
 	}
-	close(fd);
+	if (close(fd) < 0)
+		return os_error(errno, "cannot close '%s'", path);
 	return 0;
 }
 
@@ -285,7 +286,11 @@ static int write_manifest(const char *dir, const char *text)
 		unlink(tmp);
 		return os_error(e, "cannot write '%s'", tmp);
 	}
-	close(fd);
+	if (close(fd) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return os_error(e, "cannot close '%s'", tmp);
+	}
 	if (rename(tmp, path) < 0)
 		return os_error(errno, "cannot rename '%s'", tmp);
 	return fsync_path(dir, 1);
@@ -575,7 +580,12 @@ static int create_disk(const char *path, const vp_delta_request *req, unsigned f
 	o.overwrite = (flags & VP_DELTA_OVERWRITE) != 0;
 	o.mode = 0600; /* guest data: libvirt relabels it for QEMU */
 	rc = vp_qcow2_create(path, &o);
-	return rc < 0 ? forward_error(rc) : 0;
+	if (rc < 0)
+		return forward_error(rc);
+	/* The umask can only have taken bits away: make it exactly 0600. */
+	if (chmod(path, 0600) < 0)
+		return os_error(errno, "cannot set the mode of '%s'", path);
+	return 0;
 }
 
 /* A writer killed before its rename leaves ".<file>.tmp.<pid>.<n>" beside
@@ -725,28 +735,109 @@ static int dir_delta_rebase(void *tier, const char *pool, const char *clone,
 	return create_disk(path, &req, req.flags);
 }
 
+/* qemu-img creates its output by the umask: it writes into a private 0700
+ * directory (CLONE.qcow2.flatten-PID.tmp/), and the file leaves it 0600. */
 static int dir_delta_flatten(void *tier, const char *pool, const char *clone)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char path[PATH_MAX], tmp[PATH_MAX], out[PATH_MAX];
 	int rc;
 
 	if ((rc = disk_path(path, tier, VP_DISK_DELTA, pool, clone)) < 0 ||
-	    (rc = mkpath(tmp, "%s.flatten-%ld.tmp", path, (long)getpid())) < 0)
+	    (rc = mkpath(tmp, "%s.flatten-%ld.tmp", path, (long)getpid())) < 0 ||
+	    (rc = mkpath(out, "%s/disk.qcow2", tmp)) < 0)
 		return rc;
+	rm_rf(tmp);
+	if (mkdir(tmp, 0700) < 0)
+		return os_error(errno, "cannot create '%s'", tmp);
 	{
 		const char *argv[] = { "qemu-img", "convert", "-f", "qcow2", "-O", "qcow2",
-				       path, tmp, NULL };
+				       path, out, NULL };
 		rc = host->run(argv);
 	}
+	if (rc == 0 && chmod(out, 0600) < 0)
+		rc = os_error(errno, "cannot set the mode of '%s'", out);
 	if (rc == 0)
-		rc = fsync_path(tmp, 0);
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = os_error(errno, "cannot rename '%s'", tmp);
-	if (rc < 0) {
-		unlink(tmp);
-		return rc;
+		rc = fsync_path(out, 0);
+	if (rc == 0 && rename(out, path) < 0)
+		rc = os_error(errno, "cannot rename '%s'", out);
+	rm_rf(tmp);
+	return rc < 0 ? rc : fsync_parent(path);
+}
+
+/* ---- sweeping dead processes' temporaries ------------------------------------------ */
+
+/* A pid that vdipool put in a name belongs to a process that is gone. */
+static bool pid_dead(const char *digits, const char *end_ok)
+{
+	char *end;
+	long pid = strtol(digits, &end, 10);
+
+	if (end == digits || pid <= 0 || (end_ok ? strncmp(end, end_ok, strlen(end_ok)) : *end != '\0'))
+		return false;
+	return pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+/* bases/.import-NAME-V-PID and bases/.remove-NAME-V-PID: the pid is after the last '-'. */
+static bool stale_base_entry(const char *n)
+{
+	const char *dash = strrchr(n, '-');
+
+	return (!strncmp(n, ".import-", 8) || !strncmp(n, ".remove-", 8)) && dash && pid_dead(dash + 1, NULL);
+}
+
+/* deltas|data/POOL/.CLONE.qcow2.tmp.PID.N and CLONE.qcow2.flatten-PID.tmp */
+static bool stale_disk_entry(const char *n)
+{
+	const char *t = strstr(n, ".tmp."), *f = strstr(n, ".flatten-");
+
+	return (n[0] == '.' && t && pid_dead(t + 5, ".")) || (f && pid_dead(f + 9, ".tmp"));
+}
+
+static int sweep_dir(const char *dir, bool (*stale)(const char *))
+{
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	int rc = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : os_error(errno, "cannot read '%s'", dir);
+	while ((e = readdir(d)) && rc == 0) {
+		char victim[PATH_MAX];
+		if (stale(e->d_name) && (rc = mkpath(victim, "%s/%s", dir, e->d_name)) == 0)
+			rc = rm_rf(victim);
 	}
-	return fsync_parent(path);
+	closedir(d);
+	return rc;
+}
+
+static int sweep_disks(const char *top)
+{
+	struct dirent *e;
+	DIR *d = opendir(top);
+	int rc = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : os_error(errno, "cannot read '%s'", top);
+	while ((e = readdir(d)) && rc == 0) {
+		char pool[PATH_MAX];
+		if (e->d_name[0] != '.' && (rc = mkpath(pool, "%s/%s", top, e->d_name)) == 0)
+			rc = sweep_dir(pool, stale_disk_entry);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int dir_sweep(void *tier)
+{
+	struct dir_tier *t = tier;
+	char p[PATH_MAX];
+	int rc;
+
+	if ((rc = mkpath(p, "%s/bases", t->root)) < 0 || (rc = sweep_dir(p, stale_base_entry)) < 0 ||
+	    (rc = mkpath(p, "%s/deltas", t->root)) < 0 || (rc = sweep_disks(p)) < 0 ||
+	    (rc = mkpath(p, "%s/data", t->root)) < 0)
+		return rc;
+	return sweep_disks(p);
 }
 
 static vp_plugin_ops dir_ops = {
@@ -771,6 +862,8 @@ static vp_plugin_ops dir_ops = {
 	.delta_list = dir_delta_list,
 	.delta_rebase = dir_delta_rebase,
 	.delta_flatten = dir_delta_flatten,
+	.thread_model = VP_THREAD_MODEL_PARALLEL, /* files and a stateless handle */
+	.sweep = dir_sweep,
 };
 
 VP_REGISTER_PLUGIN(dir_ops);

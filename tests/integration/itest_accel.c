@@ -126,7 +126,36 @@ static void test_start_on_a_root_only_dev_kvm(void)
 	vp_virt_free(v);
 }
 
+/* A probe guest that fails for a reason of its own (its disk cannot be opened) says nothing
+ * about KVM: a bare guest decides, and the disk's problem is not given as KVM's. */
+static void test_a_guests_own_failure_is_not_kvms(void)
+{
+	static const char xml[] = "<domain type='kvm'><name>x</name><memory unit='MiB'>32</memory><vcpu>1</vcpu>"
+				  "<os><type arch='x86_64'>hvm</type></os><devices><disk type='file' device='disk'>"
+				  "<driver name='qemu' type='qcow2'/><source file='/nonexistent/vp-itest/base.qcow2'/>"
+				  "<target dev='vda' bus='virtio'/></disk><memballoon model='none'/></devices></domain>";
+	struct group *kvm = getgrnam("kvm");
+	vp_virt *v;
+	vp_accel bare, a;
+
+	if (!have_kvm || !kvm) {
+		printf("\n  SKIP: no /dev/kvm or no group kvm on this machine\n");
+		return;
+	}
+	set_kvm(0, kvm->gr_gid, 0660);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v = open_virt());
+	CU_ASSERT_EQUAL_FATAL(vp_virt_accel(v, VP_ACCEL_AUTO, &bare), 0);
+	vp_virt_set_accel_probe(v, xml, "broken-disk");
+	CU_ASSERT_EQUAL_FATAL(vp_virt_accel(v, VP_ACCEL_AUTO, &a), 0);
+	CU_ASSERT_FALSE(a.cached);
+	CU_ASSERT_EQUAL(a.kvm, bare.kvm);
+	CU_ASSERT_PTR_NULL(strstr(a.reason, "nonexistent"));
+	vp_virt_free(v);
+	restore_kvm();
+}
+
 static CU_TestInfo tests[] = {
+	{ "a guest's own failure is not kvm's", test_a_guests_own_failure_is_not_kvms },
 	{ "the probe is cached until /dev/kvm changes", test_probe_is_cached_until_dev_kvm_changes },
 	{ "a start on a root-only /dev/kvm is VP_EHOST", test_start_on_a_root_only_dev_kvm },
 	CU_TEST_INFO_NULL,

@@ -122,7 +122,26 @@ new_second
 chown root:kvm /dev/kvm
 chmod 0660 /dev/kvm
 spec auto 2
+# Killed during its probe, a vdipool leaves the probe guest running; the next probe removes it.
+"$CLI" plan "$SPEC" >/dev/null 2>&1 &
+planner=$!
+probe_dom=
+for _ in $(seq 100); do
+	probe_dom=$(virsh -c qemu:///system list --name | grep "^vdipool-kvm-probe-$planner\$")
+	[[ -n $probe_dom ]] && break
+	sleep 0.1
+done
+kill -9 $planner 2>/dev/null
+wait $planner 2>/dev/null
+if [[ -n $probe_dom ]]; then
+	check "a vdipool killed in its probe leaves the probe guest behind" \
+		bash -c "virsh -c qemu:///system list --name | grep -q '^$probe_dom\$'"
+else
+	skip "kill during the probe: no probe guest was seen in 10 s"
+fi
 out=$("$CLI" plan "$SPEC" 2>&1)
+check "the next probe removed it, and its own" \
+	test -z "$(virsh -c qemu:///system list --all --name | grep '^vdipool-kvm-probe-')"
 if ! grep -q '^warning: ' <<<"$out"; then
 	echo "   (KVM runs guests on this machine)"
 	check "plan moves the pool to KVM (a definition update)" grep -q "2 to update" <<<"$out"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_base_cli.sh: `vdipool base import/list/verify/rm` and `vdipool gc` end to end (exit codes, messages).
+# test_base_cli.sh: `vdipool base import/list/verify/rm` and `vdipool gc` end to end (exit codes, messages, refusals without libvirt).
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -41,16 +41,22 @@ qemu-img create -q -f qcow2 -F qcow2 -b "$VDIPOOL_ROOT/bases/tiny/v1/disk.qcow2"
 expect "list clones" 0 "1  default" -- "$CLI" base list tiny
 expect "rm referenced" 1 "cannot remove base 'tiny@v1': 1 delta backs onto it: $VDIPOOL_ROOT/deltas/p1/c1.qcow2" -- "$CLI" base rm tiny@v1
 expect "gc dry run" 0 "would remove base tiny@v2" -- "$CLI" gc --keep 1
-# Without a reachable libvirt, a delta no domain seems to use is only a candidate, and kept.
+# Without a reachable libvirt, a delta no domain seems to use is only a candidate, and nothing is removed.
 NOVIRT="qemu+unix:///system?socket=$T/no-libvirt.sock"
-expect "gc candidates" 0 "orphan candidates (domain check not available yet; kept)" -- "$CLI" gc --keep 1 --connect "$NOVIRT"
-expect "gc says why" 0 "libvirt not consulted: cannot connect to libvirt" -- "$CLI" gc --keep 1 --connect "$NOVIRT"
+expect "gc candidates" 0 "orphan candidates (domains not known; kept)" -- "$CLI" gc --keep 1 --connect "$NOVIRT"
+expect "gc says why" 0 "cannot connect to libvirt" -- "$CLI" gc --keep 1 --connect "$NOVIRT"
+expect "gc refuses without libvirt" 1 "cannot connect to libvirt" -- "$CLI" gc --keep 1 --yes --connect "$NOVIRT"
+expect "rm refuses without libvirt" 1 "cannot connect to libvirt" -- "$CLI" base rm tiny@v2 --connect "$NOVIRT"
+expect "gc refused keeps" 0 "tiny@v2: ok" -- "$CLI" base verify tiny@v2
+# gc keeps 2 by default (the spec's documented default): v2, v3 stay.
+expect "gc default keep 2" 0 "no base version to remove (keeping the newest 2" -- "$CLI" gc
 expect "gc dry run keeps" 0 "tiny@v2: ok" -- "$CLI" base verify tiny@v2
-expect "gc yes" 0 "removed 1 (base versions and orphaned deltas)" -- "$CLI" gc --keep 1 --yes --connect "$NOVIRT"
+expect "gc kept delta (dry run)" 0 "" -- test -f "$VDIPOOL_ROOT/deltas/p1/c1.qcow2"
+# With libvirt: v2 goes, v1 stays (a delta backs onto it), and the delta no domain uses goes too.
+expect "gc yes" 0 "removed 2 (base versions and orphaned disks)" -- "$CLI" gc --keep 1 --yes
 expect "gc removed v2" 1 "no base 'tiny@v2'" -- "$CLI" base verify tiny@v2
 expect "gc kept v1 (referenced)" 0 "tiny@v1: ok" -- "$CLI" base verify tiny@v1
-expect "gc kept delta" 0 "" -- test -f "$VDIPOOL_ROOT/deltas/p1/c1.qcow2"
-rm -f "$VDIPOOL_ROOT/deltas/p1/c1.qcow2"
+expect "gc removed the orphan" 1 "" -- test -f "$VDIPOOL_ROOT/deltas/p1/c1.qcow2"
 expect "rm" 0 "removed base tiny@v1" -- "$CLI" base rm tiny@v1
 
 # Tamper with v3: verify must fail.

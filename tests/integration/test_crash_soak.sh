@@ -56,17 +56,25 @@ for i in $(seq 1 $N); do
 	qemu-io -f qcow2 -c "write -P $((0x10 + i)) 0 64k" "$STORE/data/$POOL/$POOL-$i.qcow2" >/dev/null
 done
 
-# run_and_kill CMD...: starts CMD, kills it with SIGKILL after a random 0-400 ms; 1 if it was
-# still running (a real kill), 0 if it had finished first.
+# run_and_kill OP CMD...: starts CMD and kills it with SIGKILL at a random moment within how long
+# OP last took to run through (so the kill lands inside it, not after it); returns 1 for a real
+# kill, 0 when it had finished first (and then learns its duration).
+declare -A took
 run_and_kill() {
+	local op=$1 t0 span delay pid
+	shift
+	span=${took[$op]:-150}
+	t0=$(date +%s%N)
 	"$@" >/dev/null 2>&1 &
-	local pid=$! delay=$((RANDOM % 400))
-	sleep "$(printf '0.%03d' "$delay")"
+	pid=$!
+	delay=$((RANDOM % span))
+	sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
 	if kill -9 "$pid" 2>/dev/null; then
 		wait "$pid" 2>/dev/null
 		return 1
 	fi
 	wait "$pid" 2>/dev/null
+	took[$op]=$(( ($(date +%s%N) - t0) / 1000000 + 1 ))
 	return 0
 }
 
@@ -81,7 +89,7 @@ while ((kills < KILLS && rounds < KILLS * 6)); do
 	3) op=reset; cmd=("$CLI" reset -q "$SPEC" "$POOL-$((RANDOM % N + 1))" "$POOL-$((RANDOM % N + 1))") ;;
 	4) op=gc; cmd=("$CLI" --root "$STORE" gc --keep 2 --yes) ;;
 	esac
-	if ! run_and_kill "${cmd[@]}"; then
+	if ! run_and_kill "$op" "${cmd[@]}"; then
 		kills=$((kills + 1))
 		ops[$op]=$((${ops[$op]:-0} + 1))
 	fi

@@ -84,7 +84,8 @@ expect "derive v3 again" 0 "deriving tiny@v3" -- "$CLI" base derive tiny@v2 --ve
 truncate -s 8M "$T/newer.raw"
 printf 'newer' | dd of="$T/newer.raw" conv=notrunc status=none
 expect "import a newer version" 0 "imported tiny@v9" -- "$CLI" base import tiny "$T/newer.raw" --version v9
-expect "gc keeps the derivation's parent" 0 "" -- "$CLI" gc --keep 1 --yes --connect "qemu+unix:///system?socket=$T/none.sock"
+# (with libvirt: without it gc removes nothing at all)
+expect "gc keeps the derivation's parent" 0 "" -- "$CLI" gc --keep 1 --yes
 expect "v2 is still there" 0 "tiny@v2: ok" -- "$CLI" base verify tiny@v2
 expect "abandon" 0 "abandoned the derivation of tiny@v3" -- "$CLI" base abandon tiny@v3
 expect "v3 never published" 1 "no base 'tiny@v3'" -- "$CLI" base verify tiny@v3

@@ -4,9 +4,14 @@
  *                   before delta_rebase): must load, with the tail zeroed.
  * TEST_FUTURE_ABI:  claims an API version newer than the host's: refused.
  * TEST_MISSING_OPS: lacks the mandatory base_remove: refused, naming it.
+ * TEST_PARALLEL:    declares VP_THREAD_MODEL_PARALLEL (the others are
+ *                   serialised by default): delta_create counts the calls
+ *                   in flight and reports the most it saw in info->size.
  * Needs no libvdipool: errors go through the host table, as documented.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stddef.h>
+#include <time.h>
 
 #include "vdipool/plugin.h"
 
@@ -34,7 +39,23 @@ static int t_read(void *t, const char *n, const char *v, int s, void *b, size_t 
 static int t_stat(void *t, const char *n, const char *v, int s, vp_image_info *i) { (void)n; (void)v; (void)s; (void)i; return t_nothing(t); }
 static int t_manifest(void *t, const char *n, const char *v, char **x) { (void)n; (void)v; *x = NULL; return t_nothing(t); }
 static int t_list(void *t, const char *n, vp_plugin_list_fn fn, void *ctx) { (void)t; (void)n; (void)fn; (void)ctx; return 0; }
-static int t_dcreate(void *t, const vp_delta_request *r, vp_image_info *i) { (void)r; (void)i; return t_nothing(t); }
+static int inflight, maxflight;
+
+static int t_dcreate(void *t, const vp_delta_request *r, vp_image_info *i)
+{
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	int n = __atomic_add_fetch(&inflight, 1, __ATOMIC_SEQ_CST), m;
+
+	(void)t;
+	(void)r;
+	while ((m = __atomic_load_n(&maxflight, __ATOMIC_SEQ_CST)) < n &&
+	       !__atomic_compare_exchange_n(&maxflight, &m, n, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		;
+	nanosleep(&ts, NULL);
+	__atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+	i->size = (uint64_t)__atomic_load_n(&maxflight, __ATOMIC_SEQ_CST);
+	return 0;
+}
 static int t_dstat(void *t, int k, const char *p, const char *c, vp_image_info *i) { (void)k; (void)p; (void)c; (void)i; return t_nothing(t); }
 static int t_dremove(void *t, int k, const char *p, const char *c) { (void)k; (void)p; (void)c; return t_nothing(t); }
 /* Present in memory but beyond the old-abi plugin's claimed size: the loader must not see it. */
@@ -71,6 +92,10 @@ VP_PLUGIN_EXPORT const vp_plugin_ops *vp_plugin_init(void)
 	ops._api_version = VP_PLUGIN_API_VERSION;
 #ifdef TEST_OLD_ABI
 	ops._struct_size = offsetof(vp_plugin_ops, delta_rebase);
+	ops._api_version = 1;
+#endif
+#ifdef TEST_PARALLEL
+	ops.thread_model = VP_THREAD_MODEL_PARALLEL;
 #endif
 #ifdef TEST_FUTURE_ABI
 	ops._api_version = VP_PLUGIN_API_VERSION + 1;

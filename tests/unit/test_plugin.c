@@ -1,10 +1,15 @@
 /* test_plugin.c: the plugin loader: ABI size/version checks, mandatory callbacks, registry, host table. */
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vdipool/error.h"
 #include "vdipool/plugin.h"
+#include "util/fs.h"
 #include "vp_test.h"
 
 static char test_plugins[4096];
@@ -27,13 +32,16 @@ static int setup(void)
 	snprintf(test_plugins, sizeof(test_plugins), "%s/tests/plugins", b);
 	/* Before the registry's first scan: test plugins first, then the real ones. */
 	snprintf(env, sizeof(env), "%s:%s/plugins", test_plugins, b);
-	return setenv("VDIPOOL_PLUGIN_PATH", env, 1);
+	if (b[0] != '/')
+		return -1;
+	return vp_plugin_set_search_path(env) == 0 ? 0 : -1;
 }
 
 static void test_old_abi_loads_with_zeroed_tail(void)
 {
 	vp_plugin *p = NULL;
 	const vp_plugin_ops *ops;
+	void *tier = NULL;
 
 	CU_ASSERT_EQUAL_FATAL(vp_plugin_load_file(&p, tp("old-abi")), 0);
 	VP_ASSERT_STR_EQ(vp_plugin_name(p), "old-abi");
@@ -41,13 +49,17 @@ static void test_old_abi_loads_with_zeroed_tail(void)
 	CU_ASSERT_PTR_NULL(vp_plugin_load_error(p));
 	ops = vp_plugin_get_ops(p);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ops);
+	CU_ASSERT_EQUAL_FATAL(ops->open(&(vp_tier_config){ .tier = "t" }, &tier), 0);
 	/* The plugin's own delta_rebase lies beyond its claimed size: not copied,
 	 * so the loader's default (not supported) answers. */
-	CU_ASSERT_EQUAL(ops->delta_rebase(NULL, "p", "c", "/x", "raw"), VP_ENOTSUP);
+	CU_ASSERT_EQUAL(ops->delta_rebase(tier, "p", "c", "/x", "raw"), VP_ENOTSUP);
 	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "does not support rebase"));
-	CU_ASSERT_EQUAL(ops->delta_flatten(NULL, "p", "c"), VP_ENOTSUP);
+	CU_ASSERT_EQUAL(ops->delta_flatten(tier, "p", "c"), VP_ENOTSUP);
 	CU_ASSERT_PTR_NULL(ops->base_children);
-	CU_ASSERT_EQUAL(ops->_struct_size, sizeof(vp_plugin_ops) - 3 * sizeof(void *));
+	CU_ASSERT_PTR_NULL(ops->sweep);
+	CU_ASSERT_EQUAL(ops->thread_model, VP_THREAD_MODEL_SERIALIZE_REQUESTS);
+	CU_ASSERT_EQUAL(ops->_struct_size, offsetof(vp_plugin_ops, delta_rebase));
+	ops->close(tier);
 	vp_plugin_free(p);
 }
 
@@ -97,12 +109,19 @@ static void test_missing_mandatory_refused(void)
 static void test_not_a_plugin(void)
 {
 	vp_plugin *p = NULL;
+	char so[4300];
 
 	CU_ASSERT_EQUAL(vp_plugin_load_file(&p, "/nonexistent/vdipool-x.so"), VP_EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "cannot load plugin '/nonexistent/vdipool-x.so'"));
-	/* A real shared object without the init symbol. */
+	/* Only absolute paths: no library-path lookup of plugin code. */
 	CU_ASSERT_EQUAL(vp_plugin_load_file(&p, "libz.so.1"), VP_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "give an absolute path"));
+	/* A real shared object without the init symbol. */
+	snprintf(so, sizeof(so), "%s/../../libvdipool.so", test_plugins);
+	CU_ASSERT_EQUAL(vp_plugin_load_file(&p, so), VP_EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "is not a vdipool plugin"));
+	if (!strstr(vp_error_last()->message, "is not a vdipool plugin"))
+		fprintf(stderr, "\n  got: %s\n", vp_error_last()->message);
 }
 
 static void test_registry(void)
@@ -127,6 +146,94 @@ static void test_registry(void)
 	CU_ASSERT_EQUAL(dirs, 1);     /* the file shadows the built-in */
 }
 
+/* ---- the thread model --------------------------------------------------------------- */
+
+struct call {
+	const vp_plugin_ops *ops;
+	void *tier;
+	vp_image_info info;
+};
+
+static void *create_one(void *arg)
+{
+	struct call *c = arg;
+	vp_delta_request req = { .kind = VP_DISK_DATA, .pool = "p", .clone = "c", .size = 1 };
+
+	memset(&c->info, 0, sizeof(c->info));
+	c->ops->delta_create(c->tier, &req, &c->info);
+	return NULL;
+}
+
+/* Four threads on one handle: the most calls the plugin saw at once. */
+static uint64_t most_at_once(const char *name)
+{
+	vp_plugin *p = NULL;
+	struct call c[4];
+	pthread_t th[4];
+	void *tier = NULL;
+	uint64_t most = 0;
+
+	CU_ASSERT_EQUAL_FATAL(vp_plugin_load_file(&p, tp(name)), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_plugin_get_ops(p)->open(&(vp_tier_config){ .tier = "t" }, &tier), 0);
+	for (int i = 0; i < 4; i++) {
+		c[i].ops = vp_plugin_get_ops(p);
+		c[i].tier = tier;
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, create_one, &c[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		most = c[i].info.size > most ? c[i].info.size : most;
+	}
+	vp_plugin_get_ops(p)->close(tier);
+	vp_plugin_free(p);
+	return most;
+}
+
+static void test_thread_model(void)
+{
+	/* Built before the thread model existed: serialised, as plugin.h promised. */
+	CU_ASSERT_EQUAL(most_at_once("old-abi"), 1);
+	/* Declares VP_THREAD_MODEL_PARALLEL: called at once. */
+	CU_ASSERT(most_at_once("parallel") > 1);
+}
+
+/* ---- who may provide plugin code ------------------------------------------------------------ */
+
+static void test_file_owner_and_mode(void)
+{
+	char dir[] = "/tmp/vp-test-plugin-XXXXXX", copy[600];
+	vp_plugin *p = NULL;
+	char *text = NULL;
+	size_t len = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(copy, sizeof(copy), "%s/vdipool-old-abi.so", dir);
+	CU_ASSERT_EQUAL_FATAL(vp_fs_read_all(tp("old-abi"), 64u << 20, &text, &len), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_fs_write_atomic(copy, text, len, 0755), 0);
+	free(text);
+	CU_ASSERT_EQUAL_FATAL(chmod(copy, 0755), 0);
+	CU_ASSERT_EQUAL(vp_plugin_load_file(&p, copy), 0);
+	vp_plugin_free(p);
+	p = NULL;
+	/* Writable by others: anyone could put code in our process. */
+	CU_ASSERT_EQUAL_FATAL(chmod(copy, 0757), 0);
+	CU_ASSERT_EQUAL(vp_plugin_load_file(&p, copy), VP_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "writable by no one else"));
+	CU_ASSERT_EQUAL_FATAL(chmod(copy, 0775), 0);
+	CU_ASSERT_EQUAL(vp_plugin_load_file(&p, copy), VP_EINVAL);
+	/* Owned by another user. */
+	CU_ASSERT_EQUAL_FATAL(chmod(copy, 0755), 0);
+	CU_ASSERT_EQUAL_FATAL(chown(copy, 65534, 65534), 0);
+	CU_ASSERT_EQUAL(vp_plugin_load_file(&p, copy), VP_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "owned by uid 65534"));
+	CU_ASSERT_PTR_NULL(p);
+	vp_fs_rm_rf(dir);
+	/* Relative directories on the search path are refused (and it was set already). */
+	CU_ASSERT_EQUAL(vp_plugin_set_search_path("plugins:/x"), VP_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "'plugins' is not an absolute directory"));
+	CU_ASSERT_EQUAL(vp_plugin_set_search_path("/x"), VP_EBUSY);
+}
+
 static void test_caps_str(void)
 {
 	char buf[128];
@@ -144,6 +251,8 @@ static CU_TestInfo loader_tests[] = {
 	{ "not a plugin", test_not_a_plugin },
 	{ "registry: search path, refused files, dir", test_registry },
 	{ "capability names", test_caps_str },
+	{ "thread model: old plugins serialised per handle, parallel ones not", test_thread_model },
+	{ "plugin files: root-owned, not group/other-writable, absolute", test_file_owner_and_mode },
 	CU_TEST_INFO_NULL,
 };
 

@@ -111,7 +111,7 @@ static const bad_case bad_cases[] = {
 	{ BASE "clone:\n  count: 1\n", 0, "pool.yaml:11:1: unknown key 'clone', did you mean 'clones'?" },
 	{ BASE "extras: 1\n", 0,
 	  "pool.yaml:11:1: unknown key 'extras', expected one of: pool, base, storage, clones, delta, data_disk, "
-	  "domain, rollout, hosts, gc" },
+	  "domain, rollout, hosts, gc, placement, distribution" },
 	{ BASE "gc:\n  kep: 1\n", 0, "pool.yaml:12:3: gc: unknown key 'kep', did you mean 'keep'?" },
 	{ BASE8 "clones:\n  start_index: 2\n", 0, "pool.yaml:9:1: clones: missing required key 'count'" },
 	{ BASE8, 0, "pool.yaml:1:1: missing required key 'clones'" },
@@ -277,6 +277,71 @@ static const bad_case bad_cases[] = {
 	  0,
 	  "pool.yaml:11:9: clones.name: renders 'a23456789012345678901234567890123456789012345678901234567890-100' "
 	  "for clone 100, which is not a valid name: " NAME_RULE },
+
+	/* ---- placement, canary, distribution ---- */
+	{ BASE "placement:\n  policy: round-robin\n", 0,
+	  "pool.yaml:12:11: placement.policy: must be 'spread' or 'pack', got 'round-robin'" },
+	{ BASE "placement: pack\n", 0,
+	  "pool.yaml:11:12: placement: expected a mapping, got 'pack': write 'placement: {policy: pack}'" },
+	{ BASE "placement: 1\n", 0, "pool.yaml:11:12: placement: expected a mapping, got '1'" },
+	{ BASE "placement:\n  polcy: pack\n", 0, "pool.yaml:12:3: placement: unknown key 'polcy', did you mean 'policy'?" },
+	{ BASE "placement:\n  cpu_overcommit: 65\n", 0,
+	  "pool.yaml:12:19: placement.cpu_overcommit: must be between 0.1 and 64.0, got '65'" },
+	{ BASE "placement:\n  memory_overcommit: 0.05\n", 0,
+	  "pool.yaml:12:22: placement.memory_overcommit: must be between 0.1 and 64.0, got '0.05'" },
+	{ BASE "placement:\n  cpu_overcommit: 1.2345\n", 0,
+	  "pool.yaml:12:19: placement.cpu_overcommit: expected a decimal number like '1.5' (at most 3 decimals), got "
+	  "'1.2345'" },
+	{ BASE "placement:\n  cpu_overcommit: \"4.0\"\n", 0,
+	  "pool.yaml:12:19: placement.cpu_overcommit: expected a decimal number like '1.5', got the quoted string "
+	  "'4.0', drop the quotes" },
+	{ BASE "placement:\n  cpu_overcommit: 4.\n", 0,
+	  "pool.yaml:12:19: placement.cpu_overcommit: expected a decimal number like '1.5' (at most 3 decimals), got "
+	  "'4.'" },
+	{ BASE "placement:\n  cpu_overcommit: .5\n", 0,
+	  "pool.yaml:12:19: placement.cpu_overcommit: expected a decimal number like '1.5' (at most 3 decimals), got "
+	  "'.5'" },
+	{ BASE "placement:\n  cpu_overcommit: -1.0\n", 0,
+	  "pool.yaml:12:19: placement.cpu_overcommit: expected a decimal number like '1.5' (at most 3 decimals), got "
+	  "'-1.0'" },
+	{ BASE "placement:\n  memory_overcommit: 1e3\n", 0,
+	  "pool.yaml:12:22: placement.memory_overcommit: expected a decimal number like '1.5' (at most 3 decimals), "
+	  "got '1e3'" },
+	{ BASE "placement:\n  cpu_overcommit: 99999999999999999999\n", 0,
+	  "pool.yaml:12:19: placement.cpu_overcommit: expected a decimal number like '1.5' (at most 3 decimals), got "
+	  "'99999999999999999999'" },
+	{ BASE "hosts:\n  - name: a\n    max_clones: -1\n", 0,
+	  "pool.yaml:13:17: hosts[0].max_clones: must be between 0 and 10000, got -1" },
+	{ BASE "hosts:\n  - name: a\n  - name: b\n    max_clones: 10001\n", 0,
+	  "pool.yaml:14:17: hosts[1].max_clones: must be between 0 and 10000, got 10001" },
+	{ BASE "hosts:\n  - name: a\n    max_clones: unlimited\n", 0,
+	  "pool.yaml:13:17: hosts[0].max_clones: expected an integer, got 'unlimited'" },
+	{ BASE "hosts:\n  - name: a\n    cpu_overcommit: 0\n", 0,
+	  "pool.yaml:13:21: hosts[0].cpu_overcommit: must be between 0.1 and 64.0, got '0'" },
+	{ BASE "hosts:\n  - name: a\n    memory_overcommit: lots\n", 0,
+	  "pool.yaml:13:24: hosts[0].memory_overcommit: expected a decimal number like '1.5' (at most 3 decimals), "
+	  "got 'lots'" },
+	{ BASE "hosts:\n  - name: a\n    max_clone: 3\n", 0,
+	  "pool.yaml:13:5: hosts[0]: unknown key 'max_clone', did you mean 'max_clones'?" },
+	{ BASE "rollout:\n  canary: 10001\n", 0, "pool.yaml:12:11: rollout.canary: must be between 0 and 10000, got 10001" },
+	{ BASE "rollout:\n  canary: 5%\n", 0, "pool.yaml:12:11: rollout.canary: expected an integer, got '5%'" },
+	{ BASE "rollout:\n  canary_pause: 0\n", 0,
+	  "pool.yaml:12:17: rollout.canary_pause: must be between 1s and 24h, got '0'" },
+	{ BASE "rollout:\n  canary_pause: 25h\n", 0,
+	  "pool.yaml:12:17: rollout.canary_pause: must be between 1s and 24h, got '25h'" },
+	{ BASE "rollout:\n  canary_pause: manaul\n", 0,
+	  "pool.yaml:12:17: rollout.canary_pause: expected 'manual' or a duration like '30m', got 'manaul'" },
+	{ BASE "rollout:\n  canary_pause: 5x\n", 0,
+	  "pool.yaml:12:17: rollout.canary_pause: expected a duration like '30s', '5m' or '1h', or seconds, got '5x'" },
+	{ BASE "rollout:\n  canary_pause:\n", 0,
+	  "pool.yaml:12:16: rollout.canary_pause: expected 'manual' or a duration like '30m', got null" },
+	{ BASE "distribution:\n  max_parallel_hosts: 0\n", 0,
+	  "pool.yaml:12:23: distribution.max_parallel_hosts: must be between 1 and 1000, got 0" },
+	{ BASE "distribution:\n  max_parallel_hosts: 1001\n", 0,
+	  "pool.yaml:12:23: distribution.max_parallel_hosts: must be between 1 and 1000, got 1001" },
+	{ BASE "distribution: 4\n", 0, "pool.yaml:11:15: distribution: expected a mapping, got '4'" },
+	{ BASE "distribution:\n  parallel_hosts: 2\n", 0,
+	  "pool.yaml:12:3: distribution: unknown key 'parallel_hosts', expected one of: max_parallel_hosts" },
 
 	/* ---- templates ---- */
 	{ BASE "domain:\n  template: /nonexistent/x.xml\n", 0,
@@ -528,7 +593,63 @@ static void test_defaults(void)
 	VP_ASSERT_STR_EQ(s->hosts[0].name, "local");
 	VP_ASSERT_STR_EQ(s->hosts[0].uri, "qemu:///system");
 	CU_ASSERT_EQUAL(s->hosts[0].has_ssh, false);
+	CU_ASSERT_EQUAL(s->hosts[0].max_clones, VP_SPEC_UNLIMITED);
+	CU_ASSERT_EQUAL(s->hosts[0].cpu_overcommit_milli, 4000);
+	CU_ASSERT_EQUAL(s->hosts[0].memory_overcommit_milli, 1000);
 	CU_ASSERT_EQUAL(s->gc.keep, 2);
+	CU_ASSERT_EQUAL(s->placement.policy, VP_SPEC_POLICY_SPREAD);
+	CU_ASSERT_EQUAL(s->placement.cpu_overcommit_milli, 4000);
+	CU_ASSERT_EQUAL(s->placement.memory_overcommit_milli, 1000);
+	CU_ASSERT_EQUAL(s->rollout.canary, 0);
+	CU_ASSERT_EQUAL(s->rollout.canary_pause_sec, VP_SPEC_PAUSE_MANUAL);
+	CU_ASSERT_EQUAL(s->distribution.max_parallel_hosts, 4);
+	vp_spec_free(s);
+}
+
+/* Placement keys: decimals, per-host values over the section's, wherever it is written. */
+static void test_placement_values(void)
+{
+	vp_spec *s = parse_ok(BASE "hosts:\n"
+				   "  - name: a\n    max_clones: 0\n    cpu_overcommit: 1.5\n"
+				   "  - name: b\n    memory_overcommit: 0.125\n"
+				   "  - name: c\n    max_clones: 10000\n    cpu_overcommit: 64\n    memory_overcommit: 0.1\n"
+				   "placement:\n  policy: pack\n  cpu_overcommit: 8.0\n  memory_overcommit: 1.25\n"
+				   "rollout:\n  canary: 3\n  canary_pause: 1h30m\n"
+				   "distribution:\n  max_parallel_hosts: 1000\n");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(s->placement.policy, VP_SPEC_POLICY_PACK);
+	CU_ASSERT_EQUAL(s->placement.cpu_overcommit_milli, 8000);
+	CU_ASSERT_EQUAL(s->placement.memory_overcommit_milli, 1250);
+	CU_ASSERT_EQUAL_FATAL(s->host_count, 3);
+	CU_ASSERT_EQUAL(s->hosts[0].max_clones, 0);
+	CU_ASSERT_EQUAL(s->hosts[0].cpu_overcommit_milli, 1500);
+	CU_ASSERT_EQUAL(s->hosts[0].memory_overcommit_milli, 1250); /* from the section, written later */
+	CU_ASSERT_EQUAL(s->hosts[1].max_clones, VP_SPEC_UNLIMITED);
+	CU_ASSERT_EQUAL(s->hosts[1].cpu_overcommit_milli, 8000);
+	CU_ASSERT_EQUAL(s->hosts[1].memory_overcommit_milli, 125);
+	CU_ASSERT_EQUAL(s->hosts[2].max_clones, 10000);
+	CU_ASSERT_EQUAL(s->hosts[2].cpu_overcommit_milli, 64000);
+	CU_ASSERT_EQUAL(s->hosts[2].memory_overcommit_milli, 100);
+	CU_ASSERT_EQUAL(s->rollout.canary, 3);
+	CU_ASSERT_EQUAL(s->rollout.canary_pause_sec, 5400);
+	CU_ASSERT_EQUAL(s->distribution.max_parallel_hosts, 1000);
+	vp_spec_free(s);
+
+	/* The default written out, the limits, and a whole number as a ratio. */
+	s = parse_ok(BASE "rollout: {canary: 10000, canary_pause: manual}\nplacement: {cpu_overcommit: 4, policy: spread}\n"
+			  "distribution: {max_parallel_hosts: 1}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(s->rollout.canary, 10000);
+	CU_ASSERT_EQUAL(s->rollout.canary_pause_sec, VP_SPEC_PAUSE_MANUAL);
+	CU_ASSERT_EQUAL(s->placement.policy, VP_SPEC_POLICY_SPREAD);
+	CU_ASSERT_EQUAL(s->hosts[0].cpu_overcommit_milli, 4000);
+	CU_ASSERT_EQUAL(s->distribution.max_parallel_hosts, 1);
+	vp_spec_free(s);
+
+	s = parse_ok(BASE "rollout:\n  canary_pause: 86400\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(s->rollout.canary_pause_sec, 86400);
 	vp_spec_free(s);
 }
 
@@ -622,6 +743,15 @@ static void test_example_office(void)
 	VP_ASSERT_STR_EQ(s->hosts[1].ssh.user, "vdipool");
 	CU_ASSERT_EQUAL(s->hosts[1].ssh.port, 22);
 	VP_ASSERT_STR_EQ(s->hosts[1].ssh.known_hosts, "/etc/vdipool/known_hosts");
+	CU_ASSERT_EQUAL(s->hosts[0].max_clones, 200);
+	CU_ASSERT_EQUAL(s->hosts[0].cpu_overcommit_milli, 4000);
+	CU_ASSERT_EQUAL(s->hosts[1].max_clones, VP_SPEC_UNLIMITED);
+	CU_ASSERT_EQUAL(s->hosts[1].cpu_overcommit_milli, 2000);
+	CU_ASSERT_EQUAL(s->hosts[1].memory_overcommit_milli, 1000);
+	CU_ASSERT_EQUAL(s->placement.policy, VP_SPEC_POLICY_SPREAD);
+	CU_ASSERT_EQUAL(s->rollout.canary, 5);
+	CU_ASSERT_EQUAL(s->rollout.canary_pause_sec, 1800);
+	CU_ASSERT_EQUAL(s->distribution.max_parallel_hosts, 2);
 	vp_spec_free(s);
 }
 
@@ -705,6 +835,14 @@ static void test_hash(void)
 	VP_ASSERT_STR_EQ(a, b);
 	/* Neither do keys that never reach a domain definition. */
 	hash_of(BASE "domain:\n  vcpus: 2\n  start: false\ngc: {keep: 9}\nrollout: {max_unavailable: 1}\n", b);
+	VP_ASSERT_STR_EQ(a, b);
+	/* Nor where clones run or how they are rolled out and shipped: placement
+	 * is not part of a clone's definition, so a new policy or host limit
+	 * never redefines a clone. */
+	hash_of(BASE "domain:\n  vcpus: 2\nplacement: {policy: pack, cpu_overcommit: 16, memory_overcommit: 1.5}\n"
+		     "hosts:\n  - {name: a, max_clones: 0, cpu_overcommit: 2.5, memory_overcommit: 0.5}\n"
+		     "  - {name: b, uri: 'qemu+ssh://b/system'}\n"
+		     "rollout: {canary: 5, canary_pause: 10m}\ndistribution: {max_parallel_hosts: 9}\n", b);
 	VP_ASSERT_STR_EQ(a, b);
 	hash_of(BASE "domain:\n  vcpus: 3\n", b);
 	CU_ASSERT_STRING_NOT_EQUAL(a, b);
@@ -814,6 +952,7 @@ static CU_TestInfo spec_tests[] = {
 	{ "fixtures on disk", test_fixtures },
 	{ "load errors", test_load_errors },
 	{ "defaults", test_defaults },
+	{ "placement, canary and distribution values", test_placement_values },
 	{ "example quickstart", test_example_quickstart },
 	{ "example ci-runners", test_example_ci_runners },
 	{ "example office-desktops", test_example_office },

@@ -69,7 +69,16 @@ static vp_store *open_store(void)
 	vp_store *s = NULL;
 
 	CU_ASSERT_EQUAL_FATAL(vp_store_open_root(&s, root), 0);
+	/* A host without domains; the lock in the scratch directory (root's, 0700). */
+	vp_store_set_pins_source(s, vp_store_pins_none, NULL);
+	CU_ASSERT_EQUAL_FATAL(vp_store_set_runtime_dir(s, tmp), 0);
 	return s;
+}
+
+/* A host where one domain uses the delta `ctx` names. */
+static int pins_delta(void *ctx, vp_store_pins *pins)
+{
+	return vp_store_pins_add(pins, ctx, "dom-1");
 }
 
 /* Leftovers of imports: .import-* directories under bases/. */
@@ -115,6 +124,14 @@ static void make_delta(const char *ref, const char *pool, const char *clone)
 	VP_ASSERT_STR_EQ(out.backing, b.location);
 	ops->close(tier);
 	vp_store_free(s);
+}
+
+static const char *delta_path(const char *pool, const char *clone)
+{
+	static char path[700];
+
+	snprintf(path, sizeof(path), "%s/deltas/%s/%s.qcow2", root, pool, clone);
+	return path;
 }
 
 static void remove_delta(const char *pool, const char *clone)
@@ -293,14 +310,25 @@ static void test_gc_keeps_exactly(void)
 						      NULL, NULL), 0);
 	}
 	make_delta("gcb@v2", "pool2", "c1");
-	CU_ASSERT_EQUAL_FATAL(vp_store_gc_plan(s, 2, NULL, 0, &plan), 0);
+	/* No pins source: the plan is shown, nothing is removed. */
+	vp_store_set_pins_source(s, NULL, NULL);
+	CU_ASSERT_EQUAL_FATAL(vp_store_gc_plan(s, 2, &plan), 0);
 	CU_ASSERT_FALSE(plan->domains_known);
+	CU_ASSERT_PTR_NOT_NULL(strstr(plan->unknown, "not known"));
 	CU_ASSERT_EQUAL(plan->norphans, 1); /* a candidate only */
+	CU_ASSERT_EQUAL(vp_store_gc_apply(s, plan, 0, &removed), VP_EBUSY);
+	CU_ASSERT_EQUAL(removed, 0);
+	vp_gc_plan_free(plan);
+	/* A domain uses the delta: it stays, v2 under it stays. */
+	vp_store_set_pins_source(s, pins_delta, (void *)delta_path("pool2", "c1"));
+	CU_ASSERT_EQUAL_FATAL(vp_store_gc_plan(s, 2, &plan), 0);
+	CU_ASSERT_TRUE(plan->domains_known);
+	CU_ASSERT_EQUAL(plan->norphans, 0);
 	/* Other names (tiny@v2, other@1.10, tamper@v1) are their name's newest: kept. */
 	CU_ASSERT_EQUAL_FATAL(plan->nbases, 2);
 	VP_ASSERT_STR_EQ(plan->bases[0].version, "v3");
 	VP_ASSERT_STR_EQ(plan->bases[1].version, "v1");
-	CU_ASSERT_EQUAL(vp_store_gc_apply(s, plan, &removed), 0);
+	CU_ASSERT_EQUAL(vp_store_gc_apply(s, plan, 0, &removed), 0);
 	CU_ASSERT_EQUAL(removed, 2);
 	vp_gc_plan_free(plan);
 	CU_ASSERT_EQUAL(vp_store_list(s, "gcb", &list, &n), 0);
@@ -310,15 +338,16 @@ static void test_gc_keeps_exactly(void)
 	VP_ASSERT_STR_EQ(list[2].version, "v5");
 	vp_store_list_free(list);
 
-	/* With a known (empty) set of live deltas, the orphan goes, then v2 can. */
-	CU_ASSERT_EQUAL_FATAL(vp_store_gc_plan(s, 2, (const char *const[]){ NULL }, 0, &plan), 0);
+	/* No domain uses it any more: the orphan goes, then v2 can. */
+	vp_store_set_pins_source(s, vp_store_pins_none, NULL);
+	CU_ASSERT_EQUAL_FATAL(vp_store_gc_plan(s, 2, &plan), 0);
 	CU_ASSERT_TRUE(plan->domains_known);
 	CU_ASSERT_EQUAL(plan->nbases, 0);
 	CU_ASSERT_EQUAL(plan->norphans, 1);
-	CU_ASSERT_EQUAL(vp_store_gc_apply(s, plan, &removed), 0);
+	CU_ASSERT_EQUAL(vp_store_gc_apply(s, plan, 0, &removed), 0);
 	CU_ASSERT_EQUAL(removed, 1);
 	vp_gc_plan_free(plan);
-	CU_ASSERT_EQUAL_FATAL(vp_store_gc_plan(s, 2, (const char *const[]){ NULL }, 0, &plan), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_store_gc_plan(s, 2, &plan), 0);
 	CU_ASSERT_EQUAL_FATAL(plan->nbases, 1);
 	VP_ASSERT_STR_EQ(plan->bases[0].version, "v2");
 	vp_gc_plan_free(plan);

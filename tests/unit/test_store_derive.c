@@ -42,6 +42,7 @@ static vp_store *store_with_v1(void)
 	CU_ASSERT_FATAL(ftruncate(fd, 8 << 20) == 0 && pwrite(fd, "one", 3, 0) == 3);
 	close(fd);
 	CU_ASSERT_EQUAL_FATAL(vp_store_open_root(&s, root), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_store_set_runtime_dir(s, tmp), 0); /* the store lock */
 	CU_ASSERT_FATAL(vp_store_import(s, "tiny", "v1", src, NULL, NULL) >= 0);
 	return s;
 }
@@ -55,7 +56,23 @@ static void test_derive_seal(void)
 	vp_qcow2_info qi;
 	size_t n = 0;
 
+	vp_store *apply = NULL;
+	struct stat st;
+	mode_t old;
+
+	/* While an apply holds the store shared, derive and seal wait their turn. */
+	CU_ASSERT_EQUAL_FATAL(vp_store_open_root(&apply, root), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_store_set_runtime_dir(apply, tmp), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_store_lock(apply, VP_STORE_LOCK_SHARED, false), 0);
+	CU_ASSERT_EQUAL(vp_store_derive(s, "tiny@v1", "v2", &d), VP_EBUSY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "cannot derive: the store"));
+	vp_store_free(apply);
+	/* The maintenance delta holds guest data: 0600 whatever the umask. */
+	old = umask(0);
 	CU_ASSERT_EQUAL_FATAL(vp_store_derive(s, "tiny@v1", "v2", &d), 0);
+	umask(old);
+	CU_ASSERT_EQUAL(stat(d.location, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 07777, 0600);
 	VP_ASSERT_STR_EQ(d.parent, "v1");
 	CU_ASSERT_EQUAL_FATAL(vp_qcow2_read_info(&qi, d.location), 0);
 	CU_ASSERT(qi.has_backing);
@@ -87,6 +104,7 @@ static void test_refusals_and_abort(void)
 	vp_derive_info d;
 
 	CU_ASSERT_EQUAL_FATAL(vp_store_open_root(&s, root), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_store_set_runtime_dir(s, tmp), 0);
 	CU_ASSERT_EQUAL(vp_store_derive(s, "tiny@v9", "v3", NULL), VP_ENOENT);
 	CU_ASSERT_EQUAL(vp_store_derive(s, "tiny@v1", "v2", NULL), VP_EEXIST); /* sealed above */
 	CU_ASSERT_EQUAL(vp_store_derive(s, "tiny@v1", "latest", NULL), VP_EINVAL);

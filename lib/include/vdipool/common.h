@@ -14,6 +14,10 @@
 #define VP_PRINTF(fmt, args)
 #endif
 
+/* vdipool's runtime state (the store and pool locks, the KVM probe cache): root-only (0700),
+ * on tmpfs, gone at reboot. */
+#define VP_RUNTIME_DIR "/run/vdipool"
+
 /* Return codes: 0 is success, failures are negative. The message that says
  * why is kept per thread and read with vp_error_last(). */
 enum vp_errcode {

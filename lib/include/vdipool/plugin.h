@@ -40,12 +40,16 @@ extern "C" {
  *    (a statically linked program) with its own error records.
  *  - Strings a plugin returns through `char **` are malloc()ed; the host
  *    free()s them.
- *  - Thread safety: the host serialises calls on one tier handle; calls on
- *    different handles may run in parallel.
+ *  - Thread safety: by default (thread_model 0) the host serialises calls
+ *    on one tier handle; calls on different handles may run in parallel. A
+ *    plugin that declares VP_THREAD_MODEL_PARALLEL may be called at once.
  *
- * Where plugins are found: each directory of $VDIPOOL_PLUGIN_PATH (colon
- * separated) in order, then the install directory; the first file of a name
- * wins. The dir backend is also compiled into libvdipool and is used when no
+ * Where plugins are found: each directory of the search path the program
+ * gives (vp_plugin_set_search_path; the CLI passes $VDIPOOL_PLUGIN_PATH read
+ * with secure_getenv) in order, then the install directory; the first file
+ * of a name wins. Only absolute directories; only files owned by root and
+ * writable by no one else are loaded; vp_plugin_find loads only the plugin
+ * it is asked for (the ones specs name). The dir backend is also compiled into libvdipool and is used when no
  * vdipool-dir.so is found, so a bare directory always works.
  *
  * ===== How a Ceph RBD backend maps onto these operations ===================
@@ -76,7 +80,7 @@ extern "C" {
  */
 
 /* Version of this ABI. Bump it when a struct grows or a meaning changes. */
-#define VP_PLUGIN_API_VERSION 1
+#define VP_PLUGIN_API_VERSION 2
 
 /* Capability bits (vp_plugin_ops.capabilities). */
 #define VP_CAP_LINKED_CLONE 0x01u       /* deltas share a base (copy-on-write) */
@@ -220,8 +224,21 @@ typedef struct vp_plugin_ops {
 	 * disk's backing with the base's location): the disks backed by a base */
 	int (*base_children)(void *tier, const char *name, const char *version,
 			     vp_plugin_list_fn fn, void *ctx);
+
+	/* ---- API version 2 ---- */
+	/* How the host may call this plugin (VP_THREAD_MODEL_*). 0, which every
+	 * plugin built before version 2 has, means serialised. */
+	int thread_model;
+	/* optional (default: nothing to sweep): removes the temporaries that
+	 * this backend names with a process id (staged imports, removals,
+	 * temporary deltas) whose process is gone; never those of live ones */
+	int (*sweep)(void *tier);
 	/* New fields go here, at the end, and nowhere else. */
 } vp_plugin_ops;
+
+/* Thread models (vp_plugin_ops.thread_model), after nbdkit's THREAD_MODEL. */
+#define VP_THREAD_MODEL_SERIALIZE_REQUESTS 0 /* one call at a time on one tier handle */
+#define VP_THREAD_MODEL_PARALLEL 1           /* any calls at once, on any handle */
 
 /* ---- registration ---------------------------------------------------------- */
 
@@ -259,8 +276,12 @@ typedef struct vp_plugin vp_plugin;
 VP_API int vp_plugin_load_file(vp_plugin **out, const char *path);
 VP_API void vp_plugin_free(vp_plugin *p);
 
-/* The process-wide registry: scans the search path once (later calls reuse
- * it). Finds a plugin by name; falls back to the built-in dir backend.
+/* The directories searched before the install directory, colon-separated,
+ * each absolute (VP_EINVAL otherwise). Call before the first lookup
+ * (VP_EBUSY after). The library reads no environment variable. */
+VP_API int vp_plugin_set_search_path(const char *path);
+
+/* The process-wide registry: loads each plugin once (later calls reuse it). Finds a plugin by name; falls back to the built-in dir backend.
  * Returned plugins are borrowed and live until the process exits. */
 VP_API int vp_plugin_find(const vp_plugin **out, const char *name);
 

@@ -31,6 +31,8 @@ extern "C" {
 #define VP_SPEC_MAX_TIERS 16
 #define VP_SPEC_MAX_HOSTS 1000
 #define VP_SPEC_HASH_LEN 65                  /* SHA-256 in hex, plus the NUL */
+#define VP_SPEC_UNLIMITED 0xffffffffu        /* hosts[i].max_clones when not written */
+#define VP_SPEC_PAUSE_MANUAL 0u              /* rollout.canary_pause: wait for `vdipool rollout continue` */
 
 typedef enum vp_clone_mode {
 	VP_CLONE_LINKED = 0, /* a qcow2 delta on the shared base */
@@ -48,6 +50,12 @@ typedef enum vp_spec_accel {
 	VP_SPEC_ACCEL_KVM,      /* KVM or a clear error */
 	VP_SPEC_ACCEL_TCG       /* QEMU's software emulation */
 } vp_spec_accel;
+
+/* placement.policy: where new clones go (vdipool/placement.h has the rules). */
+typedef enum vp_spec_policy {
+	VP_SPEC_POLICY_SPREAD = 0, /* the host with the largest free fraction of its capacity */
+	VP_SPEC_POLICY_PACK        /* the first host in spec order with room */
+} vp_spec_policy;
 
 typedef enum vp_storage_driver {
 	VP_STORAGE_DIR = 0 /* qcow2 files in a local directory; "rbd" comes later */
@@ -112,6 +120,10 @@ typedef struct vp_spec_rollout {
 	bool max_unavailable_percent; /* default 25% */
 	vp_spec_health health;
 	unsigned shutdown_timeout_sec; /* 1..3600, default 120 */
+	unsigned canary;          /* clones rolled first, before the waves, 0..10000; default 0: no canary */
+	unsigned canary_pause_sec; /* after the canary: 1..86400 s, then the waves go on by themselves;
+				    * VP_SPEC_PAUSE_MANUAL (0, the default, written 'manual'): wait for
+				    * `vdipool rollout continue` */
 } vp_spec_rollout;
 
 typedef struct vp_spec_ssh {
@@ -125,11 +137,30 @@ typedef struct vp_spec_host {
 	const char *uri;          /* libvirt URI, default "qemu:///system" */
 	bool has_ssh;             /* an ssh mapping was given */
 	vp_spec_ssh ssh;
+	unsigned max_clones;      /* this pool's clones the host may hold, 0..10000; 0: no new ones
+				   * (drain); VP_SPEC_UNLIMITED (default): no limit but capacity */
+	unsigned cpu_overcommit_milli;    /* vCPUs per physical CPU, in thousandths (4.0 = 4000);
+					   * default placement.cpu_overcommit */
+	unsigned memory_overcommit_milli; /* guest memory per byte of RAM, in thousandths;
+					   * default placement.memory_overcommit */
 } vp_spec_host;
 
 typedef struct vp_spec_gc {
 	unsigned keep;            /* newest unreferenced base versions kept per name, 0..1000, default 2 */
 } vp_spec_gc;
+
+/* placement: how new clones are given hosts; never part of the spec hash
+ * (where a clone runs is not part of what it is). */
+typedef struct vp_spec_placement {
+	vp_spec_policy policy;    /* default spread */
+	unsigned cpu_overcommit_milli;    /* 100..64000 (0.1..64), default 4000 (4.0) */
+	unsigned memory_overcommit_milli; /* 100..64000 (0.1..64), default 1000 (1.0) */
+} vp_spec_placement;
+
+/* distribution: shipping base versions to hosts. */
+typedef struct vp_spec_distribution {
+	unsigned max_parallel_hosts; /* hosts receiving a base at once, 1..1000, default 4 */
+} vp_spec_distribution;
 
 typedef struct vp_spec_internal vp_spec_internal;
 
@@ -143,9 +174,12 @@ typedef struct vp_spec {
 	vp_spec_data_disk data_disk;
 	vp_spec_domain domain;
 	vp_spec_rollout rollout;
-	size_t host_count;        /* >= 1; default one host "local" at qemu:///system */
+	size_t host_count;        /* >= 1; default one host "local" at qemu:///system; order matters:
+				   * it breaks placement ties */
 	const vp_spec_host *hosts;
 	vp_spec_gc gc;
+	vp_spec_placement placement;
+	vp_spec_distribution distribution;
 	vp_spec_internal *internal; /* positions and memory; not for callers */
 } vp_spec;
 
@@ -184,7 +218,9 @@ VP_API int vp_spec_clone_name(const vp_spec *spec, unsigned index, char *buf, si
  * domain definition: pool, mode, vcpus, memory, network, the template's
  * content, the delta tier and the data disk. Key order, comments and
  * defaults written out or left implicit do not change it; the base version
- * does not either (the planner compares it on its own). 0 or VP_ENOMEM. */
+ * does not either (the planner compares it on its own), nor hosts,
+ * placement, rollout or distribution keys: where a clone runs is not part
+ * of what it is. 0 or VP_ENOMEM. */
 VP_API int vp_spec_hash(const vp_spec *spec, char out[VP_SPEC_HASH_LEN]);
 /* The same, for domains of the given libvirt domain type ("kvm", or "qemu"
  * for TCG, which changes the hash; NULL: as vp_spec_hash): a pool whose host

@@ -31,6 +31,65 @@ VP_API int vp_store_open(vp_store **out, const vp_store_tier *base,
 VP_API int vp_store_open_root(vp_store **out, const char *root);
 VP_API void vp_store_free(vp_store *s);
 
+/* ---- the store lock --------------------------------------------------------------
+ * One lock per base tier, in a root-only runtime directory: shared while
+ * apply, rollout and reset create deltas, exclusive while gc, base rm,
+ * derive and seal remove or replace. Removals take it themselves (failing
+ * with VP_EBUSY when another vdipool holds it) unless the caller holds it
+ * exclusively already, and re-check references under it. */
+
+#define VP_STORE_LOCK_SHARED 1
+#define VP_STORE_LOCK_EXCLUSIVE 2
+
+/* Opens (creating, 0600) `file` in the runtime directory `dir` (created
+ * 0700 when missing) for flock. Refuses (VP_ECONFLICT) a directory that is
+ * a symlink, not owned by root or open to group/others, and a lock file
+ * that is a symlink or not a regular file owned by root. Returns the fd. */
+VP_API int vp_store_lockfile_open(const char *dir, const char *file);
+
+/* Where this store's lock lives; default VP_RUNTIME_DIR (tests use another). */
+VP_API int vp_store_set_runtime_dir(vp_store *s, const char *dir);
+
+/* Takes the store lock in mode (VP_STORE_LOCK_*), waiting or failing with
+ * VP_EBUSY; held until vp_store_unlock or vp_store_free. */
+VP_API int vp_store_lock(vp_store *s, int mode, bool wait);
+VP_API void vp_store_unlock(vp_store *s);
+
+/* ---- pins: what libvirt domains need ------------------------------------------------
+ * The store cannot see domains; the caller gives it a source of pins (see
+ * vdipool/refs.h for the libvirt one). Without one, or when it fails,
+ * vp_store_remove and vp_store_gc_apply remove no base and no delta. */
+
+typedef struct vp_store_pins vp_store_pins;
+
+VP_API int vp_store_pins_new(vp_store_pins **out);
+VP_API void vp_store_pins_free(vp_store_pins *p);
+/* `location` (a disk file, any layer of its backing chain, or a base a
+ * domain records) is needed by `owner` (a domain name). */
+VP_API int vp_store_pins_add(vp_store_pins *p, const char *location, const char *owner);
+/* Something vdipool cannot read (a network disk, an unreadable device) may
+ * back onto anything: every base and delta is pinned; `why` says what. */
+VP_API int vp_store_pins_pin_all(vp_store_pins *p, const char *why);
+/* NULL, or why everything is pinned (borrowed). */
+VP_API const char *vp_store_pins_all(const vp_store_pins *p);
+/* The owners of location, comma-separated into buf; how many. */
+VP_API size_t vp_store_pins_owners(const vp_store_pins *p, const char *location, char *buf,
+				   size_t len);
+
+/* Fills pins (new and empty) with what the domains use; 0 or a negative
+ * VP_E* with the error recorded (then nothing is removed). */
+typedef int (*vp_store_pins_fn)(void *ctx, vp_store_pins *pins);
+VP_API void vp_store_set_pins_source(vp_store *s, vp_store_pins_fn fn, void *ctx);
+
+/* A pins source for hosts without domains (tests, a store no hypervisor
+ * uses): adds nothing. */
+VP_API int vp_store_pins_none(void *ctx, vp_store_pins *pins);
+
+/* Removes, on every tier, the temporaries that vdipool names with a process
+ * id (staged imports, removals, temporary and flattening deltas) whose
+ * process is gone. apply, destroy and gc call it; safe at any time. */
+VP_API int vp_store_sweep(vp_store *s);
+
 /* Progress of a long operation. phase: "convert" (import copy) or "hash".
  * total may be 0 when unknown. May be called from a helper thread. */
 typedef void (*vp_store_progress_fn)(void *ctx, const char *phase, uint64_t done, uint64_t total);
@@ -97,26 +156,36 @@ VP_API int vp_store_check_unchanged(vp_store *s, const char *ref);
  * caller's: free() it. */
 VP_API int vp_store_references(vp_store *s, const char *ref, vp_image_info **out, size_t *n);
 
-/* Removes a base version. VP_EBUSY, listing the referencing deltas, while
- * any delta backs onto it. */
+/* Removes a base version, under the exclusive store lock. VP_EBUSY when any
+ * rule keeps it: a delta on any delta tier backs onto it, a domain pins it
+ * (a layer of a disk's backing chain, its recorded base or rollback
+ * version), a pinned disk vdipool cannot read, a derivation in progress
+ * backs onto it, or the store has no pins source (or it fails). */
 VP_API int vp_store_remove(vp_store *s, const char *ref);
 
 /* What gc would remove. */
 typedef struct vp_gc_plan {
-	vp_base_info *bases;    /* unreferenced versions beyond the `keep` newest per name */
+	vp_base_info *bases;    /* unreferenced, unpinned versions beyond the `keep` newest per name */
 	size_t nbases;
-	vp_image_info *orphans; /* deltas no live domain uses (candidates if !domains_known) */
+	vp_image_info *orphans; /* deltas no domain uses (only candidates if !domains_known) */
 	size_t norphans;
-	bool domains_known;     /* false: orphans are only candidates; apply keeps them */
+	bool domains_known;     /* false: the plan is only shown; vp_store_gc_apply refuses */
+	char unknown[512];      /* why the domains are not known ("" when they are) */
 	uint64_t bytes;         /* bytes the removal frees (bases, plus orphans if known) */
+	vp_image_info *orphan_data; /* data disks whose clone has neither domain nor delta */
+	size_t norphan_data;
 } vp_gc_plan;
 
-/* Plans gc. live: locations of the deltas that live domains use; NULL when
- * the domain inventory is not available (then no delta is ever removed). */
-VP_API int vp_store_gc_plan(vp_store *s, unsigned keep, const char *const *live, size_t nlive,
-			    vp_gc_plan **out);
-/* Removes what the plan lists, re-checking references first; *removed counts it. */
-VP_API int vp_store_gc_apply(vp_store *s, const vp_gc_plan *plan, size_t *removed);
+/* Also remove the orphaned data disks (user data: only when asked). */
+#define VP_GC_PURGE_ORPHANED_DATA 0x01u
+
+/* Plans gc with the store's pins source (see vp_store_set_pins_source). */
+VP_API int vp_store_gc_plan(vp_store *s, unsigned keep, vp_gc_plan **out);
+/* Removes what the plan lists, under the exclusive store lock, with the pins
+ * read again and every rule re-checked (what became used since stays);
+ * *removed counts it. Refuses (VP_EBUSY) without pins or when a disk pins
+ * everything. flags: VP_GC_*. */
+VP_API int vp_store_gc_apply(vp_store *s, const vp_gc_plan *plan, unsigned flags, size_t *removed);
 VP_API void vp_gc_plan_free(vp_gc_plan *plan);
 
 /* ---- manifest (exposed for tests and tools) ---------------------------------- */
