@@ -447,7 +447,7 @@ static int base_derive(cli *c, vp_store *s, char **args, int n, const struct bas
 static int base_seal(cli *c, vp_store *s, char **args, int n, const struct base_opts *o)
 {
 	struct bar bar = { .c = c, .last_pct = -1 };
-	vp_store_seal_opts so = { .tmpdir = o->tmpdir, .format = o->format };
+	vp_store_seal_opts so = { .tmpdir = o->tmpdir ? o->tmpdir : getenv("TMPDIR"), .format = o->format };
 	vp_base_info b;
 	char vs[32], ds[32];
 	int rc;

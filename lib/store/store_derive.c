@@ -377,7 +377,7 @@ static int check_delta(const vp_derive_info *d, const vp_base_info *parent)
 
 static int make_tmpdir(char *buf, const vp_store_seal_opts *o, const vp_derive_info *d)
 {
-	const char *base = o->tmpdir ? o->tmpdir : getenv("TMPDIR");
+	const char *base = o->tmpdir; /* the CLI passes --tmpdir or $TMPDIR: the library reads no environment */
 
 	if (!base || !*base)
 		base = "/var/tmp";

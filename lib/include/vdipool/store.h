@@ -230,7 +230,7 @@ VP_API int vp_store_derive_abort(vp_store *s, const char *ref);
 
 typedef struct vp_store_seal_opts {
 	const char *tmpdir;  /* where the flattened copy is made (outside the store);
-			      * NULL: $TMPDIR, else /var/tmp */
+			      * NULL: /var/tmp (the CLI passes $TMPDIR) */
 	const char *format;  /* stored format; NULL: the parent's */
 	vp_store_progress_fn progress;
 	void *progress_ctx;
