@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vdipool/spec.h"
 #include "vdipool/plugin.h"
 #include "vdipool/version.h"
 
@@ -293,8 +294,12 @@ int main(int argc, char **argv)
 		print_command_list(stderr);
 		return VP_EXIT_USAGE;
 	}
-	/* The library reads no environment: the plugin path is ours to pass (secure_getenv:
-	 * a setuid or file-capability vdipool must not load a caller's plugins). */
+	/* The library reads no environment: the template and plugin paths are ours to pass
+	 * (secure_getenv: a setuid or file-capability vdipool must not load a caller's plugins). */
+	if (vp_spec_set_template_path(secure_getenv("VDIPOOL_TEMPLATE_PATH")) < 0) {
+		fprintf(stderr, "vdipool: %s\n", vp_error_last()->message);
+		return VP_EXIT_FAIL;
+	}
 	if (vp_plugin_set_search_path(secure_getenv("VDIPOOL_PLUGIN_PATH")) < 0) {
 		fprintf(stderr, "vdipool: VDIPOOL_PLUGIN_PATH: %s\n", vp_error_last()->message);
 		return VP_EXIT_USAGE;

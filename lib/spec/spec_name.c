@@ -165,9 +165,24 @@ static int try_dir(char **out, const char *dir, size_t dlen, const char *name, v
 	return 1;
 }
 
+/* Set once at start-up by the program (the CLI passes $VDIPOOL_TEMPLATE_PATH): the library
+ * reads no environment. */
+static char *template_path;
+
+int vp_spec_set_template_path(const char *dirs)
+{
+	char *copy = dirs ? strdup(dirs) : NULL;
+
+	if (dirs && !copy)
+		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	free(template_path);
+	template_path = copy;
+	return 0;
+}
+
 static int search_dirs(char **out, const char *name, vp_buf *tried)
 {
-	const char *env = getenv("VDIPOOL_TEMPLATE_PATH");
+	const char *env = template_path;
 	const char *builtin[] = {
 #ifdef VP_TEMPLATE_DIR
 		VP_TEMPLATE_DIR,

@@ -891,8 +891,6 @@ static bool starts_with(const char *s, const char *prefix)
 static void test_find_template(void)
 {
 	char dir[] = "/tmp/vp_spec_tmpl_XXXXXX", file[64], *path = NULL;
-	const char *old = getenv("VDIPOOL_TEMPLATE_PATH");
-	char *saved = old ? strdup(old) : NULL;
 	FILE *f;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
@@ -903,11 +901,11 @@ static void test_find_template(void)
 	fclose(f);
 
 	/* The search path comes first, empty entries are skipped. */
-	setenv("VDIPOOL_TEMPLATE_PATH", "::/nonexistent:", 1);
+	CU_ASSERT_EQUAL(vp_spec_set_template_path("::/nonexistent:"), 0);
 	CU_ASSERT_EQUAL(vp_spec_find_template(&path, "server"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(path, "templates/server.xml"));
 	free(path);
-	setenv("VDIPOOL_TEMPLATE_PATH", dir, 1);
+	CU_ASSERT_EQUAL(vp_spec_set_template_path(dir), 0);
 	CU_ASSERT_EQUAL(vp_spec_find_template(&path, "server"), 0);
 	VP_ASSERT_STR_EQ(path, file);
 	free(path);
@@ -935,11 +933,13 @@ static void test_find_template(void)
 
 	unlink(file);
 	rmdir(dir);
-	if (saved)
-		setenv("VDIPOOL_TEMPLATE_PATH", saved, 1);
-	else
-		unsetenv("VDIPOOL_TEMPLATE_PATH");
-	free(saved);
+	/* The environment is the program's to read, not the library's. */
+	setenv("VDIPOOL_TEMPLATE_PATH", dir, 1);
+	CU_ASSERT_EQUAL(vp_spec_set_template_path(NULL), 0);
+	CU_ASSERT_EQUAL(vp_spec_find_template(&path, "server"), 0);
+	CU_ASSERT_PTR_NULL(strstr(path, dir));
+	free(path);
+	unsetenv("VDIPOOL_TEMPLATE_PATH");
 }
 
 static CU_TestInfo spec_tests[] = {

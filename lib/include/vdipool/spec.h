@@ -237,6 +237,12 @@ VP_API int vp_spec_locate(const vp_spec *spec, const char *path, vp_spec_loc *ou
  * VP_EINVAL (class VP_ERR_SPEC), for `return vp_spec_error(...)`. */
 VP_API int vp_spec_error(const vp_spec *spec, const char *path, const char *fmt, ...) VP_PRINTF(3, 4);
 
+/* The directories (colon-separated) searched for a template name before the
+ * installed and the source tree's templates; NULL: none. Set it once at
+ * start-up, before specs are loaded (the CLI passes $VDIPOOL_TEMPLATE_PATH).
+ * The string is copied. 0 or VP_ENOMEM. */
+VP_API int vp_spec_set_template_path(const char *dirs);
+
 /* Finds a domain template. A name with a '/' must be an absolute path to a
  * readable regular file. Otherwise `name` follows the object name rule and
  * NAME.xml is looked for in each directory of $VDIPOOL_TEMPLATE_PATH
