@@ -124,11 +124,9 @@ static int set_probe(vp_pool *p)
 	vp_domain_identity(p->spec->pool, dp.name, dp.uuid, dp.mac);
 	if ((rc = vp_domain_render(&xml, sd->template_path, &dp)) < 0)
 		return rc;
-	/* What the probe boots: the base version and the template's content. */
-	key = vp_strdup_printf("%s %s %02x%02x%02x%02x%02x%02x%02x%02x", p->base_ref, p->base.location,
-			       sd->template_sha256[0], sd->template_sha256[1], sd->template_sha256[2],
-			       sd->template_sha256[3], sd->template_sha256[4], sd->template_sha256[5],
-			       sd->template_sha256[6], sd->template_sha256[7]);
+	/* What the probe boots: the base version, and the definition (template content, memory,
+	 * vcpus...) the spec hash covers; taken before vp_pool_accel mixes the accelerator in. */
+	key = vp_strdup_printf("%s %s %s", p->base_ref, p->base.location, p->spec_hash);
 	if (key)
 		vp_virt_set_accel_probe(p->virt, xml, key);
 	free(xml);
