@@ -37,6 +37,25 @@ expect() {
 	fi
 }
 
+# Guests: libvirt's QEMU logs, where a clone's serial console is NAME-serial.log.
+LOGDIR=/var/log/libvirt/qemu
+TIMEOUT=${VP_GUEST_BOOT_TIMEOUT:-120}
+
+# wait_ready NAME COUNT: until the clone's serial log shows COUNT boots that reached READY.
+wait_ready() {
+	local log=$LOGDIR/$1-serial.log end=$((SECONDS + TIMEOUT))
+	while ((SECONDS < end)); do
+		if [[ -f $log ]] && (($(grep -a -c '^VDIPOOL-READY' "$log") >= $2)); then
+			return 0
+		fi
+		grep -a -q '^VDIPOOL-ERROR' "$log" 2>/dev/null && break
+		sleep 0.5
+	done
+	echo "    $1: no READY #$2 in ${TIMEOUT}s; log tail:"
+	tail -20 "$log" 2>/dev/null | sed 's/^/    /'
+	return 1
+}
+
 # The closing line that CI reads, and the exit status.
 finish() {
 	echo

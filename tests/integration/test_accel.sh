@@ -12,12 +12,10 @@ set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 GUEST=${VP_GUEST_DIR:-$BUILD/guest}
-TIMEOUT=${VP_GUEST_BOOT_TIMEOUT:-120}
 POOL=acc$$
 T=$(mktemp -d /var/tmp/vp-accel-XXXXXX)
 chmod 755 "$T"
 SPEC=$T/pool.yaml
-LOGDIR=/var/log/libvirt/qemu
 HIDDEN=/dev/kvm.vp-test-hidden
 KVM_OWNER= KVM_MODE=
 [[ -e /dev/kvm ]] && KVM_OWNER=$(stat -c %u:%g /dev/kvm) KVM_MODE=$(stat -c %a /dev/kvm)
@@ -56,16 +54,6 @@ dom_type() { virsh -c qemu:///system dumpxml "$1" 2>/dev/null | sed -n "s/^<doma
 cpu_count() { virsh -c qemu:///system dumpxml --inactive "$1" 2>/dev/null | grep -c "<cpu mode='host"; }
 dom_state() { virsh -c qemu:///system domstate "$1" 2>/dev/null | head -1; }
 our_domains() { virsh -c qemu:///system list --all --name | grep -c "^$POOL-"; }
-# ready NAME: its serial log shows a boot that reached READY
-ready() {
-	local log=$LOGDIR/$1-serial.log end=$((SECONDS + TIMEOUT))
-	while ((SECONDS < end)); do
-		[[ -f $log ]] && grep -a -q '^VDIPOOL-READY' "$log" && return 0
-		sleep 0.5
-	done
-	tail -5 "$log" 2>/dev/null | sed 's/^/    /'
-	return 1
-}
 # warned OUTPUT NEEDLE: the fallback warning is there, once, and names the reason
 warned() {
 	[[ $(grep -c '^warning: host .* clones run under TCG' <<<"$1") -eq 1 ]] && grep -q -F "$2" <<<"$1"
@@ -92,7 +80,7 @@ for c in "$POOL-1" "$POOL-2"; do
 	check "$c has QEMU's TCG CPU (no host-model)" test "$(cpu_count "$c")" -eq 0
 	check "$c runs" test "$(dom_state "$c")" == running
 done
-check "$POOL-1 boots to READY under TCG" ready "$POOL-1"
+check "$POOL-1 boots to READY under TCG" wait_ready "$POOL-1" 1
 restore_kvm
 
 if [[ -z $KVM_OWNER ]]; then
@@ -155,7 +143,7 @@ if ! grep -q '^warning: ' <<<"$out"; then
 	out=$("$CLI" reset "$SPEC" "$POOL-1" 2>&1)
 	check "reset restarts $POOL-1" test $? -eq 0
 	check "$POOL-1 now runs under KVM" test "$(dom_type "$POOL-1")/$(dom_state "$POOL-1")" == kvm/running
-	check "$POOL-1 boots to READY under KVM" ready "$POOL-1"
+	check "$POOL-1 boots to READY under KVM" wait_ready "$POOL-1" 1
 	spec kvm 2
 	out=$("$CLI" plan "$SPEC" 2>&1)
 	check "accel: kvm is satisfied and changes nothing" grep -q "No changes" <<<"$out"

@@ -7,12 +7,10 @@ set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 GUEST=${VP_GUEST_DIR:-$BUILD/guest}
-TIMEOUT=${VP_GUEST_BOOT_TIMEOUT:-120}
 POOL=gp$$
 T=$(mktemp -d /var/tmp/vp-guest-pool-XXXXXX)
 chmod 755 "$T"
 SPEC=$T/pool.yaml
-LOGDIR=/var/log/libvirt/qemu
 
 cleanup() {
 	"$CLI" destroy -q --yes "$SPEC" >/dev/null 2>&1
@@ -34,20 +32,6 @@ rollout: { shutdown_timeout: 60s }
 EOF
 }
 
-# wait_ready NAME COUNT: until the clone's serial log shows COUNT boots that reached READY.
-wait_ready() {
-	local log=$LOGDIR/$1-serial.log end=$((SECONDS + TIMEOUT))
-	while ((SECONDS < end)); do
-		if [[ -f $log ]] && (($(grep -a -c '^VDIPOOL-READY' "$log") >= $2)); then
-			return 0
-		fi
-		grep -a -q '^VDIPOOL-ERROR' "$log" 2>/dev/null && break
-		sleep 0.5
-	done
-	echo "    $1: no READY #$2 in ${TIMEOUT}s; log tail:"
-	tail -20 "$log" 2>/dev/null | sed 's/^/    /'
-	return 1
-}
 # boot_lines NAME N: the lines of the clone's Nth boot
 boot_lines() {
 	awk -v n="$2" '/^VDIPOOL-BOOT/ { b++ } b == n' "$LOGDIR/$1-serial.log" | tr -d '\r'
