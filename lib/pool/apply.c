@@ -111,7 +111,7 @@ static int define_domain(vp_pool *p, const vp_plan_item *it)
 	const vp_spec_domain *sd = &p->spec->domain;
 	vp_image_info delta, data;
 	vp_domain_params dp = {
-		.name = it->name, .domain_type = p->accel_done ? p->accel.domain_type : vp_virt_domain_type(p->virt),
+		.name = it->name, .domain_type = p->accel.domain_type, /* decided by vp_pool_apply before any define */
 		.network = sd->network, .memory_bytes = sd->memory_bytes, .vcpus = sd->vcpus,
 		.delta_format = "qcow2", .data_format = "qcow2",
 	};
