@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "vdipool/domain.h"
+#include "vdipool/pool.h"
 #include "vdipool/refs.h"
 #include "vdipool/spec.h"
 #include "vdipool/virt.h"
@@ -14,7 +15,7 @@
 const char cmd_base_help[] =
 	"usage: vdipool base import NAME FILE --version V [--format qcow2|raw] [--parent P]\n"
 	"       vdipool base list [NAME]\n"
-	"       vdipool base verify NAME@VERSION\n"
+	"       vdipool base verify NAME@VERSION [--spec POOL.yaml]\n"
 	"       vdipool base rm NAME@VERSION\n"
 	"       vdipool base derive NAME@V1 --version V2 [--domain]\n"
 	"       vdipool base seal NAME@V2 [--tmpdir DIR] [--format qcow2|raw]\n"
@@ -30,7 +31,8 @@ const char cmd_base_help[] =
 	"           not disk images, and an existing version with other content\n"
 	"           (the same content again is a no-op)\n"
 	"  list     versions with sizes, SHA-256 prefix and the clones using each\n"
-	"  verify   recompute the SHA-256; exit 1 when the image was altered\n"
+	"  verify   recompute the SHA-256; exit 1 when the image was altered. With\n"
+	"           --spec, also each remote host's copy, hashed on that host\n"
 	"  rm       remove a version; refused (exit 1) while any delta on any tier a\n"
 	"           spec used backs onto it, a file of any domain's backing chain is\n"
 	"           it, a vdipool domain records it (as its base or rollback version),\n"
@@ -69,7 +71,7 @@ const char cmd_base_help[] =
 	"  vdipool base derive tiny@2026.11.23 --version 2026.11.30 --domain\n"
 	"  vdipool base seal tiny@2026.11.30\n";
 
-enum { OPT_VERSION = 0x200, OPT_FORMAT, OPT_PARENT, OPT_ABORT, OPT_TMPDIR, OPT_DOMAIN, OPT_CONNECT };
+enum { OPT_VERSION = 0x200, OPT_FORMAT, OPT_PARENT, OPT_ABORT, OPT_TMPDIR, OPT_DOMAIN, OPT_CONNECT, OPT_SPEC };
 
 struct base_opts {
 	const char *version;
@@ -77,6 +79,7 @@ struct base_opts {
 	const char *parent;
 	const char *tmpdir;
 	const char *uri;
+	const char *spec;
 	bool abort;
 	bool domain;
 };
@@ -93,6 +96,7 @@ static int base_opt(cli *c, int opt, const char *arg, void *ctx)
 	case OPT_TMPDIR: o->tmpdir = arg; return 0;
 	case OPT_DOMAIN: o->domain = true; return 0;
 	case OPT_CONNECT: o->uri = arg; return 0;
+	case OPT_SPEC: o->spec = arg; return 0;
 	default: return VP_EXIT_USAGE;
 	}
 }
@@ -246,7 +250,44 @@ static int base_list(cli *c, vp_store *s, char **args, int n)
 	return rc < 0 ? cli_fail(c, rc) : VP_EXIT_OK;
 }
 
-static int base_verify(cli *c, vp_store *s, char **args, int n)
+/* The copy of each remote host of the spec, hashed on the host: 0 all match, else exit 1. */
+static int verify_hosts(cli *c, const char *file, const char *ref)
+{
+	vp_spec *spec = NULL;
+	int rc = vp_spec_load(&spec, file), bad = 0;
+
+	if (rc < 0) {
+		fprintf(stderr, "%s\n", vp_error_last()->message);
+		return VP_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < spec->host_count; i++) {
+		vp_store *hs = NULL;
+		vp_base_info b;
+
+		if (!vp_pool_host_remote(spec, i))
+			continue;
+		if ((rc = vp_pool_host_store_open(&hs, spec, i)) == 0 &&
+		    (rc = vp_store_verify(hs, ref, NULL, NULL)) == 0)
+			rc = vp_store_stat(hs, ref, &b);
+		if (rc == VP_ENOENT) {
+			printf("%s on host %s: not there (it is pushed before a clone needs it)\n", ref,
+			       spec->hosts[i].name);
+		} else if (rc < 0) {
+			fprintf(stderr, "vdipool: %s on host %s: %s\n", ref, spec->hosts[i].name,
+				vp_error_last()->message);
+			bad = 1;
+		} else {
+			printf("%s@%s on host %s: ok (sha256 %s, hashed on the host)\n", b.name, b.version,
+			       spec->hosts[i].name, b.sha256);
+		}
+		vp_store_free(hs);
+	}
+	vp_spec_free(spec);
+	(void)c;
+	return bad ? VP_EXIT_FAIL : VP_EXIT_OK;
+}
+
+static int base_verify(cli *c, vp_store *s, char **args, int n, const char *spec)
 {
 	struct bar bar = { .c = c, .last_pct = -1 };
 	bool show = c->interactive && !c->quiet;
@@ -264,7 +305,7 @@ static int base_verify(cli *c, vp_store *s, char **args, int n)
 		printf("{\"base\":\"%s@%s\",\"ok\":true,\"sha256\":\"%s\"}\n", b.name, b.version, b.sha256);
 	else
 		printf("%s@%s: ok (sha256 %s)\n", b.name, b.version, b.sha256);
-	return VP_EXIT_OK;
+	return spec ? verify_hosts(c, spec, args[0]) : VP_EXIT_OK;
 }
 
 static int base_rm(cli *c, vp_store *s, char **args, int n, const struct base_opts *o)
@@ -494,6 +535,8 @@ static int check_opts(cli *c, const char *sub, const struct base_opts *o)
 		return cli_usage_error(c, "--abort goes with 'base derive'");
 	if (o->tmpdir && strcmp(sub, "seal"))
 		return cli_usage_error(c, "--tmpdir goes with 'base seal'");
+	if (o->spec && strcmp(sub, "verify"))
+		return cli_usage_error(c, "--spec goes with 'base verify'");
 	if (o->uri && strcmp(sub, "rm"))
 		return cli_usage_error(c, "--connect goes with 'base rm'");
 	if (o->domain && (strcmp(sub, "derive") || o->abort))
@@ -511,6 +554,7 @@ int cmd_base(cli *c, int argc, char **argv)
 		{ "tmpdir", required_argument, NULL, OPT_TMPDIR },
 		{ "domain", no_argument, NULL, OPT_DOMAIN },
 		{ "connect", required_argument, NULL, OPT_CONNECT },
+		{ "spec", required_argument, NULL, OPT_SPEC },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct base_opts o = { 0 };
@@ -537,7 +581,7 @@ int cmd_base(cli *c, int argc, char **argv)
 	else if (!strcmp(sub, "list") || !strcmp(sub, "ls"))
 		rc = base_list(c, s, argv + idx, argc - idx);
 	else if (!strcmp(sub, "verify"))
-		rc = base_verify(c, s, argv + idx, argc - idx);
+		rc = base_verify(c, s, argv + idx, argc - idx, o.spec);
 	else if (!strcmp(sub, "derive") || !strcmp(sub, "abandon")) {
 		o.abort = o.abort || !strcmp(sub, "abandon");
 		rc = base_derive(c, s, argv + idx, argc - idx, &o);

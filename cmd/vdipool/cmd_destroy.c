@@ -46,40 +46,33 @@ int cmd_destroy(cli *c, int argc, char **argv)
 	destroy_opts d = { 0 };
 	vp_apply_opts ao = { 0 };
 	vp_spec *spec = NULL;
-	vp_pool *pool = NULL;
-	vp_plan *plan = NULL;
+	vp_fleet *fleet = NULL;
 	double t0 = vp_now();
-	int idx, rc, code;
+	int idx, code;
 
 	CLI_PARSE(idx, c, argc, argv, "y", lo, opt, &d);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
-	if ((code = pool_cli_open(c, argv[idx], POOL_CLI_LOCK, false, &spec, &pool)) != 0)
+	if ((code = fleet_cli_open(c, argv[idx], POOL_CLI_LOCK, false, 0, &spec, &fleet)) != 0)
 		return code;
-	rc = vp_pool_plan(pool, 0, &plan);
-	if (rc < 0) {
-		code = cli_fail(c, rc);
-		goto out;
-	}
 	if (d.purge)
-		vp_pool_plan_purge_data(plan);
-	if (!vp_plan_has_changes(plan)) {
+		vp_fleet_plan_purge_data(fleet);
+	if (!vp_fleet_has_changes(fleet) && !vp_fleet_unreachable(fleet)) {
 		if (!c->quiet)
 			printf("Pool '%s' has nothing to destroy.\n", spec->pool);
 		code = VP_EXIT_OK;
 		goto out;
 	}
 	if (!c->quiet || !d.yes)
-		pool_cli_print_plan(c, spec, pool, plan);
+		fleet_cli_print_plan(c, spec, fleet);
 	if (!d.yes) {
 		fprintf(stderr, "vdipool destroy: nothing removed; pass --yes to remove the above\n");
 		code = VP_EXIT_USAGE;
 		goto out;
 	}
-	code = pool_cli_run(c, pool, plan, &ao, "Destroyed", t0);
+	code = fleet_cli_run(c, fleet, &ao, "Destroyed", t0);
 out:
-	vp_plan_free(plan);
-	vp_pool_free(pool);
+	vp_fleet_free(fleet);
 	vp_spec_free(spec);
 	return code;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "vdipool/pool.h"
 #include "vdipool/refs.h"
 #include "vdipool/spec.h"
 #include "vdipool/store.h"
@@ -36,7 +37,12 @@ const char cmd_gc_help[] =
 	"\n"
 	"Example:\n"
 	"  vdipool gc --keep 2            # show the plan\n"
-	"  vdipool gc /etc/vdipool/pool.yaml --yes\n";
+	"  vdipool gc /etc/vdipool/pool.yaml --yes\n"
+	"\n"
+	"With a spec whose hosts are remote, each remote host's own store is collected\n"
+	"too (over SSH), with only that host's domains as references: a version goes\n"
+	"from a host when nothing on that host needs it, whatever other hosts hold. A\n"
+	"host that cannot be reached is reported (exit 1) and the others are done.\n";
 
 enum { OPT_KEEP = 0x200, OPT_YES, OPT_CONNECT, OPT_PURGE };
 
@@ -172,6 +178,57 @@ static int load_spec(cli *c, const char *file, vp_spec **spec, struct gc_opts *o
 	return 0;
 }
 
+/* A remote host's own store, with that host's domains as its only references: a base goes from
+ * a host only when nothing on that host needs it. 0 done, 1 the host could not be worked on. */
+static int gc_remote_host(cli *c, const vp_spec *spec, size_t i, const struct gc_opts *o)
+{
+	const char *uri = spec->hosts[i].uri;
+	struct hosts h = { &uri, 1 };
+	vp_store *s = NULL;
+	vp_gc_plan *plan = NULL;
+	size_t removed = 0;
+	char sz[32];
+	int rc;
+
+	if ((rc = vp_pool_host_store_open(&s, spec, i)) == 0) {
+		vp_store_set_pins_source(s, hosts_pins, &h);
+		rc = vp_store_gc_plan(s, o->keep, &plan);
+	}
+	if (rc == 0 && o->yes)
+		rc = vp_store_gc_apply(s, plan, o->purge ? VP_GC_PURGE_ORPHANED_DATA : 0, &removed);
+	if (rc < 0) {
+		fprintf(stderr, "vdipool: gc on host '%s' (%s): %s\n", spec->hosts[i].name, uri,
+			vp_error_last()->message);
+		vp_gc_plan_free(plan);
+		vp_store_free(s);
+		return 1;
+	}
+	if (c->output == CLI_OUT_JSON) {
+		printf("{\"host\":");
+		fflush(stdout);
+		{
+			vp_buf b = VP_BUF_INIT;
+			vp_buf_json_str(&b, spec->hosts[i].name);
+			fputs(vp_buf_cstr(&b), stdout);
+			vp_buf_release(&b);
+		}
+		printf(",\"gc\":");
+		print_json(plan, o->yes, removed);
+		printf("}\n");
+	} else {
+		printf("host %s:\n", spec->hosts[i].name);
+		print_table(plan, o->keep, o->yes, o->purge);
+		if (o->yes)
+			printf("removed %zu on host %s\n", removed, spec->hosts[i].name);
+		else if (plan->nbases || (plan->norphans && plan->domains_known))
+			printf("would free %s on host %s\n", vp_fmt_bytes(plan->bytes, sz, sizeof(sz)),
+			       spec->hosts[i].name);
+	}
+	vp_gc_plan_free(plan);
+	vp_store_free(s);
+	return 0;
+}
+
 int cmd_gc(cli *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -226,6 +283,11 @@ int cmd_gc(cli *c, int argc, char **argv)
 	vp_gc_plan_free(plan);
 	vp_store_free(s);
 	free(uris);
+	/* Each remote host of the spec has a store of its own. */
+	rc = 0;
+	for (size_t i = 0; spec && !o.uri && i < spec->host_count; i++)
+		if (vp_pool_host_remote(spec, i))
+			rc |= gc_remote_host(c, spec, i, &o);
 	vp_spec_free(spec);
-	return VP_EXIT_OK;
+	return rc ? VP_EXIT_FAIL : VP_EXIT_OK;
 }

@@ -7,7 +7,9 @@ const char cmd_plan_help[] =
 	"Compare the spec with what exists (libvirt domains carrying vdipool metadata,\n"
 	"the pool's deltas, the base catalog) and print what apply would do: one line\n"
 	"per clone that changes, counts, bytes to write, and the disk the pool uses\n"
-	"against full copies. Changes nothing.\n"
+	"against full copies. Changes nothing. With several hosts: a section per host\n"
+	"(its clones, new ones, removals, the base bytes to push there first), clones\n"
+	"no host has room for, and unreachable hosts (whose clones are left alone).\n"
 	"\n"
 	"Options:\n"
 	"  --detailed-exitcode   exit 0 when nothing would change, 4 when changes are\n"
@@ -32,24 +34,17 @@ int cmd_plan(cli *c, int argc, char **argv)
 	static const struct option lo[] = { { "detailed-exitcode", no_argument, NULL, OPT_DETAILED }, { 0 } };
 	bool detailed = false;
 	vp_spec *spec = NULL;
-	vp_pool *pool = NULL;
-	vp_plan *plan = NULL;
-	int idx, rc, code;
+	vp_fleet *fleet = NULL;
+	int idx, code;
 
 	CLI_PARSE(idx, c, argc, argv, NULL, lo, opt, &detailed);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
-	if ((code = pool_cli_open(c, argv[idx], POOL_CLI_NO_LOCK, true, &spec, &pool)) != 0)
+	if ((code = fleet_cli_open(c, argv[idx], POOL_CLI_NO_LOCK, true, -1, &spec, &fleet)) != 0)
 		return code;
-	rc = vp_pool_plan(pool, -1, &plan);
-	if (rc < 0) {
-		code = cli_fail(c, rc);
-	} else {
-		pool_cli_print_plan(c, spec, pool, plan);
-		code = detailed && vp_plan_has_changes(plan) ? VP_EXIT_CHANGES : VP_EXIT_OK;
-	}
-	vp_plan_free(plan);
-	vp_pool_free(pool);
+	fleet_cli_print_plan(c, spec, fleet);
+	code = detailed && vp_fleet_has_changes(fleet) ? VP_EXIT_CHANGES : VP_EXIT_OK;
+	vp_fleet_free(fleet);
 	vp_spec_free(spec);
 	return code;
 }

@@ -1,5 +1,6 @@
 /* cmd_status.c: `vdipool status`: the pool's clones, states, versions and space. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "pool_cli.h"
 #include "util/util.h"
@@ -65,30 +66,123 @@ static void print_table(const vp_spec *spec, vp_pool *pool, const vp_pool_status
 		       100.0 * (1.0 - (double)(st->delta_bytes + st->base_bytes) / (double)st->full_copy_bytes));
 }
 
+/* Many hosts: every host's clones in one table, then a line per host. */
+static void print_fleet(cli *c, const vp_spec *spec, vp_fleet *f, vp_pool_status **st)
+{
+	vp_buf b = VP_BUF_INIT;
+	char a[32], bb[32];
+	size_t n = vp_fleet_host_count(f);
+
+	if (c->output == CLI_OUT_JSON) {
+		vp_buf_puts(&b, "{\"pool\":");
+		vp_buf_json_str(&b, spec->pool);
+		vp_buf_puts(&b, ",\"base\":");
+		vp_buf_json_str(&b, vp_fleet_base_ref(f));
+		vp_buf_printf(&b, ",\"clones_wanted\":%u,\"hosts\":[", spec->clones.count);
+		for (size_t i = 0; i < n; i++) {
+			const vp_fleet_host *h = vp_fleet_host_at(f, i);
+
+			vp_buf_puts(&b, i ? ",{\"name\":" : "{\"name\":");
+			vp_buf_json_str(&b, h->name);
+			vp_buf_puts(&b, ",\"uri\":");
+			vp_buf_json_str(&b, h->uri);
+			vp_buf_printf(&b, ",\"reachable\":%s,\"error\":", h->reachable ? "true" : "false");
+			vp_buf_json_str(&b, h->error);
+			vp_buf_printf(&b, ",\"clones\":%zu", h->clones);
+			if (st[i])
+				vp_buf_printf(&b, ",\"running\":%zu,\"stopped\":%zu,\"missing\":%zu,"
+					      "\"other\":%zu,\"delta_bytes\":%llu,\"base_bytes\":%llu",
+					      st[i]->running, st[i]->stopped, st[i]->missing, st[i]->other,
+					      (unsigned long long)st[i]->delta_bytes,
+					      (unsigned long long)st[i]->base_bytes);
+			vp_buf_puts(&b, ",\"clone_list\":[");
+			for (size_t k = 0; st[i] && k < st[i]->count; k++) {
+				const vp_clone_status *cs = &st[i]->clones[k];
+
+				vp_buf_puts(&b, k ? ",{\"name\":" : "{\"name\":");
+				vp_buf_json_str(&b, cs->name);
+				vp_buf_puts(&b, ",\"state\":");
+				vp_buf_json_str(&b, cs->state);
+				vp_buf_puts(&b, ",\"base\":");
+				vp_buf_json_str(&b, cs->base);
+				vp_buf_printf(&b, ",\"delta_bytes\":%llu,\"data_bytes\":%llu}",
+					      (unsigned long long)cs->delta_bytes,
+					      (unsigned long long)cs->data_bytes);
+			}
+			vp_buf_puts(&b, "]}");
+		}
+		vp_buf_puts(&b, "]}\n");
+		fputs(vp_buf_cstr(&b), stdout);
+		vp_buf_release(&b);
+		return;
+	}
+	printf("%-20s %-10s %-10s %-24s %12s\n", "CLONE", "HOST", "STATE", "BASE", "DELTA");
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; st[i] && k < st[i]->count; k++) {
+			const vp_clone_status *cs = &st[i]->clones[k];
+
+			printf("%-20s %-10s %-10s %-24s %12s\n", cs->name, cs->host, cs->state,
+			       *cs->base ? cs->base : "-",
+			       vp_fmt_bytes(cs->delta_bytes + cs->data_bytes, a, sizeof(a)));
+		}
+	printf("\nPool '%s': %u wanted over %zu hosts; base %s\n", spec->pool, spec->clones.count, n,
+	       *vp_fleet_base_ref(f) ? vp_fleet_base_ref(f) : "(not in the store)");
+	for (size_t i = 0; i < n; i++) {
+		const vp_fleet_host *h = vp_fleet_host_at(f, i);
+
+		if (!st[i]) {
+			printf("  %-10s UNREACHABLE (%zu clone%s recorded there, left alone): %s\n", h->name,
+			       h->clones, h->clones == 1 ? "" : "s", h->error);
+			continue;
+		}
+		printf("  %-10s %zu clones: %zu running, %zu shut off, %zu missing, %zu other; %s in deltas, "
+		       "%s base\n", h->name, st[i]->count, st[i]->running, st[i]->stopped, st[i]->missing,
+		       st[i]->other, vp_fmt_bytes(st[i]->delta_bytes, a, sizeof(a)),
+		       vp_fmt_bytes(st[i]->base_bytes, bb, sizeof(bb)));
+	}
+}
+
 int cmd_status(cli *c, int argc, char **argv)
 {
 	vp_spec *spec = NULL;
-	vp_pool *pool = NULL;
-	vp_pool_status *st = NULL;
-	int idx, rc, code;
+	vp_fleet *fleet = NULL;
+	vp_pool_status **st = NULL;
+	size_t n = 0;
+	int idx, rc = 0, code;
 
 	CLI_PARSE(idx, c, argc, argv, NULL, NULL, NULL, NULL);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
-	if ((code = pool_cli_open(c, argv[idx], POOL_CLI_NO_LOCK, false, &spec, &pool)) != 0)
+	if ((code = fleet_cli_open(c, argv[idx], POOL_CLI_NO_LOCK, false, -1, &spec, &fleet)) != 0)
 		return code;
-	rc = vp_pool_status_get(pool, &st);
+	n = vp_fleet_host_count(fleet);
+	if (!(st = calloc(n, sizeof(*st)))) {
+		code = cli_fail(c, VP_ENOMEM);
+		goto out;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (vp_fleet_host_at(fleet, i)->reachable)
+			rc = vp_pool_status_get(vp_fleet_host_at(fleet, i)->pool, &st[i]);
 	if (rc < 0) {
 		code = cli_fail(c, rc);
-	} else {
+	} else if (n == 1) {
+		vp_pool *pool = vp_fleet_host_at(fleet, 0)->pool;
+
 		if (c->output == CLI_OUT_JSON)
-			print_json(spec, pool, st);
+			print_json(spec, pool, st[0]);
 		else
-			print_table(spec, pool, st);
+			print_table(spec, pool, st[0]);
 		code = VP_EXIT_OK;
+	} else {
+		print_fleet(c, spec, fleet, st);
+		/* The pool's state is not fully known while a host cannot be reached. */
+		code = vp_fleet_unreachable(fleet) ? VP_EXIT_FAIL : VP_EXIT_OK;
 	}
-	vp_pool_status_free(st);
-	vp_pool_free(pool);
+out:
+	for (size_t i = 0; st && i < n; i++)
+		vp_pool_status_free(st[i]);
+	free(st);
+	vp_fleet_free(fleet);
 	vp_spec_free(spec);
 	return code;
 }

@@ -17,6 +17,7 @@ const cli_command cli_commands[] = {
 	{ "status", cmd_status, "show the pool's clones and space use", cmd_status_help },
 	{ "destroy", cmd_destroy, "remove a pool's domains and deltas", cmd_destroy_help },
 	{ "reset", cmd_reset, "give clones a fresh delta (back to pristine)", cmd_reset_help },
+	{ "rollout", cmd_rollout, "let a rollout go on after its canary (rollout continue)", cmd_rollout_help },
 	{ "rollback", cmd_rollback, "move a pool back to its previous base version", cmd_rollback_help },
 	{ "base", cmd_base, "import, list, verify and remove golden base images", cmd_base_help },
 	{ "push", cmd_push, "copy a base version to another host over SSH (base push)", cmd_push_help },

@@ -259,3 +259,228 @@ int pool_cli_run(cli *c, vp_pool *pool, const vp_plan *plan, vp_apply_opts *ao, 
 	print_result(c, verb, &res, vp_now() - t0);
 	return res.failed ? VP_EXIT_FAIL : VP_EXIT_OK;
 }
+
+/* ---- pools over many hosts ------------------------------------------------------ */
+
+static void warn_unreachable(cli *c, vp_fleet *f)
+{
+	for (size_t i = 0; i < vp_fleet_host_count(f); i++) {
+		const vp_fleet_host *h = vp_fleet_host_at(f, i);
+
+		if (!h->reachable)
+			fprintf(stderr, "warning: host '%s' (%s) is unreachable, its clones are left alone: %s\n",
+				h->name, h->uri, h->error);
+	}
+	(void)c;
+}
+
+int fleet_cli_open(cli *c, const char *path, pool_cli_lock lock, bool need_base, long want_count,
+		   vp_spec **spec, vp_fleet **fleet)
+{
+	int rc = vp_spec_load(spec, path);
+
+	*fleet = NULL;
+	if (rc < 0) {
+		fprintf(stderr, "%s\n", vp_error_last()->message);
+		return rc == VP_ENOMEM ? VP_EXIT_FAIL : VP_EXIT_USAGE;
+	}
+	rc = vp_fleet_open(fleet, *spec);
+	if (rc == 0 && lock != POOL_CLI_NO_LOCK)
+		rc = vp_fleet_lock(*fleet, lock == POOL_CLI_LOCK_WAIT);
+	if (rc == 0)
+		rc = vp_fleet_inventory(*fleet, need_base, want_count);
+	if (rc == 0)
+		rc = vp_fleet_plan(*fleet);
+	if (rc < 0) {
+		int code = cli_fail(c, rc);
+		vp_fleet_free(*fleet);
+		vp_spec_free(*spec);
+		*fleet = NULL;
+		*spec = NULL;
+		return code;
+	}
+	if (!c->quiet)
+		warn_unreachable(c, *fleet);
+	return 0;
+}
+
+static void print_fleet_json(const vp_spec *spec, vp_fleet *f)
+{
+	vp_buf b = VP_BUF_INIT;
+	bool changes = vp_fleet_has_changes(f);
+
+	vp_buf_puts(&b, "{\"pool\":");
+	vp_buf_json_str(&b, spec->pool);
+	vp_buf_puts(&b, ",\"base\":");
+	vp_buf_json_str(&b, vp_fleet_base_ref(f));
+	vp_buf_printf(&b, ",\"changes_pending\":%s,\"placement\":\"%s\",\"hosts\":[",
+		      changes ? "true" : "false", vp_placement_policy_name(vp_fleet_policy(f)));
+	for (size_t i = 0; i < vp_fleet_host_count(f); i++) {
+		const vp_fleet_host *h = vp_fleet_host_at(f, i);
+
+		vp_buf_puts(&b, i ? ",{\"name\":" : "{\"name\":");
+		vp_buf_json_str(&b, h->name);
+		vp_buf_puts(&b, ",\"uri\":");
+		vp_buf_json_str(&b, h->uri);
+		vp_buf_printf(&b, ",\"reachable\":%s,\"error\":", h->reachable ? "true" : "false");
+		vp_buf_json_str(&b, h->error);
+		vp_buf_printf(&b, ",\"clones\":%zu,\"new_clones\":%zu,\"removed\":%zu,\"push_bytes\":%llu,"
+			      "\"memory_bytes\":%llu,\"cpus\":%u,\"over_capacity\":%s,\"items\":[",
+			      h->clones, h->new_clones, h->removed, (unsigned long long)h->push_bytes,
+			      (unsigned long long)h->memory_bytes, h->cpus, h->over_capacity ? "true" : "false");
+		for (size_t k = 0; h->plan && k < h->plan->count; k++) {
+			const vp_plan_item *it = &h->plan->items[k];
+
+			vp_buf_puts(&b, k ? ",{\"name\":" : "{\"name\":");
+			vp_buf_json_str(&b, it->name);
+			vp_buf_printf(&b, ",\"index\":%u,\"change\":\"%s\",\"reason\":", it->index,
+				      vp_change_name(it->change));
+			vp_buf_json_str(&b, it->reason);
+			vp_buf_printf(&b, ",\"wave\":%u}", it->wave);
+		}
+		vp_buf_puts(&b, "]}");
+	}
+	vp_buf_puts(&b, "],\"unplaced\":[");
+	for (size_t i = 0; i < vp_fleet_unplaced_count(f); i++) {
+		const char *why = NULL, *name = vp_fleet_unplaced(f, i, &why);
+
+		vp_buf_puts(&b, i ? ",{\"name\":" : "{\"name\":");
+		vp_buf_json_str(&b, name);
+		vp_buf_puts(&b, ",\"why\":");
+		vp_buf_json_str(&b, why ? why : "");
+		vp_buf_puts(&b, "}");
+	}
+	vp_buf_puts(&b, "]}\n");
+	fputs(vp_buf_cstr(&b), stdout);
+	vp_buf_release(&b);
+}
+
+void fleet_cli_print_plan(cli *c, const vp_spec *spec, vp_fleet *f)
+{
+	const char *base = vp_fleet_base_ref(f);
+	size_t counts[VP_CHANGE_MAX] = { 0 };
+	char a[32];
+
+	if (vp_fleet_host_count(f) == 1) {
+		const vp_fleet_host *h = vp_fleet_host_at(f, 0);
+
+		pool_cli_print_plan(c, spec, h->pool, h->plan);
+		if (vp_fleet_rollout_note(f) && c->output == CLI_OUT_TABLE)
+			printf("Rollout: %s\n", vp_fleet_rollout_note(f));
+		return;
+	}
+	for (size_t i = 0; i < vp_fleet_host_count(f); i++)
+		if (vp_fleet_host_at(f, i)->pool)
+			pool_cli_warn_accel(c, vp_fleet_host_at(f, i)->pool);
+	if (c->output == CLI_OUT_JSON) {
+		print_fleet_json(spec, f);
+		return;
+	}
+	printf("Pool '%s': %u clones of %s on %zu hosts (placement: %s)\n", spec->pool, spec->clones.count,
+	       *base ? base : "(base not resolved)", vp_fleet_host_count(f),
+	       vp_placement_policy_name(vp_fleet_policy(f)));
+	for (size_t i = 0; i < vp_fleet_host_count(f); i++) {
+		const vp_fleet_host *h = vp_fleet_host_at(f, i);
+
+		if (!h->reachable) {
+			printf("Host %s (%s): UNREACHABLE, %zu clone%s left alone: %s\n", h->name, h->uri,
+			       h->clones, h->clones == 1 ? "" : "s", h->error);
+			continue;
+		}
+		printf("Host %s (%s): %zu clone%s (%zu new, %zu to remove)", h->name, h->uri, h->clones,
+		       h->clones == 1 ? "" : "s", h->new_clones, h->removed);
+		if (h->push_bytes)
+			printf(", push %s first (%s)", base, vp_fmt_bytes(h->push_bytes, a, sizeof(a)));
+		if (h->over_capacity)
+			printf(", OVER CAPACITY");
+		if (h->error[0])
+			printf(", FAILS: %s", h->error);
+		printf("\n");
+		for (size_t k = 0; h->plan && k < h->plan->count; k++) {
+			const vp_plan_item *it = &h->plan->items[k];
+
+			counts[it->change]++;
+			if (it->change == VP_CHANGE_NONE)
+				continue;
+			printf("  %c %-20s %-8s%s%s%s", sign(it->change), it->name, vp_change_name(it->change),
+			       *it->reason ? " (" : "", it->reason, *it->reason ? ")" : "");
+			if (it->wave)
+				printf(" wave %u/%u", it->wave, h->plan->waves);
+			printf("\n");
+		}
+	}
+	for (size_t i = 0; i < vp_fleet_unplaced_count(f); i++) {
+		const char *why = NULL, *name = vp_fleet_unplaced(f, i, &why);
+
+		printf("  ! %-20s no host has room: %s\n", name, why ? why : "");
+	}
+	for (size_t i = 0; i < vp_fleet_warning_count(f); i++)
+		fprintf(stderr, "warning: %s\n", vp_fleet_warning(f, i));
+	printf("Plan: %zu to create, %zu to repair, %zu to update, %zu to rebase, %zu to start, "
+	       "%zu to stop, %zu to remove, %zu unchanged", counts[VP_CHANGE_CREATE],
+	       counts[VP_CHANGE_REPAIR], counts[VP_CHANGE_UPDATE], counts[VP_CHANGE_REBASE],
+	       counts[VP_CHANGE_START], counts[VP_CHANGE_STOP], counts[VP_CHANGE_REMOVE],
+	       counts[VP_CHANGE_NONE]);
+	if (vp_fleet_unplaced_count(f))
+		printf(", %zu unplaced", vp_fleet_unplaced_count(f));
+	printf("\n");
+	if (vp_fleet_rollout_note(f))
+		printf("Rollout: %s\n", vp_fleet_rollout_note(f));
+	if (!vp_fleet_has_changes(f) && !vp_fleet_unreachable(f) && !vp_fleet_unplaced_count(f))
+		printf("No changes: the pool matches its spec.\n");
+}
+
+static void push_bar(void *ctx, const char *host, uint64_t done, uint64_t total)
+{
+	cli *c = ctx;
+	char d[32], t[32];
+
+	if (c->quiet || !c->interactive)
+		return;
+	fprintf(stderr, "\r\033[Kpush %s: %s / %s", host, vp_fmt_bytes(done, d, sizeof(d)),
+		vp_fmt_bytes(total, t, sizeof(t)));
+	if (done >= total)
+		fputc('\n', stderr);
+}
+
+int fleet_cli_run(cli *c, vp_fleet *f, vp_apply_opts *ao, const char *verb, double t0)
+{
+	vp_fleet_result res;
+	size_t bad = 0, n = vp_fleet_host_count(f);
+	int rc;
+
+	apply_opts(c, ao);
+	vp_fleet_set_push_progress(f, push_bar, c);
+	rc = vp_fleet_apply(f, ao, &res);
+	for (size_t i = 0; i < n; i++)
+		if (vp_fleet_host_at(f, i)->pool)
+			pool_cli_warn_accel(c, vp_fleet_host_at(f, i)->pool);
+	if (n == 1) {
+		/* One host: the output and exit codes a single-host pool always had. */
+		if (rc < 0 && !res.exec.failed)
+			return cli_fail(c, rc);
+		print_result(c, verb, &res.exec, vp_now() - t0);
+		return res.exec.failed ? VP_EXIT_FAIL : VP_EXIT_OK;
+	}
+	if (rc < 0)
+		return cli_fail(c, rc);
+	print_result(c, verb, &res.exec, vp_now() - t0);
+	for (size_t i = 0; i < n; i++) {
+		const vp_fleet_host *h = vp_fleet_host_at(f, i);
+
+		if (!h->reachable) {
+			fprintf(stderr, "vdipool: host '%s' is unreachable (its clones were left alone): %s\n",
+				h->name, h->error);
+			bad++;
+		} else if (h->error[0]) {
+			fprintf(stderr, "vdipool: host '%s' failed: %s\n", h->name, h->error);
+			bad++;
+		}
+	}
+	if (vp_fleet_unplaced_count(f)) {
+		fprintf(stderr, "vdipool: %zu clone(s) could not be placed: no host has room (see plan)\n",
+			vp_fleet_unplaced_count(f));
+		bad++;
+	}
+	return res.exec.failed || bad ? VP_EXIT_FAIL : VP_EXIT_OK;
+}

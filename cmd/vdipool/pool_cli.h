@@ -3,6 +3,7 @@
 #define VP_POOL_CLI_H
 
 #include "cli.h"
+#include "vdipool/fleet.h"
 #include "vdipool/plan.h"
 #include "vdipool/pool.h"
 #include "vdipool/spec.h"
@@ -31,5 +32,17 @@ int pool_cli_apply_opt(cli *c, int o, const char *arg, void *ctx);
  * -v), waves on stdout, and a closing summary "VERB N clones in S s";
  * returns the exit code. t0: when the command started. */
 int pool_cli_run(cli *c, vp_pool *pool, const vp_plan *plan, vp_apply_opts *ao, const char *verb, double t0);
+
+
+/* The same for a pool over all its hosts: loads the spec, connects to every host (an
+ * unreachable one is a warning here, and the apply's failure later), locks, reads the world and
+ * places the clones (want_count: -1 the spec's, 0 destroy), then plans. */
+int fleet_cli_open(cli *c, const char *path, pool_cli_lock lock, bool need_base, long want_count,
+		   vp_spec **spec, vp_fleet **fleet);
+/* Prints the fleet's plan: a one-host pool exactly as pool_cli_print_plan, more hosts with a
+ * section per host (clones, new, removed, bytes of base to push) and the unplaced clones. */
+void fleet_cli_print_plan(cli *c, const vp_spec *spec, vp_fleet *fleet);
+/* Executes the fleet's plan; exit code 1 when a clone or a host failed or a host was unreachable. */
+int fleet_cli_run(cli *c, vp_fleet *fleet, vp_apply_opts *ao, const char *verb, double t0);
 
 #endif

@@ -274,6 +274,19 @@ out:
 	return rc;
 }
 
+static int list_world(vp_pool *p)
+{
+	int rc;
+
+	if ((rc = vp_virt_list(p->virt, &p->doms, &p->ndoms)) < 0)
+		return rc;
+	for (size_t i = 0; i < p->ndoms; i++)
+		if ((rc = vp_strmap_put(&p->dom_by_name, p->doms[i].name, &p->doms[i])) < 0 ||
+		    (rc = vp_strmap_put(&p->dom_by_uuid, p->doms[i].uuid, &p->doms[i])) < 0)
+			return rc;
+	return list_disks(p);
+}
+
 int vp_pool_inventory(vp_pool *p, bool need_base)
 {
 	int rc;
@@ -287,15 +300,91 @@ int vp_pool_inventory(vp_pool *p, bool need_base)
 			return rc;
 		vp_error_clear();
 	}
-	if ((rc = vp_virt_list(p->virt, &p->doms, &p->ndoms)) < 0)
-		return rc;
-	for (size_t i = 0; i < p->ndoms; i++)
-		if ((rc = vp_strmap_put(&p->dom_by_name, p->doms[i].name, &p->doms[i])) < 0 ||
-		    (rc = vp_strmap_put(&p->dom_by_uuid, p->doms[i].uuid, &p->doms[i])) < 0)
-			return rc;
-	if ((rc = list_disks(p)) < 0)
+	if ((rc = list_world(p)) < 0)
 		return rc;
 	return merge(p);
+}
+
+int pool_inventory_list(vp_pool *p)
+{
+	pool_clear_inventory(p);
+	return list_world(p);
+}
+
+int pool_each_existing(vp_pool *p, int (*fn)(void *ctx, const char *name, unsigned index,
+					     const char *meta_host), void *ctx)
+{
+	vp_strmap seen = VP_STRMAP_INIT;
+	int rc = 0;
+
+	for (size_t i = 0; i < p->ndoms && rc == 0; i++) {
+		const vp_virt_domain *d = &p->doms[i];
+
+		if (!d->has_meta || strcmp(d->meta.pool, p->spec->pool) || !pool_on_our_tier(p, &d->meta))
+			continue;
+		if ((rc = vp_strmap_put(&seen, d->name, (void *)d)) == 0)
+			rc = fn(ctx, d->name, d->meta.index, NULL);
+	}
+	for (size_t i = 0; i < p->ndisks && rc == 0; i++) {
+		if (p->disks[i].kind != VP_DISK_DELTA || vp_strmap_get(&seen, p->disks[i].name))
+			continue;
+		if ((rc = vp_strmap_put(&seen, p->disks[i].name, &p->disks[i])) == 0)
+			rc = fn(ctx, p->disks[i].name, 0, NULL);
+	}
+	vp_strmap_release(&seen);
+	return rc;
+}
+
+int pool_set_want(vp_pool *p, const vp_desired_clone *want, size_t n)
+{
+	free(p->names);
+	free(p->want);
+	p->names = calloc(n + 1, 64);
+	p->want = calloc(n + 1, sizeof(*p->want));
+	p->nwant = 0;
+	if (!p->names || !p->want)
+		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		char *name = p->names + i * 64;
+
+		snprintf(name, 64, "%s", want[i].name);
+		p->want[i] = (vp_desired_clone){ .name = name, .index = want[i].index };
+	}
+	p->nwant = n;
+	p->want_given = true;
+	return merge(p);
+}
+
+int pool_adopt_base(vp_pool *p, const vp_base_info *b, bool *present)
+{
+	char ref[REF_MAX];
+	vp_base_info here;
+	int rc;
+
+	snprintf(ref, sizeof(ref), "%s@%s", b->name, b->version);
+	*present = false;
+	rc = vp_store_stat(p->store, ref, &here);
+	if (rc == VP_ENOENT) {
+		vp_error_clear();
+		/* Not there yet: planned from the controller's copy, pushed before use.
+		 * Stores have one layout everywhere, so its location is the same. */
+		here = *b;
+	} else if (rc < 0) {
+		vp_error_prefix("host '%s'", p->spec->hosts[p->host_index].name);
+		return rc == VP_EINVAL ? VP_ECONFLICT : rc;
+	} else if (strcmp(here.sha256, b->sha256)) {
+		return vp_error_set(VP_ERR_STORE, VP_ECONFLICT,
+				    "host '%s': its copy of base '%s' has sha256 %.16s..., not %.16s... "
+				    "like the controller's: it is never used there; remove it on the host "
+				    "(vdipool base rm) and apply again",
+				    p->spec->hosts[p->host_index].name, ref, here.sha256, b->sha256);
+	} else {
+		*present = true;
+	}
+	p->base = here;
+	snprintf(p->base_ref, sizeof(p->base_ref), "%s", ref);
+	p->base_resolved = true;
+	return 0;
 }
 
 const vp_observed_clone *pool_find_obs(const vp_pool *p, const char *name)

@@ -9,19 +9,19 @@
 #include "pool/pool_int.h"
 #include "util/strmap.h"
 
-int vp_pool_lock(vp_pool *p, bool wait)
+int pool_lock_file(const vp_spec *spec, bool wait, int *out)
 {
 	char file[160];
 	int fd, rc;
 
-	if (p->lock_fd >= 0)
-		return 0;
+	*out = -1;
 	/* Locks live in the root-only runtime directory (tmpfs), not in the
 	 * tier, so that a destroyed pool leaves nothing behind on its storage.
 	 * The tier's path is part of the name: two specs of the same pool name
-	 * on other tiers do not clash. */
-	snprintf(file, sizeof(file), "%s-%016llx.lock", p->spec->pool,
-		 (unsigned long long)vp_hash_str(p->spec->storage.deltas->path));
+	 * on other tiers do not clash. A pool of many hosts has one lock, on the
+	 * machine that drives it. */
+	snprintf(file, sizeof(file), "%s-%016llx.lock", spec->pool,
+		 (unsigned long long)vp_hash_str(spec->storage.deltas->path));
 	if ((fd = vp_store_lockfile_open(VP_RUNTIME_DIR, file)) < 0)
 		return fd;
 	if (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
@@ -29,24 +29,39 @@ int vp_pool_lock(vp_pool *p, bool wait)
 			     ? vp_error_set(VP_ERR_EXEC, VP_EBUSY,
 					    "pool '%s' is being changed by another vdipool (lock '%s/%s' is "
 					    "held); wait for it or pass --wait",
-					    p->spec->pool, VP_RUNTIME_DIR, file)
+					    spec->pool, VP_RUNTIME_DIR, file)
 			     : vp_error_set_os(errno, "cannot lock '%s/%s'", VP_RUNTIME_DIR, file);
 		close(fd);
 		return rc;
 	}
+	*out = fd;
+	return 0;
+}
+
+int vp_pool_lock(vp_pool *p, bool wait)
+{
+	int fd = -1, rc;
+
+	if (p->locked)
+		return 0;
+	if (!p->fleet_locked && (rc = pool_lock_file(p->spec, wait, &fd)) < 0)
+		return rc;
 	/* Shared with other pools' apply, exclusive against gc and base rm: no
 	 * base or delta goes while this pool creates deltas on it. */
 	if ((rc = vp_store_lock(p->store, VP_STORE_LOCK_SHARED, wait)) < 0) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		return rc;
 	}
 	/* Every changer (apply, rollout, reset, destroy) passes here: what killed
 	 * vdipools left behind goes before anything new is made. */
 	if ((rc = vp_store_sweep(p->store)) < 0) {
 		vp_store_unlock(p->store);
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		return rc;
 	}
 	p->lock_fd = fd;
+	p->locked = true;
 	return 0;
 }

@@ -78,7 +78,7 @@ static int plan_build(vp_pool *p, long want_count, vp_plan **out)
 		.delta_bytes = delta_cost(p),
 		.data_bytes = data_cost(p),
 		.base_bytes = p->base_resolved ? p->base.allocated : 0,
-		.max_unavailable = max_unavailable(p->spec),
+		.max_unavailable = p->max_unavailable ? p->max_unavailable : max_unavailable(p->spec),
 		.mac_of = mac_of,
 		.mac_ctx = p,
 	};

@@ -8,11 +8,65 @@
 
 #include "pool/pool_int.h"
 
-static int open_tier(disk_tier *t, const vp_spec_tier *st)
+/* What a remote host's tiers are opened with: the ssh backend on the same paths, on the host. */
+typedef struct host_params {
+	vp_plugin_param kv[8];
+	size_t n;
+	char addr[256], port[8];
+} host_params;
+
+bool pool_host_is_remote(const vp_spec_host *h)
+{
+	return h->remote;
+}
+
+bool vp_pool_host_remote(const vp_spec *spec, size_t host)
+{
+	return host < spec->host_count && pool_host_is_remote(&spec->hosts[host]);
+}
+
+int pool_host_ssh_target(const vp_spec_host *h, char *addr, size_t len, unsigned *port, const char **user)
+{
+	*port = h->has_ssh ? h->ssh.port : 22;
+	*user = h->has_ssh ? h->ssh.user : NULL;
+	if (!h->ssh.host)
+		return vp_error_set(VP_ERR_INVALID, VP_EINVAL, "host '%s': no address to reach its storage "
+				    "over SSH (set ssh.host)", h->name);
+	snprintf(addr, len, "%s", h->ssh.host);
+	return 0;
+}
+
+static int remote_params(const vp_spec_host *h, host_params *hp)
+{
+	const char *user;
+	unsigned port;
+	int rc;
+
+	if (!h->has_ssh)
+		return vp_error_set(VP_ERR_INVALID, VP_EINVAL,
+				    "host '%s' (%s) is remote: its storage is reached over SSH, which needs "
+				    "an ssh mapping (user, known_hosts) in the spec", h->name, h->uri);
+	if ((rc = pool_host_ssh_target(h, hp->addr, sizeof(hp->addr), &port, &user)) < 0)
+		return rc;
+	snprintf(hp->port, sizeof(hp->port), "%u", port ? port : 22);
+	hp->n = 0;
+	hp->kv[hp->n++] = (vp_plugin_param){ "host", hp->addr };
+	hp->kv[hp->n++] = (vp_plugin_param){ "port", hp->port };
+	if (user)
+		hp->kv[hp->n++] = (vp_plugin_param){ "user", user };
+	if (h->ssh.known_hosts)
+		hp->kv[hp->n++] = (vp_plugin_param){ "known_hosts", h->ssh.known_hosts };
+	if (h->ssh.identity)
+		hp->kv[hp->n++] = (vp_plugin_param){ "identity", h->ssh.identity };
+	return 0;
+}
+
+static int open_tier(disk_tier *t, const vp_spec_tier *st, const host_params *hp)
 {
 	const vp_plugin *plugin;
-	vp_tier_config cfg = { .tier = st->name, .path = st->path };
-	int rc = vp_plugin_find(&plugin, "dir");
+	vp_tier_config cfg = { .tier = st->name, .path = st->path,
+			       .params = hp ? hp->kv : NULL, .nparams = hp ? hp->n : 0 };
+	int rc = vp_plugin_find(&plugin, hp ? "ssh" : "dir");
 
 	if (rc < 0)
 		return rc;
@@ -30,52 +84,86 @@ static void close_tier(disk_tier *t)
 	t->handle = NULL;
 }
 
-static int open_store(vp_pool *p)
+static int open_store(vp_pool *p, const host_params *hp)
 {
 	const vp_spec_storage *s = &p->spec->storage;
-	vp_store_tier base = { "dir", { .tier = s->bases->name, .path = s->bases->path } };
+	const char *drv = hp ? "ssh" : "dir";
+	const vp_plugin_param *kv = hp ? hp->kv : NULL;
+	size_t nkv = hp ? hp->n : 0;
+	vp_store_tier base = { drv, { .tier = s->bases->name, .path = s->bases->path, kv, nkv } };
 	vp_store_tier deltas[2];
 	size_t n = 0;
 
-	deltas[n++] = (vp_store_tier){ "dir", { .tier = s->deltas->name, .path = s->deltas->path } };
+	deltas[n++] = (vp_store_tier){ drv, { .tier = s->deltas->name, .path = s->deltas->path, kv, nkv } };
 	if (p->data_separate)
-		deltas[n++] = (vp_store_tier){ "dir", { .tier = p->spec->data_disk.tier->name,
-							.path = p->spec->data_disk.tier->path } };
+		deltas[n++] = (vp_store_tier){ drv, { .tier = p->spec->data_disk.tier->name,
+						      .path = p->spec->data_disk.tier->path, kv, nkv } };
 	return vp_store_open(&p->store, &base, deltas, n);
 }
 
-int vp_pool_open(vp_pool **out, const vp_spec *spec)
+int vp_pool_host_store_open(vp_store **out, const vp_spec *spec, size_t host)
 {
+	const vp_spec_host *h;
+	host_params hp;
+	vp_pool p = { .spec = spec };
+	int rc;
+
+	*out = NULL;
+	if (host >= spec->host_count)
+		return vp_error_set(VP_ERR_INVALID, VP_EINVAL, "no host %zu in pool '%s'", host, spec->pool);
+	h = &spec->hosts[host];
+	p.data_separate = spec->data_disk.size && spec->data_disk.tier != spec->storage.deltas;
+	if (!pool_host_is_remote(h))
+		rc = open_store(&p, NULL);
+	else if ((rc = remote_params(h, &hp)) == 0)
+		rc = open_store(&p, &hp);
+	if (rc < 0) {
+		vp_error_prefix("host '%s'", h->name);
+		return rc;
+	}
+	*out = p.store;
+	return 0;
+}
+
+int pool_open_host(vp_pool **out, const vp_spec *spec, size_t host)
+{
+	const vp_spec_host *h = &spec->hosts[host];
+	host_params hp, *hpp = NULL;
 	vp_pool *p;
 	int rc;
 
 	*out = NULL;
-	if (spec->host_count > 1)
-		return vp_error_set(VP_ERR_INVALID, VP_ENOTSUP,
-				    "pool '%s': several hosts are not supported yet (%zu given)", spec->pool,
-				    spec->host_count);
 	if (spec->clones.mode == VP_CLONE_FULL)
 		return vp_error_set(VP_ERR_INVALID, VP_ENOTSUP,
 				    "pool '%s': clones.mode 'full' is not supported yet", spec->pool);
+	if (pool_host_is_remote(h)) {
+		if ((rc = remote_params(h, &hp)) < 0)
+			return rc;
+		hpp = &hp;
+	}
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
 	p->spec = spec;
 	p->lock_fd = -1;
+	p->host_index = host;
+	p->remote = hpp != NULL;
 	pthread_mutex_init(&p->validate_lock, NULL);
 	p->data_separate = spec->data_disk.size && spec->data_disk.tier != spec->storage.deltas;
 	{
 		char real[PATH_MAX];
+		/* A remote host's paths are its own: the controller cannot resolve them. */
 		snprintf(p->tier_real, sizeof(p->tier_real), "%s",
-			 realpath(spec->storage.deltas->path, real) ? real : spec->storage.deltas->path);
+			 !p->remote && realpath(spec->storage.deltas->path, real) ? real
+										 : spec->storage.deltas->path);
 	}
 	if ((rc = vp_spec_hash(spec, p->spec_hash)) < 0 ||
-	    (rc = vp_virt_open(&p->virt, spec->hosts[0].uri)) < 0 ||
-	    (rc = open_store(p)) < 0 ||
-	    (rc = open_tier(&p->deltas, spec->storage.deltas)) < 0)
+	    (rc = vp_virt_open(&p->virt, h->uri)) < 0 ||
+	    (rc = open_store(p, hpp)) < 0 ||
+	    (rc = open_tier(&p->deltas, spec->storage.deltas, hpp)) < 0)
 		goto fail;
 	if (p->data_separate)
-		rc = open_tier(&p->data, spec->data_disk.tier);
+		rc = open_tier(&p->data, spec->data_disk.tier, hpp);
 	else
 		p->data = p->deltas;
 	if (rc < 0)
@@ -83,8 +171,20 @@ int vp_pool_open(vp_pool **out, const vp_spec *spec)
 	*out = p;
 	return 0;
 fail:
+	vp_error_prefix("host '%s'", h->name);
 	vp_pool_free(p);
 	return rc;
+}
+
+int vp_pool_open(vp_pool **out, const vp_spec *spec)
+{
+	*out = NULL;
+	if (spec->host_count > 1)
+		return vp_error_set(VP_ERR_INVALID, VP_ENOTSUP,
+				    "pool '%s' has %zu hosts: reset and rollback work on one host for now "
+				    "(plan, apply, status and destroy work across hosts)", spec->pool,
+				    spec->host_count);
+	return pool_open_host(out, spec, 0);
 }
 
 void vp_pool_free(vp_pool *p)

@@ -87,17 +87,46 @@ struct vp_pool {
 	bool destroying;          /* the last plan removes the whole pool */
 
 	bool reset_mode;          /* CREATE_DELTA replaces an existing delta */
+
+	/* One host of a pool (lib/pool/fleet.c opens one member per spec host). */
+	size_t host_index;        /* into spec->hosts */
+	bool remote;              /* its storage is reached over SSH (the "ssh" backend) */
+	bool fleet_locked;        /* the fleet holds the pool's lock: vp_pool_lock takes only the store's */
+	unsigned max_unavailable; /* the fleet's share of rollout.max_unavailable; 0: the spec's */
+	bool want_given;          /* the fleet set the wanted clones (pool_set_want) */
 	pthread_mutex_t validate_lock;
 	bool validated;           /* one domain of this apply passed libvirt's schema check */
 	int lock_fd;
+	bool locked;              /* vp_pool_lock succeeded */
 };
 
 /* pool.c */
+/* Opens the pool's member on spec->hosts[host]: its libvirt connection, and its store and tiers
+ * (the dir backend for a local host, the ssh backend on the host's own paths for a remote one). */
+int pool_open_host(vp_pool **out, const vp_spec *spec, size_t host);
+/* True when the host's libvirt URI names a remote machine (it has a host part). */
+bool pool_host_is_remote(const vp_spec_host *h);
+/* The address and port to SSH to for the host's storage (from its ssh mapping or URI). */
+int pool_host_ssh_target(const vp_spec_host *h, char *addr, size_t len, unsigned *port, const char **user);
 /* Resolves the spec's base (or `version` of it) in the store into p->base. */
 int pool_resolve_base(vp_pool *p, const char *version);
 
+/* lock.c: the pool's own lock (one changer at a time), into *fd. */
+int pool_lock_file(const vp_spec *spec, bool wait, int *fd);
+
 /* inventory.c */
 void pool_clear_inventory(vp_pool *p);
+/* The listing half of vp_pool_inventory: domains and disks, nothing merged yet. */
+int pool_inventory_list(vp_pool *p);
+/* Calls fn for each clone of this pool that exists on the host (a domain of the pool on its
+ * tier, or a delta), once per name, with its index (0 when unknown) and recorded host. */
+int pool_each_existing(vp_pool *p, int (*fn)(void *ctx, const char *name, unsigned index,
+					     const char *meta_host), void *ctx);
+/* The clones wanted on this host (copied), then the merge: the fleet's half of vp_pool_inventory. */
+int pool_set_want(vp_pool *p, const vp_desired_clone *want, size_t n);
+/* Makes `b` (the controller's copy) the pool's base; the host's own copy, when it has one,
+ * must hold the same bytes (VP_ECONFLICT otherwise). *present says whether the host has it. */
+int pool_adopt_base(vp_pool *p, const vp_base_info *b, bool *present);
 /* The base that the plan item puts its clone on (resolved by vp_pool_apply). */
 const vp_base_info *pool_target(const vp_pool *p, const vp_plan_item *it);
 /* Does the domain's metadata put its delta on this pool's deltas tier? */

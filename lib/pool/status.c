@@ -27,7 +27,7 @@ static void fill_clone(const vp_pool *p, const char *name, vp_clone_status *c)
 	vp_qcow2_chain chain = { 0 };
 
 	snprintf(c->name, sizeof(c->name), "%s", name);
-	c->host = p->spec->hosts[0].name;
+	c->host = p->spec->hosts[p->host_index].name;
 	c->state = state_name(o, p);
 	if (d && d->state == VP_DOM_PAUSED && !strcmp(c->state, "running"))
 		c->state = "paused";

@@ -12,6 +12,7 @@
 #include "vdipool/exec.h"
 #include "vdipool/plan.h"
 #include "vdipool/spec.h"
+#include "vdipool/store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -24,6 +25,13 @@ typedef struct vp_pool vp_pool;
  * VP_ENOTSUP for now. */
 VP_API int vp_pool_open(vp_pool **out, const vp_spec *spec);
 VP_API void vp_pool_free(vp_pool *pool);
+
+/* The store of the spec's host `host` as that host sees it: the spec's tiers
+ * through the dir backend on a local host, through the ssh backend (SFTP, on
+ * the host's own paths) on a remote one. For gc and base verify per host. */
+VP_API int vp_pool_host_store_open(vp_store **out, const vp_spec *spec, size_t host);
+/* Does the spec's host `host` have a libvirt URI naming another machine? */
+VP_API bool vp_pool_host_remote(const vp_spec *spec, size_t host);
 
 /* Takes the pool's lock (one changer at a time). Take it before
  * vp_pool_inventory when you mean to apply: a plan made before the lock was

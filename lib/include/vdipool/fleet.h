@@ -1,0 +1,110 @@
+/* vdipool/fleet.h: a pool over all the hosts of its spec: one member pool per libvirt host,
+ * clones placed on hosts, bases pushed to hosts before deltas need them, hosts worked in parallel. */
+#ifndef VDIPOOL_FLEET_H
+#define VDIPOOL_FLEET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vdipool/common.h"
+#include "vdipool/placement.h"
+#include "vdipool/pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vp_fleet vp_fleet;
+
+/* One host of the fleet, as the last open/inventory/plan left it. Borrowed from the fleet. */
+typedef struct vp_fleet_host {
+	const char *name;          /* the spec's host name */
+	const char *uri;           /* its libvirt URI */
+	bool remote;               /* storage reached over SSH */
+	bool reachable;            /* connected and listed */
+	char error[512];           /* why not reachable, or why its apply failed */
+	vp_pool *pool;             /* the member pool; NULL when unreachable */
+	vp_plan *plan;             /* its part of the last plan; NULL when none */
+	bool base_present;         /* the plan's base is in the host's store */
+	uint64_t push_bytes;       /* base bytes to send before its deltas (0: none) */
+	size_t clones;             /* this pool's clones placed on the host (kept and new) */
+	size_t new_clones;         /* of which new */
+	size_t removed;            /* clones the plan removes from it (scaling down) */
+	uint64_t memory_bytes;     /* node info: physical memory */
+	unsigned cpus;             /* node info: physical CPUs */
+	bool over_capacity;        /* its kept clones exceed its capacity or max_clones */
+	size_t failed;             /* clones whose steps failed in the last apply */
+} vp_fleet_host;
+
+/* Connects to every host of the spec in parallel. A host that cannot be
+ * reached is not an error: it is marked unreachable with the reason. Errors
+ * are for the fleet as a whole (out of memory, the controller's store). */
+VP_API int vp_fleet_open(vp_fleet **out, const vp_spec *spec);
+VP_API void vp_fleet_free(vp_fleet *f);
+
+/* Takes the pool's lock (one changer at a time, on this machine) and a
+ * shared hold on every reachable host's store. */
+VP_API int vp_fleet_lock(vp_fleet *f, bool wait);
+
+/* Reads every reachable host (in parallel), resolves the base in the
+ * controller's store (need_base: it must be there), then decides which
+ * clones the pool wants and where each runs (vdipool/placement.h's rules):
+ * clones keep their host; a clone recorded on an unreachable host is left
+ * alone and still counts; new clones take the lowest free indexes; scaling
+ * down removes from the fullest host first. want_count: -1 the spec's
+ * count, 0 everything goes (destroy). */
+VP_API int vp_fleet_inventory(vp_fleet *f, bool need_base, long want_count);
+
+/* Builds each reachable host's plan (vp_fleet_host.plan) from the last inventory. */
+VP_API int vp_fleet_plan(vp_fleet *f);
+VP_API void vp_fleet_plan_purge_data(vp_fleet *f);
+
+VP_API size_t vp_fleet_host_count(const vp_fleet *f);
+VP_API const vp_fleet_host *vp_fleet_host_at(const vp_fleet *f, size_t i);
+/* Does any host's plan change something (or a base need pushing)? */
+VP_API bool vp_fleet_has_changes(const vp_fleet *f);
+/* Hosts that cannot be reached. */
+VP_API size_t vp_fleet_unreachable(const vp_fleet *f);
+/* New clones no host has room for: name and why, i < count. */
+VP_API size_t vp_fleet_unplaced_count(const vp_fleet *f);
+VP_API const char *vp_fleet_unplaced(const vp_fleet *f, size_t i, const char **why);
+/* Placement warnings (over capacity, clones on an unreachable host). */
+VP_API size_t vp_fleet_warning_count(const vp_fleet *f);
+VP_API const char *vp_fleet_warning(const vp_fleet *f, size_t i);
+/* "name@version" of the resolved base, "" when none. */
+VP_API const char *vp_fleet_base_ref(const vp_fleet *f);
+VP_API vp_placement_policy vp_fleet_policy(const vp_fleet *f);
+
+typedef struct vp_fleet_result {
+	vp_exec_result exec;       /* over all hosts */
+	size_t hosts_failed;       /* hosts whose push or apply failed */
+	uint64_t pushed_bytes;     /* base bytes sent to hosts */
+} vp_fleet_result;
+
+/* Runs the last plan: first the base goes to each host that lacks it (at
+ * most distribution.max_parallel_hosts at once; checked on the host against
+ * the manifest's SHA-256), then the hosts apply their plans in parallel;
+ * rollout waves count `max_unavailable` over the whole pool. A host that
+ * fails (or cannot be reached) never stops the others; its reason is in its
+ * vp_fleet_host.error. Returns 0 when every reachable host was worked on;
+ * the caller turns failures and unreachable hosts into its exit code. */
+VP_API int vp_fleet_apply(vp_fleet *f, const vp_apply_opts *opts, vp_fleet_result *res);
+
+/* What the last plan says about a rollout's canary (rollout.canary): the canary rolls first,
+ * or it passed and the rest waits for its pause or for vp_fleet_rollout_continue; NULL when
+ * there is none. */
+VP_API const char *vp_fleet_rollout_note(const vp_fleet *f);
+/* Lets a rollout whose canary passed go on (`vdipool rollout continue`): recorded on the
+ * controller, so the next plan rolls the rest. VP_ENOENT when no canary waits. Take the lock. */
+VP_API int vp_fleet_rollout_continue(vp_fleet *f);
+
+/* Progress of base pushes (host, bytes done of total); optional. */
+VP_API void vp_fleet_set_push_progress(vp_fleet *f,
+				       void (*fn)(void *ctx, const char *host, uint64_t done, uint64_t total),
+				       void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

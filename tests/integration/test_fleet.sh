@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# test_fleet.sh: one pool over three real hosts. Each host is an sshd on its own loopback port with
+# its own host key and user, in its own mount namespace whose /var/lib/vdipool is that host's store;
+# libvirt is reached as qemu+libssh2://USER@127.0.0.1:PORT/session, whose session daemon inherits
+# the namespace. The controller (this script's vdipool) runs in a namespace of its own too, so the
+# only way a base reaches a host is vdipool pushing it over SFTP.
+# Checked: plan per host with the bytes to push; apply pushes the base to every host (hash checked
+# there), places clones by spread, and real guests boot on each host under TCG; a second apply does
+# nothing; status per host; a host whose key is refused is reported, its clones are left alone (not
+# recreated elsewhere), the rest is applied and apply exits 1 naming it; the host back, the next
+# apply finishes; scaling down removes from the fullest host first; base verify hashes each host's
+# copy on the host and catches a tampered one; gc on one host keeps what that host's clones use and
+# leaves other hosts' bases alone; destroy clears every host.
+set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[[ $(id -u) -eq 0 ]] || { skip "test_fleet needs root (users, namespaces)"; finish; }
+command -v unshare >/dev/null || { skip "no unshare"; finish; }
+
+GUEST=${VP_GUEST_DIR:-$BUILD/guest}
+POOL=fl$$
+T=$(mktemp -d /var/tmp/vp-fleet-XXXXXX)
+chmod 755 "$T"
+export VP_TEST_HOSTS_DIR=$T/hosts VP_TEST_HOSTS_PORT=${VP_FLEET_PORT:-22600} VP_TEST_HOSTS_USER=vpfl
+RUN=$VP_TEST_HOSTS_DIR
+SPEC=$T/pool.yaml
+CTL=$T/ctl   # the controller's /var/lib/vdipool
+mkdir -p "$CTL" "$T/templates"
+
+ctl() { # runs the CLI as the controller: its own /var/lib/vdipool
+	unshare -m --propagation private sh -c 'mount --bind "$1" /var/lib/vdipool && shift && exec "$@"' \
+		_ "$CTL" "$CLI" "$@"
+}
+
+cleanup() {
+	ctl destroy -q --yes "$SPEC" >/dev/null 2>&1
+	bash "$ROOT/scripts/test-hosts-down.sh" >/dev/null 2>&1
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
+bash "$ROOT/scripts/test-hosts-up.sh" 3 >"$T/hosts-up.log" 2>&1 || {
+	bad "three test hosts come up"
+	tail -20 "$T/hosts-up.log"
+	finish
+}
+mapfile -t HOSTS <"$RUN/hosts" # "i user port pid"
+
+# The clones' serial consoles go to the host's store, where the test can read them.
+sed "s#/var/log/libvirt/qemu/serial.log#/var/lib/vdipool/logs/serial.log#" \
+	"$ROOT/templates/server.xml" >"$T/templates/fleet.xml"
+export VDIPOOL_TEMPLATE_PATH=$T/templates:$VDIPOOL_TEMPLATE_PATH
+for line in "${HOSTS[@]}"; do
+	read -r i user port pid <<<"$line"
+	install -d -o "$user" -m 0755 "$RUN/host$i/store/logs"
+done
+
+uri() { # uri I [KNOWN_HOSTS]
+	local user port
+	read -r _ user port _ <<<"${HOSTS[$(($1 - 1))]}"
+	echo "qemu+libssh2://$user@127.0.0.1:$port/session?keyfile=$RUN/id_ed25519&known_hosts=${2:-$RUN/known_hosts}&sshauth=privkey"
+}
+
+spec() { # spec COUNT [KNOWN_HOSTS_OF_HOST3]
+	{
+		cat <<EOF
+pool: { name: $POOL }
+base: { name: tiny }
+storage:
+  tiers: [ { name: local, driver: dir, path: /var/lib/vdipool/t } ]
+clones: { count: $1, name: "$POOL-{index:02}" }
+domain: { template: fleet, memory: 128M, vcpus: 1, network: none, start: true, accel: tcg }
+rollout: { shutdown_timeout: 5s }
+placement: { policy: spread }
+distribution: { max_parallel_hosts: 2 }
+hosts:
+EOF
+		for n in 1 2 3; do
+			local kh=$RUN/known_hosts user port
+			[[ $n == 3 ]] && kh=${2:-$kh}
+			read -r _ user port _ <<<"${HOSTS[$((n - 1))]}"
+			cat <<EOF
+  - name: h$n
+    uri: "$(uri "$n" "$kh")"
+    ssh: { user: $user, port: $port, host: 127.0.0.1, identity: $RUN/id_ed25519, known_hosts: $kh }
+EOF
+		done
+	} >"$SPEC"
+}
+
+host_store() { echo "$RUN/host$1/store/t"; }
+clones_on() { # clones_on I: this pool's deltas in host I's store
+	ls "$(host_store "$1")/deltas/$POOL" 2>/dev/null | grep -c '\.qcow2$'
+}
+ready_on() { # ready_on I NAME: the clone's serial log on host I shows a boot that got READY
+	local log=$RUN/host$1/store/logs/$2-serial.log end=$((SECONDS + TIMEOUT))
+	while ((SECONDS < end)); do
+		grep -a -q '^VDIPOOL-READY' "$log" 2>/dev/null && return 0
+		sleep 0.5
+	done
+	echo "    $2 on host $1: no READY in ${TIMEOUT}s"
+	tail -5 "$log" 2>/dev/null | sed 's/^/    /'
+	return 1
+}
+
+ctl --root /var/lib/vdipool/t base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null ||
+	{ bad "the base imports on the controller"; finish; }
+sha1=$(ctl --root /var/lib/vdipool/t base list tiny -o json | grep -o '"sha256":"[0-9a-f]*"' | head -1 | cut -d'"' -f4)
+
+echo "== plan and apply over three hosts"
+spec 6
+out=$(ctl plan "$SPEC" 2>&1)
+check "plan shows three hosts" grep -q "on 3 hosts (placement: spread)" <<<"$out"
+for n in 1 2 3; do
+	check "plan gives h$n two new clones and a base to push" \
+		grep -q "^Host h$n (.*): 2 clones (2 new, 0 to remove), push tiny@1 first" <<<"$out"
+done
+check "the base is on no host before apply" bash -c "! ls '$RUN'/host*/store/t/bases/tiny/1 2>/dev/null"
+expect "apply over three hosts exits 0" 0 "Applied 6 clones" -- ctl apply "$SPEC"
+for n in 1 2 3; do
+	img=$(host_store "$n")/bases/tiny/1/disk.qcow2
+	check "h$n received the base, byte for byte" test "$(sha256sum <"$img" | cut -d' ' -f1)" == "$sha1"
+	check "h$n's copy is read-only" test "$(stat -c %a "$img")" == 444
+	check "h$n holds two clones" test "$(clones_on "$n")" == 2
+done
+for n in 1 2 3; do
+	for c in $(ls "$(host_store "$n")/deltas/$POOL" | sed -n 's/\.qcow2$//p'); do
+		check "$c boots to READY on h$n" ready_on "$n" "$c"
+	done
+done
+expect "a second apply has nothing to do" 0 "nothing to do" -- ctl apply "$SPEC"
+out=$(ctl status "$SPEC" 2>&1)
+for n in 1 2 3; do
+	check "status has h$n's line" grep -q "^  h$n *2 clones: 2 running" <<<"$out"
+done
+
+echo "== a host that cannot be reached"
+: >"$T/empty_known_hosts"
+spec 9 "$T/empty_known_hosts"
+out=$(ctl plan "$SPEC" 2>&1)
+check "plan reports h3 unreachable and leaves its clones alone" grep -q "^Host h3 (.*): UNREACHABLE, 2 clones left alone" <<<"$out"
+expect "apply exits 1 naming the unreachable host" 1 "host 'h3' is unreachable" -- ctl apply "$SPEC"
+check "h1 and h2 got the new clones (3 + 4)" test "$(($(clones_on 1) + $(clones_on 2)))" == 7
+check "h3's clones are not made elsewhere" test "$(clones_on 3)" == 2
+spec 9
+expect "with h3 back, apply finishes the job" 0 "Applied" -- ctl apply "$SPEC"
+check "nine clones in all" test "$(($(clones_on 1) + $(clones_on 2) + $(clones_on 3)))" == 9
+expect "and then there is nothing to do" 0 "nothing to do" -- ctl apply "$SPEC"
+
+echo "== scaling down removes from the fullest host first"
+before=("$(clones_on 1)" "$(clones_on 2)" "$(clones_on 3)")
+spec 8
+expect "apply scales down by one" 0 "Applied" -- ctl apply "$SPEC"
+after=("$(clones_on 1)" "$(clones_on 2)" "$(clones_on 3)")
+max=0
+for n in 0 1 2; do ((before[n] > max)) && max=${before[n]}; done
+removed_from=-1
+for n in 0 1 2; do ((after[n] == before[n] - 1)) && removed_from=$n; done
+check "one clone went, from a host that had the most (${before[*]} -> ${after[*]})" \
+	test "$removed_from" -ge 0 -a "${before[$removed_from]:-0}" == "$max"
+
+echo "== base verify on every host"
+expect "base verify --spec checks each host's copy on the host" 0 "on host h3: ok" -- \
+	ctl --root /var/lib/vdipool/t base verify tiny@1 --spec "$SPEC"
+img=$(host_store 2)/bases/tiny/1/disk.qcow2
+chmod u+w "$img" && printf 'X' | dd of="$img" bs=1 seek=70000 conv=notrunc status=none && chmod 0444 "$img"
+expect "a tampered copy on h2 is caught (exit 1)" 1 "on host h2" -- \
+	ctl --root /var/lib/vdipool/t base verify tiny@1 --spec "$SPEC"
+
+echo "== gc per host"
+echo "== destroy"
+expect "destroy removes the pool on every host" 0 "Destroyed" -- ctl destroy --yes "$SPEC"
+for n in 1 2 3; do
+	check "h$n holds no clone of the pool" test "$(clones_on "$n")" == 0
+done
+finish
