@@ -50,7 +50,8 @@ for ((i = 1; i <= n; i++)); do
 		useradd -M -d "$dir/home" -s /bin/sh "$user"
 		echo "$user" >>"$run/users"
 	fi
-	usermod -p '*' "$user" # no password, but not locked: key auth only
+	# A user left by a killed run keeps its old HOME: libvirt's session daemon lives there.
+	usermod -p '*' -d "$dir/home" "$user" # no password, but not locked: key auth only
 	mkdir -p "$dir/home"
 	# QEMU's monitor socket is HOME/.config/libvirt/qemu/lib/domain-ID-NAME/monitor.sock, NAME cut
 	# to 20 characters: a unix socket path holds 107, so a longer HOME fails every guest start.
