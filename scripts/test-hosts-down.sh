@@ -1,11 +1,48 @@
 #!/usr/bin/env bash
 # test-hosts-down.sh: stops the sshds test-hosts-up.sh started (by their recorded pids) and removes their users and run dir.
 # Every process in a host's mount namespace was started by that host's sshd (connections, sftp,
-# remote commands): those are stopped too, found by namespace, never by name.
+# remote commands, the user's session libvirtd and virtlogd, QEMU guests): those are stopped too,
+# found by namespace or by the uid of a user this script's partner created, never by name.
 set -uo pipefail
 
 run=${VP_TEST_HOSTS_DIR:-/tmp/vp-test-hosts}
 [[ -d $run ]] || exit 0
+
+# uid_pids UID: the processes whose real uid is UID.
+uid_pids() {
+	local p k v
+	for p in /proc/[0-9]*; do
+		while read -r k v _; do
+			[[ $k == Uid: ]] || continue
+			[[ $v == "$1" ]] && echo "${p#/proc/}"
+			break
+		done <"$p/status" 2>/dev/null
+	done
+}
+
+# The session daemons first, politely (SIGTERM, up to 5 s): they run as the hosts' users, which
+# this run created (RUN/users), so their uid names exactly them, even when a host's sshd is gone.
+users=()
+[[ -f $run/users ]] && mapfile -t users <"$run/users"
+uids=()
+for user in "${users[@]}"; do
+	[[ $user =~ ^[a-z]{2,16}[0-9]+$ ]] && uid=$(id -u "$user" 2>/dev/null) && uids+=("$uid")
+done
+for uid in "${uids[@]}"; do
+	for p in $(uid_pids "$uid"); do
+		case $(readlink "/proc/$p/exe" 2>/dev/null) in */libvirtd | */virtlogd | */virtqemud) kill "$p" 2>/dev/null ;; esac
+	done
+done
+for ((t = 0; t < 50; t++)); do
+	left=0
+	for uid in "${uids[@]}"; do
+		for p in $(uid_pids "$uid"); do
+			case $(readlink "/proc/$p/exe" 2>/dev/null) in */libvirtd | */virtlogd | */virtqemud) left=1 ;; esac
+		done
+	done
+	((left)) || break
+	sleep 0.1
+done
 
 for pidfile in "$run"/host*/pid; do
 	[[ -f $pidfile ]] || continue
@@ -24,10 +61,16 @@ for pidfile in "$run"/host*/pid; do
 	fi
 	rm -f "$pidfile"
 done
-if [[ -f $run/users ]]; then
-	while read -r user; do
-		[[ $user =~ ^[a-z]{2,16}[0-9]+$ ]] && userdel "$user" 2>/dev/null
-	done <"$run/users"
-fi
+# Whatever these users still run (guests QEMU kept after its daemon left, a host whose sshd died
+# first): userdel refuses a user with processes.
+for uid in "${uids[@]}"; do
+	for p in $(uid_pids "$uid"); do kill -9 "$p" 2>/dev/null; done
+done
+for uid in "${uids[@]}"; do
+	for ((t = 0; t < 50; t++)); do [[ -z $(uid_pids "$uid") ]] && break; sleep 0.1; done
+done
+for user in "${users[@]}"; do
+	[[ $user =~ ^[a-z]{2,16}[0-9]+$ ]] && userdel "$user" 2>/dev/null
+done
 rm -rf "$run"
 echo "test hosts down"

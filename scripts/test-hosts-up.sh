@@ -6,8 +6,14 @@
 # (unshare -m --propagation private) where RUN/host<i>/store is bind-mounted on /var/lib/vdipool,
 # so each host sees only its own store. RUN is $VP_TEST_HOSTS_DIR (default /tmp/vp-test-hosts);
 # users are $VP_TEST_HOSTS_USER<i> (default vphost<i>: tests running side by side use their own).
-# Writes RUN/known_hosts, RUN/id_ed25519 (the client key) and RUN/hosts ("i user port pid" lines).
-# Only loopback is used. scripts/test-hosts-down.sh stops exactly these sshds and removes the users.
+# Writes RUN/known_hosts, RUN/id_ed25519 (the client key) and RUN/hosts ("i user port pid uri" lines).
+# Each host is also a libvirt host: uri is qemu+libssh2://USER@127.0.0.1:PORT/session?keyfile=
+# RUN/id_ed25519&known_hosts=RUN/known_hosts&sshauth=privkey. libvirt runs virt-ssh-helper through
+# the host's sshd, which autostarts the user's session libvirtd (and virtlogd) in the host's mount
+# namespace: that daemon, and QEMU as the host's user, see only the host's store. Its state lives
+# in the user's HOME (RUN/host<i>/home: .config/libvirt, .cache/libvirt).
+# Only loopback is used. scripts/test-hosts-down.sh stops exactly these sshds, the processes of
+# these users (session daemons, guests) and removes the users.
 set -euo pipefail
 
 n=${1:-}
@@ -27,6 +33,11 @@ if [[ -e $run/hosts ]]; then
 	echo "test-hosts-up: $run/hosts exists: hosts are up already; run scripts/test-hosts-down.sh first" >&2
 	exit 1
 fi
+# libvirt over SSH runs virt-ssh-helper on the host side (the same machine here), which starts
+# the session libvirtd; without them the hosts still serve SSH and SFTP.
+if ! command -v virt-ssh-helper >/dev/null 2>&1 || ! [[ -x /usr/sbin/libvirtd ]]; then
+	echo "test-hosts-up: warning: no virt-ssh-helper or /usr/sbin/libvirtd: the hosts answer SSH only (scripts/libvirt-up.sh installs libvirt)" >&2
+fi
 mkdir -p "$run" /run/sshd "$mnt"
 chmod 0755 "$run"
 [[ -f $run/id_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C vdipool-test-client -f "$run/id_ed25519"
@@ -39,8 +50,15 @@ for ((i = 1; i <= n; i++)); do
 		useradd -M -d "$dir/home" -s /bin/sh "$user"
 		echo "$user" >>"$run/users"
 	fi
-	usermod -p '*' "$user" # no password, but not locked: key auth only
+	# A user left by a killed run keeps its old HOME: libvirt's session daemon lives there.
+	usermod -p '*' -d "$dir/home" "$user" # no password, but not locked: key auth only
 	mkdir -p "$dir/home"
+	# QEMU's monitor socket is HOME/.config/libvirt/qemu/lib/domain-ID-NAME/monitor.sock, NAME cut
+	# to 20 characters: a unix socket path holds 107, so a longer HOME fails every guest start.
+	if ((${#dir} + 5 + 38 + 20 + 13 > 107)); then
+		echo "test-hosts-up: warning: $dir/home is too long for QEMU's monitor socket: guests will not start on host $i (use a shorter VP_TEST_HOSTS_DIR)" >&2
+	fi
+	# The store belongs to the host's user: its QEMU reads bases there and writes deltas.
 	chown "$user:" "$dir/store" "$dir/home"
 	chmod 0755 "$dir" "$dir/store"
 	[[ -f $dir/ssh_host_ed25519_key ]] || ssh-keygen -q -t ed25519 -N '' -C "vp-test-host$i" -f "$dir/ssh_host_ed25519_key"
@@ -78,12 +96,15 @@ CFG
 		sh -c "mount --bind '$dir/store' '$mnt' && exec /usr/sbin/sshd -D -f '$dir/sshd_config' -E '$dir/sshd.log'" \
 		</dev/null >>"$dir/sshd.log" 2>&1 &
 	echo $! >"$dir/pid"
-	echo "$i $user $port $!" >>"$run/hosts"
+	uri="qemu+libssh2://$user@127.0.0.1:$port/session?keyfile=$run/id_ed25519&known_hosts=$run/known_hosts&sshauth=privkey"
+	echo "$i $user $port $! $uri" >>"$run/hosts"
+	# OpenSSH's "[host]:port" form for a port other than 22, plain (not hashed): the form libssh2
+	# (libvirt's libssh2 transport and lib/ssh) reads back.
 	echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$dir/ssh_host_ed25519_key.pub")" >>"$run/known_hosts"
 done
 
 # Wait until every sshd listens (and is still alive).
-while read -r i user port pid; do
+while read -r i user port pid uri; do
 	for ((t = 0; t < 100; t++)); do
 		kill -0 "$pid" 2>/dev/null || { echo "test-hosts-up: sshd of host $i died: $(tail -3 "$run/host$i/sshd.log")" >&2; exit 1; }
 		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -93,7 +114,8 @@ while read -r i user port pid; do
 done <"$run/hosts"
 
 echo "test hosts up (run dir $run):"
-while read -r i user port pid; do
+while read -r i user port pid uri; do
 	echo "  host$i: ssh -i $run/id_ed25519 -o UserKnownHostsFile=$run/known_hosts -p $port $user@127.0.0.1   (sshd pid $pid, store $run/host$i/store on $mnt)"
+	echo "         libvirt: $uri"
 done <"$run/hosts"
 echo "  known_hosts: $run/known_hosts   identity: $run/id_ed25519"

@@ -139,6 +139,11 @@ int spec_fn_abs_path(spec_ctx *c, const spec_node *v, void *dst, const spec_fiel
 int spec_fn_text(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f);
 int spec_fn_uri(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f);
 int spec_fn_user(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f);
+int spec_fn_ssh_host(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f);
+bool spec_ssh_host_valid(const char *s, size_t n);
+/* The host part of a libvirt URI (without user, port, IPv6 brackets) as a pointer into uri and
+ * its length; 0 (and NULL) when the URI names none ("qemu:///system"). */
+size_t spec_uri_host(const char *uri, const char **host);
 int spec_fn_network(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f);
 int spec_fn_pattern(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f);
 int spec_fn_template(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f);

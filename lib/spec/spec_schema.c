@@ -474,6 +474,8 @@ static const spec_field ssh_fields[] = {
 	F("user", spec_fn_user, vp_spec_ssh, user),
 	FNUM("port", spec_fn_uint, vp_spec_ssh, port, 1, 65535),
 	F("known_hosts", spec_fn_abs_path, vp_spec_ssh, known_hosts),
+	F("identity", spec_fn_abs_path, vp_spec_ssh, identity),
+	F("host", spec_fn_ssh_host, vp_spec_ssh, host),
 };
 
 static int fn_ssh(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
@@ -625,6 +627,46 @@ static void inherit_overcommit(vp_spec *s)
 	}
 }
 
+/* Where each host's storage is: a host whose uri names a machine is remote, and bases and deltas
+ * reach it over SSH only, so it needs the ssh mapping (ssh: {} takes every default); ssh.host
+ * defaults to the uri's host, and a local uri has none to give. */
+static int resolve_ssh(spec_ctx *c)
+{
+	vp_spec_host *h = (vp_spec_host *)c->spec->hosts;
+	char path[64], q[SPEC_QUOTE_MAX], q2[SPEC_QUOTE_MAX];
+
+	for (size_t i = 0; i < c->spec->host_count; i++) {
+		const char *uh;
+		size_t n = spec_uri_host(h[i].uri, &uh);
+
+		h[i].remote = n > 0;
+		if (h[i].remote && !h[i].has_ssh) {
+			snprintf(path, sizeof(path), "hosts[%zu].uri", i);
+			return spec_err_path(c, path,
+					     "host %s is remote (%s): its storage is reached over SSH, which needs "
+					     "an 'ssh' mapping (write 'ssh: {}' for the defaults: host from the uri, "
+					     "port 22, keys of ssh-agent)",
+					     spec_quote(q, sizeof(q), h[i].name), spec_quote(q2, sizeof(q2), h[i].uri));
+		}
+		if (!h[i].has_ssh || h[i].ssh.host)
+			continue;
+		snprintf(path, sizeof(path), "hosts[%zu].ssh", i);
+		if (!h[i].remote)
+			return spec_err_path(c, path,
+					     "host %s: 'host' is required: the uri %s names no host to SSH to",
+					     spec_quote(q, sizeof(q), h[i].name), spec_quote(q2, sizeof(q2), h[i].uri));
+		if (!spec_ssh_host_valid(uh, n)) {
+			snprintf(path, sizeof(path), "hosts[%zu].uri", i);
+			return spec_err_path(c, path,
+					     "host %s: the uri's host part is no address to SSH to; set ssh.host",
+					     spec_quote(q, sizeof(q), h[i].name));
+		}
+		if (!(h[i].ssh.host = spec_strndup(&c->in->arena, uh, n)))
+			return VP_ENOMEM;
+	}
+	return 0;
+}
+
 static int finish(spec_ctx *c)
 {
 	vp_spec *s = c->spec;
@@ -646,7 +688,7 @@ static int finish(spec_ctx *c)
 		s->host_count = 1;
 	}
 	inherit_overcommit(s);
-	if ((r = check_names(c)) < 0)
+	if ((r = resolve_ssh(c)) < 0 || (r = check_names(c)) < 0)
 		return r;
 	return spec_resolve_template(c);
 }

@@ -406,6 +406,61 @@ int spec_fn_uri(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 	return 0;
 }
 
+/* A host name or an IP address as ssh takes it: letters, digits, '.', '-', '_' and ':' (IPv6),
+ * not starting with '-' (it lands in argv and known_hosts lookups) nor '.'. */
+bool spec_ssh_host_valid(const char *s, size_t n)
+{
+	if (n == 0 || n > 253 || s[0] == '-' || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr(".-_:", s[i]))
+			return false;
+	return true;
+}
+
+int spec_fn_ssh_host(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
+{
+	char got[SPEC_QUOTE_MAX];
+	const char *s;
+	int r;
+
+	if ((r = spec_scalar(c, v, "a host name or address", &s)) < 0)
+		return r;
+	if (!spec_ssh_host_valid(s, strlen(s)))
+		return spec_err(c, v,
+				"must be a host name or IP address (1-253 of letters, digits, '.', '-', '_' and ':', "
+				"IPv6 without brackets), got %s",
+				spec_quote(got, sizeof(got), s));
+	*(const char **)dst = s;
+	return 0;
+}
+
+/* libvirt URIs are scheme[+transport]://[user@]host[:port]/path[?query]: the host part, IPv6 in
+ * brackets ("[::1]", returned without them). None (length 0) for "qemu:///system". */
+size_t spec_uri_host(const char *uri, const char **host)
+{
+	const char *a = strstr(uri, "://"), *end, *at;
+
+	*host = NULL;
+	if (!a)
+		return 0;
+	a += 3;
+	end = a + strcspn(a, "/?#");
+	for (at = a; at < end; at++)
+		if (*at == '@')
+			a = at + 1;
+	if (a < end && *a == '[') {
+		const char *close = memchr(a, ']', (size_t)(end - a));
+		if (!close)
+			return 0;
+		*host = a + 1;
+		return (size_t)(close - a - 1);
+	}
+	at = memchr(a, ':', (size_t)(end - a));
+	*host = a;
+	return (size_t)((at ? at : end) - a);
+}
+
 int spec_fn_user(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	char got[SPEC_QUOTE_MAX];

@@ -78,7 +78,10 @@ static char *cache_key(vp_virt *v)
 	return key;
 }
 
-static char *cache_path(vp_virt *v)
+/* One file per libvirt URI (two hosts may differ: one has KVM, one has not; the key inside
+ * repeats the URI, so even a hash collision cannot hand one host's outcome to another) and per
+ * probe guest. */
+char *virt_accel_cache_path(const vp_virt *v)
 {
 	return vp_strdup_printf("%s/%016llx-%016llx", cache_dir(v), (unsigned long long)vp_hash_str(v->uri),
 				(unsigned long long)vp_hash_str(v->probe_xml && v->probe_key ? v->probe_key : "bare"));
@@ -87,7 +90,7 @@ static char *cache_path(vp_virt *v)
 /* The cached probe for this key: 1 found (ok and message filled), 0 none. */
 static int cache_read(vp_virt *v, const char *key, bool *ok, char *msg, size_t len)
 {
-	char *path = cache_path(v), *data = NULL, *nl, *nl2;
+	char *path = virt_accel_cache_path(v), *data = NULL, *nl, *nl2;
 	size_t n;
 	int found = 0;
 
@@ -118,7 +121,7 @@ static void cache_write(vp_virt *v, const char *key, bool ok, const char *msg)
 {
 	char *path = NULL, *text = NULL;
 
-	if (!*cache_dir(v) || vp_fs_mkdir_p(cache_dir(v), 0700) < 0 || !(path = cache_path(v)) ||
+	if (!*cache_dir(v) || vp_fs_mkdir_p(cache_dir(v), 0700) < 0 || !(path = virt_accel_cache_path(v)) ||
 	    !(text = vp_strdup_printf("%s\n%s\n%s\n", key, ok ? "kvm ok" : "kvm failed", ok ? "" : msg)))
 		goto out;
 	vp_fs_write_atomic(path, text, strlen(text), 0600);
@@ -130,7 +133,7 @@ out:
 
 static void cache_forget(vp_virt *v)
 {
-	char *path = *cache_dir(v) ? cache_path(v) : NULL;
+	char *path = *cache_dir(v) ? virt_accel_cache_path(v) : NULL;
 
 	if (path)
 		unlink(path);

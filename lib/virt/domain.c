@@ -165,6 +165,8 @@ static xmlNodePtr build_meta(const vp_domain_meta *m)
 	snprintf(idx, sizeof(idx), "%u", m->index);
 	xmlNewProp(root, BAD_CAST "pool", BAD_CAST m->pool);
 	xmlNewProp(root, BAD_CAST "index", BAD_CAST idx);
+	if (m->host && *m->host)
+		xmlNewProp(root, BAD_CAST "host", BAD_CAST m->host);
 	n = xmlNewChild(root, ns, BAD_CAST "base", NULL);
 	set_attr_if(n, "name", m->base_name);
 	set_attr_if(n, "version", m->base_version);
@@ -378,6 +380,10 @@ int vp_domain_meta_parse(vp_domain_meta *m, const char *xml, size_t len)
 	idx = prop_dup(root, "index");
 	m->index = idx ? (unsigned)strtoul(idx, NULL, 10) : 0;
 	free(idx);
+	/* Placement reads it for every clone: never NULL, "" for clones defined before hosts. */
+	m->host = prop_dup(root, "host");
+	if (!m->host)
+		m->host = strdup("");
 	n = child(root, "base");
 	m->base_name = prop_dup(n, "name");
 	m->base_version = prop_dup(n, "version");
@@ -397,6 +403,10 @@ int vp_domain_meta_parse(vp_domain_meta *m, const char *xml, size_t len)
 		vp_domain_meta_release(m);
 		return vp_error_set(VP_ERR_VIRT, VP_EINVAL, "vdipool metadata without a pool");
 	}
+	if (!m->host) {
+		vp_domain_meta_release(m);
+		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	}
 	return 0;
 }
 
@@ -413,5 +423,6 @@ void vp_domain_meta_release(vp_domain_meta *m)
 	free(m->spec_hash);
 	free(m->mac);
 	free(m->tier);
+	free(m->host);
 	memset(m, 0, sizeof(*m));
 }

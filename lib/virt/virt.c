@@ -189,6 +189,58 @@ int vp_virt_lookup(vp_virt *v, const char *name, vp_virt_domain *out)
 	return rc;
 }
 
+/* Whether the domain's vdipool metadata names this pool (the defined state, as fill_domain). */
+static bool of_pool(virDomainPtr dom, const char *pool)
+{
+	char *md = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, VP_METADATA_NS,
+					virDomainIsPersistent(dom) == 1 ? VIR_DOMAIN_AFFECT_CONFIG : 0);
+	vp_domain_meta m;
+	bool ours = false;
+
+	if (md && vp_domain_meta_parse(&m, md, strlen(md)) == 0) {
+		ours = !strcmp(m.pool, pool);
+		vp_domain_meta_release(&m);
+	}
+	free(md);
+	vp_error_clear();
+	return ours;
+}
+
+int vp_virt_node_capacity(vp_virt *v, const char *exclude_pool, vp_virt_capacity *out)
+{
+	virDomainPtr *doms = NULL;
+	virNodeInfo node;
+	int n, rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (virNodeGetInfo(v->conn, &node) < 0)
+		return virt_error("cannot read the node info of", v->uri);
+	out->memory_bytes = (uint64_t)node.memory * 1024;
+	out->cpus = node.cpus;
+	n = virConnectListAllDomains(v->conn, &doms, 0);
+	if (n < 0)
+		return virt_error("cannot list domains on", v->uri);
+	for (int i = 0; i < n; i++) {
+		virDomainInfo info;
+
+		if (rc == 0 && !(exclude_pool && of_pool(doms[i], exclude_pool))) {
+			/* A domain undefined since the listing is gone: nothing to count. */
+			if (virDomainGetInfo(doms[i], &info) == 0) {
+				out->committed_memory_bytes += (uint64_t)info.maxMem * 1024;
+				out->committed_vcpus += info.nrVirtCpu;
+				out->committed_domains++;
+			} else if (virGetLastErrorCode() != VIR_ERR_NO_DOMAIN) {
+				rc = virt_error("cannot read the size of domain", virDomainGetName(doms[i]));
+			}
+		}
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	if (rc < 0)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
 int vp_virt_define(vp_virt *v, const char *xml, bool validate)
 {
 	virDomainPtr dom = virDomainDefineXMLFlags(v->conn, xml, validate ? VIR_DOMAIN_DEFINE_VALIDATE : 0);

@@ -24,4 +24,7 @@ struct vp_virt {
  * the reason in plain words; otherwise rc. */
 int virt_accel_start_failed(vp_virt *v, int rc);
 
+/* The file that caches the KVM probe's outcome for this connection's URI and probe guest. */
+char *virt_accel_cache_path(const vp_virt *v);
+
 #endif

@@ -211,6 +211,7 @@ static void test_metadata_round_trip(void)
 	p.meta.prev_image = "/b/bases/tiny/v0/disk.qcow2";
 	p.meta.mac = "02:11:22:33:44:55";
 	p.meta.tier = "/d";
+	p.meta.host = "hv2";
 	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_format(&xml, &p.meta), 0);
 	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_parse(&m, xml, strlen(xml)), 0);
 	VP_ASSERT_STR_EQ(m.pool, "ci");
@@ -225,6 +226,7 @@ static void test_metadata_round_trip(void)
 	VP_ASSERT_STR_EQ(m.spec_hash, "abc123");
 	VP_ASSERT_STR_EQ(m.mac, "02:11:22:33:44:55");
 	VP_ASSERT_STR_EQ(m.tier, "/d");
+	VP_ASSERT_STR_EQ(m.host, "hv2");
 	vp_domain_meta_release(&m);
 	free(xml);
 	CU_ASSERT_EQUAL(vp_domain_meta_parse(&m, "<clone/>", 8), VP_EINVAL); /* no pool */
@@ -234,9 +236,34 @@ static void test_metadata_round_trip(void)
 	CU_ASSERT_EQUAL(m.index, 3);
 	CU_ASSERT_PTR_NULL(m.mac); /* defined before MACs were recorded */
 	CU_ASSERT_PTR_NULL(m.tier);
+	VP_ASSERT_STR_EQ(m.host, ""); /* defined before clones recorded their host */
 	vp_domain_meta_release(&m);
 	CU_ASSERT_EQUAL(vp_domain_meta_parse(&m, "<x:clone xmlns:x='urn:other'/>", 30), VP_EINVAL);
 	CU_ASSERT_EQUAL(vp_domain_meta_parse(&m, "garbage<", 8), VP_EINVAL);
+}
+
+/* The host a clone was placed on is in the rendered domain, and no host renders no attribute. */
+static void test_metadata_host(void)
+{
+	vp_domain_params p = params();
+	vp_domain_meta m;
+	char *xml = NULL;
+
+	p.meta.host = "hv1";
+	CU_ASSERT_EQUAL_FATAL(vp_domain_render(&xml, tpl_server, &p), 0);
+	ASSERT_XPATH(xml, "string(/domain/metadata/vp:clone/@host)", "hv1");
+	free(xml);
+	p.meta.host = "";
+	CU_ASSERT_EQUAL_FATAL(vp_domain_render(&xml, tpl_server, &p), 0);
+	ASSERT_XPATH(xml, "string(count(/domain/metadata/vp:clone/@host))", "0");
+	free(xml);
+	p.meta.host = NULL;
+	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_format(&xml, &p.meta), 0);
+	CU_ASSERT_PTR_NULL(strstr(xml, "host="));
+	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_parse(&m, xml, strlen(xml)), 0);
+	VP_ASSERT_STR_EQ(m.host, "");
+	vp_domain_meta_release(&m);
+	free(xml);
 }
 
 static CU_TestInfo tests[] = {
@@ -246,6 +273,7 @@ static CU_TestInfo tests[] = {
 	{ "render the desktop template without network or data", test_render_desktop_without_network_or_data },
 	{ "bad templates are refused", test_bad_templates },
 	{ "metadata round trip", test_metadata_round_trip },
+	{ "metadata: the host a clone was placed on", test_metadata_host },
 	CU_TEST_INFO_NULL,
 };
 

@@ -235,6 +235,21 @@ static const bad_case bad_cases[] = {
 	{ BASE "hosts:\n  - name: a\n    ssh:\n      user: -root\n", 0,
 	  "pool.yaml:14:13: hosts[0].ssh.user: must be a user name of 1-32 letters, digits, '.', '_' and '-', not "
 	  "starting with '-', got '-root'" },
+	/* ---- where a host's storage is: SSH for a remote host ---- */
+	{ BASE "hosts:\n  - name: a\n  - name: hv2\n    uri: qemu+ssh://hv2.example.com/system\n", 0,
+	  "pool.yaml:14:10: hosts[1].uri: host 'hv2' is remote ('qemu+ssh://hv2.example.com/system'): its storage "
+	  "is reached over SSH, which needs an 'ssh' mapping (write 'ssh: {}' for the defaults: host from the uri, "
+	  "port 22, keys of ssh-agent)" },
+	{ BASE "hosts:\n  - name: a\n    ssh:\n      port: 2222\n", 0,
+	  "pool.yaml:13:5: hosts[0].ssh: host 'a': 'host' is required: the uri 'qemu:///system' names no host to "
+	  "SSH to" },
+	{ BASE "hosts:\n  - name: a\n    uri: qemu+ssh://h/system\n    ssh:\n      host: -oProxyCommand=x\n", 0,
+	  "pool.yaml:15:13: hosts[0].ssh.host: must be a host name or IP address (1-253 of letters, digits, '.', "
+	  "'-', '_' and ':', IPv6 without brackets), got '-oProxyCommand=x'" },
+	{ BASE "hosts:\n  - name: a\n    uri: qemu+ssh://h/system\n    ssh:\n      identity: id_ed25519\n", 0,
+	  "pool.yaml:15:17: hosts[0].ssh.identity: must be an absolute path, got 'id_ed25519'" },
+	{ BASE "hosts:\n  - name: a\n    uri: qemu+ssh://h%20x/system\n    ssh: {}\n", 0,
+	  "pool.yaml:13:10: hosts[0].uri: host 'a': the uri's host part is no address to SSH to; set ssh.host" },
 	{ BASE "hosts:\n  - name: a\n  - name: b\n    uri: localhost\n", 0,
 	  "pool.yaml:14:10: hosts[1].uri: must be a libvirt uri like 'qemu:///system', got 'localhost'" },
 	{ BASE "hosts:\n  - name: a\n  - name: b\n  - name: a\n", 0,
@@ -743,6 +758,10 @@ static void test_example_office(void)
 	VP_ASSERT_STR_EQ(s->hosts[1].ssh.user, "vdipool");
 	CU_ASSERT_EQUAL(s->hosts[1].ssh.port, 22);
 	VP_ASSERT_STR_EQ(s->hosts[1].ssh.known_hosts, "/etc/vdipool/known_hosts");
+	VP_ASSERT_STR_EQ(s->hosts[1].ssh.identity, "/etc/vdipool/id_ed25519");
+	VP_ASSERT_STR_EQ(s->hosts[1].ssh.host, "hv2.example.com");
+	CU_ASSERT_TRUE(s->hosts[1].remote);
+	CU_ASSERT_FALSE(s->hosts[0].remote);
 	CU_ASSERT_EQUAL(s->hosts[0].max_clones, 200);
 	CU_ASSERT_EQUAL(s->hosts[0].cpu_overcommit_milli, 4000);
 	CU_ASSERT_EQUAL(s->hosts[1].max_clones, VP_SPEC_UNLIMITED);
@@ -787,6 +806,48 @@ static void test_values(void)
 	VP_ASSERT_STR_EQ(s->storage.tiers[0].path, "/srv/x");
 	VP_ASSERT_STR_EQ(s->base.version, "1.10");
 	CU_ASSERT_EQUAL(s->clones.start_index, 0);
+	vp_spec_free(s);
+}
+
+/* Local and remote hosts, and the address storage reaches each at over SSH. */
+static void test_ssh_hosts(void)
+{
+	vp_spec *s = parse_ok(BASE "hosts:\n"
+				   "  - {name: sys, uri: 'qemu:///system'}\n"
+				   "  - {name: ses, uri: 'qemu:///session'}\n"
+				   "  - {name: hv1, uri: 'qemu+ssh://vdipool@hv1.example.com:2222/system', ssh: {}}\n"
+				   "  - name: v6\n"
+				   "    uri: 'qemu+libssh2://u@[fd00::7]:22401/session?keyfile=/k&sshauth=privkey'\n"
+				   "    ssh: {identity: /etc/vdipool/id_ed25519/, port: 22401}\n"
+				   "  - {name: nat, uri: 'qemu+tls://10.0.0.9/system', ssh: {host: gw.example.com}}\n"
+				   "  - {name: lo, uri: 'qemu+unix:///system?socket=/run/x.sock', ssh: {host: 127.0.0.1}}\n");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL_FATAL(s->host_count, 6);
+	CU_ASSERT_FALSE(s->hosts[0].remote);
+	CU_ASSERT_PTR_NULL(s->hosts[0].ssh.host);
+	CU_ASSERT_FALSE(s->hosts[1].remote);
+	CU_ASSERT_PTR_NULL(s->hosts[1].ssh.host);
+	CU_ASSERT_TRUE(s->hosts[2].remote);
+	VP_ASSERT_STR_EQ(s->hosts[2].ssh.host, "hv1.example.com");
+	CU_ASSERT_PTR_NULL(s->hosts[2].ssh.identity); /* ssh-agent */
+	CU_ASSERT_EQUAL(s->hosts[2].ssh.port, 22);
+	CU_ASSERT_TRUE(s->hosts[3].remote);
+	VP_ASSERT_STR_EQ(s->hosts[3].ssh.host, "fd00::7");
+	VP_ASSERT_STR_EQ(s->hosts[3].ssh.identity, "/etc/vdipool/id_ed25519");
+	CU_ASSERT_EQUAL(s->hosts[3].ssh.port, 22401);
+	CU_ASSERT_TRUE(s->hosts[4].remote);
+	VP_ASSERT_STR_EQ(s->hosts[4].ssh.host, "gw.example.com");
+	/* A local libvirt with an SSH address for its storage: said, so taken. */
+	CU_ASSERT_FALSE(s->hosts[5].remote);
+	VP_ASSERT_STR_EQ(s->hosts[5].ssh.host, "127.0.0.1");
+	vp_spec_free(s);
+
+	/* The default host is this machine. */
+	s = parse_ok(BASE);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_FALSE(s->hosts[0].remote);
+	CU_ASSERT_PTR_NULL(s->hosts[0].ssh.host);
 	vp_spec_free(s);
 }
 
@@ -841,7 +902,7 @@ static void test_hash(void)
 	 * never redefines a clone. */
 	hash_of(BASE "domain:\n  vcpus: 2\nplacement: {policy: pack, cpu_overcommit: 16, memory_overcommit: 1.5}\n"
 		     "hosts:\n  - {name: a, max_clones: 0, cpu_overcommit: 2.5, memory_overcommit: 0.5}\n"
-		     "  - {name: b, uri: 'qemu+ssh://b/system'}\n"
+		     "  - {name: b, uri: 'qemu+ssh://b/system', ssh: {identity: /k, host: b.lan}}\n"
 		     "rollout: {canary: 5, canary_pause: 10m}\ndistribution: {max_parallel_hosts: 9}\n", b);
 	VP_ASSERT_STR_EQ(a, b);
 	hash_of(BASE "domain:\n  vcpus: 3\n", b);
@@ -856,7 +917,7 @@ static void test_hash(void)
 
 static void test_locate(void)
 {
-	vp_spec *s = parse_ok(BASE "hosts:\n  - name: a\n  - name: b\n    uri: qemu+ssh://b/system\n");
+	vp_spec *s = parse_ok(BASE "hosts:\n  - name: a\n  - name: b\n    uri: qemu+ssh://b/system\n    ssh: {}\n");
 	vp_spec_loc loc;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -957,6 +1018,7 @@ static CU_TestInfo spec_tests[] = {
 	{ "example ci-runners", test_example_ci_runners },
 	{ "example office-desktops", test_example_office },
 	{ "values and dependent defaults", test_values },
+	{ "ssh hosts: remote, ssh.host, ssh.identity", test_ssh_hosts },
 	{ "clone names", test_clone_names },
 	{ "hash", test_hash },
 	{ "locate and vp_spec_error", test_locate },

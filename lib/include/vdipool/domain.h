@@ -32,6 +32,9 @@ typedef struct vp_domain_meta {
 	char *mac;            /* the MAC the planner gave the clone (kept for life); NULL: not
 			       * recorded (clones defined before: vp_domain_mac_legacy) */
 	char *tier;           /* path of the tier holding its delta; NULL: not recorded */
+	char *host;           /* the spec host (hosts[i].name) the clone was placed on; parsed:
+			       * "" when not recorded (clones defined before); rendering: NULL or
+			       * "" records none */
 } vp_domain_meta;
 
 typedef struct vp_domain_params {

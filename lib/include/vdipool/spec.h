@@ -130,11 +130,18 @@ typedef struct vp_spec_ssh {
 	const char *user;         /* NULL: ssh's default (the current user) */
 	unsigned port;            /* 1..65535, default 22 */
 	const char *known_hosts;  /* absolute path; NULL: ~/.ssh/known_hosts */
+	const char *identity;     /* absolute path of a private key; NULL: keys of ssh-agent */
+	const char *host;         /* the address storage reaches over SSH, resolved: ssh.host as
+				   * written, else the host part of the uri; NULL for a local host
+				   * without an ssh mapping */
 } vp_spec_ssh;
 
 typedef struct vp_spec_host {
 	const char *name;         /* object name, unique in the spec */
 	const char *uri;          /* libvirt URI, default "qemu:///system" */
+	bool remote;              /* the uri names a host ("qemu+ssh://h/system"): its storage is
+				   * reached over SSH (has_ssh is then always true); false for
+				   * "qemu:///system", "qemu:///session": this machine */
 	bool has_ssh;             /* an ssh mapping was given */
 	vp_spec_ssh ssh;
 	unsigned max_clones;      /* this pool's clones the host may hold, 0..10000; 0: no new ones

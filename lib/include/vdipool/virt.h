@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vdipool/accel.h"
 #include "vdipool/common.h"
@@ -30,6 +31,15 @@ typedef struct vp_virt_domain {
 	bool has_meta;
 	vp_domain_meta meta; /* valid when has_meta */
 } vp_virt_domain;
+
+/* What a host has and what others' domains already hold of it, for placement. */
+typedef struct vp_virt_capacity {
+	uint64_t memory_bytes;            /* the host's physical memory (virNodeGetInfo) */
+	unsigned cpus;                    /* its active CPUs */
+	uint64_t committed_memory_bytes;  /* the maximum memory of the domains counted */
+	unsigned committed_vcpus;         /* their vCPUs */
+	unsigned committed_domains;       /* how many were counted */
+} vp_virt_capacity;
 
 /* Connects to a libvirt URI ("qemu:///system"). The connection may be used
  * from several threads at once. */
@@ -66,6 +76,13 @@ VP_API void vp_virt_domains_free(vp_virt_domain *doms, size_t count);
 /* One domain by name; VP_ENOENT when there is none. */
 VP_API int vp_virt_lookup(vp_virt *v, const char *name, vp_virt_domain *out);
 VP_API void vp_virt_domain_release(vp_virt_domain *d);
+
+/* The host's memory and CPUs, and what every domain on it (persistent or
+ * running, running or not: a defined domain may start) commits, except the
+ * domains whose vdipool metadata names exclude_pool (the pool being placed
+ * counts its own clones itself); NULL counts them all. Domains without
+ * vdipool metadata always count. */
+VP_API int vp_virt_node_capacity(vp_virt *v, const char *exclude_pool, vp_virt_capacity *out);
 
 /* Defines (or redefines) a domain. validate: check the XML against
  * libvirt's schema first (about 6 ms a domain: worth it once per shape of

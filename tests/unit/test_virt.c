@@ -1,0 +1,122 @@
+/* test_virt.c: vp_virt against libvirt's in-process test driver (test:///default): node capacity and what other pools' domains commit. */
+#include <string.h>
+
+#include "vdipool/domain.h"
+#include "vdipool/error.h"
+#include "vdipool/virt.h"
+#include "virt/virt_int.h"
+#include "vp_test.h"
+
+#define KiB 1024ull
+#define MiB (1024ull * KiB)
+
+/* A domain of the test driver with vdipool metadata of pool (NULL: none). */
+static void define(vp_virt *v, const char *name, const char *pool, unsigned mib, unsigned vcpus)
+{
+	vp_domain_meta m = { .pool = (char *)pool, .index = 1, .delta_path = (char *)"/d/x.qcow2",
+			     .host = (char *)"hv1" };
+	char *md = NULL, xml[4096];
+
+	if (pool)
+		CU_ASSERT_EQUAL_FATAL(vp_domain_meta_format(&md, &m), 0);
+	snprintf(xml, sizeof(xml),
+		 "<domain type='test'><name>%s</name><memory unit='MiB'>%u</memory><vcpu>%u</vcpu>"
+		 "<os><type>hvm</type></os><metadata>%s</metadata></domain>",
+		 name, mib, vcpus, md ? md : "");
+	free(md);
+	if (vp_virt_define(v, xml, false) < 0)
+		fprintf(stderr, "\n  %s\n", vp_error_last()->message);
+}
+
+static void test_node_capacity(void)
+{
+	vp_virt *v = NULL;
+	vp_virt_capacity c;
+
+	CU_ASSERT_EQUAL_FATAL(vp_virt_open(&v, "test:///default"), 0);
+	/* The driver's node: 16 CPUs, 3 GiB; its one domain 'test' (running, no metadata of
+	 * ours): 8 GiB, 2 vCPUs. */
+	CU_ASSERT_EQUAL_FATAL(vp_virt_node_capacity(v, NULL, &c), 0);
+	CU_ASSERT_EQUAL(c.cpus, 16);
+	CU_ASSERT_EQUAL(c.memory_bytes, 3072 * MiB);
+	CU_ASSERT_EQUAL(c.committed_domains, 1);
+	CU_ASSERT_EQUAL(c.committed_memory_bytes, 8192 * MiB);
+	CU_ASSERT_EQUAL(c.committed_vcpus, 2);
+
+	define(v, "a-1", "a", 1024, 2);
+	define(v, "a-2", "a", 1024, 2);
+	define(v, "b-1", "b", 512, 1);
+	define(v, "plain", NULL, 256, 4);
+	/* Defined and shut off still commit: they may start. */
+	CU_ASSERT_EQUAL_FATAL(vp_virt_node_capacity(v, NULL, &c), 0);
+	CU_ASSERT_EQUAL(c.committed_domains, 5);
+	CU_ASSERT_EQUAL(c.committed_memory_bytes, (8192 + 2048 + 512 + 256) * MiB);
+	CU_ASSERT_EQUAL(c.committed_vcpus, 2 + 4 + 1 + 4);
+	/* Pool a counts its own clones itself. */
+	CU_ASSERT_EQUAL_FATAL(vp_virt_node_capacity(v, "a", &c), 0);
+	CU_ASSERT_EQUAL(c.committed_domains, 3);
+	CU_ASSERT_EQUAL(c.committed_memory_bytes, (8192 + 512 + 256) * MiB);
+	CU_ASSERT_EQUAL(c.committed_vcpus, 2 + 1 + 4);
+	CU_ASSERT_EQUAL(c.cpus, 16);
+	/* A pool with no domain here excludes nothing. */
+	CU_ASSERT_EQUAL_FATAL(vp_virt_node_capacity(v, "zz", &c), 0);
+	CU_ASSERT_EQUAL(c.committed_domains, 5);
+	vp_virt_free(v);
+}
+
+/* The metadata written by vp_domain_meta_format reads back through libvirt with its host. */
+static void test_list_meta_host(void)
+{
+	vp_virt *v = NULL;
+	vp_virt_domain d;
+
+	CU_ASSERT_EQUAL_FATAL(vp_virt_open(&v, "test:///default"), 0);
+	define(v, "h-1", "h", 128, 1);
+	CU_ASSERT_EQUAL_FATAL(vp_virt_lookup(v, "h-1", &d), 0);
+	CU_ASSERT_TRUE_FATAL(d.has_meta);
+	VP_ASSERT_STR_EQ(d.meta.pool, "h");
+	VP_ASSERT_STR_EQ(d.meta.host, "hv1");
+	vp_virt_domain_release(&d);
+	vp_virt_free(v);
+}
+
+/* Two hosts may differ (one has KVM, one has not): the probe's cache is one file per URI. */
+static void test_accel_cache_per_uri(void)
+{
+	vp_virt a = { .uri = (char *)"qemu+libssh2://vphost1@127.0.0.1:22201/session",
+		      .accel_cache_dir = (char *)"/c" };
+	vp_virt b = a, c = a;
+	char *pa, *pb, *pc;
+
+	b.uri = (char *)"qemu+libssh2://vphost2@127.0.0.1:22202/session";
+	c.probe_xml = (char *)"<domain/>";
+	c.probe_key = (char *)"spec-hash";
+	pa = virt_accel_cache_path(&a);
+	pb = virt_accel_cache_path(&b);
+	pc = virt_accel_cache_path(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pa);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pc);
+	CU_ASSERT_EQUAL(strncmp(pa, "/c/", 3), 0);
+	CU_ASSERT_STRING_NOT_EQUAL(pa, pb);
+	CU_ASSERT_STRING_NOT_EQUAL(pa, pc);
+	/* Same host: same file name prefix (the URI's part). */
+	CU_ASSERT_EQUAL(strncmp(pa, pc, strlen("/c/") + 16), 0);
+	free(pa);
+	free(pb);
+	free(pc);
+}
+
+static CU_TestInfo tests[] = {
+	{ "node capacity and what other pools commit", test_node_capacity },
+	{ "metadata host through libvirt", test_list_meta_host },
+	{ "KVM probe cache: one file per URI", test_accel_cache_per_uri },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "virt", NULL, NULL, NULL, NULL, tests },
+	CU_SUITE_INFO_NULL,
+};
+
+VP_TEST_MAIN(suites)
