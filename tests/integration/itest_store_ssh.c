@@ -243,8 +243,14 @@ static void test_bases(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "vpstier1@127.0.0.1:"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, RROOT "/bases/itb/9"));
 	/* Bases are imported on the controller and pushed. */
-	CU_ASSERT_EQUAL(vp_store_import(s, "itb", "7", "/dev/null", NULL, NULL), VP_ENOTSUP);
-	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "push"));
+	{
+		char img[300];
+		snprintf(img, sizeof(img), "%s/img1.raw", run);
+		CU_ASSERT_EQUAL(vp_store_import(s, "itb", "7", img, NULL, NULL), VP_ENOTSUP);
+		if (!strstr(vp_error_last()->message, "push"))
+			fprintf(stderr, "\n  import: %s\n", vp_error_last()->message);
+		CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "push"));
+	}
 	vp_store_free(s);
 	/* Host 2 has only version 1. */
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s = open_host(2));
@@ -353,14 +359,35 @@ static void test_deltas(void)
 	ops->close(h);
 }
 
+static void count_progress(void *ctx, const char *phase, uint64_t done, uint64_t total)
+{
+	(void)phase, (void)done, (void)total;
+	(*(int *)ctx)++;
+}
+
 static void test_hash_and_tamper(void)
 {
+	const vp_plugin *p;
+	vp_store_tier b = tier(1, "base", RROOT);
 	vp_store *s;
-	char path[300];
+	char path[300], hex[65] = "";
+	void *h = NULL;
+	int calls = 0;
 
 	NEED_HOST();
+	/* The op itself: the host's sha256 of the image is the manifest's. */
+	CU_ASSERT_EQUAL_FATAL(vp_plugin_find(&p, "ssh"), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(vp_plugin_get_ops(p)->base_hash);
+	CU_ASSERT_EQUAL_FATAL(vp_plugin_get_ops(p)->open(&b.config, &h), 0);
+	CU_ASSERT_EQUAL(vp_plugin_get_ops(p)->base_hash(h, "itb", "1", hex), 0);
+	VP_ASSERT_STR_EQ(hex, sha[1]);
+	vp_plugin_get_ops(p)->close(h);
+
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s = open_host(1));
-	CU_ASSERT_EQUAL(vp_store_verify(s, "itb@1", NULL, NULL), 0);
+	/* One progress report: verify asked the host for the hash instead of reading
+	 * the image through base_read (a report per 4 MiB chunk; this image is larger). */
+	CU_ASSERT_EQUAL(vp_store_verify(s, "itb@1", count_progress, &calls), 0);
+	CU_ASSERT_EQUAL(calls, 1);
 	CU_ASSERT_EQUAL(vp_store_verify(s, "itb@2", NULL, NULL), 0);
 	/* One byte changed on the host (through its store directory): verify fails. */
 	snprintf(path, sizeof(path), "%s/host1/store/bases/itb/2/disk.qcow2", run);
