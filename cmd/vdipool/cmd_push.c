@@ -1,7 +1,6 @@
 /* cmd_push.c: `vdipool base push NAME@V --to USER@HOST[:PORT]`: a base version into a host's store over SSH. */
 #include <errno.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,145 +139,17 @@ static void show_bar(void *ctx, uint64_t done, uint64_t total)
 		fputc('\n', stderr);
 }
 
-/* The version on the host: 1 "already there", 0 absent, <0 refused (another hash, or junk). */
-static int remote_version(vp_ssh *s, const char *dir, const vp_base_info *b)
-{
-	vp_base_info rb;
-	vp_ssh_stat st;
-	char *path = vp_strdup_printf("%s/manifest", dir), *text = NULL;
-	int rc;
-
-	if (!path)
-		return VP_ENOMEM;
-	rc = vp_ssh_stat_path(s, dir, &st);
-	if (rc == VP_ENOENT) {
-		rc = 0;
-		goto out;
-	}
-	if (rc < 0)
-		goto out;
-	rc = vp_ssh_read_file(s, path, 1 << 20, &text, NULL);
-	if (rc == 0)
-		rc = vp_store_manifest_parse(&rb, text, path);
-	if (rc < 0) {
-		rc = vp_error_set(VP_ERR_SSH, VP_ECONFLICT, "'%s' exists on '%s' but holds no readable "
-				  "manifest (%s); it is not a complete version: remove it there first",
-				  dir, vp_ssh_label(s), vp_error_last()->message);
-		goto out;
-	}
-	if (strcmp(rb.sha256, b->sha256)) {
-		rc = vp_error_set(VP_ERR_SSH, VP_EEXIST, "base %s@%s on '%s' has other content (sha256 "
-				  "%s there, %s here); refusing to overwrite it: use a new version",
-				  b->name, b->version, vp_ssh_label(s), rb.sha256, b->sha256);
-		goto out;
-	}
-	rc = 1;
-out:
-	free(path);
-	free(text);
-	return rc;
-}
-
-/* A staging directory an interrupted push left behind is taken over (renamed to
- * ours), so its partial image is resumed; otherwise a new one is made. */
-static int claim_staging(vp_ssh *s, const char *bases, const char *prefix, const char *staging)
-{
-	char **names = NULL;
-	size_t n = 0;
-	int rc = vp_ssh_mkdir_p(s, bases, 0755);
-
-	if (rc == 0)
-		rc = vp_ssh_list_dir(s, bases, &names, &n);
-	for (size_t i = 0; i < n; i++) {
-		if (rc == 0 && !strncmp(names[i], prefix, strlen(prefix)) &&
-		    strspn(names[i] + strlen(prefix), "0123456789") == strlen(names[i] + strlen(prefix))) {
-			char *old = vp_strdup_printf("%s/%s", bases, names[i]);
-
-			if (old && vp_ssh_rename(s, old, staging) == 0)
-				rc = 1;
-			vp_error_clear();
-			free(old);
-		}
-		free(names[i]);
-	}
-	free(names);
-	if (rc == 0)
-		rc = vp_ssh_mkdir_p(s, staging, 0755);
-	return rc < 0 ? rc : 0;
-}
-
 struct job {
 	cli *c;
 	vp_ssh *s;
 	const vp_base_info *b;
-	const struct push_opts *o;
-	const char *image;    /* local image */
-	char *staging, *final_dir, *bases_name;
-	vp_ssh_push_result res;
+	vp_store_push_result res;
 };
-
-static int push_version(struct job *j)
-{
-	char *img = vp_strdup(j->image), *mdir = vp_strdup(j->image);
-	char *rimg = NULL, *manifest = NULL, *rman = NULL, *lman = NULL;
-	struct bar bar = { .c = j->c, .last_pct = -1 };
-	vp_ssh_push_opts po = { .sha256 = j->b->sha256, .window = (size_t)j->o->window };
-	size_t mlen = 0;
-	vp_ssh_stat st;
-	int rc = VP_ENOMEM;
-
-	if (!img || !mdir)
-		goto out;
-	rimg = vp_strdup_printf("%s/%s", j->staging, basename(img));
-	rman = vp_strdup_printf("%s/manifest", j->staging);
-	lman = vp_strdup_printf("%s/manifest", dirname(mdir));
-	if (!rimg || !rman || !lman)
-		goto out;
-	if ((rc = vp_fs_read_all(lman, 1 << 20, &manifest, &mlen)) < 0)
-		goto out;
-	if (j->c->interactive && !j->c->quiet) {
-		po.progress = show_bar;
-		po.progress_ctx = &bar;
-	}
-	if (vp_ssh_stat_path(j->s, rimg, &st) == 0) {
-		/* An earlier push got as far as the checked image: check it again. */
-		if ((rc = vp_ssh_sha256(j->s, rimg, j->res.sha256)) < 0)
-			goto out;
-		if (strcmp(j->res.sha256, j->b->sha256)) {
-			vp_ssh_unlink(j->s, rimg);
-			rc = vp_error_set(VP_ERR_SSH, VP_EIO, "'%s' on '%s' is damaged (sha256 %s, "
-					  "expected %s); deleted it, push again", rimg,
-					  vp_ssh_label(j->s), j->res.sha256, j->b->sha256);
-			goto out;
-		}
-		j->res.resumed = j->res.data = j->b->allocated;
-	} else {
-		vp_error_clear();
-		if ((rc = vp_ssh_push_file(j->s, j->image, rimg, &po, &j->res)) < 0)
-			goto out;
-	}
-	/* The manifest last: a directory with a manifest is a complete version. */
-	vp_ssh_unlink(j->s, rman); /* one left read-only by a push cut after it */
-	if ((rc = vp_ssh_write_file(j->s, rman, manifest, mlen, 0444)) < 0 ||
-	    (rc = vp_ssh_mkdir_p(j->s, j->bases_name, 0755)) < 0)
-		goto out;
-	rc = vp_ssh_rename(j->s, j->staging, j->final_dir);
-out:
-	if (rc == VP_ENOMEM && !vp_error_last()->message[0])
-		vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
-	free(img);
-	free(mdir);
-	free(rimg);
-	free(rman);
-	free(lman);
-	free(manifest);
-	return rc;
-}
 
 static void print_result(struct job *j, const char *label)
 {
 	char sent[32], data[32], wire[32], vsize[32], resumed[32];
-	const vp_ssh_push_result *r = &j->res;
+	const vp_ssh_push_result *r = &j->res.xfer;
 	uint64_t wire_total;
 
 	vp_ssh_wire_bytes(j->s, &wire_total, NULL);
@@ -304,50 +175,52 @@ static void print_result(struct job *j, const char *label)
 	       vp_ssh_compressed(j->s) ? " (zlib)" : "", r->seconds, r->hash_seconds, j->b->sha256);
 }
 
-static int run_push(cli *c, const struct push_opts *o, const vp_ssh_opts *so, const vp_base_info *b)
+static void print_already(struct job *j)
+{
+	const vp_base_info *b = j->b;
+
+	if (j->c->output == CLI_OUT_JSON)
+		printf("{\"name\":\"%s\",\"version\":\"%s\",\"host\":\"%s\",\"pushed\":false,"
+		       "\"sha256\":\"%s\"}\n", b->name, b->version, vp_ssh_label(j->s), b->sha256);
+	else
+		printf("%s@%s is already there on %s (same sha256 %.12s); nothing to do\n",
+		       b->name, b->version, vp_ssh_label(j->s), b->sha256);
+}
+
+/* The protocol itself is the library's (vp_store_push); this connects and reports. */
+static int run_push(cli *c, const struct push_opts *o, const vp_ssh_opts *so, vp_store *s,
+		    const vp_base_info *b)
 {
 	const char *rroot = o->remote_root ? o->remote_root : "/var/lib/vdipool";
-	struct job j = { .c = c, .b = b, .o = o, .image = b->location };
+	struct job j = { .c = c, .b = b };
+	struct bar bar = { .c = c, .last_pct = -1 };
+	vp_store_push_opts po = { .window = (size_t)o->window };
 	char *bases = vp_strdup_printf("%s/bases", rroot);
-	char *prefix = vp_strdup_printf(".push-%s-%s-", b->name, b->version);
+	char *ref = vp_strdup_printf("%s@%s", b->name, b->version);
 	int rc;
 
-	j.staging = vp_strdup_printf("%s/bases/%s%ld", rroot, prefix ? prefix : "", (long)getpid());
-	j.bases_name = vp_strdup_printf("%s/bases/%s", rroot, b->name);
-	j.final_dir = vp_strdup_printf("%s/bases/%s/%s", rroot, b->name, b->version);
-	if (!bases || !prefix || !j.staging || !j.bases_name || !j.final_dir) {
+	if (!bases || !ref) {
 		rc = cli_fail(c, VP_ENOMEM);
 		goto out;
 	}
-	if ((rc = vp_ssh_connect(&j.s, so)) < 0) {
+	if (c->interactive && !c->quiet) {
+		po.progress = show_bar;
+		po.progress_ctx = &bar;
+	}
+	if ((rc = vp_ssh_connect(&j.s, so)) < 0 ||
+	    (rc = vp_store_push(s, ref, j.s, bases, &po, &j.res)) < 0) {
 		rc = cli_fail(c, rc);
 		goto out;
 	}
-	rc = remote_version(j.s, j.final_dir, b);
-	if (rc == 1) {
-		if (c->output == CLI_OUT_JSON)
-			printf("{\"name\":\"%s\",\"version\":\"%s\",\"host\":\"%s\",\"pushed\":false,"
-			       "\"sha256\":\"%s\"}\n", b->name, b->version, vp_ssh_label(j.s), b->sha256);
-		else
-			printf("%s@%s is already there on %s (same sha256 %.12s); nothing to do\n",
-			       b->name, b->version, vp_ssh_label(j.s), b->sha256);
-		rc = VP_EXIT_OK;
-		goto out;
-	}
-	if (rc < 0 || (rc = claim_staging(j.s, bases, prefix, j.staging)) < 0 ||
-	    (rc = push_version(&j)) < 0) {
-		rc = cli_fail(c, rc);
-		goto out;
-	}
-	print_result(&j, vp_ssh_label(j.s));
+	if (j.res.already)
+		print_already(&j);
+	else
+		print_result(&j, vp_ssh_label(j.s));
 	rc = VP_EXIT_OK;
 out:
 	vp_ssh_free(j.s);
 	free(bases);
-	free(prefix);
-	free(j.staging);
-	free(j.bases_name);
-	free(j.final_dir);
+	free(ref);
 	return rc;
 }
 
@@ -390,8 +263,7 @@ int cmd_push(cli *c, int argc, char **argv)
 	if ((rc = vp_store_open_root(&s, c->root)) < 0)
 		return cli_fail(c, rc);
 	rc = vp_store_stat(s, argv[idx], &b);
+	rc = rc < 0 ? cli_fail(c, rc) : run_push(c, &o, &so, s, &b);
 	vp_store_free(s);
-	if (rc < 0)
-		return cli_fail(c, rc);
-	return run_push(c, &o, &so, &b);
+	return rc;
 }

@@ -491,3 +491,83 @@ out:
 	free(bcopy);
 	return rc;
 }
+
+/* ---- uploading a sparse file --------------------------------------------------------- */
+
+/* Writes [off, off+len) of fd at the same offset of h, window bytes per call. */
+static int upload_range(vp_ssh *s, LIBSSH2_SFTP_HANDLE *h, int fd, char *buf, size_t window,
+			uint64_t off, uint64_t len, const char *local, const char *remote)
+{
+	libssh2_sftp_seek64(h, off);
+	while (len > 0) {
+		size_t n = len < window ? (size_t)len : window, left = n;
+		const char *q = buf;
+
+		if (vp_fs_pread_all(fd, buf, n, off, local) < 0)
+			return VP_EIO;
+		while (left > 0) {
+			ssize_t w = libssh2_sftp_write(h, q, left);
+
+			if (w < 0)
+				return vp_ssh_sftp_fail(s, "cannot write '%s' at offset %" PRIu64, remote, off);
+			q += w;
+			left -= (size_t)w;
+		}
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int upload_extents(vp_ssh *s, LIBSSH2_SFTP_HANDLE *h, int fd, size_t window,
+			  const char *local, const char *remote)
+{
+	vp_extents e;
+	char *buf = NULL;
+	int rc;
+
+	if ((rc = vp_extents_read(&e, fd, local)) < 0)
+		return rc;
+	if (e.data && !(buf = malloc(window)))
+		rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	for (size_t i = 0; rc == 0 && i < e.n; i++)
+		rc = upload_range(s, h, fd, buf, window, e.v[i].off, e.v[i].len, local, remote);
+	if (rc == 0) {
+		LIBSSH2_SFTP_ATTRIBUTES a = { .flags = LIBSSH2_SFTP_ATTR_SIZE, .filesize = e.size };
+
+		/* Trailing holes are not written: the size makes them (ftruncate on the host). */
+		if (libssh2_sftp_fsetstat(h, &a) < 0)
+			rc = vp_ssh_sftp_fail(s, "cannot set the size of '%s'", remote);
+	}
+	if (rc == 0 && libssh2_sftp_fsync(h) < 0)
+		rc = vp_ssh_sftp_fail(s, "cannot flush '%s'", remote);
+	free(buf);
+	vp_extents_release(&e);
+	return rc;
+}
+
+int vp_ssh_upload_sparse(vp_ssh *s, const char *local, const char *remote, unsigned mode,
+			 size_t window)
+{
+	LIBSSH2_SFTP *sftp = vp_ssh_sftp(s);
+	LIBSSH2_SFTP_HANDLE *h;
+	int fd, rc;
+
+	if (!sftp)
+		return VP_EIO;
+	fd = open(local, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vp_error_set_os(errno, "cannot open '%s'", local);
+	h = libssh2_sftp_open_ex(sftp, remote, (unsigned)strlen(remote),
+				 LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC, (long)mode,
+				 LIBSSH2_SFTP_OPENFILE);
+	if (!h) {
+		close(fd);
+		return vp_ssh_sftp_fail(s, "cannot create '%s'", remote);
+	}
+	rc = upload_extents(s, h, fd, window ? window : DEFAULT_WINDOW, local, remote);
+	if (libssh2_sftp_close_handle(h) < 0 && rc == 0)
+		rc = vp_ssh_sftp_fail(s, "cannot close '%s'", remote);
+	close(fd);
+	return rc;
+}

@@ -64,6 +64,7 @@ int vp_ssh_stat_path(vp_ssh *s, const char *path, vp_ssh_stat *out)
 		return vp_ssh_sftp_fail(s, "cannot stat '%s'", path);
 	out->size = a.filesize;
 	out->mode = (unsigned)a.permissions;
+	out->mtime = (a.flags & LIBSSH2_SFTP_ATTR_ACMODTIME) ? (int64_t)a.mtime : 0;
 	return 0;
 }
 
@@ -199,6 +200,23 @@ int vp_ssh_list_dir(vp_ssh *s, const char *dir, char ***out, size_t *n)
 	return 0;
 }
 
+int vp_ssh_rmdir(vp_ssh *s, const char *dir)
+{
+	LIBSSH2_SFTP *sftp = vp_ssh_sftp(s);
+	int rc;
+
+	if (!sftp)
+		return VP_EIO;
+	if (libssh2_sftp_rmdir_ex(sftp, dir, (unsigned)strlen(dir)) == 0)
+		return 0;
+	rc = vp_ssh_sftp_fail(s, "cannot remove directory '%s'", dir);
+	if (rc == VP_ENOENT) {
+		vp_error_clear();
+		return 0;
+	}
+	return rc;
+}
+
 int vp_ssh_rmdir_files(vp_ssh *s, const char *dir)
 {
 	char **names = NULL;
@@ -296,4 +314,76 @@ int vp_ssh_write_file(vp_ssh *s, const char *path, const void *data, size_t len,
 	if (libssh2_sftp_close_handle(h) < 0 && rc == 0)
 		rc = vp_ssh_sftp_fail(s, "cannot close '%s'", path);
 	return rc;
+}
+
+/* ---- reading at offsets ------------------------------------------------------------ */
+
+struct vp_ssh_file {
+	vp_ssh *s;
+	LIBSSH2_SFTP_HANDLE *h;
+	char *path;
+};
+
+int vp_ssh_file_open(vp_ssh *s, const char *path, vp_ssh_file **out, uint64_t *size)
+{
+	LIBSSH2_SFTP *sftp = vp_ssh_sftp(s);
+	LIBSSH2_SFTP_ATTRIBUTES a;
+	vp_ssh_file *f;
+
+	*out = NULL;
+	if (!sftp)
+		return VP_EIO;
+	if (!(f = calloc(1, sizeof(*f))) || !(f->path = vp_strdup(path))) {
+		free(f);
+		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	}
+	f->s = s;
+	f->h = libssh2_sftp_open_ex(sftp, path, (unsigned)strlen(path), LIBSSH2_FXF_READ, 0,
+				    LIBSSH2_SFTP_OPENFILE);
+	if (!f->h) {
+		int rc = vp_ssh_sftp_fail(s, "cannot open '%s'", path);
+		vp_ssh_file_close(f);
+		return rc;
+	}
+	if (size) {
+		if (libssh2_sftp_fstat_ex(f->h, &a, 0) < 0) {
+			int rc = vp_ssh_sftp_fail(s, "cannot stat '%s'", path);
+			vp_ssh_file_close(f);
+			return rc;
+		}
+		*size = a.filesize;
+	}
+	*out = f;
+	return 0;
+}
+
+int vp_ssh_file_pread(vp_ssh_file *f, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+
+	libssh2_sftp_seek64(f->h, off);
+	while (len > 0) {
+		ssize_t n = libssh2_sftp_read(f->h, p, len);
+
+		if (n < 0)
+			return vp_ssh_sftp_fail(f->s, "cannot read '%s' at offset %llu", f->path,
+						(unsigned long long)off);
+		if (n == 0)
+			return vp_error_set(VP_ERR_SSH, VP_EIO, "cannot read '%s' on '%s': it ends "
+					    "before offset %llu", f->path, f->s->label,
+					    (unsigned long long)(off + (uint64_t)(p - (char *)buf) + len));
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+void vp_ssh_file_close(vp_ssh_file *f)
+{
+	if (!f)
+		return;
+	if (f->h)
+		libssh2_sftp_close_handle(f->h);
+	free(f->path);
+	free(f);
 }

@@ -25,8 +25,18 @@ struct vp_plugin {
 	int slot;           /* serialised: index + 1 of its open trampoline; 0 none */
 };
 
-/* The built-in dir backend (lib/store/store_builtin_dir.c). */
+/* The built-in backends: dir (lib/store/store_builtin_dir.c) and ssh
+ * (lib/store/store_builtin_ssh.c). */
 const vp_plugin_ops *vp_builtin_dir_init(void);
+const vp_plugin_ops *vp_builtin_ssh_init(void);
+
+static const struct {
+	const char *name;
+	const vp_plugin_ops *(*init)(void);
+} builtins[] = {
+	{ "dir", vp_builtin_dir_init },
+	{ "ssh", vp_builtin_ssh_init },
+};
 
 /* ---- the host table ------------------------------------------------------- */
 
@@ -244,6 +254,7 @@ static int ser_rebase(void *tier, const char *p, const char *c, const char *l, c
 static int ser_flatten(void *tier, const char *p, const char *c) { SER_CALL(tier, delta_flatten(H, p, c)); }
 static int ser_children(void *tier, const char *n, const char *v, vp_plugin_list_fn fn, void *c) { SER_CALL(tier, base_children(H, n, v, fn, c)); }
 static int ser_sweep(void *tier) { SER_CALL(tier, sweep(H)); }
+static int ser_hash(void *tier, const char *n, const char *v, char hex[65]) { SER_CALL(tier, base_hash(H, n, v, hex)); }
 
 #undef H
 #undef SER_CALL
@@ -324,6 +335,7 @@ static int serialise(vp_plugin *p)
 	p->ops.delta_flatten = ser_flatten;
 	p->ops.base_children = r->base_children ? ser_children : NULL;
 	p->ops.sweep = r->sweep ? ser_sweep : NULL;
+	p->ops.base_hash = r->base_hash ? ser_hash : NULL;
 	return 0;
 }
 
@@ -629,17 +641,18 @@ int vp_plugin_set_search_path(const char *path)
 	return rc;
 }
 
-static int add_builtins(void)
+/* Registers one built-in unless a usable plugin file of that name came first. */
+static int add_builtin(size_t i)
 {
 	vp_plugin *p;
 	int rc;
 
-	if (reg_entry("dir") && !reg_entry("dir")->error)
+	if (reg_entry(builtins[i].name) && !reg_entry(builtins[i].name)->error)
 		return 0;
 	p = plugin_alloc("(built-in)");
 	if (!p)
 		return VP_ENOMEM;
-	rc = adopt_ops(p, vp_builtin_dir_init());
+	rc = adopt_ops(p, builtins[i].init());
 	if (rc == 0)
 		rc = call_load(p);
 	if (rc == 0 && !(p->name = vp_strdup(p->ops.name)))
@@ -649,6 +662,23 @@ static int add_builtins(void)
 		return rc;
 	}
 	return reg_add(p);
+}
+
+static int add_builtins(void)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < VP_ARRAY_SIZE(builtins) && rc == 0; i++)
+		rc = add_builtin(i);
+	return rc;
+}
+
+static bool is_builtin(const char *name)
+{
+	for (size_t i = 0; i < VP_ARRAY_SIZE(builtins); i++)
+		if (!strcmp(builtins[i].name, name))
+			return true;
+	return false;
 }
 
 static int scan_locked(void)
@@ -696,8 +726,8 @@ static int find_locked(const char *name, const vp_plugin **out)
 		if (rc < 0)
 			return rc;
 	}
-	/* A bare directory always works: the built-in dir when no usable file. */
-	if ((!p || p->error) && !strcmp(name, "dir")) {
+	/* A bare directory always works: the built-in dir (or ssh) when no usable file. */
+	if ((!p || p->error) && is_builtin(name)) {
 		if ((rc = add_builtins()) < 0)
 			return rc;
 		p = reg_entry(name);

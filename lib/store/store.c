@@ -31,7 +31,10 @@ static int open_tier(store_tier *t, const vp_store_tier *cfg)
 	t->ops = vp_plugin_get_ops(p);
 	snprintf(t->name, sizeof(t->name), "%s", cfg->config.tier ? cfg->config.tier : "default");
 	t->path[0] = '\0';
-	if (cfg->config.path && cfg->config.path[0] == '/' && !realpath(cfg->config.path, t->path))
+	/* Only a local directory can be made canonical here; other backends'
+	 * paths (a directory on another host, a RADOS pool) stay as given. */
+	if (cfg->config.path && cfg->config.path[0] == '/' &&
+	    (strcmp(cfg->driver, "dir") || !realpath(cfg->config.path, t->path)))
 		snprintf(t->path, sizeof(t->path), "%s", cfg->config.path);
 	if ((rc = t->ops->open(&cfg->config, &t->h)) < 0) {
 		vp_error_prefix("cannot open tier '%s'", t->name);
@@ -324,13 +327,22 @@ int vp_store_stat(vp_store *s, const char *ref, vp_base_info *out)
 int store_hash(vp_store *s, const char *name, const char *version, int staged, uint64_t total,
 	       vp_store_progress_fn progress, void *ctx, char hex[65])
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned char *buf = malloc(HASH_CHUNK);
+	EVP_MD_CTX *md;
+	unsigned char *buf;
 	unsigned char digest[EVP_MAX_MD_SIZE];
 	unsigned dlen = 0;
 	uint64_t off = 0;
 	int rc = 0;
 
+	/* Where the backend can hash where the data lives (a remote host), the
+	 * image does not cross the network; staged imports are always read here. */
+	if (!staged && s->base.ops->base_hash) {
+		if ((rc = s->base.ops->base_hash(s->base.h, name, version, hex)) == 0 && progress)
+			progress(ctx, "hash", total, total);
+		return rc;
+	}
+	md = EVP_MD_CTX_new();
+	buf = malloc(HASH_CHUNK);
 	if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
 		rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "cannot start SHA-256");
 		goto out;

@@ -18,6 +18,9 @@ fi
 T=$(mktemp -d /var/tmp/vp-itest-ssh-XXXXXX)
 chmod 0755 "$T" # the hosts' users read their authorized_keys below it
 export VP_TEST_HOSTS_DIR=$T/hosts VP_TEST_HOSTS_PORT=${VP_TEST_SSH_PORT:-22300}
+# Users vphost<i> by default; another prefix when a parallel run needs its own.
+export VP_TEST_HOSTS_USER=${VP_TEST_HOSTS_USER:-vphost}
+U=$VP_TEST_HOSTS_USER
 agent=
 cleanup() {
 	[[ -n $agent ]] && kill "$agent" 2>/dev/null
@@ -39,7 +42,7 @@ port() { echo $((VP_TEST_HOSTS_PORT + $1)); }
 pid() { cat "$H/host$1/pid"; }
 # on HOST CMD...: runs CMD as root in the host's mount namespace (its view of /var/lib/vdipool).
 on() { local h=$1; shift; nsenter -t "$(pid "$h")" -m "$@"; }
-push() { local h=$1; shift; "$CLI" --root "$T/store" base push "$@" --to "vphost$h@127.0.0.1:$(port "$h")" --identity "$ID" --known-hosts "$KH"; }
+push() { local h=$1; shift; "$CLI" --root "$T/store" base push "$@" --to "$U$h@127.0.0.1:$(port "$h")" --identity "$ID" --known-hosts "$KH"; }
 field() { grep -o "\"$1\":[0-9]*" <<<"$2" | cut -d: -f2; }
 sha_of() { "$CLI" --root "$T/store" base list "$NAME" -o json | grep -o "\"version\":\"$1\"[^}]*\"sha256\":\"[0-9a-f]*\"" | grep -o '[0-9a-f]\{64\}'; }
 
@@ -69,7 +72,7 @@ printf '#!/bin/sh\ntouch %s/no-openssl/called\nexit 127\n' "$T" >"$T/no-openssl/
 chmod 0755 "$T/no-openssl/openssl"
 chmod 0777 "$T/no-openssl"
 echo "PATH=$T/no-openssl:/usr/local/bin:/usr/bin:/bin" >"$H/host3/home/.ssh/environment"
-chown -R vphost3: "$H/host3/home/.ssh"
+chown -R ${U}3: "$H/host3/home/.ssh"
 
 # ---- a push to every host: complete, read-only, identical, sparse, only the data sent -----------
 for h in 1 2 3; do
@@ -169,27 +172,27 @@ check "other content on the host: left alone" test "$(on 3 sha256sum "/var/lib/v
 fp2=$(ssh-keygen -lf "$H/host2/ssh_host_ed25519_key.pub" | cut -d' ' -f2)
 grep -v "]:$(port 2) " "$KH" >"$T/kh-without-2"
 expect "unknown host key: refused with its fingerprint and the file" 1 "$fp2" -- \
-	"$CLI" --root "$T/store" base push "$NAME@1" --to "vphost2@127.0.0.1:$(port 2)" --identity "$ID" --known-hosts "$T/kh-without-2"
+	"$CLI" --root "$T/store" base push "$NAME@1" --to "${U}2@127.0.0.1:$(port 2)" --identity "$ID" --known-hosts "$T/kh-without-2"
 expect "unknown host key: says which file to add it to" 1 "add the key to '$T/kh-without-2'" -- \
-	"$CLI" --root "$T/store" base push "$NAME@1" --to "vphost2@127.0.0.1:$(port 2)" --identity "$ID" --known-hosts "$T/kh-without-2"
+	"$CLI" --root "$T/store" base push "$NAME@1" --to "${U}2@127.0.0.1:$(port 2)" --identity "$ID" --known-hosts "$T/kh-without-2"
 { cat "$T/kh-without-2"; echo "[127.0.0.1]:$(port 2) $(cut -d' ' -f1,2 "$H/host1/ssh_host_ed25519_key.pub")"; } >"$T/kh-changed"
 expect "changed host key: refused" 1 "host key of '[127.0.0.1]:$(port 2)' has changed: it is now ssh-ed25519 $fp2" -- \
-	"$CLI" --root "$T/store" base push "$NAME@1" --to "vphost2@127.0.0.1:$(port 2)" --identity "$ID" --known-hosts "$T/kh-changed"
+	"$CLI" --root "$T/store" base push "$NAME@1" --to "${U}2@127.0.0.1:$(port 2)" --identity "$ID" --known-hosts "$T/kh-changed"
 ssh-keygen -q -t ed25519 -N '' -f "$T/wrong_key"
-expect "wrong key: refused" 1 "authentication as 'vphost2' with key '$T/wrong_key' failed" -- \
-	"$CLI" --root "$T/store" base push "$NAME@1" --to "vphost2@127.0.0.1:$(port 2)" --identity "$T/wrong_key" --known-hosts "$KH"
+expect "wrong key: refused" 1 "authentication as '${U}2' with key '$T/wrong_key' failed" -- \
+	"$CLI" --root "$T/store" base push "$NAME@1" --to "${U}2@127.0.0.1:$(port 2)" --identity "$T/wrong_key" --known-hosts "$KH"
 eval "$(ssh-agent -s -a "$T/agent.sock")" >/dev/null && agent=$SSH_AGENT_PID
 ssh-add -q "$ID" 2>/dev/null
 expect "ssh-agent: its key logs in (no --identity)" 0 "already there" -- \
-	"$CLI" --root "$T/store" base push "$NAME@1" --to "vphost1@127.0.0.1:$(port 1)" --known-hosts "$KH"
+	"$CLI" --root "$T/store" base push "$NAME@1" --to "${U}1@127.0.0.1:$(port 1)" --known-hosts "$KH"
 ssh-add -q -D 2>/dev/null
 expect "ssh-agent without the key: refused" 1 "ssh-agent offered no key that" -- \
-	"$CLI" --root "$T/store" base push "$NAME@1" --to "vphost1@127.0.0.1:$(port 1)" --known-hosts "$KH"
+	"$CLI" --root "$T/store" base push "$NAME@1" --to "${U}1@127.0.0.1:$(port 1)" --known-hosts "$KH"
 kill "$agent" && agent=
 expect "no identity and no agent: says what to do" 1 "pass --identity FILE or start an agent" -- \
-	env -u SSH_AUTH_SOCK "$CLI" --root "$T/store" base push "$NAME@1" --to "vphost1@127.0.0.1:$(port 1)" --known-hosts "$KH"
+	env -u SSH_AUTH_SOCK "$CLI" --root "$T/store" base push "$NAME@1" --to "${U}1@127.0.0.1:$(port 1)" --known-hosts "$KH"
 expect "nothing listening: refused" 1 "cannot connect to '127.0.0.1' port 1" -- \
-	"$CLI" --root "$T/store" base push "$NAME@1" --to "vphost2@127.0.0.1:1" --identity "$ID" --known-hosts "$KH"
+	"$CLI" --root "$T/store" base push "$NAME@1" --to "${U}2@127.0.0.1:1" --identity "$ID" --known-hosts "$KH"
 expect "usage: --to missing" 2 "--to [USER@]HOST[:PORT] is required" -- "$CLI" --root "$T/store" base push "$NAME@1"
 expect "unknown version" 1 "$NAME@9" -- push 1 "$NAME@9"
 

@@ -50,7 +50,8 @@ extern "C" {
  * of a name wins. Only absolute directories; only files owned by root and
  * writable by no one else are loaded; vp_plugin_find loads only the plugin
  * it is asked for (the ones specs name). The dir backend is also compiled into libvdipool and is used when no
- * vdipool-dir.so is found, so a bare directory always works.
+ * vdipool-dir.so is found, so a bare directory always works; so is the ssh
+ * backend (a dir tier's layout on another host, reached over SFTP).
  *
  * ===== How a Ceph RBD backend maps onto these operations ===================
  *
@@ -80,7 +81,7 @@ extern "C" {
  */
 
 /* Version of this ABI. Bump it when a struct grows or a meaning changes. */
-#define VP_PLUGIN_API_VERSION 2
+#define VP_PLUGIN_API_VERSION 3
 
 /* Capability bits (vp_plugin_ops.capabilities). */
 #define VP_CAP_LINKED_CLONE 0x01u       /* deltas share a base (copy-on-write) */
@@ -233,6 +234,14 @@ typedef struct vp_plugin_ops {
 	 * this backend names with a process id (staged imports, removals,
 	 * temporary deltas) whose process is gone; never those of live ones */
 	int (*sweep)(void *tier);
+
+	/* ---- API version 3 ---- */
+	/* optional (default: the host reads the image through base_read and
+	 * hashes it itself): the SHA-256 of a published base's image, lowercase
+	 * hex, computed where the data lives (e.g. on the remote host), so that
+	 * verifying a copy does not move the image over the network. Only for
+	 * published versions: imports still hash the staged bytes via base_read. */
+	int (*base_hash)(void *tier, const char *name, const char *version, char hex[65]);
 	/* New fields go here, at the end, and nowhere else. */
 } vp_plugin_ops;
 

@@ -71,7 +71,8 @@ VP_API char *vp_ssh_quote(const char *arg);
 
 typedef struct vp_ssh_stat {
 	uint64_t size;
-	unsigned mode; /* st_mode bits: type and permissions */
+	unsigned mode;     /* st_mode bits: type and permissions */
+	int64_t mtime;     /* seconds (SFTP v3 has no finer time); 0 when the server says none */
 } vp_ssh_stat;
 
 /* VP_ENOENT when path does not exist (no error text is needed by the caller then). */
@@ -83,6 +84,8 @@ VP_API int vp_ssh_rename(vp_ssh *s, const char *from, const char *to);
 VP_API int vp_ssh_chmod(vp_ssh *s, const char *path, unsigned mode);
 /* Removes a file; a missing one is not an error. */
 VP_API int vp_ssh_unlink(vp_ssh *s, const char *path);
+/* Removes an empty directory; a missing one is not an error, a non-empty one is (VP_EIO). */
+VP_API int vp_ssh_rmdir(vp_ssh *s, const char *dir);
 /* Removes a directory and the files directly in it (not subdirectories). */
 VP_API int vp_ssh_rmdir_files(vp_ssh *s, const char *dir);
 /* The names in dir, without "." and ".."; *out is the caller's: free each and the array. */
@@ -92,6 +95,23 @@ VP_API int vp_ssh_read_file(vp_ssh *s, const char *path, size_t max, char **out,
 /* Creates or replaces path with data, flushed to the host's disk (fsync@openssh.com). */
 VP_API int vp_ssh_write_file(vp_ssh *s, const char *path, const void *data, size_t len,
 			     unsigned mode);
+
+/* A remote file open for reading (SFTP handle); not thread-safe, like its session. */
+typedef struct vp_ssh_file vp_ssh_file;
+
+/* Opens path for reading; *size (may be NULL) is its size. VP_ENOENT when missing.
+ * Close with vp_ssh_file_close before the session is freed. */
+VP_API int vp_ssh_file_open(vp_ssh *s, const char *path, vp_ssh_file **out, uint64_t *size);
+/* Reads exactly len bytes at off; VP_EIO (naming host and path) on a short read. */
+VP_API int vp_ssh_file_pread(vp_ssh_file *f, void *buf, size_t len, uint64_t off);
+VP_API void vp_ssh_file_close(vp_ssh_file *f);
+
+/* Uploads local file `local` to `remote` (created or truncated with `mode`): only
+ * its allocated extents are written, pipelined (`window` bytes per write, 0: 4 MiB),
+ * the size set so trailing holes stay holes, then flushed (fsync@openssh.com). No
+ * hashing, no resume, no rename: callers write a temporary name and publish it. */
+VP_API int vp_ssh_upload_sparse(vp_ssh *s, const char *local, const char *remote, unsigned mode,
+				size_t window);
 
 /* ---- pushing an image ---------------------------------------------------------- */
 

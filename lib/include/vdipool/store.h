@@ -8,6 +8,7 @@
 
 #include "vdipool/common.h"
 #include "vdipool/plugin.h"
+#include "vdipool/ssh.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -187,6 +188,34 @@ VP_API int vp_store_gc_plan(vp_store *s, unsigned keep, vp_gc_plan **out);
  * everything. flags: VP_GC_*. */
 VP_API int vp_store_gc_apply(vp_store *s, const vp_gc_plan *plan, unsigned flags, size_t *removed);
 VP_API void vp_gc_plan_free(vp_gc_plan *plan);
+
+/* ---- pushing a version into another host's store -------------------------------- */
+
+typedef struct vp_store_push_opts {
+	vp_ssh_progress_fn progress; /* NULL: none */
+	void *progress_ctx;
+	size_t window;               /* bytes per pipelined SFTP write; 0: 4 MiB */
+} vp_store_push_opts;
+
+typedef struct vp_store_push_result {
+	bool already;                /* the same sha256 was there already: nothing sent */
+	vp_ssh_push_result xfer;     /* what the transfer did (zero when already) */
+} vp_store_push_result;
+
+/* Pushes ref ("name@version" or "name" for the newest) of src, whose base tier must
+ * be a local dir tier, into the store of the host dst is connected to, where
+ * remote_bases_dir (absolute) is that store's bases directory (a dir tier's
+ * <root>/bases, which the host's ssh tier and a vdipool running there both see).
+ * The image goes to <bases>/.push-NAME-VERSION-PID/ (allocated extents only,
+ * pipelined, resumable), is hashed on the host and checked against the manifest's
+ * SHA-256, made read-only; then the manifest is written and the directory renamed
+ * to <bases>/NAME/VERSION, so the host sees all of a version or nothing. A staging
+ * directory an interrupted push left is taken over and resumed. The same version
+ * with the same SHA-256 there: 0 with out->already. With another SHA-256, or a
+ * directory without a readable manifest: refused (VP_EEXIST, VP_ECONFLICT), never
+ * replaced. opts and out may be NULL. */
+VP_API int vp_store_push(vp_store *src, const char *ref, vp_ssh *dst, const char *remote_bases_dir,
+			 const vp_store_push_opts *opts, vp_store_push_result *out);
 
 /* ---- manifest (exposed for tests and tools) ---------------------------------- */
 
