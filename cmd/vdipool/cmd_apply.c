@@ -38,7 +38,7 @@ int cmd_apply(cli *c, int argc, char **argv)
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
 	if ((code = fleet_cli_open(c, argv[idx], ao.wait_lock ? POOL_CLI_LOCK_WAIT : POOL_CLI_LOCK, true,
-				   -1, &spec, &fleet)) != 0)
+				   -1, true, &spec, &fleet)) != 0)
 		return code;
 	if (!vp_fleet_has_changes(fleet) && !vp_fleet_unreachable(fleet) && !vp_fleet_unplaced_count(fleet)) {
 		if (!c->quiet)

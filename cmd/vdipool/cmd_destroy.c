@@ -53,7 +53,7 @@ int cmd_destroy(cli *c, int argc, char **argv)
 	CLI_PARSE(idx, c, argc, argv, "y", lo, opt, &d);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
-	if ((code = fleet_cli_open(c, argv[idx], POOL_CLI_LOCK, false, 0, &spec, &fleet)) != 0)
+	if ((code = fleet_cli_open(c, argv[idx], POOL_CLI_LOCK, false, 0, true, &spec, &fleet)) != 0)
 		return code;
 	if (d.purge)
 		vp_fleet_plan_purge_data(fleet);

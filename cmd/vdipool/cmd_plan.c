@@ -40,7 +40,7 @@ int cmd_plan(cli *c, int argc, char **argv)
 	CLI_PARSE(idx, c, argc, argv, NULL, lo, opt, &detailed);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
-	if ((code = fleet_cli_open(c, argv[idx], POOL_CLI_NO_LOCK, true, -1, &spec, &fleet)) != 0)
+	if ((code = fleet_cli_open(c, argv[idx], POOL_CLI_NO_LOCK, true, -1, true, &spec, &fleet)) != 0)
 		return code;
 	fleet_cli_print_plan(c, spec, fleet);
 	code = detailed && vp_fleet_has_changes(fleet) ? VP_EXIT_CHANGES : VP_EXIT_OK;

@@ -36,7 +36,7 @@ int cmd_rollout(cli *c, int argc, char **argv)
 	if (idx + 2 != argc)
 		return cli_usage_error(c, idx + 1 >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
 	if ((code = fleet_cli_open(c, argv[idx + 1], ao.wait_lock ? POOL_CLI_LOCK_WAIT : POOL_CLI_LOCK,
-				   true, -1, &spec, &fleet)) != 0)
+				   true, -1, false, &spec, &fleet)) != 0)
 		return code;
 	if ((rc = vp_fleet_rollout_continue(fleet)) < 0 || (rc = vp_fleet_plan(fleet)) < 0) {
 		code = cli_fail(c, rc);

@@ -153,7 +153,7 @@ int cmd_status(cli *c, int argc, char **argv)
 	CLI_PARSE(idx, c, argc, argv, NULL, NULL, NULL, NULL);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
-	if ((code = fleet_cli_open(c, argv[idx], POOL_CLI_NO_LOCK, false, -1, &spec, &fleet)) != 0)
+	if ((code = fleet_cli_open(c, argv[idx], POOL_CLI_NO_LOCK, false, -1, false, &spec, &fleet)) != 0)
 		return code;
 	n = vp_fleet_host_count(fleet);
 	if (!(st = calloc(n, sizeof(*st)))) {

@@ -275,7 +275,7 @@ static void warn_unreachable(cli *c, vp_fleet *f)
 }
 
 int fleet_cli_open(cli *c, const char *path, pool_cli_lock lock, bool need_base, long want_count,
-		   vp_spec **spec, vp_fleet **fleet)
+		   bool plan, vp_spec **spec, vp_fleet **fleet)
 {
 	int rc = vp_spec_load(spec, path);
 
@@ -289,7 +289,7 @@ int fleet_cli_open(cli *c, const char *path, pool_cli_lock lock, bool need_base,
 		rc = vp_fleet_lock(*fleet, lock == POOL_CLI_LOCK_WAIT);
 	if (rc == 0)
 		rc = vp_fleet_inventory(*fleet, need_base, want_count);
-	if (rc == 0)
+	if (rc == 0 && plan)
 		rc = vp_fleet_plan(*fleet);
 	if (rc < 0) {
 		int code = cli_fail(c, rc);

@@ -36,9 +36,9 @@ int pool_cli_run(cli *c, vp_pool *pool, const vp_plan *plan, vp_apply_opts *ao, 
 
 /* The same for a pool over all its hosts: loads the spec, connects to every host (an
  * unreachable one is a warning here, and the apply's failure later), locks, reads the world and
- * places the clones (want_count: -1 the spec's, 0 destroy), then plans. */
+ * places the clones (want_count: -1 the spec's, 0 destroy), then (plan) plans. */
 int fleet_cli_open(cli *c, const char *path, pool_cli_lock lock, bool need_base, long want_count,
-		   vp_spec **spec, vp_fleet **fleet);
+		   bool plan, vp_spec **spec, vp_fleet **fleet);
 /* Prints the fleet's plan: a one-host pool exactly as pool_cli_print_plan, more hosts with a
  * section per host (clones, new, removed, bytes of base to push) and the unplaced clones. */
 void fleet_cli_print_plan(cli *c, const vp_spec *spec, vp_fleet *fleet);

@@ -140,6 +140,7 @@ static int define_domain(vp_pool *p, const vp_plan_item *it)
 		.base_name = (char *)b->name, .base_version = (char *)b->version,
 		.base_image = (char *)b->location, .delta_path = delta.location,
 		.mac = dp.mac, .tier = p->tier_real,
+		.host = (char *)p->spec->hosts[p->host_index].name,
 		.data_path = p->spec->data_disk.size ? data.location : NULL,
 		.spec_hash = p->spec_hash,
 		/* A rebase records the version it left (for rollback); other

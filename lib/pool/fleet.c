@@ -460,6 +460,12 @@ static int capacity_of(vp_fleet *f, size_t i, vp_placement_host *ph)
 	ph->max_clones = sh->max_clones;
 	if (!h->reachable)
 		return 0;
+	if (f->n == 1) {
+		/* One host: no choice to make; the spec's count is what the user asked of it. */
+		ph->memory_bytes = UINT64_MAX / 4;
+		ph->cpus = UINT32_MAX / 4096;
+		return 0;
+	}
 	if ((rc = vp_virt_node_capacity(h->pool->virt, f->spec->pool, &cap)) < 0) {
 		host_error(h, "cannot read its capacity");
 		h->reachable = ph->reachable = false;
@@ -576,7 +582,16 @@ static int place(vp_fleet *f)
 	return 0;
 }
 
-/* Each reachable host gets the clones placed on it. */
+static int clone_order(const void *a, const void *b)
+{
+	const fleet_clone *x = a, *y = b;
+
+	if (x->index != y->index)
+		return x->index < y->index ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* Each reachable host gets the clones placed on it, in index order (waves go by it). */
 static int hand_out(vp_fleet *f)
 {
 	vp_desired_clone *want = calloc(f->nclones + 1, sizeof(*want));
@@ -693,6 +708,8 @@ int vp_fleet_inventory(vp_fleet *f, bool need_base, long want_count)
 		if (rc < 0)
 			return rc;
 	}
+	/* Placement borrows the names: sort first. */
+	qsort(f->clones, f->nclones, sizeof(*f->clones), clone_order);
 	if ((rc = place(f)) < 0)
 		return rc;
 	return hand_out(f);
@@ -1045,6 +1062,7 @@ static void push_one(vp_fleet *f, size_t i, void *arg)
 	struct push_bar bar = { f, h->name };
 	vp_store_push_opts po = { 0 };
 	vp_store_push_result pr;
+	char *bases = NULL;
 	int rc;
 
 	if ((rc = pool_host_ssh_target(sh, addr, sizeof(addr), &port, &user)) < 0)
@@ -1055,9 +1073,14 @@ static void push_one(vp_fleet *f, size_t i, void *arg)
 		po.progress = push_progress;
 		po.progress_ctx = &bar;
 	}
-	if ((rc = vp_ssh_connect(&s, &so)) < 0 ||
-	    (rc = vp_store_push(f->src, f->base_ref, s, f->spec->storage.bases->path, &po, &pr)) < 0)
+	if (!(bases = vp_strdup_printf("%s/bases", f->spec->storage.bases->path))) {
+		rc = nomem();
 		goto fail;
+	}
+	if ((rc = vp_ssh_connect(&s, &so)) < 0 ||
+	    (rc = vp_store_push(f->src, f->base_ref, s, bases, &po, &pr)) < 0)
+		goto fail;
+	free(bases);
 	vp_ssh_free(s);
 	h->base_present = true;
 	h->push_bytes = 0;
@@ -1066,6 +1089,7 @@ static void push_one(vp_fleet *f, size_t i, void *arg)
 	pthread_mutex_unlock(&ps->m);
 	return;
 fail:
+	free(bases);
 	vp_ssh_free(s);
 	host_error(h, "cannot push the base");
 	pthread_mutex_lock(&ps->m);
@@ -1139,7 +1163,7 @@ static void apply_one(vp_fleet *f, size_t i, void *arg)
 	if (rc < 0)
 		host_error(h, NULL);
 	else if (as->res[i].failed)
-		snprintf(h->error, sizeof(h->error), "%zu clone(s) failed, first: %s", as->res[i].failed,
+		snprintf(h->error, sizeof(h->error), "%zu clone(s) failed, first: %.400s", as->res[i].failed,
 			 as->res[i].first_error);
 }
 
@@ -1254,7 +1278,7 @@ int vp_fleet_apply(vp_fleet *f, const vp_apply_opts *opts, vp_fleet_result *res)
 		res->exec.failed += as.res[i].failed;
 		res->exec.skipped += as.res[i].skipped;
 		if (!res->exec.first_error[0] && as.res[i].first_error[0])
-			snprintf(res->exec.first_error, sizeof(res->exec.first_error), "%s: %s", h->name,
+			snprintf(res->exec.first_error, sizeof(res->exec.first_error), "%.64s: %.400s", h->name,
 				 as.res[i].first_error);
 		if ((h->reachable && h->plan && h->error[0]) || (need_push[i] && !h->base_present))
 			res->hosts_failed++;

@@ -323,7 +323,7 @@ int pool_each_existing(vp_pool *p, int (*fn)(void *ctx, const char *name, unsign
 		if (!d->has_meta || strcmp(d->meta.pool, p->spec->pool) || !pool_on_our_tier(p, &d->meta))
 			continue;
 		if ((rc = vp_strmap_put(&seen, d->name, (void *)d)) == 0)
-			rc = fn(ctx, d->name, d->meta.index, NULL);
+			rc = fn(ctx, d->name, d->meta.index, d->meta.host);
 	}
 	for (size_t i = 0; i < p->ndisks && rc == 0; i++) {
 		if (p->disks[i].kind != VP_DISK_DELTA || vp_strmap_get(&seen, p->disks[i].name))

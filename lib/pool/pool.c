@@ -12,7 +12,7 @@
 typedef struct host_params {
 	vp_plugin_param kv[8];
 	size_t n;
-	char addr[256], port[8];
+	char addr[256], port[12];
 } host_params;
 
 bool pool_host_is_remote(const vp_spec_host *h)

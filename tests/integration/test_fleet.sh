@@ -46,21 +46,21 @@ bash "$ROOT/scripts/test-hosts-up.sh" 3 >"$T/hosts-up.log" 2>&1 || {
 	tail -20 "$T/hosts-up.log"
 	finish
 }
-mapfile -t HOSTS <"$RUN/hosts" # "i user port pid"
+mapfile -t HOSTS <"$RUN/hosts" # "i user port pid uri"
 
 # The clones' serial consoles go to the host's store, where the test can read them.
 sed "s#/var/log/libvirt/qemu/serial.log#/var/lib/vdipool/logs/serial.log#" \
 	"$ROOT/templates/server.xml" >"$T/templates/fleet.xml"
 export VDIPOOL_TEMPLATE_PATH=$T/templates:$VDIPOOL_TEMPLATE_PATH
 for line in "${HOSTS[@]}"; do
-	read -r i user port pid <<<"$line"
+	read -r i user port _ <<<"$line"
 	install -d -o "$user" -m 0755 "$RUN/host$i/store/logs"
 done
 
-uri() { # uri I [KNOWN_HOSTS]
-	local user port
-	read -r _ user port _ <<<"${HOSTS[$(($1 - 1))]}"
-	echo "qemu+libssh2://$user@127.0.0.1:$port/session?keyfile=$RUN/id_ed25519&known_hosts=${2:-$RUN/known_hosts}&sshauth=privkey"
+uri() { # uri I [KNOWN_HOSTS]: the host's libvirt URI, with another known_hosts file if given
+	local u
+	read -r _ _ _ _ u <<<"${HOSTS[$(($1 - 1))]}"
+	echo "${u/known_hosts=$RUN\/known_hosts/known_hosts=${2:-$RUN/known_hosts}}"
 }
 
 spec() { # spec COUNT [KNOWN_HOSTS_OF_HOST3]
@@ -80,7 +80,7 @@ EOF
 		for n in 1 2 3; do
 			local kh=$RUN/known_hosts user port
 			[[ $n == 3 ]] && kh=${2:-$kh}
-			read -r _ user port _ <<<"${HOSTS[$((n - 1))]}"
+			read -r _ user port _ _ <<<"${HOSTS[$((n - 1))]}"
 			cat <<EOF
   - name: h$n
     uri: "$(uri "$n" "$kh")"
