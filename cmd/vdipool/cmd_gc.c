@@ -229,6 +229,14 @@ static int gc_remote_host(cli *c, const vp_spec *spec, size_t i, const struct gc
 	return 0;
 }
 
+static bool has_remote(const vp_spec *spec)
+{
+	for (size_t i = 0; i < spec->host_count; i++)
+		if (vp_pool_host_remote(spec, i))
+			return true;
+	return false;
+}
+
 int cmd_gc(cli *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -245,6 +253,7 @@ int cmd_gc(cli *c, int argc, char **argv)
 	vp_store *s = NULL;
 	vp_gc_plan *plan = NULL;
 	size_t removed = 0, nuris = 0;
+	bool local_failed = false;
 	char sz[32];
 	int idx, rc;
 
@@ -266,18 +275,22 @@ int cmd_gc(cli *c, int argc, char **argv)
 		print_table(plan, o.keep, o.yes, o.purge);
 	if (rc == 0 && o.yes)
 		rc = vp_store_gc_apply(s, plan, o.purge ? VP_GC_PURGE_ORPHANED_DATA : 0, &removed);
-	if (rc < 0) {
+	if (rc < 0 && spec && !o.uri && has_remote(spec)) {
+		/* The controller's store failing does not stop the hosts' own collections. */
+		fprintf(stderr, "vdipool: gc of this machine's store: %s\n", vp_error_last()->message);
+		local_failed = true;
+	} else if (rc < 0) {
 		vp_gc_plan_free(plan);
 		vp_store_free(s);
 		free(uris);
 		vp_spec_free(spec);
 		return cli_fail(c, rc);
 	}
-	if (c->output == CLI_OUT_JSON)
+	if (!local_failed && c->output == CLI_OUT_JSON)
 		print_json(plan, o.yes, removed);
-	else if (o.yes)
+	else if (!local_failed && o.yes)
 		printf("removed %zu (base versions and orphaned disks)\n", removed);
-	else if (plan->nbases || (plan->norphans && plan->domains_known))
+	else if (!local_failed && (plan->nbases || (plan->norphans && plan->domains_known)))
 		printf("would free %s; run 'vdipool gc --keep %u --yes' to remove\n",
 		       vp_fmt_bytes(plan->bytes, sz, sizeof(sz)), o.keep);
 	vp_gc_plan_free(plan);
@@ -289,5 +302,5 @@ int cmd_gc(cli *c, int argc, char **argv)
 		if (vp_pool_host_remote(spec, i))
 			rc |= gc_remote_host(c, spec, i, &o);
 	vp_spec_free(spec);
-	return rc ? VP_EXIT_FAIL : VP_EXIT_OK;
+	return rc || local_failed ? VP_EXIT_FAIL : VP_EXIT_OK;
 }

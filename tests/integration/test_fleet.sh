@@ -67,7 +67,7 @@ spec() { # spec COUNT [KNOWN_HOSTS_OF_HOST3]
 	{
 		cat <<EOF
 pool: { name: $POOL }
-base: { name: tiny }
+base: { name: tiny, version: "${BASEV:-latest}" }
 storage:
   tiers: [ { name: local, driver: dir, path: /var/lib/vdipool/t } ]
 clones: { count: $1, name: "$POOL-{index:02}" }
@@ -145,9 +145,8 @@ expect "apply exits 1 naming the unreachable host" 1 "host 'h3' is unreachable" 
 check "h1 and h2 got the new clones (3 + 4)" test "$(($(clones_on 1) + $(clones_on 2)))" == 7
 check "h3's clones are not made elsewhere" test "$(clones_on 3)" == 2
 spec 9
-expect "with h3 back, apply finishes the job" 0 "Applied" -- ctl apply "$SPEC"
+expect "with h3 back there is nothing to do: the count was met without it" 0 "nothing to do" -- ctl apply "$SPEC"
 check "nine clones in all" test "$(($(clones_on 1) + $(clones_on 2) + $(clones_on 3)))" == 9
-expect "and then there is nothing to do" 0 "nothing to do" -- ctl apply "$SPEC"
 
 echo "== scaling down removes from the fullest host first"
 before=("$(clones_on 1)" "$(clones_on 2)" "$(clones_on 3)")
@@ -161,15 +160,57 @@ for n in 0 1 2; do ((after[n] == before[n] - 1)) && removed_from=$n; done
 check "one clone went, from a host that had the most (${before[*]} -> ${after[*]})" \
 	test "$removed_from" -ge 0 -a "${before[$removed_from]:-0}" == "$max"
 
+echo "== a rollout while h3 cannot be reached, gc per host, h3 back"
+bash "$ROOT/scripts/build-guest-image.sh" --marker "VDIPOOL-BASE v2 fleet" "$GUEST-v2" >/dev/null 2>&1 ||
+	{ bad "the v2 guest image builds"; finish; }
+ctl --root /var/lib/vdipool/t base import tiny "$GUEST-v2/tiny.raw" --version 2 >/dev/null
+backs() { # backs I: the base versions host I's deltas back onto, sorted and unique
+	for d in "$(host_store "$1")/deltas/$POOL"/*.qcow2; do
+		qemu-img info -U --output=json "$d" | grep -o '"backing-filename": "[^"]*"' | grep -o 'tiny/[0-9]*'
+	done | sort -u | tr '\n' ' '
+}
+spec 8 "$T/empty_known_hosts"
+expect "the rollout to v2 exits 1 naming h3" 1 "host 'h3' is unreachable" -- ctl apply "$SPEC"
+check "h1's clones are on v2" test "$(backs 1)" == "tiny/2 "
+check "h2's clones are on v2" test "$(backs 2)" == "tiny/2 "
+check "h3's clones are still on v1" test "$(backs 3)" == "tiny/1 "
+# A version no clone uses, on h1 and h3 only: gc may take it where nothing needs it.
+ctl --root /var/lib/vdipool/t base import tiny "$GUEST/tiny.raw" --version 9 >/dev/null
+BASEV=2
+for n in 1 3; do
+	read -r _ user port _ _ <<<"${HOSTS[$((n - 1))]}"
+	ctl --root /var/lib/vdipool/t base push tiny@9 --to "$user@127.0.0.1:$port" --identity "$RUN/id_ed25519" \
+		--known-hosts "$RUN/known_hosts" --remote-root /var/lib/vdipool/t >/dev/null || bad "push tiny@9 to h$n"
+done
+spec 8 "$T/empty_known_hosts"
+expect "gc --keep 0 works on the hosts it reaches, exit 1 naming h3" 1 "host 'h3'" -- \
+	ctl --root /var/lib/vdipool/t gc --keep 0 --yes "$SPEC"
+check "gc removed the unused v9 from h1" test ! -e "$(host_store 1)/bases/tiny/9"
+check "h1 keeps v1: its clones record it as the version a rollback returns to" test -e "$(host_store 1)/bases/tiny/1/disk.qcow2"
+check "h3's v1, which its clones run on, is untouched" test -e "$(host_store 3)/bases/tiny/1/disk.qcow2"
+check "h3's v9 is untouched (h3 was not reached)" test -e "$(host_store 3)/bases/tiny/9/disk.qcow2"
+check "the controller keeps every version (it cannot see h3's clones)" test -e "$CTL/t/bases/tiny/9/disk.qcow2"
+spec 8
+expect "with h3 back, apply finishes the rollout there" 0 "Applied" -- ctl apply "$SPEC"
+check "h3 received v2" test -e "$(host_store 3)/bases/tiny/2/disk.qcow2"
+check "h3's clones are on v2" test "$(backs 3)" == "tiny/2 "
+for c in $(ls "$(host_store 3)/deltas/$POOL" | sed -n 's/\.qcow2$//p'); do
+	check "$c boots v2 on h3" bash -c "end=\$((SECONDS + $TIMEOUT)); while ((SECONDS < end)); do grep -a -q 'VDIPOOL-BASE-MARKER: VDIPOOL-BASE v2 fleet' '$RUN/host3/store/logs/$c-serial.log' && exit 0; sleep 0.5; done; exit 1"
+done
+expect "gc --keep 0 with every host reachable" 0 "removed" -- ctl --root /var/lib/vdipool/t gc --keep 0 --yes "$SPEC"
+check "now v9 is gone from h3" test ! -e "$(host_store 3)/bases/tiny/9"
+check "and from the controller" test ! -e "$CTL/t/bases/tiny/9"
+check "h3 keeps v1 (its clones' rollback version)" test -e "$(host_store 3)/bases/tiny/1/disk.qcow2"
+check "v2 stays on every host" test -e "$(host_store 1)/bases/tiny/2/disk.qcow2" -a -e "$(host_store 2)/bases/tiny/2/disk.qcow2" -a -e "$(host_store 3)/bases/tiny/2/disk.qcow2"
+
 echo "== base verify on every host"
 expect "base verify --spec checks each host's copy on the host" 0 "on host h3: ok" -- \
-	ctl --root /var/lib/vdipool/t base verify tiny@1 --spec "$SPEC"
-img=$(host_store 2)/bases/tiny/1/disk.qcow2
+	ctl --root /var/lib/vdipool/t base verify tiny@2 --spec "$SPEC"
+img=$(host_store 2)/bases/tiny/2/disk.qcow2
 chmod u+w "$img" && printf 'X' | dd of="$img" bs=1 seek=70000 conv=notrunc status=none && chmod 0444 "$img"
 expect "a tampered copy on h2 is caught (exit 1)" 1 "on host h2" -- \
-	ctl --root /var/lib/vdipool/t base verify tiny@1 --spec "$SPEC"
+	ctl --root /var/lib/vdipool/t base verify tiny@2 --spec "$SPEC"
 
-echo "== gc per host"
 echo "== destroy"
 expect "destroy removes the pool on every host" 0 "Destroyed" -- ctl destroy --yes "$SPEC"
 for n in 1 2 3; do
