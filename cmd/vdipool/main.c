@@ -17,6 +17,7 @@ const cli_command cli_commands[] = {
 	{ "status", cmd_status, "show the pool's clones and space use", cmd_status_help },
 	{ "destroy", cmd_destroy, "remove a pool's domains and deltas", cmd_destroy_help },
 	{ "reset", cmd_reset, "give clones a fresh delta (back to pristine)", cmd_reset_help },
+	{ "rebalance", cmd_rebalance, "move clones between hosts toward the placement policy", cmd_rebalance_help },
 	{ "rollout", cmd_rollout, "let a rollout go on after its canary (rollout continue)", cmd_rollout_help },
 	{ "rollback", cmd_rollback, "move a pool back to its previous base version", cmd_rollback_help },
 	{ "base", cmd_base, "import, list, verify and remove golden base images", cmd_base_help },

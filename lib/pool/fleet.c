@@ -11,53 +11,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pool/fleet_int.h"
 #include "pool/pool_int.h"
 #include "util/fs.h"
 #include "vdipool/fleet.h"
 #include "vdipool/ssh.h"
 
-typedef struct fleet_clone {
-	char name[64];
-	unsigned index;
-	long host;          /* current host (spec index); -1: none yet */
-	bool seen;          /* found on a reachable host */
-	bool recorded;      /* only the placement record knows it (its host is unreachable) */
-	bool remove;        /* picked for removal (scaling down) */
-} fleet_clone;
-
-struct vp_fleet {
-	const vp_spec *spec;
-	size_t n;
-	vp_fleet_host *hosts;
-	vp_store *src;                /* the controller's store: where bases come from */
-	bool base_ok;
-	vp_base_info base;
-	char base_ref[REF_MAX];
-	int lock_fd;
-	long want_count;
-
-	fleet_clone *clones;          /* existing and wanted, this inventory */
-	size_t nclones, capclones;
-	vp_placement *placement;
-	vp_placement_host *phosts;
-	vp_placement_clone *pclones;
-	size_t npclones;
-	char **unplaced_why;
-
-	int *rcs;                     /* per host: the last member call's return */
-
-	/* the canary of a rollout (rollout.canary), per target version */
-	bool canary_phase;            /* this plan rolls only the canary */
-	bool canary_waiting;          /* the canary passed; the rest waits for its pause or continue */
-	char note[512];               /* what the plan says about the canary */
-
-	void (*push_progress)(void *ctx, const char *host, uint64_t done, uint64_t total);
-	void *push_ctx;
-};
-
 /* ---- small helpers ------------------------------------------------------------ */
 
 static void host_error(vp_fleet_host *h, const char *what)
+{
+	fleet_host_error(h, what);
+}
+
+void fleet_host_error(vp_fleet_host *h, const char *what)
 {
 	snprintf(h->error, sizeof(h->error), "%s%s%s", what ? what : "", what && *what ? ": " : "",
 		 vp_error_last()->message);
@@ -202,6 +169,8 @@ static void clear_placement(vp_fleet *f)
 {
 	vp_placement_free(f->placement);
 	f->placement = NULL;
+	vp_placement_moves_free(f->moves);
+	f->moves = NULL;
 	free(f->phosts);
 	free(f->pclones);
 	f->phosts = NULL;
@@ -288,6 +257,11 @@ static long host_by_name(const vp_fleet *f, const char *name)
 
 static fleet_clone *clone_get(vp_fleet *f, const char *name)
 {
+	return fleet_clone_get(f, name);
+}
+
+fleet_clone *fleet_clone_get(vp_fleet *f, const char *name)
+{
 	for (size_t i = 0; i < f->nclones; i++)
 		if (!strcmp(f->clones[i].name, name))
 			return &f->clones[i];
@@ -312,6 +286,7 @@ static fleet_clone *clone_add(vp_fleet *f, const char *name, unsigned index, lon
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	c->index = index;
 	c->host = host;
+	c->from = -1;
 	return c;
 }
 
@@ -331,31 +306,38 @@ static int read_record(vp_fleet *f)
 	if ((rc = vp_fs_read_all(path, 64u << 20, &text, &len)) < 0)
 		return rc;
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char name[64], host[VP_PLUGIN_NAME_MAX];
+		char name[64], host[VP_PLUGIN_NAME_MAX], from[VP_PLUGIN_NAME_MAX + 5] = "";
 		unsigned index;
 		long h;
 		fleet_clone *c;
 
-		if (sscanf(line, "%63s %u %71s", name, &index, host) != 3)
+		if (sscanf(line, "%63s %u %71s %76s", name, &index, host, from) < 3)
 			continue;
 		if ((h = host_by_name(f, host)) < 0)
 			continue; /* a host gone from the spec: its clones are not this pool's business now */
-		if ((c = clone_get(f, name))) {
-			if (c->host < 0)
-				c->host = h;
-			continue;
+		if (!(c = clone_get(f, name))) {
+			if (!(c = clone_add(f, name, index, h))) {
+				free(text);
+				return nomem();
+			}
+			c->recorded = true;
+		} else if (c->host < 0) {
+			c->host = h;
 		}
-		if (!(c = clone_add(f, name, index, h))) {
-			free(text);
-			return nomem();
-		}
-		c->recorded = true;
+		/* A move in progress: where its data disk still is. */
+		if (!strncmp(from, "from=", 5))
+			c->from = host_by_name(f, from + 5);
 	}
 	free(text);
 	return 0;
 }
 
 static int write_record(vp_fleet *f, bool after)
+{
+	return fleet_write_record(f, after);
+}
+
+int fleet_write_record(vp_fleet *f, bool after)
 {
 	VP_AUTOFREE char *path = record_path(f);
 	VP_AUTOFREE char *dir = vp_strdup_printf("%s/placement", f->spec->storage.bases->path);
@@ -374,7 +356,8 @@ static int write_record(vp_fleet *f, bool after)
 		 * or could not be reached: then it may still be there. */
 		if (!h || (c->remove && after && h->reachable && !h->failed && !h->error[0]))
 			continue;
-		vp_buf_printf(&b, "%s %u %s\n", c->name, c->index, h->name);
+		vp_buf_printf(&b, "%s %u %s%s%s\n", c->name, c->index, h->name, c->from >= 0 ? " from=" : "",
+			      c->from >= 0 ? f->hosts[c->from].name : "");
 		n++;
 	}
 	if (!n && after) {
@@ -591,47 +574,108 @@ static int clone_order(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/* The clones placed on host i (not those being removed), in the fleet's order. */
+static size_t want_of(vp_fleet *f, size_t i, vp_desired_clone *want)
+{
+	vp_fleet_host *h = &f->hosts[i];
+	size_t n = 0;
+
+	h->clones = h->new_clones = h->removed = 0;
+	for (size_t k = 0; k < f->nclones; k++) {
+		const fleet_clone *c = &f->clones[k];
+
+		if (c->host != (long)i)
+			continue;
+		if (c->remove) {
+			h->removed++;
+			continue;
+		}
+		h->clones++;
+		h->new_clones += !c->seen && !c->recorded;
+		want[n++] = (vp_desired_clone){ .name = c->name, .index = c->index };
+	}
+	return n;
+}
+
+/* Gives reachable host i its clones: the base it should hold, then the merge. */
+static int give(vp_fleet *f, size_t i, const vp_desired_clone *want, size_t n)
+{
+	vp_fleet_host *h = &f->hosts[i];
+	int rc;
+
+	h->base_present = false;
+	if (f->base_ok && (rc = pool_adopt_base(h->pool, &f->base, &h->base_present)) < 0) {
+		host_error(h, NULL);
+		h->reachable = false;
+		return rc;
+	}
+	if ((rc = pool_set_want(h->pool, want, n)) < 0) {
+		host_error(h, "cannot read its clones");
+		h->reachable = false;
+	}
+	return rc;
+}
+
 /* Each reachable host gets the clones placed on it, in index order (waves go by it). */
 static int hand_out(vp_fleet *f)
 {
 	vp_desired_clone *want = calloc(f->nclones + 1, sizeof(*want));
-	int rc = 0;
 
 	if (!want)
 		return nomem();
 	for (size_t i = 0; i < f->n; i++) {
-		vp_fleet_host *h = &f->hosts[i];
-		size_t n = 0;
+		size_t n = want_of(f, i, want);
 
-		h->clones = h->new_clones = h->removed = 0;
-		for (size_t k = 0; k < f->nclones; k++) {
-			const fleet_clone *c = &f->clones[k];
-
-			if (c->host != (long)i)
-				continue;
-			if (c->remove) {
-				h->removed++;
-				continue;
-			}
-			h->clones++;
-			h->new_clones += !c->seen && !c->recorded;
-			want[n++] = (vp_desired_clone){ .name = c->name, .index = c->index };
-		}
-		if (!h->reachable)
-			continue;
-		h->base_present = false;
-		if (f->base_ok && (rc = pool_adopt_base(h->pool, &f->base, &h->base_present)) < 0) {
-			host_error(h, NULL);
-			h->reachable = false;
-			continue;
-		}
-		if ((rc = pool_set_want(h->pool, want, n)) < 0) {
-			host_error(h, "cannot read its clones");
-			h->reachable = false;
-		}
+		if (f->hosts[i].reachable)
+			give(f, i, want, n);
 	}
 	free(want);
 	return 0;
+}
+
+int fleet_refresh_host(vp_fleet *f, size_t i)
+{
+	vp_desired_clone *want = calloc(f->nclones + 1, sizeof(*want));
+	vp_fleet_host *h = &f->hosts[i];
+	size_t n;
+	int rc;
+
+	if (!want)
+		return nomem();
+	n = want_of(f, i, want);
+	if ((rc = pool_inventory_list(h->pool)) < 0)
+		host_error(h, "cannot list it");
+	else
+		rc = give(f, i, want, n);
+	free(want);
+	return rc;
+}
+
+unsigned fleet_budget(const vp_fleet *f)
+{
+	const vp_spec_rollout *r = &f->spec->rollout;
+	unsigned budget = r->max_unavailable_percent
+				  ? (unsigned)(((uint64_t)f->spec->clones.count * r->max_unavailable + 99) / 100)
+				  : r->max_unavailable;
+
+	return budget ? budget : 1;
+}
+
+int fleet_ssh_connect(vp_fleet *f, size_t i, vp_ssh **out)
+{
+	const vp_spec_host *sh = &f->spec->hosts[i];
+	vp_ssh_opts so = { 0 };
+	char addr[256];
+	const char *user;
+	unsigned port;
+	int rc;
+
+	*out = NULL;
+	if ((rc = pool_host_ssh_target(sh, addr, sizeof(addr), &port, &user)) < 0)
+		return rc;
+	so = (vp_ssh_opts){ .host = addr, .port = (int)port, .user = user,
+			    .identity = sh->ssh.identity, .known_hosts = sh->ssh.known_hosts };
+	return vp_ssh_connect(out, &so);
 }
 
 int vp_fleet_inventory(vp_fleet *f, bool need_base, long want_count)
@@ -701,8 +745,10 @@ int vp_fleet_inventory(vp_fleet *f, bool need_base, long want_count)
 		/* A new clone an earlier, cut apply placed keeps that host. */
 		for (size_t i = 0; rc == 0 && i < nh; i++) {
 			fleet_clone *c = clone_get(f, hints[i].name);
-			if (c && !c->seen && !c->recorded && c->host < 0)
+			if (c && !c->seen && !c->recorded && c->host < 0) {
 				c->host = hints[i].host;
+				c->from = hints[i].from;
+			}
 		}
 		free(hints);
 		if (rc < 0)
@@ -1053,31 +1099,22 @@ static void push_one(vp_fleet *f, size_t i, void *arg)
 {
 	push_state *ps = arg;
 	vp_fleet_host *h = &f->hosts[i];
-	const vp_spec_host *sh = &f->spec->hosts[i];
-	char addr[256];
-	const char *user;
-	unsigned port;
 	vp_ssh *s = NULL;
-	vp_ssh_opts so = { 0 };
 	struct push_bar bar = { f, h->name };
 	vp_store_push_opts po = { 0 };
 	vp_store_push_result pr;
-	char *bases = NULL;
+	char *bases = vp_strdup_printf("%s/bases", f->spec->storage.bases->path);
 	int rc;
 
-	if ((rc = pool_host_ssh_target(sh, addr, sizeof(addr), &port, &user)) < 0)
-		goto fail;
-	so = (vp_ssh_opts){ .host = addr, .port = (int)port, .user = user,
-			    .identity = sh->ssh.identity, .known_hosts = sh->ssh.known_hosts };
 	if (f->push_progress) {
 		po.progress = push_progress;
 		po.progress_ctx = &bar;
 	}
-	if (!(bases = vp_strdup_printf("%s/bases", f->spec->storage.bases->path))) {
+	if (!bases) {
 		rc = nomem();
 		goto fail;
 	}
-	if ((rc = vp_ssh_connect(&s, &so)) < 0 ||
+	if ((rc = fleet_ssh_connect(f, i, &s)) < 0 ||
 	    (rc = vp_store_push(f->src, f->base_ref, s, bases, &po, &pr)) < 0)
 		goto fail;
 	free(bases);
@@ -1095,6 +1132,18 @@ fail:
 	pthread_mutex_lock(&ps->m);
 	ps->failed++;
 	pthread_mutex_unlock(&ps->m);
+}
+
+int fleet_push_base(vp_fleet *f, size_t i)
+{
+	push_state ps = { .f = f };
+
+	pthread_mutex_init(&ps.m, NULL);
+	push_one(f, i, &ps);
+	pthread_mutex_destroy(&ps.m);
+	if (f->hosts[i].base_present)
+		return 0;
+	return vp_error_set(VP_ERR_SSH, VP_EIO, "host '%s': %s", f->hosts[i].name, f->hosts[i].error);
 }
 
 /* Progress over every host: the sum of the members' counts. */
@@ -1180,14 +1229,9 @@ static size_t plan_steps(const vp_plan *plan)
  * each). When there are more hosts than the budget, hosts go one after the other. */
 static bool share_unavailable(vp_fleet *f, const bool *active, size_t nactive)
 {
-	const vp_spec_rollout *r = &f->spec->rollout;
 	size_t total = 0, sum = 0;
-	unsigned budget = r->max_unavailable_percent
-				  ? (unsigned)(((uint64_t)f->spec->clones.count * r->max_unavailable + 99) / 100)
-				  : r->max_unavailable;
+	unsigned budget = fleet_budget(f);
 
-	if (!budget)
-		budget = 1;
 	for (size_t i = 0; i < f->n; i++)
 		if (active[i])
 			total += f->hosts[i].clones;
@@ -1256,6 +1300,10 @@ int vp_fleet_apply(vp_fleet *f, const vp_apply_opts *opts, vp_fleet_result *res)
 		pthread_mutex_destroy(&ps.m);
 		res->pushed_bytes = ps.sent;
 	}
+	/* Clones an interrupted rebalance left without their data disk get it before anything
+	 * makes them an empty one. */
+	if ((rc = fleet_finish_moves(f)) < 0)
+		goto out;
 	for (size_t i = 0; i < f->n; i++) {
 		vp_fleet_host *h = &f->hosts[i];
 
@@ -1283,7 +1331,9 @@ int vp_fleet_apply(vp_fleet *f, const vp_apply_opts *opts, vp_fleet_result *res)
 		if ((h->reachable && h->plan && h->error[0]) || (need_push[i] && !h->base_present))
 			res->hosts_failed++;
 	}
-	rc = write_record(f, true);
+	rc = fleet_moves_after(f);
+	if (rc == 0)
+		rc = write_record(f, true);
 	if (rc == 0)
 		rc = canary_after(f, res);
 	/* One host: its failure is the apply's, as it always was. */

@@ -99,6 +99,21 @@ VP_API const char *vp_fleet_rollout_note(const vp_fleet *f);
  * controller, so the next plan rolls the rest. VP_ENOENT when no canary waits. Take the lock. */
 VP_API int vp_fleet_rollout_continue(vp_fleet *f);
 
+/* ---- rebalance: moving clones between hosts, only when asked ----------------------
+ * The moves vp_placement_rebalance() proposes for the last inventory (at most max_moves),
+ * refused (VP_ECONFLICT) while the pool does not match its spec. */
+VP_API int vp_fleet_rebalance_plan(vp_fleet *f, size_t max_moves);
+VP_API size_t vp_fleet_move_count(const vp_fleet *f);
+VP_API const vp_placement_move *vp_fleet_move_at(const vp_fleet *f, size_t i);
+/* Moves still needed beyond max_moves. */
+VP_API size_t vp_fleet_moves_pending(const vp_fleet *f);
+/* Carries the moves out in waves of rollout.max_unavailable: each clone is stopped and
+ * undefined on its old host, its data disk copied to the new one (checked by SHA-256 there),
+ * then it is made there with its own UUID, MAC and data, on a fresh delta; the old data disk
+ * goes once the clone is defined on the new host. Recorded first, so an interruption is
+ * finished by the next apply. Stops at the first failing host. */
+VP_API int vp_fleet_rebalance(vp_fleet *f, const vp_apply_opts *opts, vp_fleet_result *res);
+
 /* Progress of base pushes (host, bytes done of total); optional. */
 VP_API void vp_fleet_set_push_progress(vp_fleet *f,
 				       void (*fn)(void *ctx, const char *host, uint64_t done, uint64_t total),
