@@ -49,7 +49,7 @@ for pidfile in "$run"/host*/pid; do
 	pid=$(cat "$pidfile")
 	[[ $pid =~ ^[0-9]+$ ]] || continue
 	# Only a live sshd whose config is this host's: a recycled pid is left alone.
-	if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' </proc/$pid/cmdline | grep -qF "$(dirname "$pidfile")/sshd_config"; then
+	if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$(dirname "$pidfile")/sshd_config"; then
 		ns=$(readlink "/proc/$pid/ns/mnt")
 		kill "$pid" 2>/dev/null
 		for p in /proc/[0-9]*; do

@@ -43,16 +43,17 @@ if ! bash "$ROOT/scripts/build-guest-image.sh" "$GUEST_DIR" >"$T/guest.log" 2>&1
 	bad "scripts/build-guest-image.sh $GUEST_DIR: $(tail -3 "$T/guest.log")"
 	finish
 fi
-if ! bash "$ROOT/scripts/test-hosts-up.sh" 3 >"$T/up.log" 2>&1; then
+# 9>&-: the hosts' daemons outlive this line and must not hold the lock.
+if ! bash "$ROOT/scripts/test-hosts-up.sh" 3 >"$T/up.log" 2>&1 9>&-; then
 	bad "test hosts up: $(tail -3 "$T/up.log")"
 	finish
 fi
 ok "3 test hosts up"
 sed 's/^/    /' "$T/up.log"
 
-declare -A URI USER SSHD
-while read -r i user port pid uri; do
-	URI[$i]=$uri USER[$i]=$user SSHD[$i]=$pid
+declare -A URI HUSER SSHD
+while read -r i user _port pid uri; do
+	URI[$i]=$uri HUSER[$i]=$user SSHD[$i]=$pid
 done <"$H/hosts"
 check "RUN/hosts names a URI for each of the 3 hosts" test "${#URI[@]}" -eq 3
 virsh_() { local h=$1; shift; timeout 60 virsh -q -c "${URI[$h]}" "$@"; }
@@ -60,7 +61,7 @@ store() { echo "$H/host$1/store"; }
 # daemon_pid HOST: the host user's session libvirtd.
 daemon_pid() {
 	local uid p
-	uid=$(id -u "${USER[$1]}") || return 1
+	uid=$(id -u "${HUSER[$1]}") || return 1
 	for p in $(pgrep -u "$uid" -x libvirtd); do echo "$p"; return 0; done
 	return 1
 }
@@ -78,20 +79,26 @@ for h in 1 2 3; do
 	check "host$h: node info ($cpus CPUs, $mem KiB)" test "${cpus:-0}" -gt 0 -a "${mem:-0}" -gt 0
 	check "host$h: the session daemon's URI is the one asked for" test "$(virsh_ "$h" uri)" = "${URI[$h]}"
 	dp=$(daemon_pid "$h")
-	check "host$h: its session libvirtd ($dp) runs as ${USER[$h]}" test -n "$dp"
+	check "host$h: its session libvirtd ($dp) runs as ${HUSER[$h]}" test -n "$dp"
 	[[ -n $dp ]] && check "host$h: its session libvirtd runs in the host's mount namespace" same_ns "$dp" "${SSHD[$h]}"
 done
 check "host1 and host2 have their own namespaces" test "$(readlink "/proc/${SSHD[1]}/ns/mnt")" != "$(readlink "/proc/${SSHD[2]}/ns/mnt")"
 
 # ---- a disk only in host1's store: starts on host1, not on host2 ------------------------------
-# put_guest HOST: the base and a fresh overlay in the host's store, owned by the host's user
-# (QEMU runs as that user: it reads the base and writes the overlay).
+# The base each host boots: copied into host1's and host2's stores by hand; host3 gets it the
+# way a pool's hosts do, `vdipool base push` over SSH (as the host's user, so QEMU can read it).
+declare -A BASE=([1]=$MNT/tiny.raw [2]=$MNT/tiny.raw)
+# put_guest HOST: the base (hosts 1, 2) and a fresh overlay in the host's store, owned by the
+# host's user (QEMU runs as that user: it reads the base and writes the overlay).
 put_guest() {
 	local s
 	s=$(store "$1")
-	cp --sparse=always "$GUEST_DIR/tiny.raw" "$s/tiny.raw" &&
-		qemu-img create -q -f qcow2 -b "$MNT/tiny.raw" -F raw -u "$s/$DOM.qcow2" 64M &&
-		chown "${USER[$1]}:" "$s/tiny.raw" "$s/$DOM.qcow2" && chmod 0444 "$s/tiny.raw"
+	if [[ ${BASE[$1]} == "$MNT/tiny.raw" ]]; then
+		cp --sparse=always "$GUEST_DIR/tiny.raw" "$s/tiny.raw" && chown "${HUSER[$1]}:" "$s/tiny.raw" &&
+			chmod 0444 "$s/tiny.raw" || return 1
+	fi
+	qemu-img create -q -f qcow2 -b "${BASE[$1]}" -F raw -u "$s/$DOM.qcow2" 64M &&
+		chown "${HUSER[$1]}:" "$s/$DOM.qcow2"
 }
 # The domain is the same on every host but for its SMBIOS serial, which the guest prints.
 domain_xml() {
@@ -109,7 +116,7 @@ domain_xml() {
     <disk type='file' device='disk'>
       <driver name='qemu' type='qcow2'/>
       <source file='$MNT/$DOM.qcow2'/>
-      <backingStore type='file'><format type='raw'/><source file='$MNT/tiny.raw'/></backingStore>
+      <backingStore type='file'><format type='raw'/><source file='${BASE[$1]}'/></backingStore>
       <target dev='vda' bus='virtio'/>
     </disk>
     <serial type='pty'><log file='$MNT/$DOM-serial.log' append='on'/><target port='0'/></serial>
@@ -119,6 +126,17 @@ domain_xml() {
 </domain>
 EOF
 }
+
+VER=$(cat "$GUEST_DIR/VERSION")
+if "$CLI" --root "$T/store" base import tiny "$GUEST_DIR/tiny.raw" --version "$VER" --format raw >"$T/push.log" 2>&1 &&
+	"$CLI" --root "$T/store" base push "tiny@$VER" --to "${HUSER[3]}@127.0.0.1:$((VP_TEST_HOSTS_PORT + 3))" \
+		--identity "$H/id_ed25519" --known-hosts "$H/known_hosts" >>"$T/push.log" 2>&1; then
+	ok "host3: vdipool base push tiny@$VER"
+else
+	bad "host3: vdipool base push tiny@$VER: $(tail -3 "$T/push.log")"
+fi
+BASE[3]=$MNT/bases/tiny/$VER/disk.raw
+check "host3: the pushed base is only in host3's store" test -f "$(store 3)/bases/tiny/$VER/disk.raw" -a ! -e "$(store 1)/bases"
 
 check "host1: base and overlay placed in host1's store" put_guest 1
 for h in 1 2 3; do
@@ -131,6 +149,8 @@ check "host2: $DOM is shut off" test "$(virsh_ 2 domstate "$DOM")" = "shut off"
 
 # ---- one real guest per host, under TCG -------------------------------------------------------
 for h in 2 3; do check "host$h: base and overlay placed in host$h's store" put_guest "$h"; done
+check "host3: the overlay is backed by the pushed base" \
+	bash -c 'qemu-img info -U --output=json "$1" | grep -q "\"backing-filename\": \"$2\""' _ "$(store 3)/$DOM.qcow2" "${BASE[3]}"
 for h in 1 2 3; do check "host$h: start $DOM" virsh_ "$h" start "$DOM"; done
 # wait_line HOST: until the host's serial log shows READY (or an error, or the timeout).
 wait_line() {
@@ -152,10 +172,11 @@ for h in 1 2 3; do
 		grep -a -q "^VDIPOOL-IDENTITY: id=$DOM-host$h " "$log"
 	check "host$h: the guest saw the base marker" grep -a -q '^VDIPOOL-BASE-MARKER: VDIPOOL-BASE' "$log"
 	check "host$h: domstate is running" test "$(virsh_ "$h" domstate "$DOM")" = running
-	qp=$(pgrep -u "$(id -u "${USER[$h]}")" -f "guest=$DOM" | head -1)
-	check "host$h: its QEMU (${qp:-none}) runs as ${USER[$h]} in the host's namespace" same_ns "${qp:-0}" "${SSHD[$h]}"
+	qp=$(pgrep -u "$(id -u "${HUSER[$h]}")" -f "guest=$DOM" | head -1)
+	check "host$h: its QEMU (${qp:-none}) runs as ${HUSER[$h]} in the host's namespace" same_ns "${qp:-0}" "${SSHD[$h]}"
 done
-check "host1: list shows $DOM running" bash -c 'grep -q "'"$DOM"' *running" <<<"$1"' _ "$(virsh_ 1 list)"
+listed_running() { virsh_ "$1" list | grep -q "$DOM  *running"; }
+for h in 1 2 3; do check "host$h: virsh list shows $DOM running" listed_running "$h"; done
 for h in 1 2 3; do
 	virsh_ "$h" destroy "$DOM" >/dev/null 2>&1
 	check "host$h: undefine $DOM" virsh_ "$h" undefine "$DOM"
@@ -163,12 +184,12 @@ done
 
 # ---- down leaves nothing ----------------------------------------------------------------------
 uids=()
-for h in 1 2 3; do uids+=("$(id -u "${USER[$h]}")"); done
+for h in 1 2 3; do uids+=("$(id -u "${HUSER[$h]}")"); done
 bash "$ROOT/scripts/test-hosts-down.sh" >"$T/down.log" 2>&1
 check "test hosts down" test $? -eq 0
 for h in 1 2 3; do
-	check "host$h: no process of uid ${uids[h - 1]} (${USER[$h]}) is left" bash -c '! pgrep -u "$1" >/dev/null' _ "${uids[h - 1]}"
-	check "host$h: user ${USER[$h]} is gone" bash -c '! id "$1" >/dev/null 2>&1' _ "${USER[$h]}"
+	check "host$h: no process of uid ${uids[h - 1]} (${HUSER[$h]}) is left" bash -c '! pgrep -u "$1" >/dev/null' _ "${uids[h - 1]}"
+	check "host$h: user ${HUSER[$h]} is gone" bash -c '! id "$1" >/dev/null 2>&1' _ "${HUSER[$h]}"
 	check "host$h: sshd ${SSHD[$h]} is gone" bash -c '! kill -0 "$1" 2>/dev/null' _ "${SSHD[$h]}"
 done
 
