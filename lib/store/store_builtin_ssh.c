@@ -92,7 +92,8 @@ static void make_token(char *buf, size_t len)
 	snprintf(buf, len, "ssh-%llx-%lx-%x", (unsigned long long)time(NULL), (long)getpid(), n);
 }
 
-/* Runs cmd on the host and requires exit status 0; *r is released unless out is given. */
+/* Runs cmd on the host and requires exit status 0 (else an error quoting its stderr);
+ * *out (may be NULL) gets its stdout, the caller's to free. */
 static int run_remote(struct ssh_tier *t, const char *cmd, double timeout, char **out)
 {
 	vp_ssh_exec_result r;
@@ -678,8 +679,12 @@ static int base_shape(struct ssh_tier *t, const char *loc, const char *fmt_in, c
 					    "there first", loc, t->label);
 		return rc;
 	}
-	snprintf(fmt, 16, "%s", fmt_in ? fmt_in : qcow2 ? "qcow2" : "raw");
-	*vsize = !strcmp(fmt, "qcow2") && qcow2 ? qi.virtual_size : size;
+	snprintf(fmt, 16, "%s", qcow2 ? "qcow2" : "raw");
+	/* A wrong backing format in a delta makes the guest read garbage: refuse. */
+	if (fmt_in && strcmp(fmt_in, fmt))
+		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "base '%s' on '%s' is %s, not %s", loc,
+				    t->label, fmt, fmt_in);
+	*vsize = qcow2 ? qi.virtual_size : size;
 	return 0;
 }
 

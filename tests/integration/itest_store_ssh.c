@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -73,6 +75,23 @@ static int import_version(const char *version, int seed, char out[65])
 	return 0;
 }
 
+/* Hosts a crashed earlier run left up hold our ports: take them down first. */
+static void reap_dead_runs(void)
+{
+	glob_t g;
+
+	if (glob("/var/tmp/vp-itest-sshtier-*", GLOB_ONLYDIR, NULL, &g) != 0)
+		return;
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		long pid = strtol(strrchr(g.gl_pathv[i], '-') + 1, NULL, 10);
+
+		if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+			sh("VP_TEST_HOSTS_DIR=%s VP_TEST_HOSTS_USER=vpstier bash %s/scripts/test-hosts-down.sh "
+			   ">/dev/null 2>&1; rm -rf %s %s.log", g.gl_pathv[i], src, g.gl_pathv[i], g.gl_pathv[i]);
+	}
+	globfree(&g);
+}
+
 static int suite_init(void)
 {
 	const char *s = getenv("VP_SOURCE_DIR");
@@ -86,6 +105,7 @@ static int suite_init(void)
 	if (lock_fd < 0 || flock(lock_fd, LOCK_EX) < 0)
 		return -1;
 	snprintf(src, sizeof(src), "%s", s ? s : "..");
+	reap_dead_runs();
 	snprintf(run, sizeof(run), "/var/tmp/vp-itest-sshtier-%d", (int)getpid());
 	snprintf(kh, sizeof(kh), "%s/known_hosts", run);
 	snprintf(id, sizeof(id), "%s/id_ed25519", run);
@@ -251,12 +271,17 @@ static void test_bases(void)
 			fprintf(stderr, "\n  import: %s\n", vp_error_last()->message);
 		CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "push"));
 	}
-	vp_store_free(s);
-	/* Host 2 has only version 1. */
-	CU_ASSERT_PTR_NOT_NULL_FATAL(s = open_host(2));
-	CU_ASSERT_EQUAL(vp_store_list(s, "itb", &list, &n), 0);
-	CU_ASSERT_EQUAL(n, 1);
-	vp_store_list_free(list);
+	/* Host 2 has only version 1; its store is another store: its own lock. */
+	{
+		vp_store *s2;
+		CU_ASSERT_PTR_NOT_NULL_FATAL(s2 = open_host(2));
+		CU_ASSERT_EQUAL(vp_store_list(s2, "itb", &list, &n), 0);
+		CU_ASSERT_EQUAL(n, 1);
+		vp_store_list_free(list);
+		CU_ASSERT_EQUAL(vp_store_lock(s, VP_STORE_LOCK_EXCLUSIVE, false), 0);
+		CU_ASSERT_EQUAL(vp_store_lock(s2, VP_STORE_LOCK_EXCLUSIVE, false), 0);
+		vp_store_free(s2);
+	}
 	vp_store_free(s);
 }
 
