@@ -158,12 +158,27 @@ static bool parse_stat_line(char *line, rstat *st)
 	return true;
 }
 
-/* Stats the files `args` names (shell words: quoted paths, maybe with globs) in one
- * command; files that do not exist are left out. *out (malloc'ed, pointing into
- * *text) and *text are the caller's. */
-static int stat_remote(struct ssh_tier *t, const char *args, rstat **out, size_t *n, char **text)
+/* stat's complaints other than "No such file" (a glob that matched nothing stays a
+ * literal word, and a version or disk may vanish meanwhile): a file that exists but
+ * cannot be stat'ed must fail a listing, not drop out of it, because a delta missing
+ * from a listing would let gc remove the base under it. */
+static int stat_errors(struct ssh_tier *t, char *err)
 {
-	VP_AUTOFREE char *cmd = vp_strdup_printf(STAT_CMD "%s 2>/dev/null; true", args);
+	for (char *save = NULL, *l = strtok_r(err, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		if (!strstr(l, "No such file or directory"))
+			return vp_error_set(VP_ERR_STORE, VP_EIO, "cannot list the store's files on "
+					    "'%s': %.300s", t->label, l);
+	return 0;
+}
+
+/* Stats the files `args` names (shell words: quoted paths, maybe with globs) in one
+ * command, after the shell snippet `pre` (may complain on stderr); files that do not
+ * exist are left out. *out (malloc'ed, pointing into *text) and *text are the caller's. */
+static int stat_remote(struct ssh_tier *t, const char *pre, const char *args, rstat **out,
+		       size_t *n, char **text)
+{
+	VP_AUTOFREE char *cmd = vp_strdup_printf("export LC_ALL=C; %s" STAT_CMD "%s", pre, args);
+	vp_ssh_exec_result r;
 	size_t cap = 0;
 	int rc;
 
@@ -172,7 +187,15 @@ static int stat_remote(struct ssh_tier *t, const char *args, rstat **out, size_t
 	*text = NULL;
 	if (!cmd)
 		return oom();
-	if ((rc = run_remote(t, cmd, 0, text)) < 0)
+	if ((rc = vp_ssh_exec(t->s, cmd, 0, &r)) < 0)
+		return rc;
+	rc = r.exit_signal[0] ? vp_error_set(VP_ERR_STORE, VP_EIO, "'stat' on '%s' was killed "
+					      "(signal %s)", t->label, r.exit_signal)
+			      : stat_errors(t, r.err);
+	*text = r.out;
+	r.out = NULL;
+	vp_ssh_exec_result_release(&r);
+	if (rc < 0)
 		return rc;
 	for (char *save = NULL, *l = strtok_r(*text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		rstat st;
@@ -436,7 +459,7 @@ static int find_bases(struct ssh_tier *t, const char *globs, rbase **out, size_t
 
 	*out = NULL;
 	*n = 0;
-	if ((rc = stat_remote(t, globs, sts, &nst, text)) < 0)
+	if ((rc = stat_remote(t, "", globs, sts, &nst, text)) < 0)
 		return rc;
 	if (nst && !(*out = calloc(nst, sizeof(**out))))
 		return oom();
@@ -657,7 +680,7 @@ static int ssh_delta_stat(void *tier, int kind, const char *pool, const char *cl
 		return rc;
 	if (!(q = vp_ssh_quote(path)))
 		return oom();
-	if ((rc = stat_remote(t, q, &sts, &n, &text)) < 0)
+	if ((rc = stat_remote(t, "", q, &sts, &n, &text)) < 0)
 		return rc;
 	if (n == 0)
 		return vp_error_set(VP_ERR_STORE, VP_ENOENT, "no disk '%s' on '%s'", path, t->label);
@@ -740,13 +763,17 @@ static int publish(struct ssh_tier *t, const char *tmp, const char *path, bool o
 static int upload_disk(struct ssh_tier *t, const char *local, const char *path, bool overwrite)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX], token[64];
+	vp_ssh_stat st;
 	int rc;
 
 	parent_of(dir, path);
 	make_token(token, sizeof(token));
-	if ((rc = mkpath(tmp, "%s/.%s.tmp.%s", dir, strrchr(path, '/') + 1, token)) < 0 ||
-	    (rc = vp_ssh_mkdir_p(t->s, dir, 0755)) < 0)
+	if ((rc = mkpath(tmp, "%s/.%s.tmp.%s", dir, strrchr(path, '/') + 1, token)) < 0)
 		return rc;
+	/* mkdir -p stats every component: only for a pool's first disk. */
+	if (vp_ssh_stat_path(t->s, dir, &st) < 0 && (rc = vp_ssh_mkdir_p(t->s, dir, 0755)) < 0)
+		return rc;
+	vp_error_clear();
 	rc = vp_ssh_upload_sparse(t->s, local, tmp, 0600, 0);
 	/* The server's umask may have taken bits away: make it exactly 0600. */
 	if (rc == 0)
@@ -893,7 +920,7 @@ static int ssh_delta_list(void *tier, const char *pool, vp_plugin_list_fn fn, vo
 {
 	struct ssh_tier *t = tier;
 	char dl[PATH_MAX], da[PATH_MAX];
-	VP_AUTOFREE char *qdl = NULL, *qda = NULL, *globs = NULL, *text = NULL;
+	VP_AUTOFREE char *qdl = NULL, *qda = NULL, *globs = NULL, *pre = NULL, *text = NULL;
 	VP_AUTOFREE rstat *sts = NULL;
 	VP_AUTOFREE rdisk *v = NULL;
 	const char *glob = pool ? "*.qcow2" : "*/*.qcow2";
@@ -905,10 +932,14 @@ static int ssh_delta_list(void *tier, const char *pool, vp_plugin_list_fn fn, vo
 	if ((rc = mkpath(dl, "%s/deltas/%s%s", t->root, pool ? pool : "", pool ? "/" : "")) < 0 ||
 	    (rc = mkpath(da, "%s/data/%s%s", t->root, pool ? pool : "", pool ? "/" : "")) < 0)
 		return rc;
+	/* A pool directory the shell cannot read would silently match nothing. */
 	if (!(qdl = vp_ssh_quote(dl)) || !(qda = vp_ssh_quote(da)) ||
-	    !(globs = vp_strdup_printf("%s%s %s%s", qdl, glob, qda, glob)))
+	    !(globs = vp_strdup_printf("%s%s %s%s", qdl, glob, qda, glob)) ||
+	    !(pre = vp_strdup_printf("for d in %s%s %s%s; do [ ! -e \"$d\" ] || { [ -r \"$d\" ] && "
+				     "[ -x \"$d\" ]; } || echo \"cannot read directory $d\" >&2; done; ",
+				     qdl, pool ? "" : "*/", qda, pool ? "" : "*/")))
 		return oom();
-	if ((rc = stat_remote(t, globs, &sts, &n, &text)) < 0)
+	if ((rc = stat_remote(t, pre, globs, &sts, &n, &text)) < 0)
 		return rc;
 	if (n && !(v = calloc(n, sizeof(*v))))
 		return oom();

@@ -380,6 +380,15 @@ static void test_deltas(void)
 	n = 0;
 	CU_ASSERT_EQUAL(ops->delta_list(h, "p1", count_fn, &n), 0);
 	CU_ASSERT_EQUAL(n, 3);
+
+	/* A pool directory the host's user cannot read fails the listing (it could hide a
+	 * delta, and gc would then remove its base), naming the host and the directory. */
+	CU_ASSERT_EQUAL_FATAL(sh("mkdir -m 0700 %s/host1/store/fast/deltas/p2", run), 0);
+	CU_ASSERT_EQUAL(ops->delta_list(h, NULL, count_fn, &n), VP_EIO);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "vpstier1@127.0.0.1:"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, RROOT "/fast/deltas/p2"));
+	CU_ASSERT_EQUAL(vp_store_references(s, "itb@1", &refs, &n), VP_EIO);
+	sh("rmdir %s/host1/store/fast/deltas/p2", run);
 	vp_store_free(s);
 	ops->close(h);
 }
