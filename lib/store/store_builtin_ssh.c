@@ -16,7 +16,7 @@
  *
  * Temporaries. The dir backend names its temporaries with a pid and sweeps those of
  * dead processes; a pid on the host says nothing about a process on the controller.
- * This backend names them with a token instead, "ssh-<time>-<pid>-<n>" (the dir
+ * This backend names them with a token instead, "ssh-<time>-<pid>-<n>-t" (the dir
  * backend never takes it for a pid, so a vdipool on the host leaves it alone):
  *   deltas|data/<pool>/.<clone>.qcow2.tmp.ssh-...   a disk being uploaded
  *   bases/.remove-<name>-<version>-ssh-...          a base being deleted
@@ -89,7 +89,9 @@ static void make_token(char *buf, size_t len)
 	static unsigned counter;
 	unsigned n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
 
-	snprintf(buf, len, "ssh-%llx-%lx-%x", (unsigned long long)time(NULL), (long)getpid(), n);
+	/* Ends in a letter: the dir backend takes what follows a name's last '-' (or
+	 * ".tmp.") for a pid, and this must never read as one. */
+	snprintf(buf, len, "ssh-%llx-%lx-%x-t", (unsigned long long)time(NULL), (long)getpid(), n);
 }
 
 /* Runs cmd on the host and requires exit status 0 (else an error quoting its stderr);
