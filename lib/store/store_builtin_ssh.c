@@ -468,7 +468,8 @@ static int find_bases(struct ssh_tier *t, const char *globs, rbase **out, size_t
 	for (size_t i = 0; i < nst; i++)
 		if (base_of(&(*sts)[i], &(*out)[k]) && has_manifest(*sts, nst, &(*sts)[i]))
 			k++;
-	qsort(*out, k, sizeof(**out), cmp_rbase);
+	if (k) /* qsort must not see NULL */
+		qsort(*out, k, sizeof(**out), cmp_rbase);
 	*n = 0;
 	for (size_t i = 0; i < k; i++)
 		if (!*n || strcmp((*out)[*n - 1].name, (*out)[i].name) ||
@@ -948,7 +949,8 @@ static int ssh_delta_list(void *tier, const char *pool, vp_plugin_list_fn fn, vo
 	for (size_t i = 0; i < n; i++)
 		if (disk_of(t, &sts[i], &v[k]))
 			k++;
-	qsort(v, k, sizeof(*v), cmp_rdisk);
+	if (k)
+		qsort(v, k, sizeof(*v), cmp_rdisk);
 	for (size_t i = 0; i < k && rc == 0; i++) {
 		vp_image_info info;
 
