@@ -365,30 +365,31 @@ static void ssh_close(void *tier)
 
 /* ---- bases --------------------------------------------------------------------------- */
 
-static int no_import(const char *name, const char *version)
+static int no_import(void *tier, const char *name, const char *version)
 {
-	return vp_error_set(VP_ERR_STORE, VP_ENOTSUP, "cannot import '%s@%s' into an ssh tier: "
-			    "import bases on the controller, then push them to the host "
-			    "(vdipool base push)", name, version);
+	const struct ssh_tier *t = tier;
+
+	return vp_error_set(VP_ERR_STORE, VP_ENOTSUP, "cannot import '%s@%s' into '%s' on '%s' "
+			    "(an ssh tier): import bases on the controller, then push them to the "
+			    "host (vdipool base push)", name, version, t->root, t->label);
 }
 
 static int ssh_base_stage(void *tier, const char *name, const char *version, const char *format,
 			  vp_image_info *staged)
 {
-	(void)tier, (void)format, (void)staged;
-	return no_import(name, version);
+	(void)format, (void)staged;
+	return no_import(tier, name, version);
 }
 
 static int ssh_base_commit(void *tier, const char *name, const char *version, const char *manifest)
 {
-	(void)tier, (void)manifest;
-	return no_import(name, version);
+	(void)manifest;
+	return no_import(tier, name, version);
 }
 
 static int ssh_base_abort(void *tier, const char *name, const char *version)
 {
-	(void)tier;
-	return no_import(name, version);
+	return no_import(tier, name, version);
 }
 
 static int base_dir(char *buf, const struct ssh_tier *t, const char *name, const char *version)
@@ -508,7 +509,7 @@ static int ssh_base_stat(void *tier, const char *name, const char *version, int 
 	int rc;
 
 	if (staged)
-		return no_import(name, version);
+		return no_import(tier, name, version);
 	if ((rc = base_dir(dir, t, name, version)) < 0)
 		return rc;
 	if (!(globs = base_globs(dir, "")))

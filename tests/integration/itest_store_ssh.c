@@ -270,6 +270,7 @@ static void test_bases(void)
 		if (!strstr(vp_error_last()->message, "push"))
 			fprintf(stderr, "\n  import: %s\n", vp_error_last()->message);
 		CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "push"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "vpstier1@127.0.0.1:"));
 	}
 	/* Host 2 has only version 1; its store is another store: its own lock. */
 	{
