@@ -481,12 +481,44 @@ static void test_gc(void)
 	CU_ASSERT_EQUAL(sh("test -e %s/host2/store/bases/itb/1/manifest", run), 0);
 }
 
+/* Twenty deltas created, listed and removed; the time is printed (measured, not asserted). */
+static void test_many(void)
+{
+	const vp_plugin_ops *ops;
+	void *h = NULL;
+	char clone[16];
+	size_t n = 0;
+	double t0, t1, t2;
+
+	NEED_HOST();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ops = delta_tier(1, &h));
+	t0 = vp_now();
+	for (int i = 0; i < 20; i++) {
+		vp_delta_request req = { .kind = VP_DISK_DELTA, .pool = "many", .clone = clone,
+					 .base_location = BASE_LOC("2"), .base_format = "qcow2" };
+		snprintf(clone, sizeof(clone), "m%02d", i);
+		CU_ASSERT_EQUAL(ops->delta_create(h, &req, NULL), 0);
+	}
+	t1 = vp_now();
+	CU_ASSERT_EQUAL(ops->delta_list(h, "many", count_fn, &n), 0);
+	CU_ASSERT_EQUAL(n, 20);
+	t2 = vp_now();
+	for (int i = 0; i < 20; i++) {
+		snprintf(clone, sizeof(clone), "m%02d", i);
+		CU_ASSERT_EQUAL(ops->delta_remove(h, VP_DISK_DELTA, "many", clone), 0);
+	}
+	fprintf(stderr, "\n  20 deltas over SSH (loopback): created in %.2f s, listed in %.2f s, "
+		"removed in %.2f s ", t1 - t0, t2 - t1, vp_now() - t2);
+	ops->close(h);
+}
+
 static CU_TestInfo tests[] = {
 	{ "vp_store_push: pushed, already there, the host's vdipool verifies it", test_push },
 	{ "ssh tier: stat, latest, list, unchanged, errors name host and path, no import", test_bases },
 	{ "ssh tier: deltas, data disk, prealloc, extended L2, overwrite, rebase, remove", test_deltas },
 	{ "ssh tier: verify hashes on the host; a tampered image fails", test_hash_and_tamper },
 	{ "ssh tier: sweep removes old upload temporaries only", test_sweep },
+	{ "ssh tier: twenty deltas created, listed, removed (timed)", test_many },
 	{ "ssh tier: gc removes an unreferenced version on that host only", test_gc },
 	CU_TEST_INFO_NULL,
 };
