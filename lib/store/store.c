@@ -21,6 +21,19 @@
 
 /* ---- opening ------------------------------------------------------------------ */
 
+/* Two hosts' stores at the same path are two stores: each gets its own lock. */
+static void tier_where(store_tier *t, const vp_store_tier *cfg)
+{
+	size_t len = (size_t)snprintf(t->where, sizeof(t->where), "%s:%s", cfg->driver, t->path);
+
+	for (size_t i = 0; i < cfg->config.nparams && len < sizeof(t->where); i++) {
+		const vp_plugin_param *p = &cfg->config.params[i];
+		if (!strcmp(p->key, "host") || !strcmp(p->key, "port"))
+			len += (size_t)snprintf(t->where + len, sizeof(t->where) - len, "|%s=%s", p->key,
+						p->value);
+	}
+}
+
 static int open_tier(store_tier *t, const vp_store_tier *cfg)
 {
 	const vp_plugin *p;
@@ -36,6 +49,7 @@ static int open_tier(store_tier *t, const vp_store_tier *cfg)
 	if (cfg->config.path && cfg->config.path[0] == '/' &&
 	    (strcmp(cfg->driver, "dir") || !realpath(cfg->config.path, t->path)))
 		snprintf(t->path, sizeof(t->path), "%s", cfg->config.path);
+	tier_where(t, cfg);
 	if ((rc = t->ops->open(&cfg->config, &t->h)) < 0) {
 		vp_error_prefix("cannot open tier '%s'", t->name);
 		t->ops = NULL;

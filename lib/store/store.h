@@ -21,6 +21,8 @@ typedef struct store_tier {
 	void *h;
 	char name[VP_PLUGIN_NAME_MAX];
 	char path[4096];  /* the configured path, canonical when it exists; "" if none */
+	char where[4352]; /* what the storage is, for the store lock's key: driver and path,
+			   * plus host and port for a backend on another host */
 	bool borrowed;    /* the handle belongs to another tier (base == delta tier) */
 } store_tier;
 

@@ -16,7 +16,7 @@
  *
  * Temporaries. The dir backend names its temporaries with a pid and sweeps those of
  * dead processes; a pid on the host says nothing about a process on the controller.
- * This backend names them with a token instead, "ssh-<time>-<pid>-<n>" (the dir
+ * This backend names them with a token instead, "ssh-<time>-<pid>-<n>-t" (the dir
  * backend never takes it for a pid, so a vdipool on the host leaves it alone):
  *   deltas|data/<pool>/.<clone>.qcow2.tmp.ssh-...   a disk being uploaded
  *   bases/.remove-<name>-<version>-ssh-...          a base being deleted
@@ -89,10 +89,13 @@ static void make_token(char *buf, size_t len)
 	static unsigned counter;
 	unsigned n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
 
-	snprintf(buf, len, "ssh-%llx-%lx-%x", (unsigned long long)time(NULL), (long)getpid(), n);
+	/* Ends in a letter: the dir backend takes what follows a name's last '-' (or
+	 * ".tmp.") for a pid, and this must never read as one. */
+	snprintf(buf, len, "ssh-%llx-%lx-%x-t", (unsigned long long)time(NULL), (long)getpid(), n);
 }
 
-/* Runs cmd on the host and requires exit status 0; *r is released unless out is given. */
+/* Runs cmd on the host and requires exit status 0 (else an error quoting its stderr);
+ * *out (may be NULL) gets its stdout, the caller's to free. */
 static int run_remote(struct ssh_tier *t, const char *cmd, double timeout, char **out)
 {
 	vp_ssh_exec_result r;
@@ -157,12 +160,27 @@ static bool parse_stat_line(char *line, rstat *st)
 	return true;
 }
 
-/* Stats the files `args` names (shell words: quoted paths, maybe with globs) in one
- * command; files that do not exist are left out. *out (malloc'ed, pointing into
- * *text) and *text are the caller's. */
-static int stat_remote(struct ssh_tier *t, const char *args, rstat **out, size_t *n, char **text)
+/* stat's complaints other than "No such file" (a glob that matched nothing stays a
+ * literal word, and a version or disk may vanish meanwhile): a file that exists but
+ * cannot be stat'ed must fail a listing, not drop out of it, because a delta missing
+ * from a listing would let gc remove the base under it. */
+static int stat_errors(struct ssh_tier *t, char *err)
 {
-	VP_AUTOFREE char *cmd = vp_strdup_printf(STAT_CMD "%s 2>/dev/null; true", args);
+	for (char *save = NULL, *l = strtok_r(err, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		if (!strstr(l, "No such file or directory"))
+			return vp_error_set(VP_ERR_STORE, VP_EIO, "cannot list the store's files on "
+					    "'%s': %.300s", t->label, l);
+	return 0;
+}
+
+/* Stats the files `args` names (shell words: quoted paths, maybe with globs) in one
+ * command, after the shell snippet `pre` (may complain on stderr); files that do not
+ * exist are left out. *out (malloc'ed, pointing into *text) and *text are the caller's. */
+static int stat_remote(struct ssh_tier *t, const char *pre, const char *args, rstat **out,
+		       size_t *n, char **text)
+{
+	VP_AUTOFREE char *cmd = vp_strdup_printf("export LC_ALL=C; %s" STAT_CMD "%s", pre, args);
+	vp_ssh_exec_result r;
 	size_t cap = 0;
 	int rc;
 
@@ -171,7 +189,15 @@ static int stat_remote(struct ssh_tier *t, const char *args, rstat **out, size_t
 	*text = NULL;
 	if (!cmd)
 		return oom();
-	if ((rc = run_remote(t, cmd, 0, text)) < 0)
+	if ((rc = vp_ssh_exec(t->s, cmd, 0, &r)) < 0)
+		return rc;
+	rc = r.exit_signal[0] ? vp_error_set(VP_ERR_STORE, VP_EIO, "'stat' on '%s' was killed "
+					      "(signal %s)", t->label, r.exit_signal)
+			      : stat_errors(t, r.err);
+	*text = r.out;
+	r.out = NULL;
+	vp_ssh_exec_result_release(&r);
+	if (rc < 0)
 		return rc;
 	for (char *save = NULL, *l = strtok_r(*text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		rstat st;
@@ -339,30 +365,31 @@ static void ssh_close(void *tier)
 
 /* ---- bases --------------------------------------------------------------------------- */
 
-static int no_import(const char *name, const char *version)
+static int no_import(void *tier, const char *name, const char *version)
 {
-	return vp_error_set(VP_ERR_STORE, VP_ENOTSUP, "cannot import '%s@%s' into an ssh tier: "
-			    "import bases on the controller, then push them to the host "
-			    "(vdipool base push)", name, version);
+	const struct ssh_tier *t = tier;
+
+	return vp_error_set(VP_ERR_STORE, VP_ENOTSUP, "cannot import '%s@%s' into '%s' on '%s' "
+			    "(an ssh tier): import bases on the controller, then push them to the "
+			    "host (vdipool base push)", name, version, t->root, t->label);
 }
 
 static int ssh_base_stage(void *tier, const char *name, const char *version, const char *format,
 			  vp_image_info *staged)
 {
-	(void)tier, (void)format, (void)staged;
-	return no_import(name, version);
+	(void)format, (void)staged;
+	return no_import(tier, name, version);
 }
 
 static int ssh_base_commit(void *tier, const char *name, const char *version, const char *manifest)
 {
-	(void)tier, (void)manifest;
-	return no_import(name, version);
+	(void)manifest;
+	return no_import(tier, name, version);
 }
 
 static int ssh_base_abort(void *tier, const char *name, const char *version)
 {
-	(void)tier;
-	return no_import(name, version);
+	return no_import(tier, name, version);
 }
 
 static int base_dir(char *buf, const struct ssh_tier *t, const char *name, const char *version)
@@ -435,14 +462,15 @@ static int find_bases(struct ssh_tier *t, const char *globs, rbase **out, size_t
 
 	*out = NULL;
 	*n = 0;
-	if ((rc = stat_remote(t, globs, sts, &nst, text)) < 0)
+	if ((rc = stat_remote(t, "", globs, sts, &nst, text)) < 0)
 		return rc;
 	if (nst && !(*out = calloc(nst, sizeof(**out))))
 		return oom();
 	for (size_t i = 0; i < nst; i++)
 		if (base_of(&(*sts)[i], &(*out)[k]) && has_manifest(*sts, nst, &(*sts)[i]))
 			k++;
-	qsort(*out, k, sizeof(**out), cmp_rbase);
+	if (k) /* qsort must not see NULL */
+		qsort(*out, k, sizeof(**out), cmp_rbase);
 	*n = 0;
 	for (size_t i = 0; i < k; i++)
 		if (!*n || strcmp((*out)[*n - 1].name, (*out)[i].name) ||
@@ -481,7 +509,7 @@ static int ssh_base_stat(void *tier, const char *name, const char *version, int 
 	int rc;
 
 	if (staged)
-		return no_import(name, version);
+		return no_import(tier, name, version);
 	if ((rc = base_dir(dir, t, name, version)) < 0)
 		return rc;
 	if (!(globs = base_globs(dir, "")))
@@ -656,7 +684,7 @@ static int ssh_delta_stat(void *tier, int kind, const char *pool, const char *cl
 		return rc;
 	if (!(q = vp_ssh_quote(path)))
 		return oom();
-	if ((rc = stat_remote(t, q, &sts, &n, &text)) < 0)
+	if ((rc = stat_remote(t, "", q, &sts, &n, &text)) < 0)
 		return rc;
 	if (n == 0)
 		return vp_error_set(VP_ERR_STORE, VP_ENOENT, "no disk '%s' on '%s'", path, t->label);
@@ -678,8 +706,12 @@ static int base_shape(struct ssh_tier *t, const char *loc, const char *fmt_in, c
 					    "there first", loc, t->label);
 		return rc;
 	}
-	snprintf(fmt, 16, "%s", fmt_in ? fmt_in : qcow2 ? "qcow2" : "raw");
-	*vsize = !strcmp(fmt, "qcow2") && qcow2 ? qi.virtual_size : size;
+	snprintf(fmt, 16, "%s", qcow2 ? "qcow2" : "raw");
+	/* A wrong backing format in a delta makes the guest read garbage: refuse. */
+	if (fmt_in && strcmp(fmt_in, fmt))
+		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "base '%s' on '%s' is %s, not %s", loc,
+				    t->label, fmt, fmt_in);
+	*vsize = qcow2 ? qi.virtual_size : size;
 	return 0;
 }
 
@@ -735,13 +767,17 @@ static int publish(struct ssh_tier *t, const char *tmp, const char *path, bool o
 static int upload_disk(struct ssh_tier *t, const char *local, const char *path, bool overwrite)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX], token[64];
+	vp_ssh_stat st;
 	int rc;
 
 	parent_of(dir, path);
 	make_token(token, sizeof(token));
-	if ((rc = mkpath(tmp, "%s/.%s.tmp.%s", dir, strrchr(path, '/') + 1, token)) < 0 ||
-	    (rc = vp_ssh_mkdir_p(t->s, dir, 0755)) < 0)
+	if ((rc = mkpath(tmp, "%s/.%s.tmp.%s", dir, strrchr(path, '/') + 1, token)) < 0)
 		return rc;
+	/* mkdir -p stats every component: only for a pool's first disk. */
+	if (vp_ssh_stat_path(t->s, dir, &st) < 0 && (rc = vp_ssh_mkdir_p(t->s, dir, 0755)) < 0)
+		return rc;
+	vp_error_clear();
 	rc = vp_ssh_upload_sparse(t->s, local, tmp, 0600, 0);
 	/* The server's umask may have taken bits away: make it exactly 0600. */
 	if (rc == 0)
@@ -888,7 +924,7 @@ static int ssh_delta_list(void *tier, const char *pool, vp_plugin_list_fn fn, vo
 {
 	struct ssh_tier *t = tier;
 	char dl[PATH_MAX], da[PATH_MAX];
-	VP_AUTOFREE char *qdl = NULL, *qda = NULL, *globs = NULL, *text = NULL;
+	VP_AUTOFREE char *qdl = NULL, *qda = NULL, *globs = NULL, *pre = NULL, *text = NULL;
 	VP_AUTOFREE rstat *sts = NULL;
 	VP_AUTOFREE rdisk *v = NULL;
 	const char *glob = pool ? "*.qcow2" : "*/*.qcow2";
@@ -900,17 +936,22 @@ static int ssh_delta_list(void *tier, const char *pool, vp_plugin_list_fn fn, vo
 	if ((rc = mkpath(dl, "%s/deltas/%s%s", t->root, pool ? pool : "", pool ? "/" : "")) < 0 ||
 	    (rc = mkpath(da, "%s/data/%s%s", t->root, pool ? pool : "", pool ? "/" : "")) < 0)
 		return rc;
+	/* A pool directory the shell cannot read would silently match nothing. */
 	if (!(qdl = vp_ssh_quote(dl)) || !(qda = vp_ssh_quote(da)) ||
-	    !(globs = vp_strdup_printf("%s%s %s%s", qdl, glob, qda, glob)))
+	    !(globs = vp_strdup_printf("%s%s %s%s", qdl, glob, qda, glob)) ||
+	    !(pre = vp_strdup_printf("for d in %s%s %s%s; do [ ! -e \"$d\" ] || { [ -r \"$d\" ] && "
+				     "[ -x \"$d\" ]; } || echo \"cannot read directory $d\" >&2; done; ",
+				     qdl, pool ? "" : "*/", qda, pool ? "" : "*/")))
 		return oom();
-	if ((rc = stat_remote(t, globs, &sts, &n, &text)) < 0)
+	if ((rc = stat_remote(t, pre, globs, &sts, &n, &text)) < 0)
 		return rc;
 	if (n && !(v = calloc(n, sizeof(*v))))
 		return oom();
 	for (size_t i = 0; i < n; i++)
 		if (disk_of(t, &sts[i], &v[k]))
 			k++;
-	qsort(v, k, sizeof(*v), cmp_rdisk);
+	if (k)
+		qsort(v, k, sizeof(*v), cmp_rdisk);
 	for (size_t i = 0; i < k && rc == 0; i++) {
 		vp_image_info info;
 

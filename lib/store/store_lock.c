@@ -75,15 +75,11 @@ int vp_store_set_runtime_dir(vp_store *s, const char *dir)
 }
 
 /* One lock per base tier: stores opened from a spec and from --root share it,
- * so the key is what the tier is (driver and canonical path), not its name. */
+ * so the key is what the tier is (driver, canonical path and, for a store on
+ * another host, that host: see store_tier.where), not its name. */
 static int store_lock_name(vp_store *s, char *buf, size_t len)
 {
-	char *key = vp_strdup_printf("%s:%s", s->base.ops->name, s->base.path);
-
-	if (!key)
-		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
-	snprintf(buf, len, "store-%016llx.lock", (unsigned long long)vp_hash_str(key));
-	free(key);
+	snprintf(buf, len, "store-%016llx.lock", (unsigned long long)vp_hash_str(s->base.where));
 	return 0;
 }
 

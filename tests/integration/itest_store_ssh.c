@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -73,6 +75,23 @@ static int import_version(const char *version, int seed, char out[65])
 	return 0;
 }
 
+/* Hosts a crashed earlier run left up hold our ports: take them down first. */
+static void reap_dead_runs(void)
+{
+	glob_t g;
+
+	if (glob("/var/tmp/vp-itest-sshtier-*", GLOB_ONLYDIR, NULL, &g) != 0)
+		return;
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		long pid = strtol(strrchr(g.gl_pathv[i], '-') + 1, NULL, 10);
+
+		if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+			sh("VP_TEST_HOSTS_DIR=%s VP_TEST_HOSTS_USER=vpstier bash %s/scripts/test-hosts-down.sh "
+			   ">/dev/null 2>&1; rm -rf %s %s.log", g.gl_pathv[i], src, g.gl_pathv[i], g.gl_pathv[i]);
+	}
+	globfree(&g);
+}
+
 static int suite_init(void)
 {
 	const char *s = getenv("VP_SOURCE_DIR");
@@ -86,6 +105,7 @@ static int suite_init(void)
 	if (lock_fd < 0 || flock(lock_fd, LOCK_EX) < 0)
 		return -1;
 	snprintf(src, sizeof(src), "%s", s ? s : "..");
+	reap_dead_runs();
 	snprintf(run, sizeof(run), "/var/tmp/vp-itest-sshtier-%d", (int)getpid());
 	snprintf(kh, sizeof(kh), "%s/known_hosts", run);
 	snprintf(id, sizeof(id), "%s/id_ed25519", run);
@@ -250,13 +270,19 @@ static void test_bases(void)
 		if (!strstr(vp_error_last()->message, "push"))
 			fprintf(stderr, "\n  import: %s\n", vp_error_last()->message);
 		CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "push"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "vpstier1@127.0.0.1:"));
 	}
-	vp_store_free(s);
-	/* Host 2 has only version 1. */
-	CU_ASSERT_PTR_NOT_NULL_FATAL(s = open_host(2));
-	CU_ASSERT_EQUAL(vp_store_list(s, "itb", &list, &n), 0);
-	CU_ASSERT_EQUAL(n, 1);
-	vp_store_list_free(list);
+	/* Host 2 has only version 1; its store is another store: its own lock. */
+	{
+		vp_store *s2;
+		CU_ASSERT_PTR_NOT_NULL_FATAL(s2 = open_host(2));
+		CU_ASSERT_EQUAL(vp_store_list(s2, "itb", &list, &n), 0);
+		CU_ASSERT_EQUAL(n, 1);
+		vp_store_list_free(list);
+		CU_ASSERT_EQUAL(vp_store_lock(s, VP_STORE_LOCK_EXCLUSIVE, false), 0);
+		CU_ASSERT_EQUAL(vp_store_lock(s2, VP_STORE_LOCK_EXCLUSIVE, false), 0);
+		vp_store_free(s2);
+	}
 	vp_store_free(s);
 }
 
@@ -355,6 +381,15 @@ static void test_deltas(void)
 	n = 0;
 	CU_ASSERT_EQUAL(ops->delta_list(h, "p1", count_fn, &n), 0);
 	CU_ASSERT_EQUAL(n, 3);
+
+	/* A pool directory the host's user cannot read fails the listing (it could hide a
+	 * delta, and gc would then remove its base), naming the host and the directory. */
+	CU_ASSERT_EQUAL_FATAL(sh("mkdir -m 0700 %s/host1/store/fast/deltas/p2", run), 0);
+	CU_ASSERT_EQUAL(ops->delta_list(h, NULL, count_fn, &n), VP_EIO);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "vpstier1@127.0.0.1:"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, RROOT "/fast/deltas/p2"));
+	CU_ASSERT_EQUAL(vp_store_references(s, "itb@1", &refs, &n), VP_EIO);
+	sh("rmdir %s/host1/store/fast/deltas/p2", run);
 	vp_store_free(s);
 	ops->close(h);
 }
@@ -446,12 +481,44 @@ static void test_gc(void)
 	CU_ASSERT_EQUAL(sh("test -e %s/host2/store/bases/itb/1/manifest", run), 0);
 }
 
+/* Twenty deltas created, listed and removed; the time is printed (measured, not asserted). */
+static void test_many(void)
+{
+	const vp_plugin_ops *ops;
+	void *h = NULL;
+	char clone[16];
+	size_t n = 0;
+	double t0, t1, t2;
+
+	NEED_HOST();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ops = delta_tier(1, &h));
+	t0 = vp_now();
+	for (int i = 0; i < 20; i++) {
+		vp_delta_request req = { .kind = VP_DISK_DELTA, .pool = "many", .clone = clone,
+					 .base_location = BASE_LOC("2"), .base_format = "qcow2" };
+		snprintf(clone, sizeof(clone), "m%02d", i);
+		CU_ASSERT_EQUAL(ops->delta_create(h, &req, NULL), 0);
+	}
+	t1 = vp_now();
+	CU_ASSERT_EQUAL(ops->delta_list(h, "many", count_fn, &n), 0);
+	CU_ASSERT_EQUAL(n, 20);
+	t2 = vp_now();
+	for (int i = 0; i < 20; i++) {
+		snprintf(clone, sizeof(clone), "m%02d", i);
+		CU_ASSERT_EQUAL(ops->delta_remove(h, VP_DISK_DELTA, "many", clone), 0);
+	}
+	fprintf(stderr, "\n  20 deltas over SSH (loopback): created in %.2f s, listed in %.2f s, "
+		"removed in %.2f s ", t1 - t0, t2 - t1, vp_now() - t2);
+	ops->close(h);
+}
+
 static CU_TestInfo tests[] = {
 	{ "vp_store_push: pushed, already there, the host's vdipool verifies it", test_push },
 	{ "ssh tier: stat, latest, list, unchanged, errors name host and path, no import", test_bases },
 	{ "ssh tier: deltas, data disk, prealloc, extended L2, overwrite, rebase, remove", test_deltas },
 	{ "ssh tier: verify hashes on the host; a tampered image fails", test_hash_and_tamper },
 	{ "ssh tier: sweep removes old upload temporaries only", test_sweep },
+	{ "ssh tier: twenty deltas created, listed, removed (timed)", test_many },
 	{ "ssh tier: gc removes an unreferenced version on that host only", test_gc },
 	CU_TEST_INFO_NULL,
 };

@@ -57,6 +57,7 @@ static void test_old_abi_loads_with_zeroed_tail(void)
 	CU_ASSERT_EQUAL(ops->delta_flatten(tier, "p", "c"), VP_ENOTSUP);
 	CU_ASSERT_PTR_NULL(ops->base_children);
 	CU_ASSERT_PTR_NULL(ops->sweep);
+	CU_ASSERT_PTR_NULL(ops->base_hash); /* API 3: beyond an old plugin's table */
 	CU_ASSERT_EQUAL(ops->thread_model, VP_THREAD_MODEL_SERIALIZE_REQUESTS);
 	CU_ASSERT_EQUAL(ops->_struct_size, offsetof(vp_plugin_ops, delta_rebase));
 	ops->close(tier);
@@ -243,6 +244,54 @@ static void test_caps_str(void)
 			 "linked-clone,shared");
 }
 
+
+/* ---- the built-in ssh backend (what needs no host; tests/integration/itest_store_ssh.c has the rest) */
+
+static int open_ssh(const vp_plugin_ops *ops, const char *path, const vp_plugin_param *params,
+		    size_t n)
+{
+	vp_tier_config cfg = { .tier = "remote", .path = path, .params = params, .nparams = n };
+	void *tier = NULL;
+	int rc = ops->open(&cfg, &tier);
+
+	if (rc == 0)
+		ops->close(tier);
+	return rc;
+}
+
+static void test_builtin_ssh(void)
+{
+	const vp_plugin *p = NULL;
+	const vp_plugin_ops *ops;
+	const vp_plugin_param ok[] = { { "host", "127.0.0.1" }, { "port", "1" }, { "user", "vdi" },
+				       { "known_hosts", "/nonexistent/known_hosts" } };
+	const vp_plugin_param odd[] = { { "host", "h" }, { "colour", "blue" } };
+	const vp_plugin_param badport[] = { { "port", "99999" } };
+
+	CU_ASSERT_EQUAL_FATAL(vp_plugin_find(&p, "ssh"), 0);
+	VP_ASSERT_STR_EQ(vp_plugin_file(p), "(built-in)");
+	CU_ASSERT_EQUAL(vp_plugin_api_version(p), VP_PLUGIN_API_VERSION);
+	CU_ASSERT(vp_plugin_capabilities(p) & VP_CAP_REBASE);
+	CU_ASSERT_FALSE(vp_plugin_capabilities(p) & VP_CAP_FLATTEN);
+	ops = vp_plugin_get_ops(p);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ops);
+	CU_ASSERT_PTR_NOT_NULL(ops->base_hash);
+	CU_ASSERT_PTR_NOT_NULL(ops->sweep);
+	CU_ASSERT_EQUAL(ops->thread_model, VP_THREAD_MODEL_SERIALIZE_REQUESTS);
+
+	CU_ASSERT_EQUAL(open_ssh(ops, "/var/lib/vdipool", NULL, 0), VP_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "host, user and known_hosts"));
+	CU_ASSERT_EQUAL(open_ssh(ops, "relative", ok, 4), VP_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "absolute path"));
+	CU_ASSERT_EQUAL(open_ssh(ops, "/v", odd, 2), VP_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "'colour=blue'"));
+	CU_ASSERT_EQUAL(open_ssh(ops, "/v", badport, 1), VP_EINVAL);
+	/* Nothing listens on port 1: the error names the tier, its path and the host. */
+	CU_ASSERT(open_ssh(ops, "/var/lib/vdipool/", ok, 4) < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "vdi@127.0.0.1:1"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "'/var/lib/vdipool'"));
+}
+
 static CU_TestInfo loader_tests[] = {
 	{ "old ABI loads, tail zero-filled, defaults", test_old_abi_loads_with_zeroed_tail },
 	{ "plugin errors reach vp_error_last via the host table", test_plugin_errors_go_through_host },
@@ -251,6 +300,7 @@ static CU_TestInfo loader_tests[] = {
 	{ "not a plugin", test_not_a_plugin },
 	{ "registry: search path, refused files, dir", test_registry },
 	{ "capability names", test_caps_str },
+	{ "built-in ssh: registered, API 3, settings checked, errors name the host", test_builtin_ssh },
 	{ "thread model: old plugins serialised per handle, parallel ones not", test_thread_model },
 	{ "plugin files: root-owned, not group/other-writable, absolute", test_file_owner_and_mode },
 	CU_TEST_INFO_NULL,
