@@ -880,7 +880,7 @@ static int canary_filter(vp_fleet *f)
 {
 	unsigned n = f->spec->rollout.canary;
 	struct canary_pick *picks;
-	size_t np = 0;
+	size_t np = 0, moving = 0, waiting = 0;
 	canary_rec r;
 	int rc;
 
@@ -918,26 +918,42 @@ static int canary_filter(vp_fleet *f)
 		}
 		return 0;
 	}
-	if (!(picks = calloc(np, sizeof(*picks))))
-		return nomem();
+	/* The canary is the lowest-index clones of the pool that take part in the rollout: those
+	 * that move, and those already on the new version (a canary that moved but failed its gate
+	 * is checked again, not replaced by the next clones). */
+	{
+		size_t cap = 0;
+
+		for (size_t i = 0; i < f->n; i++)
+			cap += f->hosts[i].plan ? f->hosts[i].plan->count : 0;
+		if (!(picks = calloc(cap + 1, sizeof(*picks))))
+			return nomem();
+	}
 	np = 0;
 	for (size_t i = 0; i < f->n; i++)
-		for (size_t k = 0; f->hosts[i].plan && k < f->hosts[i].plan->count; k++)
-			if (f->hosts[i].plan->items[k].wave > 0)
-				picks[np++] = (struct canary_pick){ &f->hosts[i].plan->items[k], i };
+		for (size_t k = 0; f->hosts[i].plan && k < f->hosts[i].plan->count; k++) {
+			vp_plan_item *it = &f->hosts[i].plan->items[k];
+
+			if (it->wave > 0 || it->change == VP_CHANGE_NONE)
+				picks[np++] = (struct canary_pick){ it, i };
+		}
 	qsort(picks, np, sizeof(*picks), by_index);
+	moving = 0;
 	for (size_t k = 0; k < np; k++) {
-		if (k < n)
-			picks[k].it->wave = 1;
-		else
+		if (k < n) {
+			moving += picks[k].it->wave > 0;
+			picks[k].it->wave = 1; /* unchanged ones too: the gate checks them */
+		} else if (picks[k].it->wave > 0) {
 			hold(picks[k].it);
+			waiting++;
+		}
 	}
 	for (size_t i = 0; i < f->n; i++)
 		if (f->hosts[i].plan)
 			recount(f->hosts[i].plan);
 	f->canary_phase = true;
-	snprintf(f->note, sizeof(f->note), "canary: %zu clone(s) roll to %s first (%s%s), %zu wait", np < n ? np : (size_t)n,
-		 f->base_ref, picks[0].it->name, np > 1 && n > 1 ? ", ..." : "", np > n ? np - n : 0);
+	snprintf(f->note, sizeof(f->note), "canary: %zu clone(s) roll to %s first (%s%s), %zu wait",
+		 moving, f->base_ref, picks[0].it->name, np > 1 && n > 1 ? ", ..." : "", waiting);
 	free(picks);
 	return 0;
 }
@@ -1035,6 +1051,9 @@ void vp_fleet_plan_purge_data(vp_fleet *f)
 
 bool vp_fleet_has_changes(const vp_fleet *f)
 {
+	/* A canary to check is work even when its clones moved already. */
+	if (f->canary_phase)
+		return true;
 	for (size_t i = 0; i < f->n; i++)
 		if (f->hosts[i].plan && (vp_plan_has_changes(f->hosts[i].plan) || f->hosts[i].push_bytes))
 			return true;
