@@ -107,9 +107,9 @@ step "integration tests (real qemu-img, real libvirtd + QEMU under TCG)"
 (cd build && ctest -L integration --output-on-failure)
 record "integration tests" $?
 
-step "integration tests of the threaded paths under ThreadSanitizer (apply, rollout, updates)"
+step "integration tests of the threaded paths under ThreadSanitizer (apply, rollout, updates, hosts in parallel)"
 if [[ -x build-tsan/bin/vdipool ]]; then
-	(cd build-tsan && env "${TSAN_ENV[@]}" ctest -L integration -R 'test_pool$|test_rollout|test_pool_update' \
+	(cd build-tsan && env "${TSAN_ENV[@]}" ctest -L integration -R 'test_pool$|test_rollout|test_pool_update|test_fleet_rebalance' \
 		--output-on-failure)
 	record "tsan integration tests" $?
 fi

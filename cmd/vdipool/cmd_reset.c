@@ -16,25 +16,23 @@ int cmd_reset(cli *c, int argc, char **argv)
 {
 	vp_apply_opts ao = { 0 };
 	vp_spec *spec = NULL;
-	vp_pool *pool = NULL;
-	vp_plan *plan = NULL;
+	vp_fleet *fleet = NULL;
 	double t0 = vp_now();
 	int idx, rc, code;
 
 	CLI_PARSE(idx, c, argc, argv, NULL, NULL, NULL, NULL);
 	if (argc - idx < 2)
 		return cli_usage_error(c, "expected POOL.yaml and at least one CLONE");
-	if ((code = pool_cli_open(c, argv[idx], POOL_CLI_LOCK, true, &spec, &pool)) != 0)
+	if ((code = fleet_cli_open(c, argv[idx], POOL_CLI_LOCK, true, -1, false, &spec, &fleet)) != 0)
 		return code;
-	rc = vp_pool_plan_reset(pool, (const char *const *)argv + idx + 1, (size_t)(argc - idx - 1), &plan);
+	rc = vp_fleet_plan_reset(fleet, (const char *const *)argv + idx + 1, (size_t)(argc - idx - 1));
 	if (rc < 0) {
 		code = cli_fail(c, rc);
 		goto out;
 	}
-	code = pool_cli_run(c, pool, plan, &ao, "Reset", t0);
+	code = fleet_cli_run(c, fleet, &ao, "Reset", t0);
 out:
-	vp_plan_free(plan);
-	vp_pool_free(pool);
+	vp_fleet_free(fleet);
 	vp_spec_free(spec);
 	return code;
 }

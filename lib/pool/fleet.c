@@ -986,7 +986,7 @@ static int canary_after(vp_fleet *f, const vp_fleet_result *res)
 	bool rolling = false;
 	int rc;
 
-	if (!f->spec->rollout.canary || f->want_count == 0 || !f->base_ok)
+	if (!f->spec->rollout.canary || f->want_count == 0 || !f->base_ok || f->reset_plan)
 		return 0;
 	if ((rc = canary_read(f, &r)) < 0)
 		return rc;
@@ -1029,11 +1029,56 @@ static void plan_one(vp_fleet *f, size_t i, void *arg)
 				: 0;
 }
 
+int vp_fleet_plan_reset(vp_fleet *f, const char *const *names, size_t n)
+{
+	const char **mine = calloc(n + 1, sizeof(*mine));
+	vp_buf unknown = VP_BUF_INIT;
+	int rc = 0;
+
+	if (!mine)
+		return nomem();
+	clear_plans(f);
+	f->reset_plan = true;
+	f->canary_phase = f->canary_waiting = false;
+	f->note[0] = '\0';
+	if (f->n == 1) {
+		/* One host: its own checks and messages. */
+		free(mine);
+		return f->rcs[0] = vp_pool_plan_reset(f->hosts[0].pool, names, n, &f->hosts[0].plan);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const fleet_clone *c = clone_get(f, names[i]);
+
+		if (!c || c->host < 0 || c->remove || (!c->seen && !c->recorded))
+			vp_buf_printf(&unknown, "%s'%s'", unknown.len ? ", " : "", names[i]);
+		else if (!f->hosts[c->host].reachable)
+			rc = vp_error_set(VP_ERR_PLAN, VP_EIO, "clone '%s' is on host '%s', which cannot be reached: %s",
+					  names[i], f->hosts[c->host].name, f->hosts[c->host].error);
+	}
+	if (unknown.len)
+		rc = vp_error_set(VP_ERR_INVALID, VP_EINVAL, "%s %s not a clone of pool '%s'",
+				  vp_buf_cstr(&unknown), strchr(vp_buf_cstr(&unknown), ',') ? "are" : "is",
+				  f->spec->pool);
+	vp_buf_release(&unknown);
+	for (size_t i = 0; i < f->n && rc == 0; i++) {
+		size_t k = 0;
+
+		for (size_t j = 0; j < n; j++)
+			if (clone_get(f, names[j])->host == (long)i)
+				mine[k++] = names[j];
+		if (k && (rc = f->rcs[i] = vp_pool_plan_reset(f->hosts[i].pool, mine, k, &f->hosts[i].plan)) < 0)
+			vp_error_prefix("host '%s'", f->hosts[i].name);
+	}
+	free(mine);
+	return rc;
+}
+
 int vp_fleet_plan(vp_fleet *f)
 {
 	int rc = 0;
 
 	clear_plans(f);
+	f->reset_plan = false;
 	run_hosts(f, plan_one, &rc, f->n, NULL);
 	if (rc < 0) {
 		vp_error_set(VP_ERR_PLAN, rc, "%s", f->hosts[0].error);

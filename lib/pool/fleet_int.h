@@ -40,6 +40,7 @@ struct vp_fleet {
 
 	/* the canary of a rollout (rollout.canary), per target version */
 	bool canary_phase;            /* this plan rolls only the canary */
+	bool reset_plan;              /* the plans are resets (vp_fleet_plan_reset), not the spec's */
 	bool canary_waiting;          /* the canary passed; the rest waits for its pause or continue */
 	char note[512];               /* what the plan says about the canary */
 

@@ -122,7 +122,9 @@ int pool_rollback_read(vp_pool *p)
 	p->rollback_recorded = false;
 	if (!path)
 		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
-	if (!vp_fs_exists(path))
+	/* The record is a file on this machine: a remote host's pool has none (rollback works on
+	 * one-host pools). */
+	if (p->remote || !vp_fs_exists(path))
 		return 0;
 	if ((rc = vp_fs_read_all(path, 4096, &text, &len)) < 0)
 		return rc;
@@ -148,7 +150,7 @@ int pool_rollback_record(vp_pool *p)
 	VP_AUTOFREE char *dir = NULL;
 	int rc;
 
-	if (p->rollback_recorded)
+	if (p->rollback_recorded || p->remote)
 		return 0;
 	text = vp_strdup_printf("vdipool-rollback=1\nbase=%s\nfrom=%s\n", p->spec->base.name,
 				p->rollback_from);
@@ -170,6 +172,8 @@ int pool_rollback_clear(vp_pool *p)
 
 	if (!path)
 		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	if (p->remote)
+		return 0;
 	if (unlink(path) < 0) {
 		if (errno == ENOENT)
 			return 0;

@@ -131,10 +131,23 @@ for n in 1 2 3; do
 	done
 done
 expect "a second apply has nothing to do" 0 "nothing to do" -- ctl apply "$SPEC"
+json_ok() { # json_ok PYTHON-ASSERTION JSON: the assertion holds for the parsed document d
+	python3 -c 'import json, sys; d = json.loads(sys.argv[2]); assert eval(sys.argv[1]), d' "$1" "$2"
+}
+check "plan -o json: one object per host, two clones each, nothing pending" \
+	json_ok '[h["clones"] for h in d["hosts"]] == [2, 2, 2] and not d["changes_pending"]' "$(ctl plan -o json "$SPEC")"
+check "status -o json: every host reachable, two running on each" \
+	json_ok 'all(h["reachable"] and h["running"] == 2 for h in d["hosts"])' "$(ctl status -o json "$SPEC")"
 out=$(ctl status "$SPEC" 2>&1)
 for n in 1 2 3; do
 	check "status has h$n's line" grep -q "^  h$n *2 clones: 2 running" <<<"$out"
 done
+
+c2=$(ls "$(host_store 2)/deltas/$POOL" | sed -n '1s/\.qcow2$//p')
+old_ino=$(stat -c %i "$(host_store 2)/deltas/$POOL/$c2.qcow2")
+expect "reset of a clone on h2 gives it a fresh delta there" 0 "Reset 1 clone" -- ctl reset "$SPEC" "$c2"
+check "$c2's delta on h2 is a new file" test "$(stat -c %i "$(host_store 2)/deltas/$POOL/$c2.qcow2")" != "$old_ino"
+expect "reset of a clone the pool does not have is refused" 2 "'nosuch' is not a clone of pool" -- ctl reset "$SPEC" nosuch
 
 echo "== a host that cannot be reached"
 : >"$T/empty_known_hosts"

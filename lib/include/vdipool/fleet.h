@@ -59,6 +59,10 @@ VP_API int vp_fleet_inventory(vp_fleet *f, bool need_base, long want_count);
 /* Builds each reachable host's plan (vp_fleet_host.plan) from the last inventory. */
 VP_API int vp_fleet_plan(vp_fleet *f);
 VP_API void vp_fleet_plan_purge_data(vp_fleet *f);
+/* Plans fresh deltas for the named clones, each on its own host (vp_pool_plan_reset there);
+ * hosts without one of them get no plan. VP_EINVAL naming unknown clones, VP_EIO when a clone's
+ * host cannot be reached. */
+VP_API int vp_fleet_plan_reset(vp_fleet *f, const char *const *names, size_t n);
 
 VP_API size_t vp_fleet_host_count(const vp_fleet *f);
 VP_API const vp_fleet_host *vp_fleet_host_at(const vp_fleet *f, size_t i);
