@@ -117,10 +117,11 @@ total=$(($(deltas_on 1 "$POOL3") + $(deltas_on 2 "$POOL3") + $(deltas_on 3 "$POO
 
 echo "all 3 \"hosts\" share this machine's $(nproc) cores and one disk: the ratio measures per-host work done in"
 echo "parallel (SSH, session libvirtd, delta writes), not added hardware"
-printf 'apply %d clones on 1 host  (define only, %d GiB base, preallocated)  %8.2f s  (%.2f ms/clone)\n' \
-	"$N" "$vsize" "$one" "$(echo "$one * 1000 / $N" | bc -l)"
-printf 'apply %d clones on 3 hosts (%s)                          %8.2f s  (%.2f ms/clone)\n' \
-	"$N" "$split" "$three" "$(echo "$three * 1000 / $N" | bc -l)"
-printf 'second apply of the 3-host pool (nothing to do)                  %8.2f s\n' "$again"
-printf 'plan of the unchanged 3-host pool                                %8.2f s\n' "$plan"
+line() { printf '%-66s %8.2f s%s\n' "$1" "$2" "${3:-}"; }
+line "apply $N clones on 1 host  (define only, $vsize GiB base, preallocated)" "$one" \
+	"$(printf '  (%.2f ms/clone)' "$(echo "$one * 1000 / $N" | bc -l)")"
+line "apply $N clones on 3 hosts ($split, spread)" "$three" \
+	"$(printf '  (%.2f ms/clone)' "$(echo "$three * 1000 / $N" | bc -l)")"
+line "second apply of the 3-host pool (nothing to do)" "$again"
+line "plan of the unchanged 3-host pool" "$plan"
 printf 'ratio 1-host / 3-host apply = %.2f\n' "$(echo "$one / $three" | bc -l)"
