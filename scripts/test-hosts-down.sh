@@ -5,7 +5,16 @@
 # found by namespace or by the uid of a user this script's partner created, never by name.
 set -uo pipefail
 
+# Usage: scripts/test-hosts-down.sh            all hosts: processes, users, run dir
+#        scripts/test-hosts-down.sh --host I   host I only, as if it lost power: its sshd and every
+#          process of its namespace and of its user are killed (SIGKILL); its user, store and
+#          config stay, so `scripts/test-hosts-up.sh --restart I` brings it back as it was.
 run=${VP_TEST_HOSTS_DIR:-/tmp/vp-test-hosts}
+one=
+if [[ ${1:-} == --host ]]; then
+	one=${2:-}
+	[[ $one =~ ^[1-9][0-9]?$ ]] || { echo "usage: $0 [--host I]" >&2; exit 2; }
+fi
 [[ -d $run ]] || exit 0
 
 # uid_pids UID: the processes whose real uid is UID.
@@ -19,6 +28,29 @@ uid_pids() {
 		done <"$p/status" 2>/dev/null
 	done
 }
+
+if [[ -n $one ]]; then
+	line=$(awk -v i="$one" '$1 == i' "$run/hosts" 2>/dev/null)
+	[[ -n $line ]] || { echo "test-hosts-down: no host $one in $run/hosts" >&2; exit 1; }
+	read -r _ user _ pid _ <<<"$line"
+	uid=$(id -u "$user") || exit 1
+	if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$run/host$one/sshd_config"; then
+		ns=$(readlink "/proc/$pid/ns/mnt")
+		kill -9 "$pid" 2>/dev/null
+		for p in /proc/[0-9]*; do
+			p=${p#/proc/}
+			[[ $(readlink "/proc/$p/ns/mnt" 2>/dev/null) == "$ns" ]] && kill -9 "$p" 2>/dev/null
+		done
+	fi
+	for p in $(uid_pids "$uid"); do kill -9 "$p" 2>/dev/null; done
+	for ((t = 0; t < 50; t++)); do
+		[[ -z $(uid_pids "$uid") ]] && ! kill -0 "$pid" 2>/dev/null && break
+		sleep 0.1
+	done
+	rm -f "$run/host$one/pid"
+	echo "test host $one down"
+	exit 0
+fi
 
 # The session daemons first, politely (SIGTERM, up to 5 s): they run as the hosts' users, which
 # this run created (RUN/users), so their uid names exactly them, even when a host's sshd is gone.

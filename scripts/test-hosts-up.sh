@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # test-hosts-up.sh: starts N throw-away SSH "hosts" on loopback, each an sshd with its own key, user and store view.
 # Usage: scripts/test-hosts-up.sh N
+#        scripts/test-hosts-up.sh --restart I   starts host I's sshd again (same port, key, user,
+#          store) after `scripts/test-hosts-down.sh --host I`; its session libvirtd comes back with
+#          the next libvirt connection.
 # Host i: sshd on 127.0.0.1:$((VP_TEST_HOSTS_PORT+i)) (default 22200+i) with its own ed25519 host
 # key, unix user vphost<i> allowed in by a key made here, running in its own mount namespace
 # (unshare -m --propagation private) where RUN/host<i>/store is bind-mounted on /var/lib/vdipool,
@@ -17,13 +20,58 @@
 set -euo pipefail
 
 n=${1:-}
-[[ $n =~ ^[1-9][0-9]?$ ]] || { echo "usage: $0 N   (1-99 hosts)" >&2; exit 2; }
+restart=
+if [[ $n == --restart ]]; then
+	restart=${2:-}
+	[[ $restart =~ ^[1-9][0-9]?$ ]] || { echo "usage: $0 --restart I" >&2; exit 2; }
+elif ! [[ $n =~ ^[1-9][0-9]?$ ]]; then
+	echo "usage: $0 N   (1-99 hosts) | --restart I" >&2
+	exit 2
+fi
 [[ $(id -u) -eq 0 ]] || { echo "test-hosts-up: must run as root (users, namespaces, bind mounts)" >&2; exit 2; }
 run=${VP_TEST_HOSTS_DIR:-/tmp/vp-test-hosts}
+mnt=/var/lib/vdipool
+
+# start_sshd I: host I's sshd in a mount namespace of its own where its store is $mnt; sets $pid.
+# unshare execs sh, which execs sshd: $! is sshd's pid. setsid: it outlives this script.
+start_sshd() {
+	local dir=$run/host$1
+	setsid unshare -m --propagation private \
+		sh -c "mount --bind '$dir/store' '$mnt' && exec /usr/sbin/sshd -D -f '$dir/sshd_config' -E '$dir/sshd.log'" \
+		</dev/null >>"$dir/sshd.log" 2>&1 &
+	pid=$!
+	echo "$pid" >"$dir/pid"
+}
+# wait_listen I PORT PID: until host I's sshd listens (and is still alive).
+wait_listen() {
+	local t
+	for ((t = 0; t < 100; t++)); do
+		kill -0 "$3" 2>/dev/null || { echo "test-hosts-up: sshd of host $1 died: $(tail -3 "$run/host$1/sshd.log")" >&2; exit 1; }
+		(exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "test-hosts-up: host $1 does not listen on port $2" >&2
+	exit 1
+}
+
+if [[ -n $restart ]]; then
+	line=$(awk -v i="$restart" '$1 == i' "$run/hosts" 2>/dev/null)
+	[[ -n $line ]] || { echo "test-hosts-up: no host $restart in $run/hosts" >&2; exit 1; }
+	read -r i user port old uri <<<"$line"
+	if [[ -f $run/host$i/pid ]] && kill -0 "$(cat "$run/host$i/pid")" 2>/dev/null; then
+		echo "test-hosts-up: host $i is up (pid $(cat "$run/host$i/pid")): scripts/test-hosts-down.sh --host $i first" >&2
+		exit 1
+	fi
+	start_sshd "$i"
+	awk -v i="$i" -v pid="$pid" '$1 == i { $4 = pid } { print }' "$run/hosts" >"$run/hosts.new"
+	mv "$run/hosts.new" "$run/hosts"
+	wait_listen "$i" "$port" "$pid"
+	echo "test host $i up again (sshd pid $pid, was $old)"
+	exit 0
+fi
 port0=${VP_TEST_HOSTS_PORT:-22200}
 uprefix=${VP_TEST_HOSTS_USER:-vphost}
 [[ $uprefix =~ ^[a-z]{2,16}$ ]] || { echo "test-hosts-up: VP_TEST_HOSTS_USER: 2-16 of a-z" >&2; exit 2; }
-mnt=/var/lib/vdipool
 
 if [[ ! -x /usr/sbin/sshd ]]; then
 	echo "test-hosts-up: installing openssh-server"
@@ -91,13 +139,9 @@ CFG
 		echo "test-hosts-up: $user cannot read $dir/authorized_keys: make the directories above $run traversable (chmod o+x)" >&2
 		exit 1
 	fi
-	# unshare execs sh, which execs sshd: $! is sshd's pid. setsid: it outlives this script.
-	setsid unshare -m --propagation private \
-		sh -c "mount --bind '$dir/store' '$mnt' && exec /usr/sbin/sshd -D -f '$dir/sshd_config' -E '$dir/sshd.log'" \
-		</dev/null >>"$dir/sshd.log" 2>&1 &
-	echo $! >"$dir/pid"
+	start_sshd "$i"
 	uri="qemu+libssh2://$user@127.0.0.1:$port/session?keyfile=$run/id_ed25519&known_hosts=$run/known_hosts&sshauth=privkey"
-	echo "$i $user $port $! $uri" >>"$run/hosts"
+	echo "$i $user $port $pid $uri" >>"$run/hosts"
 	# OpenSSH's "[host]:port" form for a port other than 22, plain (not hashed): the form libssh2
 	# (libvirt's libssh2 transport and lib/ssh) reads back.
 	echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$dir/ssh_host_ed25519_key.pub")" >>"$run/known_hosts"
@@ -105,12 +149,7 @@ done
 
 # Wait until every sshd listens (and is still alive).
 while read -r i user port pid uri; do
-	for ((t = 0; t < 100; t++)); do
-		kill -0 "$pid" 2>/dev/null || { echo "test-hosts-up: sshd of host $i died: $(tail -3 "$run/host$i/sshd.log")" >&2; exit 1; }
-		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-		sleep 0.1
-	done
-	((t < 100)) || { echo "test-hosts-up: host $i does not listen on port $port" >&2; exit 1; }
+	wait_listen "$i" "$port" "$pid"
 done <"$run/hosts"
 
 echo "test hosts up (run dir $run):"

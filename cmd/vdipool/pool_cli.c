@@ -465,6 +465,15 @@ int fleet_cli_run(cli *c, vp_fleet *f, vp_apply_opts *ao, const char *verb, doub
 	if (rc < 0)
 		return cli_fail(c, rc);
 	print_result(c, verb, &res.exec, vp_now() - t0);
+	if (!c->quiet && (res.pushed_bytes || res.resumed_bytes)) {
+		char sent[32], resumed[32];
+
+		printf("Pushed the base: %s sent", vp_fmt_bytes(res.pushed_bytes, sent, sizeof(sent)));
+		if (res.resumed_bytes)
+			printf(", %s resumed after an interrupted push (already there)",
+			       vp_fmt_bytes(res.resumed_bytes, resumed, sizeof(resumed)));
+		printf("\n");
+	}
 	for (size_t i = 0; i < n; i++) {
 		const vp_fleet_host *h = vp_fleet_host_at(f, i);
 

@@ -1143,6 +1143,7 @@ const char *vp_fleet_warning(const vp_fleet *f, size_t i)
 typedef struct push_state {
 	vp_fleet *f;
 	uint64_t sent;
+	uint64_t resumed;
 	pthread_mutex_t m;
 	size_t failed;
 } push_state;
@@ -1187,6 +1188,7 @@ static void push_one(vp_fleet *f, size_t i, void *arg)
 	h->push_bytes = 0;
 	pthread_mutex_lock(&ps->m);
 	ps->sent += pr.already ? 0 : pr.xfer.sent;
+	ps->resumed += pr.already ? 0 : pr.xfer.resumed;
 	pthread_mutex_unlock(&ps->m);
 	return;
 fail:
@@ -1363,6 +1365,7 @@ int vp_fleet_apply(vp_fleet *f, const vp_apply_opts *opts, vp_fleet_result *res)
 		run_hosts(f, push_one, &ps, f->spec->distribution.max_parallel_hosts, need_push);
 		pthread_mutex_destroy(&ps.m);
 		res->pushed_bytes = ps.sent;
+		res->resumed_bytes = ps.resumed;
 	}
 	/* Clones an interrupted rebalance left without their data disk get it before anything
 	 * makes them an empty one. */

@@ -84,6 +84,7 @@ typedef struct vp_fleet_result {
 	vp_exec_result exec;       /* over all hosts */
 	size_t hosts_failed;       /* hosts whose push or apply failed */
 	uint64_t pushed_bytes;     /* base bytes sent to hosts */
+	uint64_t resumed_bytes;    /* base bytes an interrupted push had delivered already */
 } vp_fleet_result;
 
 /* Runs the last plan: first the base goes to each host that lacks it (at
