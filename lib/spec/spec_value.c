@@ -49,7 +49,7 @@ static bool all_digits(const char *s)
 int spec_fn_uint(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	char got[SPEC_QUOTE_MAX];
-	const char *s;
+	const char *s = NULL;
 	long long n;
 	char *end;
 	int r;
@@ -74,7 +74,7 @@ int spec_fn_uint(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f
 int spec_fn_bool(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	char got[SPEC_QUOTE_MAX];
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	if ((r = typed_scalar(c, v, "true or false", &s)) < 0)
@@ -109,7 +109,7 @@ static const char *fmt_size(char *buf, size_t len, uint64_t n)
 static int parse_size(spec_ctx *c, const spec_node *v, uint64_t *out)
 {
 	char got[SPEC_QUOTE_MAX];
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	if ((r = spec_scalar(c, v, "a size like '512M' or '20G'", &s)) < 0)
@@ -194,7 +194,7 @@ int spec_fn_milli(spec_ctx *c, const spec_node *v, void *dst, const spec_field *
 {
 	static const char what[] = "a decimal number like '1.5'";
 	char got[SPEC_QUOTE_MAX], lo[32], hi[32];
-	const char *s;
+	const char *s = NULL;
 	int64_t n;
 	int r;
 
@@ -246,7 +246,7 @@ int spec_fn_duration(spec_ctx *c, const spec_node *v, void *dst, const spec_fiel
 {
 	static const char what[] = "a duration like '30s', '5m' or '1h', or seconds";
 	char got[SPEC_QUOTE_MAX], lo[32], hi[32];
-	const char *s;
+	const char *s = NULL;
 	int64_t n;
 	int r;
 
@@ -276,7 +276,7 @@ static const char *fmt_choices(char *buf, size_t len, const char *const *choices
 int spec_fn_enum(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	char got[SPEC_QUOTE_MAX], list[128];
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	fmt_choices(list, sizeof(list), f->choices);
@@ -294,7 +294,7 @@ int spec_fn_enum(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f
 int spec_fn_name(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	char got[SPEC_QUOTE_MAX];
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	if ((r = spec_scalar(c, v, "a name", &s)) < 0)
@@ -322,7 +322,7 @@ static bool version_valid(const char *s)
 int spec_fn_version(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	char got[SPEC_QUOTE_MAX];
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	if ((r = spec_scalar(c, v, "a version or 'latest'", &s)) < 0)
@@ -359,7 +359,7 @@ static bool has_control(const char *s)
 int spec_fn_abs_path(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	char got[SPEC_QUOTE_MAX];
-	const char *s;
+	const char *s = NULL;
 	size_t n;
 	int r;
 
@@ -377,7 +377,7 @@ int spec_fn_abs_path(spec_ctx *c, const spec_node *v, void *dst, const spec_fiel
 int spec_fn_text(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	char got[SPEC_QUOTE_MAX];
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	if ((r = spec_scalar(c, v, "a string", &s)) < 0)
@@ -392,7 +392,7 @@ int spec_fn_text(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f
 int spec_fn_uri(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	char got[SPEC_QUOTE_MAX];
-	const char *s, *p;
+	const char *s = NULL, *p;
 	int r;
 
 	if ((r = spec_scalar(c, v, "a libvirt uri", &s)) < 0)
@@ -421,7 +421,7 @@ bool spec_ssh_host_valid(const char *s, size_t n)
 int spec_fn_ssh_host(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	char got[SPEC_QUOTE_MAX];
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	if ((r = spec_scalar(c, v, "a host name or address", &s)) < 0)
@@ -464,7 +464,7 @@ size_t spec_uri_host(const char *uri, const char **host)
 int spec_fn_user(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	char got[SPEC_QUOTE_MAX];
-	const char *s, *p;
+	const char *s = NULL, *p;
 	int r;
 
 	if ((r = spec_scalar(c, v, "a user name", &s)) < 0)
@@ -483,7 +483,7 @@ int spec_fn_user(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f
 int spec_fn_network(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	char got[SPEC_QUOTE_MAX];
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	if ((r = spec_scalar(c, v, "a libvirt network name or 'none'", &s)) < 0)
@@ -503,7 +503,7 @@ int spec_fn_network(spec_ctx *c, const spec_node *v, void *dst, const spec_field
 int spec_fn_pattern(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	char why[256];
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	if ((r = spec_scalar(c, v, "a name pattern like 'ci-{index:03}'", &s)) < 0)
@@ -519,7 +519,7 @@ int spec_fn_pattern(spec_ctx *c, const spec_node *v, void *dst, const spec_field
 int spec_fn_template(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	char got[SPEC_QUOTE_MAX];
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	if ((r = spec_scalar(c, v, "a template name or an absolute path", &s)) < 0)

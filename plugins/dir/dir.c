@@ -510,7 +510,7 @@ static int list_name(void *tier, const char *dir, const char *name, void *ctx)
 
 	if (lc->name && strcmp(lc->name, name))
 		return 0;
-	snprintf(lc->cur, sizeof(lc->cur), "%s", name);
+	snprintf(lc->cur, sizeof(lc->cur), "%.*s", (int)sizeof(lc->cur) - 1, name);
 	if (mkpath(sub, "%s/%s", dir, name) < 0)
 		return VP_EINVAL;
 	return each_entry(tier, sub, list_version, lc);
@@ -695,7 +695,7 @@ static int list_pool(void *tier, const char *dir, const char *pool, void *ctx)
 
 	if (lc->pool && strcmp(lc->pool, pool))
 		return 0;
-	snprintf(lc->cur, sizeof(lc->cur), "%s", pool);
+	snprintf(lc->cur, sizeof(lc->cur), "%.*s", (int)sizeof(lc->cur) - 1, pool);
 	if (mkpath(sub, "%s/%s", dir, pool) < 0)
 		return VP_EINVAL;
 	return each_entry(tier, sub, list_disk, lc);
