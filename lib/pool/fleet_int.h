@@ -47,6 +47,8 @@ struct vp_fleet {
 
 	void (*push_progress)(void *ctx, const char *host, uint64_t done, uint64_t total);
 	void *push_ctx;
+	void (*push_done)(void *ctx, size_t host, const vp_fleet_push_host *r);
+	void *push_done_ctx;
 };
 
 /* fleet.c */
