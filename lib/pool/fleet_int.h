@@ -65,6 +65,10 @@ unsigned fleet_budget(const vp_fleet *f);
 /* Pushes the fleet's base to remote host i now (one host, this thread). */
 int fleet_push_base(vp_fleet *f, size_t i);
 
+/* fleet_push.c: the base of the plan to the hosts where need[i], in fan-out rounds
+ * (distribution.fanout); sets each host's base_present or error, adds the bytes sent. */
+int fleet_push_fanout(vp_fleet *f, const bool *need, uint64_t *sent);
+
 /* fleet_move.c: before an apply, clones an interrupted move left without their data disk on
  * their new host get it from the old one. */
 int fleet_finish_moves(vp_fleet *f);

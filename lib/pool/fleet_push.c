@@ -432,6 +432,36 @@ out:
 	return rc;
 }
 
+int fleet_push_fanout(vp_fleet *f, const bool *need, uint64_t *sent)
+{
+	vp_fleet_push_host *out = calloc(f->n + 1, sizeof(*out));
+	vp_fleet_push_report rep;
+	int rc;
+
+	if (!out)
+		return nomem();
+	if ((rc = vp_fleet_push(f, f->base_ref, need, out, &rep)) < 0) {
+		free(out);
+		return rc;
+	}
+	for (size_t i = 0; i < f->n; i++) {
+		vp_fleet_host *h = &f->hosts[i];
+
+		if (!need[i])
+			continue;
+		if (out[i].state == VP_FLEET_PUSH_PUSHED || out[i].state == VP_FLEET_PUSH_ALREADY) {
+			h->base_present = true;
+			h->push_bytes = 0;
+		} else {
+			snprintf(h->error, sizeof(h->error), "cannot push the base: %.480s",
+				 out[i].error[0] ? out[i].error : "not a host the base can be pushed to");
+		}
+	}
+	*sent += rep.sent;
+	free(out);
+	return 0;
+}
+
 int vp_fleet_open_push(vp_fleet **out, const vp_spec *spec)
 {
 	vp_fleet *f = calloc(1, sizeof(*f));

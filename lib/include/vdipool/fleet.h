@@ -84,7 +84,8 @@ typedef struct vp_fleet_result {
 
 /* Runs the last plan: first the base goes to each host that lacks it (at
  * most distribution.max_parallel_hosts at once; checked on the host against
- * the manifest's SHA-256), then the hosts apply their plans in parallel;
+ * the manifest's SHA-256; with distribution.fanout in vp_fleet_push's rounds,
+ * hosts seeding hosts), then the hosts apply their plans in parallel;
  * rollout waves count `max_unavailable` over the whole pool. A host that
  * fails (or cannot be reached) never stops the others; its reason is in its
  * vp_fleet_host.error. Returns 0 when every reachable host was worked on;
