@@ -28,6 +28,7 @@ ctl() { # runs the CLI as the controller: its own /var/lib/vdipool
 		_ "$CTL" "$CLI" "$@"
 }
 cleanup() {
+	[[ -f $SPEC ]] && ctl destroy -q --yes "$SPEC" >/dev/null 2>&1
 	bash "$ROOT/scripts/test-hosts-down.sh" >/dev/null 2>&1
 	rm -rf "$T"
 }
@@ -53,10 +54,12 @@ spec() { # spec FANOUT [SEED_VDIPOOL] [KNOWN_HOSTS_OF_H4]
 	{
 		cat <<EOF
 pool: { name: fp$$ }
-base: { name: tiny, version: "1" }
+base: { name: tiny, version: "${BASEV:-1}" }
 storage:
   tiers: [ { name: local, driver: dir, path: /var/lib/vdipool/t } ]
-clones: { count: 1 }
+clones: { count: ${COUNT:-1}, name: "fp$$-{index}" }
+domain: { memory: 128M, vcpus: 1, network: none, start: false, accel: tcg }
+placement: { policy: spread }
 distribution:
   max_parallel_hosts: 1
   fanout: $1
@@ -85,7 +88,7 @@ mkimage() {
 		qemu-io -f raw -c "write -P $((($2 * 7 + k) % 250 + 1)) $((k * 40))M 4M" "$1" >/dev/null
 	done
 }
-for v in 1 2 3 4 5; do
+for v in 1 2 3 4 5 6; do
 	mkimage "$T/img$v.raw" "$v"
 	ctl --root /var/lib/vdipool/t base import tiny "$T/img$v.raw" --version "$v" --format raw >/dev/null ||
 		bad "tiny@$v imports on the controller"
@@ -139,7 +142,7 @@ for n in 1 2 3 4; do check "h$n holds tiny@1" test "$(on_host "$n" 1)" == "$(sha
 echo "== without fanout: one host a round, all from this machine"
 spec false
 out=$(ctl base push tiny@3 --spec "$SPEC" 2>&1)
-check "4 rounds, every push by this machine" grep -q "^Pushed tiny@3 to 4 hosts in 4 rounds (4 from this machine, 0 from hosts: distribution.fanout is off)" <<<"$out" || echo "$out"
+check "4 rounds, every push by this machine" grep -q "^Pushed tiny@3 to 4 hosts in 4 rounds (4 from this machine, 0 from hosts: distribution.fanout is off)" <<<"$out"
 for n in 1 2 3 4; do
 	check "h$n: round $n from this machine" grep -q "^h$n: pushed tiny@3 in round $n from this machine" <<<"$out"
 	check "h$n holds tiny@3" test "$(on_host "$n" 3)" == "$(sha_of 3)"
@@ -160,7 +163,25 @@ echo "== a host this machine cannot reach"
 spec false "" "$T/empty_known_hosts"
 expect "exit 1 naming h4" 1 "tiny@5 did not reach 1 host: h4" -- ctl base push tiny@5 --spec "$SPEC"
 out=$(ctl base push tiny@5 --spec "$SPEC" 2>&1)
-check "h4's line says why (its host key)" grep -q "^h4: FAILED: .*known" <<<"$out" || echo "$out"
+check "h4's line says why (its host key)" grep -q "^h4: FAILED: .*known" <<<"$out"
 for n in 1 2 3; do check "h$n got tiny@5 all the same" test "$(on_host "$n" 5)" == "$(sha_of 5)"; done
 check "h4 did not" test "$(on_host 4 5)" == none
+echo "== apply with fanout: the base reaches the hosts the same way"
+# Where a seed logged in: its key's fingerprint in a host's sshd log since a mark.
+SEEDFP=$(ssh-keygen -lf "$RUN/seed_ed25519.pub" | cut -d' ' -f2)
+declare -A mark
+for n in 1 2 3 4; do mark[$n]=$(wc -l <"$RUN/host$n/sshd.log"); done
+seeded() { tail -n +"$((mark[$1] + 1))" "$RUN/host$1/sshd.log" | grep -q "Accepted publickey for .*$SEEDFP"; }
+BASEV=6 COUNT=4 spec true
+out=$(ctl plan "$SPEC" 2>&1)
+check "plan: each host gets a clone and tiny@6 to push first" bash -c '[[ $(grep -c ": 1 clone (1 new, 0 to remove), push tiny@6 first" <<<"$1") == 4 ]]' _ "$out"
+expect "apply over four hosts" 0 "Applied 4 clones" -- ctl apply "$SPEC"
+for n in 1 2 3 4; do check "h$n holds tiny@6 with the controller's sha256" test "$(on_host "$n" 6)" == "$(sha_of 6)"; done
+check "h2 got it from a seed (the seed key logged in there)" seeded 2
+check "h4 got it from a seed" seeded 4
+not_seeded() { ! seeded "$1"; }
+check "h1 got it from this machine (no seed logged in)" not_seeded 1
+check "h3 got it from this machine" not_seeded 3
+expect "a second apply has nothing to do" 0 "nothing to do" -- ctl apply "$SPEC"
+
 finish
