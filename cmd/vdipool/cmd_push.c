@@ -341,6 +341,15 @@ static void print_host(vp_fleet *f, size_t i, const char *ref, const vp_fleet_pu
 	}
 }
 
+/* As each push ends (on a terminal, or with -v): stdout's lines come in host order at the end. */
+static void push_done(void *ctx, size_t i, const vp_fleet_push_host *r)
+{
+	vp_fleet *f = ctx;
+
+	fprintf(stderr, "  round %u: %s %s %s\n", r->round, source_name(f, r->source),
+		r->state == VP_FLEET_PUSH_FAILED ? "failed to push to" : "pushed to", vp_fleet_host_at(f, i)->name);
+}
+
 static int push_spec(cli *c, const struct push_opts *o, const char *ref)
 {
 	vp_spec *spec = NULL;
@@ -366,8 +375,9 @@ static int push_spec(cli *c, const struct push_opts *o, const char *ref)
 	}
 	if (o->hosts && (rc = pick_hosts(c, spec, o->hosts, which)) != 0)
 		goto out;
-	if ((rc = vp_fleet_open_push(&f, spec)) < 0 ||
-	    (rc = vp_fleet_push(f, ref, o->hosts ? which : NULL, res, &rep)) < 0) {
+	if ((rc = vp_fleet_open_push(&f, spec)) == 0 && !c->quiet && (c->verbose || c->interactive))
+		vp_fleet_set_push_done(f, push_done, f);
+	if (rc < 0 || (rc = vp_fleet_push(f, ref, o->hosts ? which : NULL, res, &rep)) < 0) {
 		rc = cli_fail(c, rc);
 		goto out;
 	}

@@ -135,8 +135,11 @@ out=$(ctl -o json base push tiny@2 --spec "$SPEC" 2>&1)
 check "json: four hosts already there" grep -q '"rounds":0,"pushed":0,"already":4,"failed":0' <<<"$out"
 
 echo "== h3 holds tiny@1 already: it seeds from round 1"
-expect "tiny@1 everywhere" 0 "in 2 rounds" -- ctl base push tiny@1 --spec "$SPEC"
-out=$(ctl -o json base push tiny@1 --spec "$SPEC" 2>&1)
+out=$(ctl -v base push tiny@1 --spec "$SPEC" 2>&1)
+check "tiny@1 everywhere in 2 rounds" grep -q "^Pushed tiny@1 to 3 hosts in 2 rounds (1 from this machine, 2 from hosts), 1 already there" <<<"$out"
+check "-v: round 1: h3 -> h1 (the first host lacking it)" grep -q "^  round 1: h3 pushed to h1$" <<<"$out"
+check "-v: round 1: this machine -> h2" grep -q "^  round 1: this machine pushed to h2$" <<<"$out"
+check "-v: round 2: h1 -> h4" grep -q "^  round 2: h1 pushed to h4$" <<<"$out"
 for n in 1 2 3 4; do check "h$n holds tiny@1" test "$(on_host "$n" 1)" == "$(sha_of 1)"; done
 
 echo "== without fanout: one host a round, all from this machine"
