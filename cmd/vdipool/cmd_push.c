@@ -461,7 +461,7 @@ int cmd_push(cli *c, int argc, char **argv)
 	if (o.spec)
 		return push_spec(c, &o, argv[idx]);
 	if (!o.to)
-		return cli_usage_error(c, "--to [USER@]HOST[:PORT] or --spec POOL.yaml is required");
+		return cli_usage_error(c, "--to [USER@]HOST[:PORT] is required (or --spec POOL.yaml: the pool's hosts)");
 	if ((rc = parse_to(c, o.to, tobuf, sizeof(tobuf), &so)) != 0)
 		return rc;
 	if (!o.known_hosts) {
