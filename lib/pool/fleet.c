@@ -1360,7 +1360,11 @@ int vp_fleet_apply(vp_fleet *f, const vp_apply_opts *opts, vp_fleet_result *res)
 		need_push[i] = h->reachable && h->plan && h->push_bytes;
 		npush += need_push[i];
 	}
-	if (npush) {
+	if (npush && f->spec->distribution.fanout) {
+		/* Hosts that got it seed the others (fleet_push.c), in rounds. */
+		if ((rc = fleet_push_fanout(f, need_push, &res->pushed_bytes)) < 0)
+			goto out;
+	} else if (npush) {
 		pthread_mutex_init(&ps.m, NULL);
 		run_hosts(f, push_one, &ps, f->spec->distribution.max_parallel_hosts, need_push);
 		pthread_mutex_destroy(&ps.m);

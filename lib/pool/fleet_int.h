@@ -48,6 +48,8 @@ struct vp_fleet {
 
 	void (*push_progress)(void *ctx, const char *host, uint64_t done, uint64_t total);
 	void *push_ctx;
+	void (*push_done)(void *ctx, size_t host, const vp_fleet_push_host *r);
+	void *push_done_ctx;
 };
 
 /* fleet.c */
@@ -63,6 +65,10 @@ int fleet_ssh_connect(vp_fleet *f, size_t i, vp_ssh **out);
 unsigned fleet_budget(const vp_fleet *f);
 /* Pushes the fleet's base to remote host i now (one host, this thread). */
 int fleet_push_base(vp_fleet *f, size_t i);
+
+/* fleet_push.c: the base of the plan to the hosts where need[i], in fan-out rounds
+ * (distribution.fanout); sets each host's base_present or error, adds the bytes sent. */
+int fleet_push_fanout(vp_fleet *f, const bool *need, uint64_t *sent);
 
 /* fleet_move.c: before an apply, clones an interrupted move left without their data disk on
  * their new host get it from the old one. */

@@ -555,6 +555,10 @@ static int fn_placement(spec_ctx *c, const spec_node *v, void *dst, const spec_f
 
 static const spec_field distribution_fields[] = {
 	FNUM("max_parallel_hosts", spec_fn_uint, vp_spec_distribution, max_parallel_hosts, 1, 1000),
+	F("fanout", spec_fn_bool, vp_spec_distribution, fanout),
+	F("seed_vdipool", spec_fn_abs_path, vp_spec_distribution, seed_vdipool),
+	F("seed_identity", spec_fn_abs_path, vp_spec_distribution, seed_identity),
+	F("seed_known_hosts", spec_fn_abs_path, vp_spec_distribution, seed_known_hosts),
 };
 
 static int fn_distribution(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)

@@ -356,7 +356,11 @@ static const bad_case bad_cases[] = {
 	  "pool.yaml:12:23: distribution.max_parallel_hosts: must be between 1 and 1000, got 1001" },
 	{ BASE "distribution: 4\n", 0, "pool.yaml:11:15: distribution: expected a mapping, got '4'" },
 	{ BASE "distribution:\n  parallel_hosts: 2\n", 0,
-	  "pool.yaml:12:3: distribution: unknown key 'parallel_hosts', expected one of: max_parallel_hosts" },
+	  "pool.yaml:12:3: distribution: unknown key 'parallel_hosts', expected one of: max_parallel_hosts, fanout, seed_vdipool, seed_identity, seed_known_hosts" },
+	{ BASE "distribution:\n  seed_identity: id_ed25519\n", 0,
+	  "pool.yaml:12:18: distribution.seed_identity: must be an absolute path, got 'id_ed25519'" },
+	{ BASE "distribution:\n  fanout: maybe\n", 0,
+	  "pool.yaml:12:11: distribution.fanout: expected true or false, got 'maybe'" },
 
 	/* ---- templates ---- */
 	{ BASE "domain:\n  template: /nonexistent/x.xml\n", 0,
@@ -660,6 +664,17 @@ static void test_placement_values(void)
 	CU_ASSERT_EQUAL(s->placement.policy, VP_SPEC_POLICY_SPREAD);
 	CU_ASSERT_EQUAL(s->hosts[0].cpu_overcommit_milli, 4000);
 	CU_ASSERT_EQUAL(s->distribution.max_parallel_hosts, 1);
+	CU_ASSERT_FALSE(s->distribution.fanout);
+	CU_ASSERT_PTR_NULL(s->distribution.seed_identity);
+	vp_spec_free(s);
+
+	s = parse_ok(BASE "distribution: {max_parallel_hosts: 1, fanout: true, seed_vdipool: /usr/bin/vdipool,\n"
+			  "  seed_identity: /etc/vdipool/seed_ed25519, seed_known_hosts: /etc/vdipool/known_hosts}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_TRUE(s->distribution.fanout);
+	CU_ASSERT_STRING_EQUAL(s->distribution.seed_vdipool, "/usr/bin/vdipool");
+	CU_ASSERT_STRING_EQUAL(s->distribution.seed_identity, "/etc/vdipool/seed_ed25519");
+	CU_ASSERT_STRING_EQUAL(s->distribution.seed_known_hosts, "/etc/vdipool/known_hosts");
 	vp_spec_free(s);
 
 	s = parse_ok(BASE "rollout:\n  canary_pause: 86400\n");

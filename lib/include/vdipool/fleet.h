@@ -89,7 +89,8 @@ typedef struct vp_fleet_result {
 
 /* Runs the last plan: first the base goes to each host that lacks it (at
  * most distribution.max_parallel_hosts at once; checked on the host against
- * the manifest's SHA-256), then the hosts apply their plans in parallel;
+ * the manifest's SHA-256; with distribution.fanout in vp_fleet_push's rounds,
+ * hosts seeding hosts), then the hosts apply their plans in parallel;
  * rollout waves count `max_unavailable` over the whole pool. A host that
  * fails (or cannot be reached) never stops the others; its reason is in its
  * vp_fleet_host.error. Returns 0 when every reachable host was worked on;
@@ -123,6 +124,67 @@ VP_API int vp_fleet_rebalance(vp_fleet *f, const vp_apply_opts *opts, vp_fleet_r
 VP_API void vp_fleet_set_push_progress(vp_fleet *f,
 				       void (*fn)(void *ctx, const char *host, uint64_t done, uint64_t total),
 				       void *ctx);
+
+/* ---- pushing a base version to hosts ahead of a rollout (`vdipool base push --spec`) ------
+ * The round plan: which source serves which target in one round. state[i] per host:
+ * VP_FANOUT_NONE not part of it, VP_FANOUT_WANTS lacks the version (any source),
+ * VP_FANOUT_WANTS_DIRECT lacks it and only the controller may serve it (a seeded push to it
+ * failed), VP_FANOUT_HOLDS has it. seed[i]: a holder that may push on (fan-out). Each seed,
+ * in host order, serves the next wanting target (not a direct-only one); then the controller
+ * serves up to `width` of the targets left, in host order. src[i] gets -1 for the controller,
+ * the seed's index, or VP_FANOUT_NO_SOURCE. Returns the number of pushes in the round;
+ * deterministic, so with every push succeeding the hosts that hold the version grow from h to
+ * 2h + width a round: rounds grow with log(hosts), not with hosts. */
+enum { VP_FANOUT_NONE, VP_FANOUT_WANTS, VP_FANOUT_WANTS_DIRECT, VP_FANOUT_HOLDS };
+#define VP_FANOUT_NO_SOURCE (-2L)
+VP_API size_t vp_fanout_round(size_t n, const unsigned char *state, const bool *seed, unsigned width,
+			      long *src);
+
+typedef enum vp_fleet_push_state {
+	VP_FLEET_PUSH_NOT_ASKED,   /* not one of the hosts asked for (or this machine itself) */
+	VP_FLEET_PUSH_PUSHED,      /* the version arrived this time (hash checked on the host) */
+	VP_FLEET_PUSH_ALREADY,     /* it was there with the same SHA-256 */
+	VP_FLEET_PUSH_FAILED,      /* see error */
+} vp_fleet_push_state;
+
+typedef struct vp_fleet_push_host {
+	vp_fleet_push_state state;
+	long source;               /* who sent it: -1 the controller, else the seeding host's index */
+	unsigned round;            /* the round it arrived in (1...); 0 when not pushed */
+	uint64_t sent;             /* image bytes sent this time */
+	uint64_t resumed;          /* bytes an interrupted earlier push had left there */
+	double seconds;
+	bool seed_failed;          /* a seeded push to it failed first (then the controller's was tried) */
+	char error[512];           /* why it failed (also the seed's failure, when seed_failed) */
+} vp_fleet_push_host;
+
+typedef struct vp_fleet_push_report {
+	unsigned rounds;           /* rounds run */
+	size_t pushed, already, failed;
+	size_t from_controller;    /* pushes the controller made */
+	size_t from_seeds;         /* pushes hosts made (fan-out) */
+	uint64_t sent;             /* bytes sent, over all hosts */
+} vp_fleet_push_report;
+
+/* Pushes base version `ref` (NAME@VERSION, the controller's store: the spec's bases tier) to
+ * the remote hosts of the spec where which[i] (NULL: all of them), checking first which hold it
+ * already. In rounds (vp_fanout_round): the controller pushes to at most
+ * distribution.max_parallel_hosts hosts at once; with distribution.fanout each host that holds
+ * the version runs `vdipool base push REF --to TARGET` itself (over an SSH exec channel, with
+ * distribution.seed_identity and seed_known_hosts on the host), one target a round. A seeded
+ * push that fails is tried once more from the controller, and that seed seeds no more.
+ * Per host results in out[0..n) (the caller's, vp_fleet_host_count entries). Returns 0 when
+ * every host was worked on (failures are in out and report), <0 when nothing could be (the
+ * version is not in the controller's store). Needs no libvirt: works on a fleet from
+ * vp_fleet_open_push too. */
+VP_API int vp_fleet_push(vp_fleet *f, const char *ref, const bool *which, vp_fleet_push_host *out,
+			 vp_fleet_push_report *report);
+/* A fleet for vp_fleet_push only: the controller's store and the spec's hosts, no libvirt
+ * connections (every host reads unreachable to the other vp_fleet calls). */
+VP_API int vp_fleet_open_push(vp_fleet **out, const vp_spec *spec);
+/* Called as each push of vp_fleet_push ends (host index, its result); optional. */
+VP_API void vp_fleet_set_push_done(vp_fleet *f, void (*fn)(void *ctx, size_t host, const vp_fleet_push_host *r),
+				   void *ctx);
 
 #ifdef __cplusplus
 }

@@ -167,6 +167,10 @@ typedef struct vp_spec_placement {
 /* distribution: shipping base versions to hosts. */
 typedef struct vp_spec_distribution {
 	unsigned max_parallel_hosts; /* hosts receiving a base at once, 1..1000, default 4 */
+	bool fanout;                 /* hosts holding a version push it on to others, default false */
+	const char *seed_vdipool;    /* absolute path of vdipool on the hosts; NULL: "vdipool" (PATH) */
+	const char *seed_identity;   /* absolute path, on the hosts, of the key a seed logs in with */
+	const char *seed_known_hosts; /* absolute path, on the hosts; NULL: the seed user's default */
 } vp_spec_distribution;
 
 typedef struct vp_spec_internal vp_spec_internal;
