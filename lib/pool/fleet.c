@@ -674,7 +674,8 @@ int fleet_ssh_connect(vp_fleet *f, size_t i, vp_ssh **out)
 	if ((rc = pool_host_ssh_target(sh, addr, sizeof(addr), &port, &user)) < 0)
 		return rc;
 	so = (vp_ssh_opts){ .host = addr, .port = (int)port, .user = user,
-			    .identity = sh->ssh.identity, .known_hosts = sh->ssh.known_hosts };
+			    .identity = sh->ssh.identity, .known_hosts = sh->ssh.known_hosts,
+			    .compress = sh->ssh.compress };
 	return vp_ssh_connect(out, &so);
 }
 

@@ -58,6 +58,8 @@ static int remote_params(const vp_spec_host *h, host_params *hp)
 		hp->kv[hp->n++] = (vp_plugin_param){ "known_hosts", h->ssh.known_hosts };
 	if (h->ssh.identity)
 		hp->kv[hp->n++] = (vp_plugin_param){ "identity", h->ssh.identity };
+	if (h->ssh.compress)
+		hp->kv[hp->n++] = (vp_plugin_param){ "compress", "yes" };
 	return 0;
 }
 

@@ -476,6 +476,7 @@ static const spec_field ssh_fields[] = {
 	F("known_hosts", spec_fn_abs_path, vp_spec_ssh, known_hosts),
 	F("identity", spec_fn_abs_path, vp_spec_ssh, identity),
 	F("host", spec_fn_ssh_host, vp_spec_ssh, host),
+	F("compress", spec_fn_bool, vp_spec_ssh, compress),
 };
 
 static int fn_ssh(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)

@@ -4,7 +4,7 @@
 # libvirt is reached as qemu+libssh2://USER@127.0.0.1:PORT/session, whose session daemon inherits
 # the namespace. The controller (this script's vdipool) runs in a namespace of its own too, so the
 # only way a base reaches a host is vdipool pushing it over SFTP.
-# Checked: plan per host with the bytes to push; apply pushes the base to every host (hash checked
+# Checked (h2's SSH compressed, ssh.compress): plan per host with the bytes to push; apply pushes the base to every host (hash checked
 # there), places clones by spread, and real guests boot on each host under TCG; a second apply does
 # nothing; status per host; a host whose key is refused is reported, its clones are left alone (not
 # recreated elsewhere), the rest is applied and apply exits 1 naming it; the host back, the next
@@ -84,7 +84,7 @@ EOF
 			cat <<EOF
   - name: h$n
     uri: "$(uri "$n" "$kh")"
-    ssh: { user: $user, port: $port, host: 127.0.0.1, identity: $RUN/id_ed25519, known_hosts: $kh }
+    ssh: { user: $user, port: $port, host: 127.0.0.1, identity: $RUN/id_ed25519, known_hosts: $kh, compress: $([[ $n == 2 ]] && echo true || echo false) }
 EOF
 		done
 	} >"$SPEC"

@@ -834,7 +834,7 @@ static void test_ssh_hosts(void)
 				   "  - name: v6\n"
 				   "    uri: 'qemu+libssh2://u@[fd00::7]:22401/session?keyfile=/k&sshauth=privkey'\n"
 				   "    ssh: {identity: /etc/vdipool/id_ed25519/, port: 22401}\n"
-				   "  - {name: nat, uri: 'qemu+tls://10.0.0.9/system', ssh: {host: gw.example.com}}\n"
+				   "  - {name: nat, uri: 'qemu+tls://10.0.0.9/system', ssh: {host: gw.example.com, compress: true}}\n"
 				   "  - {name: lo, uri: 'qemu+unix:///system?socket=/run/x.sock', ssh: {host: 127.0.0.1}}\n");
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -846,6 +846,8 @@ static void test_ssh_hosts(void)
 	CU_ASSERT_TRUE(s->hosts[2].remote);
 	VP_ASSERT_STR_EQ(s->hosts[2].ssh.host, "hv1.example.com");
 	CU_ASSERT_PTR_NULL(s->hosts[2].ssh.identity); /* ssh-agent */
+	CU_ASSERT_FALSE(s->hosts[2].ssh.compress);    /* off unless asked */
+	CU_ASSERT_TRUE(s->hosts[4].ssh.compress);
 	CU_ASSERT_EQUAL(s->hosts[2].ssh.port, 22);
 	CU_ASSERT_TRUE(s->hosts[3].remote);
 	VP_ASSERT_STR_EQ(s->hosts[3].ssh.host, "fd00::7");

@@ -134,6 +134,8 @@ typedef struct vp_spec_ssh {
 	const char *host;         /* the address storage reaches over SSH, resolved: ssh.host as
 				   * written, else the host part of the uri; NULL for a local host
 				   * without an ssh mapping */
+	bool compress;            /* zlib compression of the SSH transport (libssh2), default false:
+				   * measured slower than sending more on fast links (README) */
 } vp_spec_ssh;
 
 typedef struct vp_spec_host {
