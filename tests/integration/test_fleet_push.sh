@@ -17,6 +17,15 @@ command -v unshare >/dev/null || { skip "no unshare"; finish; }
 
 T=$(mktemp -d /var/tmp/vp-fpush-XXXXXX)
 chmod 755 "$T"
+# Seeds run vdipool as their host's user: a copy those users can reach (a checkout under a 0700
+# directory, such as a CI clone made by mktemp -d, is not theirs to enter).
+SEEDBIN=$T/seedbin
+mkdir -p "$SEEDBIN"
+cp "$CLI" "$SEEDBIN/vdipool.bin"
+cp -P "$BUILD"/libvdipool.so* "$SEEDBIN/"
+printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s/vdipool.bin "$@"\n' "$SEEDBIN" "$SEEDBIN" >"$SEEDBIN/vdipool"
+chmod -R a+rX "$SEEDBIN"
+chmod 0755 "$SEEDBIN/vdipool" "$SEEDBIN/vdipool.bin"
 export VP_TEST_HOSTS_DIR=$T/hosts VP_TEST_HOSTS_PORT=${VP_FLEET_PUSH_PORT:-22900} VP_TEST_HOSTS_USER=${VP_FLEET_PUSH_USER:-vppu}
 RUN=$VP_TEST_HOSTS_DIR
 SPEC=$T/pool.yaml
@@ -63,7 +72,7 @@ placement: { policy: spread }
 distribution:
   max_parallel_hosts: 1
   fanout: $1
-  seed_vdipool: ${2:-$CLI}
+  seed_vdipool: ${2:-$SEEDBIN/vdipool}
   seed_identity: $RUN/seed_ed25519
   seed_known_hosts: $RUN/known_hosts
 hosts:
