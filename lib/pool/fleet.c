@@ -1161,43 +1161,45 @@ static void push_progress(void *ctx, uint64_t done, uint64_t total)
 	b->f->push_progress(b->f->push_ctx, b->host, done, total);
 }
 
-static void push_one(vp_fleet *f, size_t i, void *arg)
+int fleet_push_from_controller(vp_fleet *f, size_t i, const char *ref, vp_store_push_result *pr)
 {
-	push_state *ps = arg;
-	vp_fleet_host *h = &f->hosts[i];
-	vp_ssh *s = NULL;
-	struct push_bar bar = { f, h->name };
+	struct push_bar bar = { f, f->hosts[i].name };
 	vp_store_push_opts po = { 0 };
-	vp_store_push_result pr;
 	char *bases = vp_strdup_printf("%s/bases", f->spec->storage.bases->path);
+	vp_ssh *s = NULL;
 	int rc;
 
 	if (f->push_progress) {
 		po.progress = push_progress;
 		po.progress_ctx = &bar;
 	}
-	if (!bases) {
+	if (!bases)
 		rc = nomem();
-		goto fail;
-	}
-	if ((rc = fleet_ssh_connect(f, i, &s)) < 0 ||
-	    (rc = vp_store_push(f->src, f->base_ref, s, bases, &po, &pr)) < 0)
-		goto fail;
+	else if ((rc = fleet_ssh_connect(f, i, &s)) == 0)
+		rc = vp_store_push(f->src, ref, s, bases, &po, pr);
 	free(bases);
 	vp_ssh_free(s);
+	return rc;
+}
+
+static void push_one(vp_fleet *f, size_t i, void *arg)
+{
+	push_state *ps = arg;
+	vp_fleet_host *h = &f->hosts[i];
+	vp_store_push_result pr;
+
+	if (fleet_push_from_controller(f, i, f->base_ref, &pr) < 0) {
+		host_error(h, "cannot push the base");
+		pthread_mutex_lock(&ps->m);
+		ps->failed++;
+		pthread_mutex_unlock(&ps->m);
+		return;
+	}
 	h->base_present = true;
 	h->push_bytes = 0;
 	pthread_mutex_lock(&ps->m);
 	ps->sent += pr.already ? 0 : pr.xfer.sent;
 	ps->resumed += pr.already ? 0 : pr.xfer.resumed;
-	pthread_mutex_unlock(&ps->m);
-	return;
-fail:
-	free(bases);
-	vp_ssh_free(s);
-	host_error(h, "cannot push the base");
-	pthread_mutex_lock(&ps->m);
-	ps->failed++;
 	pthread_mutex_unlock(&ps->m);
 }
 

@@ -61,6 +61,9 @@ int fleet_write_record(vp_fleet *f, bool after);
 int fleet_refresh_host(vp_fleet *f, size_t i);
 /* An SSH session to remote host i, as its storage is reached. */
 int fleet_ssh_connect(vp_fleet *f, size_t i, vp_ssh **out);
+/* Pushes ref from the controller's store into host i's store (vp_store_push), with the
+ * fleet's push progress. */
+int fleet_push_from_controller(vp_fleet *f, size_t i, const char *ref, vp_store_push_result *pr);
 /* The rollout budget (rollout.max_unavailable as a clone count over the pool). */
 unsigned fleet_budget(const vp_fleet *f);
 /* Pushes the fleet's base to remote host i now (one host, this thread). */

@@ -65,18 +65,6 @@ typedef struct push_job {
 	bool seed_broke;              /* the seed could not run its push (not the target's fault) */
 } push_job;
 
-struct bar {
-	vp_fleet *f;
-	const char *host;
-};
-
-static void bar_fn(void *ctx, uint64_t done, uint64_t total)
-{
-	struct bar *b = ctx;
-
-	b->f->push_progress(b->f->push_ctx, b->host, done, total);
-}
-
 /* The reason: "seeded from SEED: why" (seed given) or why. */
 static void fail(vp_fleet_push_host *o, const char *seed, const char *why)
 {
@@ -88,25 +76,10 @@ static void fail(vp_fleet_push_host *o, const char *seed, const char *why)
 static void from_controller(push_job *j)
 {
 	vp_fleet *f = j->f;
-	vp_fleet_host *h = &f->hosts[j->target];
-	struct bar bar = { f, h->name };
-	vp_store_push_opts po = { 0 };
 	vp_store_push_result pr;
-	vp_ssh *s = NULL;
-	char *bases = vp_strdup_printf("%s/bases", f->spec->storage.bases->path);
 	double t0 = vp_now();
-	int rc;
+	int rc = fleet_push_from_controller(f, j->target, j->ref, &pr);
 
-	if (f->push_progress) {
-		po.progress = bar_fn;
-		po.progress_ctx = &bar;
-	}
-	if (!bases)
-		rc = nomem();
-	else if ((rc = fleet_ssh_connect(f, j->target, &s)) == 0)
-		rc = vp_store_push(f->src, j->ref, s, bases, &po, &pr);
-	free(bases);
-	vp_ssh_free(s);
 	j->out->seconds = vp_now() - t0;
 	if (rc < 0 && j->out->seed_failed) {
 		char why[600];
