@@ -111,11 +111,15 @@ ceph-osd -c "$CONF" -i 0 || die "the osd did not start; see $RUN/log/osd.0.log"
 
 "${C[@]}" osd pool create "$POOL" 8 8 >/dev/null
 "${C[@]}" osd pool set "$POOL" size 1 --yes-i-really-mean-it >/dev/null 2>&1 || true
+# No mgr (it is not needed for RBD and costs a core for seconds), so no `ceph pg stat`: the pool
+# serves when an object can be written to it.
 end=$((SECONDS + WAIT))
-until "${C[@]}" pg stat 2>/dev/null | grep -q '8 active+clean'; do
-	((SECONDS < end)) || die "the pool's placement groups are not active after ${WAIT}s"
+until timeout 5 rados -c "$CONF" -n client.admin --keyring "$RUN/client.admin.keyring" -p "$POOL" \
+	put .vp-probe /dev/null >/dev/null 2>&1; do
+	((SECONDS < end)) || die "pool '$POOL' does not serve after ${WAIT}s; see $RUN/log/osd.0.log"
 	sleep 0.2
 done
+rados -c "$CONF" -n client.admin --keyring "$RUN/client.admin.keyring" -p "$POOL" rm .vp-probe
 rbd -c "$CONF" -n client.admin --keyring "$RUN/client.admin.keyring" pool init "$POOL"
 
 # The client vdipool uses: the rbd profile on this pool only; its key only in a 0600 keyring.

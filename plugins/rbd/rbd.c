@@ -7,7 +7,8 @@
  *   data.<pool>.<clone>              a standalone data disk
  *   .import.<name>.<version>.<owner> an import in progress
  *   .remove.<name>.<version>.<owner> a base being removed
- *   .rebase.<pool>.<clone>.<owner>   the new delta of a rebase, before the swap
+ *   .rebase-delta.<pool>.<clone>.<owner>  the new disk of a rebase or an overwrite, before
+ *   .rebase-data.<pool>.<clone>.<owner>   the swap
  * <owner> is "<host>-<pid>": sweep removes the temporaries of dead processes of this host only
  * (the pool is shared; another host's process cannot be checked from here).
  * Names and pools are [a-z0-9-], so the first dots split them; versions may hold dots.
@@ -881,7 +882,8 @@ static int rbd_delta_create(void *tier, const vp_delta_request *req, vp_image_in
 			return rc == VP_EEXIST ? host->error(VP_EEXIST, "disk '%s/%s' exists already",
 							     req->pool, req->clone) : rc;
 	} else {
-		if ((rc = fmt_name(tmp, ".rebase.%s.%s.%s", req->pool, req->clone, t->owner)) < 0 ||
+		if ((rc = fmt_name(tmp, ".rebase-%s.%s.%s.%s", disk_prefix(req->kind), req->pool,
+				   req->clone, t->owner)) < 0 ||
 		    (rc = destroy_image(t, tmp)) < 0 || (rc = make_disk(t, req, tmp)) < 0 ||
 		    (rc = swap_in(t, tmp, img)) < 0)
 			return rc;
@@ -911,7 +913,7 @@ static int rbd_delta_rebase(void *tier, const char *pool, const char *clone,
 
 	(void)base_format;
 	if ((rc = disk_image(img, VP_DISK_DELTA, pool, clone)) < 0 ||
-	    (rc = fmt_name(tmp, ".rebase.%s.%s.%s", pool, clone, t->owner)) < 0)
+	    (rc = fmt_name(tmp, ".rebase-delta.%s.%s.%s", pool, clone, t->owner)) < 0)
 		return rc;
 	if ((rc = image_exists(t, img)) <= 0)
 		return rc < 0 ? rc : host->error(VP_ENOENT, "no delta '%s/%s'", pool, clone);
@@ -958,19 +960,23 @@ static bool owner_dead(const struct rbd_tier *t, const char *img)
 
 static int sweep_one(struct rbd_tier *t, const char *img, void *ctx)
 {
-	char kind[VP_PLUGIN_NAME_MAX], a[VP_PLUGIN_NAME_MAX], rest[VP_PLUGIN_NAME_MAX];
+	char kind[VP_PLUGIN_NAME_MAX], pool[VP_PLUGIN_NAME_MAX], clone[VP_PLUGIN_NAME_MAX];
 	char target[IMG_MAX];
-	int rc;
 
 	(void)ctx;
 	if (!owner_dead(t, img))
 		return 0;
 	host->debug("rbd: sweeping '%s/%s'", t->pool, img);
-	if (strncmp(img, ".rebase.", 8) || !split3(img + 8, a, kind, rest))
-		return destroy_image(t, img);
-	/* a rebase that died between removing the old delta and renaming the new one */
-	if (fmt_name(target, "delta.%s.%s", a, kind) == 0 && (rc = image_exists(t, target)) == 0)
-		return rbd_rename(t->io, img, target) < 0 ? destroy_image(t, img) : 0;
+	/* a rebase that died between removing the old disk and renaming the new one: finish it */
+	if (!strncmp(img, ".rebase-", 8) && split3(img + 8, kind, pool, clone)) {
+		char *dot = strchr(clone, '.');
+		if (dot)
+			*dot = '\0';
+		if ((!strcmp(kind, "delta") || !strcmp(kind, "data")) &&
+		    fmt_name(target, "%s.%s.%s", kind, pool, clone) == 0 && image_exists(t, target) == 0 &&
+		    rbd_rename(t->io, img, target) == 0)
+			return 0;
+	}
 	return destroy_image(t, img);
 }
 
