@@ -101,7 +101,7 @@ C=(ceph -c "$CONF" -n client.admin --keyring "$RUN/client.admin.keyring" --conne
 osd_uuid=$(cat /proc/sys/kernel/random/uuid)
 id=$("${C[@]}" osd new "$osd_uuid")
 [[ $id == 0 ]] || die "expected osd.0, got '$id'"
-ceph-osd -c "$CONF" -i 0 --mkfs --mkkey --osd-uuid "$osd_uuid" >"$RUN/log/osd-mkfs.log" 2>&1 ||
+ceph-osd -c "$CONF" -i 0 --mkfs --mkkey --no-mon-config --osd-uuid "$osd_uuid" >"$RUN/log/osd-mkfs.log" 2>&1 ||
 	die "osd mkfs failed; see $RUN/log/osd-mkfs.log"
 "${C[@]}" auth add osd.0 osd 'allow *' mon 'allow profile osd' mgr 'allow profile osd' \
 	-i "$RUN/osd.0.keyring" >/dev/null 2>&1 ||

@@ -472,6 +472,7 @@ static int rbd_base_read(void *tier, const char *name, const char *version, int 
 {
 	struct rbd_tier *t = tier;
 	char img[IMG_MAX];
+	uint64_t size;
 	ssize_t r;
 	int rc;
 
@@ -484,6 +485,13 @@ static int rbd_base_read(void *tier, const char *name, const char *version, int 
 			return rc;
 		snprintf(t->rd_name, sizeof(t->rd_name), "%s", img);
 	}
+	/* librbd refuses reads past the end (EINVAL): the end is *got = 0 here */
+	if ((rc = rbd_get_size(t->rd, &size)) < 0)
+		return ceph_error(rc, "cannot get the size of '%s/%s'", t->pool, img);
+	if (offset >= size)
+		return 0;
+	if (len > size - offset)
+		len = (size_t)(size - offset);
 	r = rbd_read(t->rd, offset, len, buf);
 	if (r < 0)
 		return ceph_error((int)r, "cannot read '%s/%s' at %" PRIu64, t->pool, img, offset);

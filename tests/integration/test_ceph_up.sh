@@ -39,9 +39,11 @@ expect "rbd ls shows both" 0 "t-clone" -- "${R[@]}" ls
 expect "the clone is format 2 on its parent" 0 "parent: rbd/t-base@s1" -- "${R[@]}" info t-clone
 expect "the clone has object-map" 0 "object-map" -- "${R[@]}" info t-clone
 expect "rbd children" 0 "rbd/t-clone" -- "${R[@]}" children t-base@s1
-check "unprotect refused while a clone exists" bash -c "! ${R[*]} snap unprotect t-base@s1 2>/dev/null"
+expect "the clone is a v2 clone" 0 "clone-child" -- "${R[@]}" info t-clone
+# Under clone v2, unprotect is allowed while clones exist (measured): it is no guard, so the rbd
+# plugin counts a snapshot's children itself before it removes one.
+check "rbd snap unprotect (v2: allowed with a clone)" "${R[@]}" snap unprotect t-base@s1
 check "rbd rm clone" "${R[@]}" rm --no-progress t-clone
-check "rbd snap unprotect" "${R[@]}" snap unprotect t-base@s1
 check "rbd snap rm" "${R[@]}" snap rm --no-progress t-base@s1
 check "rbd rm base" "${R[@]}" rm --no-progress t-base
 check "the pool is empty" bash -c "[[ -z \$(${R[*]} ls) ]]"
