@@ -161,6 +161,30 @@ static int open_image(struct rbd_tier *t, const char *img, const char *snap, boo
 	return 0;
 }
 
+/* How many clones a snapshot has (trashed ones included), through a handle of its own. */
+static int snap_clones(struct rbd_tier *t, const char *img, const char *snap, size_t *count)
+{
+	rbd_linked_image_spec_t kids[4];
+	size_t n = 4;
+	rbd_image_t im;
+	int rc = rbd_open_read_only(t->io, img, &im, snap);
+
+	*count = 0;
+	if (rc < 0)
+		return rc;
+	rc = rbd_list_children3(im, kids, &n);
+	rbd_close(im);
+	if (rc == -ERANGE) {
+		*count = n;
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	*count = n;
+	rbd_linked_image_spec_list_cleanup(kids, n);
+	return 0;
+}
+
 /* Removes an image with all its snapshots (unprotecting them). Fails, leaving the
  * image, when a snapshot still has clones. Absent image: 0. */
 static int destroy_image(struct rbd_tier *t, const char *img)
@@ -182,9 +206,18 @@ static int destroy_image(struct rbd_tier *t, const char *img)
 	}
 	rc = 0;
 	for (int i = 0; i < n && rc == 0; i++) {
+		size_t kids = 0;
 		int prot = 0;
 
-		if ((rc = rbd_snap_is_protected(im, snaps[i].name, &prot)) == 0 && prot)
+		/* Under clone v2 neither unprotect nor snap_remove refuses a snapshot with
+		 * clones (it would go to the trash, needed by no one we know): count them. */
+		if ((rc = snap_clones(t, img, snaps[i].name, &kids)) == 0 && kids) {
+			host->error(VP_EBUSY, "snapshot '%s/%s@%s' has clones: not removed", t->pool,
+				    img, snaps[i].name);
+			rc = -EBUSY;
+			break;
+		}
+		if (rc == 0 && (rc = rbd_snap_is_protected(im, snaps[i].name, &prot)) == 0 && prot)
 			rc = rbd_snap_unprotect(im, snaps[i].name);
 		if (rc == 0)
 			rc = rbd_snap_remove(im, snaps[i].name);
