@@ -12,8 +12,9 @@
  * <owner> is "<host>-<pid>": sweep removes the temporaries of dead processes of this host only
  * (the pool is shared; another host's process cannot be checked from here).
  * Names and pools are [a-z0-9-], so the first dots split them; versions may hold dots.
- * Snapshots are always protected, also under clone v2: unprotect then refuses while clones
- * exist, and a snapshot with clones can never go to the trash behind our back.
+ * Snapshots are protected (clone v1 needs it). Under clone v2 unprotect and snap_remove pass
+ * while clones exist (the snapshot would go to the trash), so the clones are counted with
+ * rbd_list_children3 before any snapshot is removed.
  */
 #include <errno.h>
 #include <inttypes.h>
