@@ -2,17 +2,19 @@
 # deps.sh: installs, with apt-get, everything vdipool needs to build, test and run (Debian 12).
 set -euo pipefail
 
-# Build + run time: compilers, the libraries we link, qemu-img/QEMU and libvirt.
+# Build + run time: compilers, the libraries we link, qemu-img/QEMU (and its rbd driver) and libvirt.
 PACKAGES=(
 	build-essential cmake pkg-config git ca-certificates
 	libvirt-dev libyaml-dev libssh2-1-dev zlib1g-dev libssl-dev libxml2-dev libcunit1-dev
 	qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
 	dnsmasq-base iproute2 xz-utils zstd cpio busybox-static bc
 	syslinux syslinux-common mtools dosfstools fdisk
+	librbd-dev librados-dev qemu-block-extra
 )
 # Tests only: valgrind for leak checks, clang + its runtime for libFuzzer, sshd for the
-# throw-away SSH test hosts (scripts/test-hosts-up.sh), rsync for the push benchmark.
-TEST_PACKAGES=(valgrind clang libclang-rt-14-dev openssh-server rsync)
+# throw-away SSH test hosts (scripts/test-hosts-up.sh), rsync for the push benchmark, Ceph for the
+# throw-away cluster of the rbd tests (scripts/ceph-up.sh).
+TEST_PACKAGES=(valgrind clang libclang-rt-14-dev openssh-server rsync ceph-mon ceph-osd ceph-mgr ceph-common)
 
 want=("${PACKAGES[@]}")
 if [[ "${1:-}" == "--tests" ]]; then
