@@ -58,13 +58,23 @@ typedef enum vp_spec_policy {
 } vp_spec_policy;
 
 typedef enum vp_storage_driver {
-	VP_STORAGE_DIR = 0 /* qcow2 files in a local directory; "rbd" comes later */
+	VP_STORAGE_DIR = 0, /* qcow2 files in a local directory (the built-in dir backend) */
+	VP_STORAGE_RBD      /* images in a Ceph RADOS pool through librbd (plugin vdipool-rbd.so) */
 } vp_storage_driver;
 
 typedef struct vp_spec_tier {
 	const char *name;         /* object name */
 	vp_storage_driver driver;
-	const char *path;         /* absolute, without trailing '/' (except "/") */
+	const char *path;         /* dir: absolute, without trailing '/' (except "/"); rbd: NULL */
+	/* What names the tier's storage in messages, locks and records: dir: `path`;
+	 * rbd: "rbd:<pool>" or "rbd:<pool>/<namespace>". Never NULL. */
+	const char *where;
+	/* rbd only (NULL for dir): */
+	const char *rbd_pool;      /* required: the RADOS pool, e.g. "rbd" */
+	const char *rbd_namespace; /* NULL: the pool's default namespace */
+	const char *rbd_conf;      /* absolute path of ceph.conf; default "/etc/ceph/ceph.conf" */
+	const char *rbd_id;        /* cephx user without "client."; default "admin" */
+	const char *rbd_keyring;   /* absolute path; NULL: what the conf says */
 } vp_spec_tier;
 
 typedef struct vp_spec_base {
@@ -77,6 +87,10 @@ typedef struct vp_spec_storage {
 	const vp_spec_tier *tiers;
 	const vp_spec_tier *bases;  /* the tier holding base images; one of tiers */
 	const vp_spec_tier *deltas; /* the tier holding clone deltas; one of tiers */
+	/* Where the controller keeps its own records (placement of clones on hosts,
+	 * canary state): the bases tier's path when it is a dir tier, else the key
+	 * storage.state_dir (absolute; default "/var/lib/vdipool"). */
+	const char *state_dir;
 } vp_spec_storage;
 
 typedef struct vp_spec_clones {
@@ -90,6 +104,10 @@ typedef struct vp_spec_delta {
 	uint64_t cluster_size;    /* bytes, power of two, 16 KiB..2 MiB; default 128K (64K without extended_l2) */
 	bool extended_l2;         /* default true */
 	vp_spec_prealloc preallocation; /* default metadata (off without extended_l2) */
+	/* Longest chain of parents under a clone's disk (1: the disk straight on a
+	 * flat base). A delta that would sit deeper is flattened when it is made.
+	 * 1..16, default 8; only backends that flatten (rbd) act on it. */
+	unsigned max_depth;
 } vp_spec_delta;
 
 typedef struct vp_spec_data_disk {
