@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "pool_cli.h"
 #include "vdipool/domain.h"
 #include "vdipool/pool.h"
 #include "vdipool/refs.h"
@@ -13,10 +14,10 @@
 #include "vdipool/store.h"
 
 const char cmd_base_help[] =
-	"usage: vdipool base import NAME FILE --version V [--format qcow2|raw] [--parent P]\n"
-	"       vdipool base list [NAME]\n"
+	"usage: vdipool base import NAME FILE --version V [--format qcow2|raw] [--parent P] [--spec POOL.yaml]\n"
+	"       vdipool base list [NAME] [--spec POOL.yaml]\n"
 	"       vdipool base verify NAME@VERSION [--spec POOL.yaml]\n"
-	"       vdipool base rm NAME@VERSION\n"
+	"       vdipool base rm NAME@VERSION [--spec POOL.yaml]\n"
 	"       vdipool base derive NAME@V1 --version V2 [--domain]\n"
 	"       vdipool base seal NAME@V2 [--tmpdir DIR] [--format qcow2|raw]\n"
 	"       vdipool base derive --abort NAME@V2     (or: vdipool base abandon NAME@V2)\n"
@@ -26,9 +27,14 @@ const char cmd_base_help[] =
 	"Manage the versioned golden base images in the store (--root DIR or\n"
 	"$VDIPOOL_ROOT, default /var/lib/vdipool): <root>/bases/<name>/<version>/\n"
 	"holds the read-only image and its manifest (SHA-256, sizes, source, time).\n"
+	"With --spec POOL.yaml, import, list, verify and rm work on that pool's\n"
+	"bases tier instead, whatever its driver: on an rbd tier a version is the\n"
+	"image base.NAME.VERSION in the Ceph pool with its snapshot 'vdipool'\n"
+	"(stored raw; the manifest in the image's metadata), and rm asks libvirt on\n"
+	"every host of the spec what its domains use.\n"
 	"\n"
 	"  import   copy a raw or qcow2 image into the store (stored as qcow2 unless\n"
-	"           --format raw); refuses images with a backing file, files that are\n"
+	"           --format raw, raw on rbd); refuses images with a backing file, files that are\n"
 	"           not disk images, and an existing version with other content\n"
 	"           (the same content again is a no-op)\n"
 	"  list     versions with sizes, SHA-256 prefix and the clones using each\n"
@@ -69,6 +75,7 @@ const char cmd_base_help[] =
 	"  vdipool base import tiny build/guest/tiny.raw --version 2026.11.23\n"
 	"  vdipool base list tiny -o json\n"
 	"  vdipool base verify tiny@2026.11.23\n"
+	"  vdipool base import tiny build/guest/tiny.raw --version 2 --spec ceph-pool.yaml\n"
 	"  vdipool base rm tiny@2026.11.01\n"
 	"  vdipool base derive tiny@2026.11.23 --version 2026.11.30 --domain\n"
 	"  vdipool base seal tiny@2026.11.30\n";
@@ -252,17 +259,13 @@ static int base_list(cli *c, vp_store *s, char **args, int n)
 	return rc < 0 ? cli_fail(c, rc) : VP_EXIT_OK;
 }
 
-/* The copy of each remote host of the spec, hashed on the host: 0 all match, else exit 1. */
-static int verify_hosts(cli *c, const char *file, const char *ref)
+/* The copy of each remote host of the spec, hashed on the host: 0 all match, else exit 1. A
+ * shared (rbd) bases tier has one copy, verified already. */
+static int verify_hosts(cli *c, const vp_spec *spec, const char *ref)
 {
-	vp_spec *spec = NULL;
-	int rc = vp_spec_load(&spec, file), bad = 0;
+	int rc, bad = 0;
 
-	if (rc < 0) {
-		fprintf(stderr, "%s\n", vp_error_last()->message);
-		return VP_EXIT_USAGE;
-	}
-	for (size_t i = 0; i < spec->host_count; i++) {
+	for (size_t i = 0; spec->storage.bases->driver != VP_STORAGE_RBD && i < spec->host_count; i++) {
 		vp_store *hs = NULL;
 		vp_base_info b;
 
@@ -284,12 +287,11 @@ static int verify_hosts(cli *c, const char *file, const char *ref)
 		}
 		vp_store_free(hs);
 	}
-	vp_spec_free(spec);
 	(void)c;
 	return bad ? VP_EXIT_FAIL : VP_EXIT_OK;
 }
 
-static int base_verify(cli *c, vp_store *s, char **args, int n, const char *spec)
+static int base_verify(cli *c, vp_store *s, char **args, int n, const vp_spec *spec)
 {
 	struct bar bar = { .c = c, .last_pct = -1 };
 	bool show = c->interactive && !c->quiet;
@@ -310,15 +312,25 @@ static int base_verify(cli *c, vp_store *s, char **args, int n, const char *spec
 	return spec ? verify_hosts(c, spec, args[0]) : VP_EXIT_OK;
 }
 
-static int base_rm(cli *c, vp_store *s, char **args, int n, const struct base_opts *o)
+static int base_rm(cli *c, vp_store *s, char **args, int n, const struct base_opts *o,
+		   const vp_spec *spec)
 {
+	cli_hosts h = { 0 };
 	int rc;
 
 	if (n != 1)
 		return cli_usage_error(c, "base rm: expected NAME@VERSION");
-	/* The store checks every rule itself, under its lock; libvirt says what domains use. */
-	vp_store_set_pins_source(s, vp_refs_libvirt_pins, (void *)(o->uri ? o->uri : "qemu:///system"));
+	/* The store checks every rule itself, under its lock; libvirt says what domains use: every
+	 * host of the spec, or the one --connect names. */
+	if (spec && (rc = cli_spec_uris(c, spec, &h)) != 0)
+		return rc;
+	if (spec)
+		vp_store_set_pins_source(s, cli_hosts_pins, &h);
+	else
+		vp_store_set_pins_source(s, vp_refs_libvirt_pins,
+					 (void *)(o->uri ? o->uri : "qemu:///system"));
 	rc = vp_store_remove(s, args[0]);
+	free((void *)h.uris);
 	if (rc < 0)
 		return cli_fail(c, rc);
 	if (c->output == CLI_OUT_JSON)
@@ -537,8 +549,13 @@ static int check_opts(cli *c, const char *sub, const struct base_opts *o)
 		return cli_usage_error(c, "--abort goes with 'base derive'");
 	if (o->tmpdir && strcmp(sub, "seal"))
 		return cli_usage_error(c, "--tmpdir goes with 'base seal'");
-	if (o->spec && strcmp(sub, "verify"))
-		return cli_usage_error(c, "--spec goes with 'base verify'");
+	if (o->spec && strcmp(sub, "verify") && strcmp(sub, "import") && strcmp(sub, "list") &&
+	    strcmp(sub, "ls") && strcmp(sub, "rm"))
+		return cli_usage_error(c, "--spec goes with 'base import', 'list', 'verify' and 'rm' "
+				       "(derive and seal work on a --root store)");
+	if (o->spec && o->uri)
+		return cli_usage_error(c, "--connect and --spec do not go together (with a spec, its "
+				       "hosts are asked)");
 	if (o->uri && strcmp(sub, "rm"))
 		return cli_usage_error(c, "--connect goes with 'base rm'");
 	if (o->domain && (strcmp(sub, "derive") || o->abort))
@@ -561,6 +578,7 @@ int cmd_base(cli *c, int argc, char **argv)
 	};
 	struct base_opts o = { 0 };
 	const char *sub;
+	vp_spec *spec = NULL;
 	vp_store *s = NULL;
 	int idx, rc;
 
@@ -575,22 +593,29 @@ int cmd_base(cli *c, int argc, char **argv)
 	sub = argv[idx++];
 	if ((rc = check_opts(c, sub, &o)) != 0)
 		return rc;
-	rc = vp_store_open_root(&s, c->root);
-	if (rc < 0)
+	if (o.spec && (rc = vp_spec_load(&spec, o.spec)) < 0) {
+		fprintf(stderr, "%s\n", vp_error_last()->message);
+		return rc == VP_ENOMEM ? VP_EXIT_FAIL : VP_EXIT_USAGE;
+	}
+	rc = spec ? vp_pool_store_open(&s, spec) : vp_store_open_root(&s, c->root);
+	if (rc < 0) {
+		vp_spec_free(spec);
 		return cli_fail(c, rc);
+	}
 	if (!strcmp(sub, "import"))
 		rc = base_import(c, s, argv + idx, argc - idx, &o);
 	else if (!strcmp(sub, "list") || !strcmp(sub, "ls"))
 		rc = base_list(c, s, argv + idx, argc - idx);
 	else if (!strcmp(sub, "verify"))
-		rc = base_verify(c, s, argv + idx, argc - idx, o.spec);
+		rc = base_verify(c, s, argv + idx, argc - idx, spec);
 	else if (!strcmp(sub, "derive") || !strcmp(sub, "abandon")) {
 		o.abort = o.abort || !strcmp(sub, "abandon");
 		rc = base_derive(c, s, argv + idx, argc - idx, &o);
 	} else if (!strcmp(sub, "seal"))
 		rc = base_seal(c, s, argv + idx, argc - idx, &o);
 	else
-		rc = base_rm(c, s, argv + idx, argc - idx, &o);
+		rc = base_rm(c, s, argv + idx, argc - idx, &o, spec);
 	vp_store_free(s);
+	vp_spec_free(spec);
 	return rc;
 }

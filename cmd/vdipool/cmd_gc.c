@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "pool_cli.h"
 #include "vdipool/pool.h"
-#include "vdipool/refs.h"
 #include "vdipool/spec.h"
 #include "vdipool/store.h"
 
@@ -22,8 +22,9 @@ const char cmd_gc_help[] =
 	"file in the backing chain of any domain's disk (ours or not; snapshots\n"
 	"included), a version a vdipool domain records (its base or the version a\n"
 	"rollback returns to), the parent of a derivation in progress. When libvirt\n"
-	"cannot be reached or a domain has a disk vdipool cannot read (network,\n"
-	"unreadable chain), gc only shows the plan and removes nothing (exit 1).\n"
+	"cannot be reached or a domain has a disk vdipool cannot read (a network\n"
+	"disk other than RBD, an unreadable chain), gc only shows the plan and removes\n"
+	"nothing (exit 1).\n"
 	"Data disks whose clone has neither domain nor delta are reported as\n"
 	"orphaned and removed only with --purge-orphaned-data.\n"
 	"gc takes the store lock: while apply, rollout or reset runs it refuses (exit 1).\n"
@@ -42,7 +43,10 @@ const char cmd_gc_help[] =
 	"With a spec whose hosts are remote, each remote host's own store is collected\n"
 	"too (over SSH), with only that host's domains as references: a version goes\n"
 	"from a host when nothing on that host needs it, whatever other hosts hold. A\n"
-	"host that cannot be reached is reported (exit 1) and the others are done.\n";
+	"host that cannot be reached is reported (exit 1) and the others are done.\n"
+	"A spec whose bases are on an rbd tier (shared Ceph storage) is collected once,\n"
+	"from this machine, with the domains of all its hosts as references; a base\n"
+	"version is removed only when Ceph lists no clone of its snapshot.\n";
 
 enum { OPT_KEEP = 0x200, OPT_YES, OPT_CONNECT, OPT_PURGE };
 
@@ -54,21 +58,6 @@ struct gc_opts {
 	const char *uri;
 };
 
-/* Pins of every host the spec names (or the one --connect names). */
-struct hosts {
-	const char *const *uris;
-	size_t n;
-};
-
-static int hosts_pins(void *ctx, vp_store_pins *pins)
-{
-	const struct hosts *h = ctx;
-	int rc = 0;
-
-	for (size_t i = 0; rc == 0 && i < h->n; i++)
-		rc = vp_refs_libvirt_pins((void *)h->uris[i], pins);
-	return rc;
-}
 
 static int gc_opt(cli *c, int opt, const char *arg, void *ctx)
 {
@@ -183,7 +172,7 @@ static int load_spec(cli *c, const char *file, vp_spec **spec, struct gc_opts *o
 static int gc_remote_host(cli *c, const vp_spec *spec, size_t i, const struct gc_opts *o)
 {
 	const char *uri = spec->hosts[i].uri;
-	struct hosts h = { &uri, 1 };
+	cli_hosts h = { &uri, 1 };
 	vp_store *s = NULL;
 	vp_gc_plan *plan = NULL;
 	size_t removed = 0;
@@ -191,7 +180,7 @@ static int gc_remote_host(cli *c, const vp_spec *spec, size_t i, const struct gc
 	int rc;
 
 	if ((rc = vp_pool_host_store_open(&s, spec, i)) == 0) {
-		vp_store_set_pins_source(s, hosts_pins, &h);
+		vp_store_set_pins_source(s, cli_hosts_pins, &h);
 		rc = vp_store_gc_plan(s, o->keep, &plan);
 	}
 	if (rc == 0 && o->yes)
@@ -229,6 +218,11 @@ static int gc_remote_host(cli *c, const vp_spec *spec, size_t i, const struct gc
 	return 0;
 }
 
+static bool shared_bases(const vp_spec *spec)
+{
+	return spec->storage.bases->driver == VP_STORAGE_RBD;
+}
+
 static bool has_remote(const vp_spec *spec)
 {
 	for (size_t i = 0; i < spec->host_count; i++)
@@ -249,7 +243,7 @@ int cmd_gc(cli *c, int argc, char **argv)
 	struct gc_opts o = { .keep = 2 };
 	vp_spec *spec = NULL;
 	const char *root = c->root, **uris = NULL;
-	struct hosts h;
+	cli_hosts h;
 	vp_store *s = NULL;
 	vp_gc_plan *plan = NULL;
 	size_t removed = 0, nuris = 0;
@@ -264,18 +258,20 @@ int cmd_gc(cli *c, int argc, char **argv)
 		vp_spec_free(spec);
 		return rc;
 	}
-	h = nuris ? (struct hosts){ uris, nuris }
-		  : (struct hosts){ (const char *const[]){ o.uri ? o.uri : "qemu:///system" }, 1 };
-	rc = vp_store_open_root(&s, root);
+	h = nuris ? (cli_hosts){ uris, nuris }
+		  : (cli_hosts){ (const char *const[]){ o.uri ? o.uri : "qemu:///system" }, 1 };
+	/* A shared (rbd) base tier is one store for every host: collected once, from here, with
+	 * the domains of all the spec's hosts as references. */
+	rc = spec && shared_bases(spec) ? vp_pool_store_open(&s, spec) : vp_store_open_root(&s, root);
 	if (rc == 0) {
-		vp_store_set_pins_source(s, hosts_pins, &h);
+		vp_store_set_pins_source(s, cli_hosts_pins, &h);
 		rc = vp_store_gc_plan(s, o.keep, &plan);
 	}
 	if (rc == 0 && c->output == CLI_OUT_TABLE)
 		print_table(plan, o.keep, o.yes, o.purge);
 	if (rc == 0 && o.yes)
 		rc = vp_store_gc_apply(s, plan, o.purge ? VP_GC_PURGE_ORPHANED_DATA : 0, &removed);
-	if (rc < 0 && spec && !o.uri && has_remote(spec)) {
+	if (rc < 0 && spec && !o.uri && has_remote(spec) && !shared_bases(spec)) {
 		/* The controller's store failing does not stop the hosts' own collections. */
 		fprintf(stderr, "vdipool: gc of this machine's store: %s\n", vp_error_last()->message);
 		local_failed = true;
@@ -298,7 +294,7 @@ int cmd_gc(cli *c, int argc, char **argv)
 	free(uris);
 	/* Each remote host of the spec has a store of its own. */
 	rc = 0;
-	for (size_t i = 0; spec && !o.uri && i < spec->host_count; i++)
+	for (size_t i = 0; spec && !o.uri && !shared_bases(spec) && i < spec->host_count; i++)
 		if (vp_pool_host_remote(spec, i))
 			rc |= gc_remote_host(c, spec, i, &o);
 	vp_spec_free(spec);

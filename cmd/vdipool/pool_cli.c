@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "pool_cli.h"
+#include "vdipool/refs.h"
 #include "util/util.h"
 
 int pool_cli_open(cli *c, const char *path, pool_cli_lock lock, bool need_base, vp_spec **spec,
@@ -492,4 +493,26 @@ int fleet_cli_run(cli *c, vp_fleet *f, vp_apply_opts *ao, const char *verb, doub
 		bad++;
 	}
 	return res.exec.failed || bad ? VP_EXIT_FAIL : VP_EXIT_OK;
+}
+
+int cli_hosts_pins(void *ctx, vp_store_pins *pins)
+{
+	const cli_hosts *h = ctx;
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < h->n; i++)
+		rc = vp_refs_libvirt_pins((void *)h->uris[i], pins);
+	return rc;
+}
+
+int cli_spec_uris(cli *c, const vp_spec *spec, cli_hosts *out)
+{
+	const char **uris = calloc(spec->host_count ? spec->host_count : 1, sizeof(*uris));
+
+	if (!uris)
+		return cli_fail(c, vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory"));
+	for (size_t i = 0; i < spec->host_count; i++)
+		uris[i] = spec->hosts[i].uri;
+	*out = (cli_hosts){ uris, spec->host_count };
+	return 0;
 }

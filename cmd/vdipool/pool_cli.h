@@ -45,4 +45,14 @@ void fleet_cli_print_plan(cli *c, const vp_spec *spec, vp_fleet *fleet);
 /* Executes the fleet's plan; exit code 1 when a clone or a host failed or a host was unreachable. */
 int fleet_cli_run(cli *c, vp_fleet *fleet, vp_apply_opts *ao, const char *verb, double t0);
 
+/* A pins source (vp_store_set_pins_source) reading the domains of several libvirt URIs. */
+typedef struct cli_hosts {
+	const char *const *uris;
+	size_t n;
+} cli_hosts;
+int cli_hosts_pins(void *ctx, vp_store_pins *pins);
+
+/* The URIs of the spec's hosts, for cli_hosts (free() the array). */
+int cli_spec_uris(cli *c, const vp_spec *spec, cli_hosts *out);
+
 #endif

@@ -127,6 +127,11 @@ static int define_domain(vp_pool *p, const vp_plan_item *it)
 	if (p->spec->data_disk.size &&
 	    (rc = p->data.ops->delta_stat(p->data.handle, VP_DISK_DATA, p->spec->pool, it->name, &data)) < 0)
 		return rc;
+	/* What the backend stored: qcow2 files on dir tiers, raw RBD images on rbd tiers. */
+	if (delta.format[0])
+		dp.delta_format = delta.format;
+	if (p->spec->data_disk.size && data.format[0])
+		dp.data_format = data.format;
 	/* An existing domain keeps its UUID; the planner gave the MAC. */
 	vp_domain_identity(p->spec->pool, it->name, dp.uuid, dp.mac);
 	if (old)

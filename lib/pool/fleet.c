@@ -110,10 +110,7 @@ static void open_one(vp_fleet *f, size_t i, void *arg)
 
 static int open_src(vp_fleet *f)
 {
-	const vp_spec_storage *s = &f->spec->storage;
-	vp_store_tier base = { "dir", { .tier = s->bases->name, .path = s->bases->path } };
-
-	return vp_store_open(&f->src, &base, NULL, 0);
+	return pool_base_store_open(&f->src, f->spec);
 }
 
 int vp_fleet_open(vp_fleet **out, const vp_spec *spec)
@@ -244,7 +241,7 @@ size_t vp_fleet_unreachable(const vp_fleet *f)
 
 static char *record_path(const vp_fleet *f)
 {
-	return vp_strdup_printf("%s/placement/%s.hosts", f->spec->storage.bases->path, f->spec->pool);
+	return vp_strdup_printf("%s/placement/%s.hosts", f->spec->storage.state_dir, f->spec->pool);
 }
 
 static long host_by_name(const vp_fleet *f, const char *name)
@@ -340,7 +337,7 @@ static int write_record(vp_fleet *f, bool after)
 int fleet_write_record(vp_fleet *f, bool after)
 {
 	VP_AUTOFREE char *path = record_path(f);
-	VP_AUTOFREE char *dir = vp_strdup_printf("%s/placement", f->spec->storage.bases->path);
+	VP_AUTOFREE char *dir = vp_strdup_printf("%s/placement", f->spec->storage.state_dir);
 	vp_buf b = VP_BUF_INIT;
 	size_t n = 0;
 	int rc;
@@ -789,7 +786,7 @@ typedef struct canary_rec {
 
 static char *canary_path(const vp_fleet *f)
 {
-	return vp_strdup_printf("%s/placement/%s.canary", f->spec->storage.bases->path, f->spec->pool);
+	return vp_strdup_printf("%s/placement/%s.canary", f->spec->storage.state_dir, f->spec->pool);
 }
 
 static int canary_read(vp_fleet *f, canary_rec *r)
@@ -825,7 +822,7 @@ static int canary_read(vp_fleet *f, canary_rec *r)
 static int canary_write(vp_fleet *f, const canary_rec *r)
 {
 	VP_AUTOFREE char *path = canary_path(f);
-	VP_AUTOFREE char *dir = vp_strdup_printf("%s/placement", f->spec->storage.bases->path);
+	VP_AUTOFREE char *dir = vp_strdup_printf("%s/placement", f->spec->storage.state_dir);
 	char text[512];
 	int rc;
 

@@ -438,8 +438,6 @@ int fleet_push_fanout(vp_fleet *f, const bool *need, uint64_t *sent)
 int vp_fleet_open_push(vp_fleet **out, const vp_spec *spec)
 {
 	vp_fleet *f = calloc(1, sizeof(*f));
-	const vp_spec_storage *s = &spec->storage;
-	vp_store_tier base = { "dir", { .tier = s->bases->name, .path = s->bases->path } };
 	int rc;
 
 	*out = NULL;
@@ -460,7 +458,7 @@ int vp_fleet_open_push(vp_fleet **out, const vp_spec *spec)
 		f->hosts[i].remote = pool_host_is_remote(&spec->hosts[i]);
 		snprintf(f->hosts[i].error, sizeof(f->hosts[i].error), "not connected (opened for pushing bases)");
 	}
-	if ((rc = vp_store_open(&f->src, &base, NULL, 0)) < 0) {
+	if ((rc = pool_base_store_open(&f->src, spec)) < 0) {
 		vp_error_prefix("pool '%s': the controller's base store", spec->pool);
 		vp_fleet_free(f);
 		return rc;

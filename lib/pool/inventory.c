@@ -153,7 +153,9 @@ static bool same_file(const char *backing, const char *image)
 
 	if (!image)
 		return false;
-	return !strcmp(backing, image) || (realpath(image, real) && !strcmp(backing, real));
+	if (vp_location_same(backing, image))
+		return true;
+	return image[0] == '/' && realpath(image, real) && !strcmp(backing, real);
 }
 
 /* The base ref ("name@version") that a delta's backing file names: the

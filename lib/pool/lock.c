@@ -21,7 +21,7 @@ int pool_lock_file(const vp_spec *spec, bool wait, int *out)
 	 * on other tiers do not clash. A pool of many hosts has one lock, on the
 	 * machine that drives it. */
 	snprintf(file, sizeof(file), "%s-%016llx.lock", spec->pool,
-		 (unsigned long long)vp_hash_str(spec->storage.deltas->path));
+		 (unsigned long long)vp_hash_str(spec->storage.deltas->where));
 	if ((fd = vp_store_lockfile_open(VP_RUNTIME_DIR, file)) < 0)
 		return fd;
 	if (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {

@@ -63,18 +63,55 @@ static int remote_params(const vp_spec_host *h, host_params *hp)
 	return 0;
 }
 
-static int open_tier(disk_tier *t, const vp_spec_tier *st, const host_params *hp)
+/* How one tier of the spec is opened from here: a dir tier locally or, on a remote host, over
+ * SSH at the same path; an rbd tier always from here, straight to the cluster (shared storage). */
+typedef struct tier_cfg {
+	vp_store_tier st;
+	vp_plugin_param kv[12];
+	char depth[12];
+} tier_cfg;
+
+static void tier_config(tier_cfg *c, const vp_spec *spec, const vp_spec_tier *t, const host_params *hp)
+{
+	size_t n = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->st.config.tier = t->name;
+	if (t->driver == VP_STORAGE_RBD) {
+		c->st.driver = "rbd";
+		c->st.config.path = t->rbd_pool;
+		if (t->rbd_namespace)
+			c->kv[n++] = (vp_plugin_param){ "namespace", t->rbd_namespace };
+		if (t->rbd_conf)
+			c->kv[n++] = (vp_plugin_param){ "conf", t->rbd_conf };
+		if (t->rbd_id)
+			c->kv[n++] = (vp_plugin_param){ "id", t->rbd_id };
+		if (t->rbd_keyring)
+			c->kv[n++] = (vp_plugin_param){ "keyring", t->rbd_keyring };
+		snprintf(c->depth, sizeof(c->depth), "%u", spec->delta.max_depth ? spec->delta.max_depth : 8);
+		c->kv[n++] = (vp_plugin_param){ "max_depth", c->depth };
+	} else {
+		c->st.driver = hp ? "ssh" : "dir";
+		c->st.config.path = t->path;
+		for (size_t i = 0; hp && i < hp->n; i++)
+			c->kv[n++] = hp->kv[i];
+	}
+	c->st.config.params = n ? c->kv : NULL;
+	c->st.config.nparams = n;
+}
+
+static int open_tier(disk_tier *t, const vp_spec *spec, const vp_spec_tier *st, const host_params *hp)
 {
 	const vp_plugin *plugin;
-	vp_tier_config cfg = { .tier = st->name, .path = st->path,
-			       .params = hp ? hp->kv : NULL, .nparams = hp ? hp->n : 0 };
-	int rc = vp_plugin_find(&plugin, hp ? "ssh" : "dir");
+	tier_cfg tc;
+	int rc;
 
-	if (rc < 0)
+	tier_config(&tc, spec, st, hp);
+	if ((rc = vp_plugin_find(&plugin, tc.st.driver)) < 0)
 		return rc;
 	t->ops = vp_plugin_get_ops(plugin);
 	t->spec = st;
-	if ((rc = t->ops->open(&cfg, &t->handle)) < 0)
+	if ((rc = t->ops->open(&tc.st.config, &t->handle)) < 0)
 		vp_error_prefix("cannot open storage tier '%s'", st->name);
 	return rc;
 }
@@ -86,21 +123,45 @@ static void close_tier(disk_tier *t)
 	t->handle = NULL;
 }
 
+static int store_open(vp_store **out, const vp_spec *spec, const host_params *hp, bool data_separate)
+{
+	const vp_spec_storage *s = &spec->storage;
+	tier_cfg base, deltas[2];
+	vp_store_tier dt[2];
+	size_t n = 0;
+	int rc;
+
+	tier_config(&base, spec, s->bases, hp);
+	tier_config(&deltas[n++], spec, s->deltas, hp);
+	if (data_separate)
+		tier_config(&deltas[n++], spec, spec->data_disk.tier, hp);
+	for (size_t i = 0; i < n; i++)
+		dt[i] = deltas[i].st;
+	rc = vp_store_open(out, &base.st, dt, n);
+	return rc;
+}
+
 static int open_store(vp_pool *p, const host_params *hp)
 {
-	const vp_spec_storage *s = &p->spec->storage;
-	const char *drv = hp ? "ssh" : "dir";
-	const vp_plugin_param *kv = hp ? hp->kv : NULL;
-	size_t nkv = hp ? hp->n : 0;
-	vp_store_tier base = { drv, { .tier = s->bases->name, .path = s->bases->path, kv, nkv } };
-	vp_store_tier deltas[2];
-	size_t n = 0;
+	return store_open(&p->store, p->spec, hp, p->data_separate);
+}
 
-	deltas[n++] = (vp_store_tier){ drv, { .tier = s->deltas->name, .path = s->deltas->path, kv, nkv } };
-	if (p->data_separate)
-		deltas[n++] = (vp_store_tier){ drv, { .tier = p->spec->data_disk.tier->name,
-						      .path = p->spec->data_disk.tier->path, kv, nkv } };
-	return vp_store_open(&p->store, &base, deltas, n);
+int vp_pool_store_open(vp_store **out, const vp_spec *spec)
+{
+	bool sep = spec->data_disk.size && spec->data_disk.tier != spec->storage.deltas;
+	int rc = store_open(out, spec, NULL, sep);
+
+	if (rc < 0)
+		vp_error_prefix("pool '%s'", spec->pool);
+	return rc;
+}
+
+int pool_base_store_open(vp_store **out, const vp_spec *spec)
+{
+	tier_cfg base;
+
+	tier_config(&base, spec, spec->storage.bases, NULL);
+	return vp_store_open(out, &base.st, NULL, 0);
 }
 
 int vp_pool_host_store_open(vp_store **out, const vp_spec *spec, size_t host)
@@ -155,17 +216,17 @@ int pool_open_host(vp_pool **out, const vp_spec *spec, size_t host)
 	{
 		char real[PATH_MAX];
 		/* A remote host's paths are its own: the controller cannot resolve them. */
+		const vp_spec_tier *dt = spec->storage.deltas;
 		snprintf(p->tier_real, sizeof(p->tier_real), "%s",
-			 !p->remote && realpath(spec->storage.deltas->path, real) ? real
-										 : spec->storage.deltas->path);
+			 dt->path && !p->remote && realpath(dt->path, real) ? real : dt->where);
 	}
 	if ((rc = vp_spec_hash(spec, p->spec_hash)) < 0 ||
 	    (rc = vp_virt_open(&p->virt, h->uri)) < 0 ||
 	    (rc = open_store(p, hpp)) < 0 ||
-	    (rc = open_tier(&p->deltas, spec->storage.deltas, hpp)) < 0)
+	    (rc = open_tier(&p->deltas, spec, spec->storage.deltas, hpp)) < 0)
 		goto fail;
 	if (p->data_separate)
-		rc = open_tier(&p->data, spec->data_disk.tier, hpp);
+		rc = open_tier(&p->data, spec, spec->data_disk.tier, hpp);
 	else
 		p->data = p->deltas;
 	if (rc < 0)

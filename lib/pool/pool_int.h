@@ -105,6 +105,8 @@ struct vp_pool {
  * (the dir backend for a local host, the ssh backend on the host's own paths for a remote one). */
 int pool_open_host(vp_pool **out, const vp_spec *spec, size_t host);
 /* True when the host's libvirt URI names a remote machine (it has a host part). */
+/* The controller's store of the spec's bases tier alone (no delta tiers). */
+int pool_base_store_open(vp_store **out, const vp_spec *spec);
 bool pool_host_is_remote(const vp_spec_host *h);
 /* The address and port to SSH to for the host's storage (from its ssh mapping or URI). */
 int pool_host_ssh_target(const vp_spec_host *h, char *addr, size_t len, unsigned *port, const char **user);

@@ -136,7 +136,7 @@ static int record_tier(const store_tier *base, const vp_store_tier *t)
 	VP_AUTOFREE char *text = NULL;
 	int fd, n, rc;
 
-	if (tiers_path(base, path, sizeof(path)) || !t->config.path || strchr(t->config.path, '\n') ||
+	if (strcmp(t->driver, "dir") || tiers_path(base, path, sizeof(path)) || !t->config.path || strchr(t->config.path, '\n') ||
 	    strchr(t->config.path, '\t'))
 		return 0;
 	n = snprintf(line, sizeof(line), "%s\t%s\t%s\n", t->driver,

@@ -291,7 +291,10 @@ int vp_store_import(vp_store *s, const char *name, const char *version, const ch
 {
 	static const vp_store_import_opts none;
 	const vp_store_import_opts *o = opts ? opts : &none;
-	const char *fmt = o->format ? o->format : "qcow2";
+	/* qcow2 by default; a backend that makes no qcow2 deltas of its own (rbd: clones of a
+	 * snapshot) stores raw images, as QEMU reads them through it. */
+	const char *fmt = o->format ? o->format
+			  : (s->base.ops->capabilities & VP_CAP_PREALLOC_METADATA) ? "qcow2" : "raw";
 	char real[PATH_MAX], fdpath[64];
 	vp_probe p;
 	vp_base_info b;

@@ -41,13 +41,18 @@ void vp_store_pins_free(vp_store_pins *p)
 	free(p);
 }
 
-/* Locations compare canonical: libvirt may name a file by another path. */
+/* Locations compare canonical: libvirt may name a file by another path, and an RBD image
+ * ("rbd:pool/[namespace/]image[@snap]") with or without the client options a backend appends
+ * (":id=..:conf=.."), which name how it is reached, not what it is. */
 static char *canonical(const char *location)
 {
 	char buf[PATH_MAX];
+	const char *opt;
 
 	if (location[0] == '/' && realpath(location, buf))
 		return vp_strdup(buf);
+	if (!strncmp(location, "rbd:", 4) && (opt = strchr(location + 4, ':')))
+		return vp_strdup_printf("%.*s", (int)(opt - location), location);
 	return vp_strdup(location);
 }
 

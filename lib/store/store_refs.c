@@ -49,7 +49,7 @@ static int add_disk(void *ctx, const vp_image_info *info)
 	struct img_vec *iv = ctx;
 	int rc;
 
-	if (iv->location && (info->kind != VP_DISK_DELTA || strcmp(info->backing, iv->location)))
+	if (iv->location && (info->kind != VP_DISK_DELTA || !vp_location_same(info->backing, iv->location)))
 		return 0;
 	if ((rc = grow((void **)&iv->v, iv->n, sizeof(*iv->v))) < 0)
 		return rc;
@@ -110,7 +110,7 @@ static int base_refs(vp_store *s, const vp_base_info *b, const struct img_vec *a
 	for (size_t i = 0; i < all->n; i++) {
 		const vp_image_info *d = &all->v[i];
 		int rc;
-		if (d->kind == VP_DISK_DELTA && !strcmp(d->backing, b->location) &&
+		if (d->kind == VP_DISK_DELTA && vp_location_same(d->backing, b->location) &&
 		    (rc = add_disk(out, d)) < 0)
 			return rc;
 	}

@@ -146,6 +146,26 @@ char *vp_strdup(const char *s)
 	return p;
 }
 
+static size_t rbd_key_len(const char *loc)
+{
+	const char *opt = strncmp(loc, "rbd:", 4) ? NULL : strchr(loc + 4, ':');
+
+	return opt ? (size_t)(opt - loc) : strlen(loc);
+}
+
+bool vp_location_same(const char *a, const char *b)
+{
+	size_t na, nb;
+
+	if (!a || !b)
+		return false;
+	if (!strcmp(a, b))
+		return true;
+	na = rbd_key_len(a);
+	nb = rbd_key_len(b);
+	return !strncmp(a, "rbd:", 4) && na == nb && !strncmp(a, b, na);
+}
+
 bool vp_name_valid(const char *s)
 {
 	size_t i;

@@ -45,6 +45,10 @@ void vp_buf_release(vp_buf *b);
 char *vp_strdup_printf(const char *fmt, ...) VP_PRINTF(1, 2);
 char *vp_strdup(const char *s);
 
+/* Two image locations name the same image: equal strings, or the same RBD image
+ * ("rbd:pool/[ns/]image[@snap]") reached with other client options (":id=..:conf=.."). */
+bool vp_location_same(const char *a, const char *b);
+
 /* Valid object name: [a-z0-9][a-z0-9-]{0,62}. */
 bool vp_name_valid(const char *s);
 

@@ -30,6 +30,12 @@ VP_API void vp_pool_free(vp_pool *pool);
  * through the dir backend on a local host, through the ssh backend (SFTP, on
  * the host's own paths) on a remote one. For gc and base verify per host. */
 VP_API int vp_pool_host_store_open(vp_store **out, const vp_spec *spec, size_t host);
+
+/* The spec's store as this machine (the controller) reaches it: its bases
+ * tier and the tiers of its clones' disks, each through its driver (dir
+ * locally, rbd straight to the cluster). What `vdipool base ... --spec` and
+ * gc of a shared store work on. */
+VP_API int vp_pool_store_open(vp_store **out, const vp_spec *spec);
 /* Does the spec's host `host` have a libvirt URI naming another machine? */
 VP_API bool vp_pool_host_remote(const vp_spec *spec, size_t host);
 
