@@ -45,6 +45,25 @@
 
 #define CLONES "clones:\n  count: 3\n"
 
+/* BASE with its one tier on Ceph (11 lines). */
+#define RBD11                                                                                      \
+	"pool:\n"                                                                                  \
+	"  name: ci\n"                                                                             \
+	"base:\n"                                                                                  \
+	"  name: tiny\n"                                                                           \
+	"storage:\n"                                                                               \
+	"  tiers:\n"                                                                               \
+	"    - name: t\n"                                                                          \
+	"      driver: rbd\n"                                                                      \
+	"      pool: vdi\n"                                                                        \
+	"clones:\n"                                                                                \
+	"  count: 3\n"
+
+#define RADOS_RULE "must be 1-100 characters of A-Z, a-z, 0-9, '_', '.' and '-', not starting with '.'"
+#define RBD_NO_PATH "an rbd tier has no path; it names a RADOS pool with 'pool'"
+#define QCOW2_ON_RBD \
+	"qcow2 delta settings do not apply to an rbd delta tier: tier 't' makes RBD clones (drop the key)"
+
 #define NAME_RULE "must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
 
 typedef struct bad_case {
@@ -260,10 +279,79 @@ static const bad_case bad_cases[] = {
 	  "'none', got 'my net'" },
 
 	/* ---- storage tiers ---- */
-	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      path: /a\n", 0,
-	  "pool.yaml:8:15: storage.tiers[0].driver: driver 'rbd' is not supported yet, use 'dir'" },
 	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: nfs\n      path: /a\n", 0,
-	  "pool.yaml:8:15: storage.tiers[0].driver: must be 'dir', got 'nfs'" },
+	  "pool.yaml:8:15: storage.tiers[0].driver: must be 'dir' or 'rbd', got 'nfs'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n" CLONES, 0,
+	  "pool.yaml:7:7: storage.tiers[0]: missing required key 'path'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      path: /a\n      pol: p\n", 0,
+	  "pool.yaml:9:7: storage.tiers[0]: unknown key 'pol', did you mean 'pool'?" },
+
+	/* ---- rbd tiers: keys of one driver on the other, checked once the item is read ---- */
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: p\n      path: /a\n", 0,
+	  "pool.yaml:10:13: storage.tiers[0].path: " RBD_NO_PATH },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      path: /a\n      pool: p\n      driver: rbd\n", 0,
+	  "pool.yaml:8:13: storage.tiers[0].path: " RBD_NO_PATH },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n" CLONES, 0,
+	  "pool.yaml:7:7: storage.tiers[0]: missing required key 'pool', the RADOS pool an rbd tier keeps its images in" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      path: /a\n      pool: p\n", 0,
+	  "pool.yaml:9:13: storage.tiers[0].pool: a dir tier has no 'pool', it is a key of rbd tiers (driver: rbd); a dir "
+	  "tier keeps its images under 'path'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      keyring: /k\n      driver: dir\n      path: /a\n", 0,
+	  "pool.yaml:8:16: storage.tiers[0].keyring: a dir tier has no 'keyring', it is a key of rbd tiers (driver: rbd); "
+	  "a dir tier keeps its images under 'path'" },
+	{ BASE4 "storage:\n  tiers:\n    - {name: t, path: /a, namespace: x, conf: /c, id: u}\n", 0,
+	  "pool.yaml:7:38: storage.tiers[0].namespace: a dir tier has no 'namespace', it is a key of rbd tiers (driver: "
+	  "rbd); a dir tier keeps its images under 'path'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: .hidden\n", 0,
+	  "pool.yaml:9:13: storage.tiers[0].pool: " RADOS_RULE ", got '.hidden'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: a/b\n", 0,
+	  "pool.yaml:9:13: storage.tiers[0].pool: " RADOS_RULE ", got 'a/b'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: ''\n", 0,
+	  "pool.yaml:9:13: storage.tiers[0].pool: " RADOS_RULE ", got ''" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool:\n", 0,
+	  "pool.yaml:9:12: storage.tiers[0].pool: expected a RADOS name, got null" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: p\n      namespace: a:b\n", 0,
+	  "pool.yaml:10:18: storage.tiers[0].namespace: " RADOS_RULE ", got 'a:b'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: p\n      id: client.vdipool\n", 0,
+	  "pool.yaml:10:11: storage.tiers[0].id: must be the cephx user without 'client.' (librados adds it): write "
+	  "'vdipool', not 'client.vdipool'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: p\n      id: client.\n", 0,
+	  "pool.yaml:10:11: storage.tiers[0].id: must be the cephx user without 'client.' (librados adds it), got "
+	  "'client.'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: p\n      id: ad min\n", 0,
+	  "pool.yaml:10:11: storage.tiers[0].id: " RADOS_RULE ", got 'ad min'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: p\n      conf: ceph.conf\n", 0,
+	  "pool.yaml:10:13: storage.tiers[0].conf: must be an absolute path, got 'ceph.conf'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: p\n      keyring: ./k\n", 0,
+	  "pool.yaml:10:16: storage.tiers[0].keyring: must be an absolute path, got './k'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      path: /a\n  state_dir: state\n" CLONES, 0,
+	  "pool.yaml:9:14: storage.state_dir: must be an absolute path, got 'state'" },
+
+	/* ---- mixed tiers: how a delta is made from its base ---- */
+	{ BASE4 "storage:\n  tiers:\n    - {name: a, path: /a}\n    - {name: b, driver: rbd, pool: p}\n"
+		"  bases: a\n  deltas: b\n" CLONES, 0,
+	  "pool.yaml:10:11: storage.deltas: RBD clones are made from RBD snapshots: a delta tier with driver rbd needs "
+	  "the bases tier on rbd too (tier 'a' is a dir tier)" },
+	{ BASE4 "storage:\n  tiers:\n    - {name: a, path: /a}\n    - {name: b, driver: rbd, pool: p}\n"
+		"  bases: b\n  deltas: a\n" CLONES, 0,
+	  "pool.yaml:10:11: storage.deltas: a qcow2 delta on a dir tier cannot be backed by an RBD snapshot: put deltas "
+	  "on an rbd tier, or bases on a dir tier (tier 'b' is an rbd tier)" },
+	{ BASE4 "storage:\n  deltas: a\n  bases: b\n  tiers:\n"
+		"    - {pool: p, driver: rbd, name: b}\n    - {path: /a, name: a}\n" CLONES, 0,
+	  "pool.yaml:6:11: storage.deltas: a qcow2 delta on a dir tier cannot be backed by an RBD snapshot: put deltas "
+	  "on an rbd tier, or bases on a dir tier (tier 'b' is an rbd tier)" },
+	{ BASE4 "storage:\n  tiers:\n    - {name: a, driver: rbd, pool: p}\n"
+		"    - {name: b, driver: rbd, pool: q, conf: /etc/ceph/other.conf}\n  bases: a\n  deltas: b\n" CLONES, 0,
+	  "pool.yaml:10:11: storage.deltas: an RBD clone lives in the cluster of its parent snapshot: tiers 'a' and 'b' "
+	  "name different clusters (conf '/etc/ceph/ceph.conf' and '/etc/ceph/other.conf')" },
+	{ RBD11 "delta:\n  max_depth: 4\n  cluster_size: 64K\n", 0,
+	  "pool.yaml:14:17: delta.cluster_size: " QCOW2_ON_RBD },
+	{ RBD11 "delta:\n  extended_l2: false\n", 0, "pool.yaml:13:16: delta.extended_l2: " QCOW2_ON_RBD },
+	{ RBD11 "delta:\n  preallocation: off\n  cluster_size: 64K\n", 0,
+	  "pool.yaml:13:18: delta.preallocation: " QCOW2_ON_RBD },
+	{ "delta:\n  extended_l2: true\n" RBD11, 0, "pool.yaml:2:16: delta.extended_l2: " QCOW2_ON_RBD },
+	{ BASE "delta:\n  max_depth: 0\n", 0, "pool.yaml:12:14: delta.max_depth: must be between 1 and 16, got 0" },
+	{ BASE "delta:\n  max_depth: 17\n", 0, "pool.yaml:12:14: delta.max_depth: must be between 1 and 16, got 17" },
 	{ BASE4 "storage:\n  tiers:\n    - name: t\n      path: /a\n  bases: fast\n" CLONES, 0,
 	  "pool.yaml:9:10: storage.bases: unknown tier 'fast', the tiers are 't'" },
 	{ BASE4 "storage:\n  tiers:\n    - {name: a, path: /a}\n    - {name: b, path: /b}\n  bases: a\n" CLONES, 0,
