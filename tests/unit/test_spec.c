@@ -679,6 +679,9 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(s->delta.cluster_size, 128 * 1024);
 	CU_ASSERT_EQUAL(s->delta.extended_l2, true);
 	CU_ASSERT_EQUAL(s->delta.preallocation, VP_SPEC_PREALLOC_METADATA);
+	CU_ASSERT_EQUAL(s->delta.max_depth, 8);
+	VP_ASSERT_STR_EQ(s->storage.tiers[0].where, "/var/lib/vdipool");
+	VP_ASSERT_STR_EQ(s->storage.state_dir, "/var/lib/vdipool");
 	CU_ASSERT_EQUAL(s->data_disk.size, 0);
 	CU_ASSERT_PTR_NULL(s->data_disk.tier);
 	VP_ASSERT_STR_EQ(s->domain.template_name, "server");
