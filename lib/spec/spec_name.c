@@ -260,6 +260,18 @@ static void hex(char *out, const unsigned char *md, size_t n)
 		sprintf(out + 2 * i, "%02x", md[i]);
 }
 
+/* A tier as a disk source: dir keeps its "dir:PATH" of before rbd tiers, so that their hashes
+ * did not change; an rbd disk's source names the cluster and the user too (qemu's
+ * "rbd:pool/image:id=..:conf=..:keyring=.."), so they are part of it. */
+static void put_tier(vp_buf *b, const vp_spec_tier *t)
+{
+	if (t->driver == VP_STORAGE_DIR)
+		vp_buf_printf(b, "dir:%s", t->path);
+	else
+		vp_buf_printf(b, "%s id=%s conf=%s keyring=%s", t->where, t->rbd_id, t->rbd_conf,
+			      t->rbd_keyring ? t->rbd_keyring : "-");
+}
+
 int vp_spec_hash(const vp_spec *s, char out[VP_SPEC_HASH_LEN])
 {
 	return vp_spec_domain_hash(s, NULL, out);
@@ -277,12 +289,15 @@ int vp_spec_domain_hash(const vp_spec *s, const char *domain_type, char out[VP_S
 	hex(tmpl, s->domain.template_sha256, 32);
 	vp_buf_printf(&b, "vdipool-spec-hash 1\npool=%s\nmode=%s\nvcpus=%u\nmemory=%" PRIu64 "\n", s->pool,
 		      s->clones.mode == VP_CLONE_FULL ? "full" : "linked", s->domain.vcpus, s->domain.memory_bytes);
-	vp_buf_printf(&b, "network=%s\ntemplate=%s\ndeltas=dir:%s\n", s->domain.network ? s->domain.network : "none",
-		      tmpl, s->storage.deltas->path);
-	if (s->data_disk.size)
-		vp_buf_printf(&b, "data_disk=%" PRIu64 " dir:%s\n", s->data_disk.size, s->data_disk.tier->path);
-	else
-		vp_buf_puts(&b, "data_disk=none\n");
+	vp_buf_printf(&b, "network=%s\ntemplate=%s\ndeltas=", s->domain.network ? s->domain.network : "none", tmpl);
+	put_tier(&b, s->storage.deltas);
+	if (s->data_disk.size) {
+		vp_buf_printf(&b, "\ndata_disk=%" PRIu64 " ", s->data_disk.size);
+		put_tier(&b, s->data_disk.tier);
+		vp_buf_puts(&b, "\n");
+	} else {
+		vp_buf_puts(&b, "\ndata_disk=none\n");
+	}
 	/* Only TCG adds a line: pools defined under KVM before domain.accel existed keep their hash. */
 	if (domain_type && !strcmp(domain_type, "qemu"))
 		vp_buf_puts(&b, "accel=tcg\n");

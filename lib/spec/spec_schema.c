@@ -174,20 +174,127 @@ static int fn_driver(spec_ctx *c, const spec_node *v, void *dst, const spec_fiel
 
 	if ((r = spec_scalar(c, v, "a storage driver", &s)) < 0)
 		return r;
-	if (!strcmp(s, "dir")) {
+	if (!strcmp(s, "dir"))
 		*(vp_storage_driver *)dst = VP_STORAGE_DIR;
-		return 0;
-	}
-	if (!strcmp(s, "rbd"))
-		return spec_err(c, v, "driver 'rbd' is not supported yet, use 'dir'");
-	return spec_err(c, v, "must be 'dir', got %s", spec_quote(got, sizeof(got), s));
+	else if (!strcmp(s, "rbd"))
+		*(vp_storage_driver *)dst = VP_STORAGE_RBD;
+	else
+		return spec_err(c, v, "must be 'dir' or 'rbd', got %s", spec_quote(got, sizeof(got), s));
+	return 0;
+}
+
+/* RADOS pool and namespace names and cephx users: what Ceph's tools take without quoting, and
+ * nothing that could split a qemu "rbd:pool/ns/image:id=..:conf=.." location. */
+#define RADOS_RULE "must be 1-100 characters of A-Z, a-z, 0-9, '_', '.' and '-', not starting with '.'"
+
+static bool rados_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 100 || s[0] == '.')
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("_.-", *s))
+			return false;
+	return true;
+}
+
+static int fn_rados_name(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
+{
+	char got[SPEC_QUOTE_MAX];
+	const char *s;
+	int r;
+
+	if ((r = spec_scalar(c, v, "a RADOS name", &s)) < 0)
+		return r;
+	if (!rados_name_valid(s))
+		return spec_err(c, v, RADOS_RULE ", got %s", spec_quote(got, sizeof(got), s));
+	*(const char **)dst = s;
+	return 0;
+}
+
+/* librados takes the id and adds "client." itself: "client.admin" would log in as
+ * "client.client.admin", which fails with a bare permission error far from the spec. */
+static int fn_ceph_id(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
+{
+	char got[SPEC_QUOTE_MAX], bare[SPEC_QUOTE_MAX];
+	const char *s;
+	int r;
+
+	if ((r = spec_scalar(c, v, "a cephx user", &s)) < 0)
+		return r;
+	if (!strncmp(s, "client.", 7) && rados_name_valid(s + 7))
+		return spec_err(c, v, "must be the cephx user without 'client.' (librados adds it): write %s, not %s",
+				spec_quote(bare, sizeof(bare), s + 7), spec_quote(got, sizeof(got), s));
+	if (!strncmp(s, "client.", 7))
+		return spec_err(c, v, "must be the cephx user without 'client.' (librados adds it), got %s",
+				spec_quote(got, sizeof(got), s));
+	return fn_rados_name(c, v, dst, f);
 }
 
 static const spec_field tier_fields[] = {
 	FREQ("name", spec_fn_name, vp_spec_tier, name),
 	F("driver", fn_driver, vp_spec_tier, driver),
-	FREQ("path", spec_fn_abs_path, vp_spec_tier, path),
+	F("path", spec_fn_abs_path, vp_spec_tier, path),
+	F("pool", fn_rados_name, vp_spec_tier, rbd_pool),
+	F("namespace", fn_rados_name, vp_spec_tier, rbd_namespace),
+	F("conf", spec_fn_abs_path, vp_spec_tier, rbd_conf),
+	F("id", fn_ceph_id, vp_spec_tier, rbd_id),
+	F("keyring", spec_fn_abs_path, vp_spec_tier, rbd_keyring),
 };
+
+static bool rbd_only_key(const char *key)
+{
+	static const char *const keys[] = { "pool", "namespace", "conf", "id", "keyring" };
+
+	for (size_t i = 0; i < VP_ARRAY_SIZE(keys); i++)
+		if (!strcmp(key, keys[i]))
+			return true;
+	return false;
+}
+
+/* The keys of one driver, checked once the whole item is read: 'driver' may come last. Keys of
+ * the other driver are reported in document order, then what is missing. */
+static int check_tier_keys(spec_ctx *c, const spec_node *it, const vp_spec_tier *t)
+{
+	for (const spec_node *k = it->first; k && k->next; k = k->next->next) {
+		if (t->driver == VP_STORAGE_RBD && !strcmp(k->str, "path"))
+			return spec_err(c, k->next, "an rbd tier has no path; it names a RADOS pool with 'pool'");
+		if (t->driver == VP_STORAGE_DIR && rbd_only_key(k->str))
+			return spec_err(c, k->next,
+					"a dir tier has no '%s', it is a key of rbd tiers (driver: rbd); a dir "
+					"tier keeps its images under 'path'",
+					k->str);
+	}
+	if (t->driver == VP_STORAGE_DIR && !t->path)
+		return spec_err(c, it, "missing required key 'path'");
+	if (t->driver == VP_STORAGE_RBD && !t->rbd_pool)
+		return spec_err(c, it, "missing required key 'pool', the RADOS pool an rbd tier keeps its images in");
+	return 0;
+}
+
+/* Defaults of an rbd tier, and `where` for every tier. */
+static int finish_tier(spec_ctx *c, vp_spec_tier *t)
+{
+	char *where;
+	size_t n;
+
+	if (t->driver == VP_STORAGE_DIR) {
+		t->where = t->path;
+		return 0;
+	}
+	if (!t->rbd_conf)
+		t->rbd_conf = "/etc/ceph/ceph.conf";
+	if (!t->rbd_id)
+		t->rbd_id = "admin";
+	n = strlen("rbd:") + strlen(t->rbd_pool) + (t->rbd_namespace ? 1 + strlen(t->rbd_namespace) : 0) + 1;
+	if (!(where = spec_alloc(&c->in->arena, n)))
+		return VP_ENOMEM;
+	snprintf(where, n, "rbd:%s%s%s", t->rbd_pool, t->rbd_namespace ? "/" : "",
+		 t->rbd_namespace ? t->rbd_namespace : "");
+	t->where = where;
+	return 0;
+}
 
 static int fn_tiers(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
@@ -203,7 +310,8 @@ static int fn_tiers(spec_ctx *c, const spec_node *v, void *dst, const spec_field
 	for (const spec_node *it = v->first; it; it = it->next, i++) {
 		tiers[i].driver = VP_STORAGE_DIR;
 		if ((r = record(c, NULL, it)) < 0 ||
-		    (r = spec_walk_map(c, it, tier_fields, VP_ARRAY_SIZE(tier_fields), &tiers[i], NULL)) < 0)
+		    (r = spec_walk_map(c, it, tier_fields, VP_ARRAY_SIZE(tier_fields), &tiers[i], NULL)) < 0 ||
+		    (r = check_tier_keys(c, it, &tiers[i])) < 0 || (r = finish_tier(c, &tiers[i])) < 0)
 			return r;
 	}
 	st->tiers = tiers;
@@ -253,7 +361,33 @@ static const spec_field storage_fields[] = {
 	{ .key = "tiers", .fn = fn_tiers, .off = 0, .required = true },
 	FRAW("bases", bases),
 	FRAW("deltas", deltas),
+	F("state_dir", spec_fn_abs_path, vp_spec_storage, state_dir),
 };
+
+/* A delta is made from a base in the tier's own way: a qcow2 file backed by a base file, or an
+ * RBD clone of a base snapshot in the same cluster. The mixes that cannot be made are refused
+ * here, on storage.deltas: the key that pairs the two. A data disk is a standalone image, so
+ * data_disk.tier may be on any driver. */
+static int check_tier_mix(spec_ctx *c, const vp_spec_storage *st)
+{
+	const vp_spec_tier *b = st->bases, *d = st->deltas;
+	char qb[SPEC_QUOTE_MAX], qd[SPEC_QUOTE_MAX];
+
+	if (d->driver == VP_STORAGE_RBD && b->driver != VP_STORAGE_RBD)
+		return spec_err_path(c, "storage.deltas",
+				     "RBD clones are made from RBD snapshots: a delta tier with driver rbd needs the "
+				     "bases tier on rbd too (tier '%s' is a dir tier)", b->name);
+	if (b->driver == VP_STORAGE_RBD && d->driver != VP_STORAGE_RBD)
+		return spec_err_path(c, "storage.deltas",
+				     "a qcow2 delta on a dir tier cannot be backed by an RBD snapshot: put deltas on "
+				     "an rbd tier, or bases on a dir tier (tier '%s' is an rbd tier)", b->name);
+	if (b->driver == VP_STORAGE_RBD && strcmp(b->rbd_conf, d->rbd_conf))
+		return spec_err_path(c, "storage.deltas",
+				     "an RBD clone lives in the cluster of its parent snapshot: tiers '%s' and '%s' "
+				     "name different clusters (conf %s and %s)", b->name, d->name,
+				     spec_quote(qb, sizeof(qb), b->rbd_conf), spec_quote(qd, sizeof(qd), d->rbd_conf));
+	return 0;
+}
 
 static int fn_storage(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
@@ -262,9 +396,13 @@ static int fn_storage(spec_ctx *c, const spec_node *v, void *dst, const spec_fie
 
 	if ((r = spec_walk_map(c, v, storage_fields, VP_ARRAY_SIZE(storage_fields), st, NULL)) < 0)
 		return r;
-	if ((r = default_tier(c, v, "bases", c->refs.bases, &st->bases)) < 0)
+	if ((r = default_tier(c, v, "bases", c->refs.bases, &st->bases)) < 0 ||
+	    (r = default_tier(c, v, "deltas", c->refs.deltas, &st->deltas)) < 0)
 		return r;
-	return default_tier(c, v, "deltas", c->refs.deltas, &st->deltas);
+	/* A dir bases tier is a directory the controller has anyway; a Ceph pool is not. */
+	if (!st->state_dir)
+		st->state_dir = st->bases->driver == VP_STORAGE_DIR ? st->bases->path : "/var/lib/vdipool";
+	return check_tier_mix(c, st);
 }
 
 /* ---- pool, base, clones ---- */
@@ -310,6 +448,7 @@ static const spec_field delta_fields[] = {
 	F("extended_l2", spec_fn_bool, vp_spec_delta, extended_l2),
 	{ .key = "preallocation", .fn = spec_fn_enum, .off = offsetof(vp_spec_delta, preallocation),
 	  .choices = prealloc_choices },
+	FNUM("max_depth", spec_fn_uint, vp_spec_delta, max_depth, 1, 16),
 };
 
 static int fn_delta(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
@@ -586,7 +725,7 @@ static void set_defaults(vp_spec *s)
 {
 	s->clones = (vp_spec_clones){ .name = "{pool}-{index}", .start_index = 1, .mode = VP_CLONE_LINKED };
 	s->delta = (vp_spec_delta){ .cluster_size = 128 * KIB, .extended_l2 = true,
-				    .preallocation = VP_SPEC_PREALLOC_METADATA };
+				    .preallocation = VP_SPEC_PREALLOC_METADATA, .max_depth = 8 };
 	s->domain = (vp_spec_domain){ .template_name = "server", .vcpus = 1, .memory_bytes = 512 * MIB,
 				      .network = "default", .start = true, .max_parallel_starts = 4 };
 	s->rollout = (vp_spec_rollout){ .max_unavailable = 25, .max_unavailable_percent = true,
@@ -672,12 +811,39 @@ static int resolve_ssh(spec_ctx *c)
 	return 0;
 }
 
+/* cluster_size, extended_l2 and preallocation shape a qcow2 file; an RBD clone has none of
+ * them. Their defaults are left in place unread; written out, they would promise what is not
+ * done. The first one written, in document order, is reported. */
+static int check_delta_format(spec_ctx *c)
+{
+	static const char *const qcow2_keys[] = { "delta.cluster_size", "delta.extended_l2", "delta.preallocation" };
+	const char *first = NULL;
+	vp_spec_loc loc, best = { 0 };
+
+	if (c->spec->storage.deltas->driver != VP_STORAGE_RBD)
+		return 0;
+	for (size_t i = 0; i < VP_ARRAY_SIZE(qcow2_keys); i++) {
+		if (vp_spec_locate(c->spec, qcow2_keys[i], &loc) != 0)
+			continue;
+		if (!first || loc.key_line < best.key_line ||
+		    (loc.key_line == best.key_line && loc.key_column < best.key_column))
+			first = qcow2_keys[i], best = loc;
+	}
+	if (!first)
+		return 0;
+	return spec_err_path(c, first,
+			     "qcow2 delta settings do not apply to an rbd delta tier: tier '%s' makes RBD clones "
+			     "(drop the key)", c->spec->storage.deltas->name);
+}
+
 static int finish(spec_ctx *c)
 {
 	vp_spec *s = c->spec;
 	vp_spec_host *local;
 	int r;
 
+	if ((r = check_delta_format(c)) < 0)
+		return r;
 	if (s->data_disk.size) {
 		if (!c->refs.data_tier)
 			s->data_disk.tier = s->storage.deltas;

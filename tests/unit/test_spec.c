@@ -45,6 +45,25 @@
 
 #define CLONES "clones:\n  count: 3\n"
 
+/* BASE with its one tier on Ceph (11 lines). */
+#define RBD11                                                                                      \
+	"pool:\n"                                                                                  \
+	"  name: ci\n"                                                                             \
+	"base:\n"                                                                                  \
+	"  name: tiny\n"                                                                           \
+	"storage:\n"                                                                               \
+	"  tiers:\n"                                                                               \
+	"    - name: t\n"                                                                          \
+	"      driver: rbd\n"                                                                      \
+	"      pool: vdi\n"                                                                        \
+	"clones:\n"                                                                                \
+	"  count: 3\n"
+
+#define RADOS_RULE "must be 1-100 characters of A-Z, a-z, 0-9, '_', '.' and '-', not starting with '.'"
+#define RBD_NO_PATH "an rbd tier has no path; it names a RADOS pool with 'pool'"
+#define QCOW2_ON_RBD \
+	"qcow2 delta settings do not apply to an rbd delta tier: tier 't' makes RBD clones (drop the key)"
+
 #define NAME_RULE "must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
 
 typedef struct bad_case {
@@ -260,10 +279,79 @@ static const bad_case bad_cases[] = {
 	  "'none', got 'my net'" },
 
 	/* ---- storage tiers ---- */
-	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      path: /a\n", 0,
-	  "pool.yaml:8:15: storage.tiers[0].driver: driver 'rbd' is not supported yet, use 'dir'" },
 	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: nfs\n      path: /a\n", 0,
-	  "pool.yaml:8:15: storage.tiers[0].driver: must be 'dir', got 'nfs'" },
+	  "pool.yaml:8:15: storage.tiers[0].driver: must be 'dir' or 'rbd', got 'nfs'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n" CLONES, 0,
+	  "pool.yaml:7:7: storage.tiers[0]: missing required key 'path'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      path: /a\n      pol: p\n", 0,
+	  "pool.yaml:9:7: storage.tiers[0]: unknown key 'pol', did you mean 'pool'?" },
+
+	/* ---- rbd tiers: keys of one driver on the other, checked once the item is read ---- */
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: p\n      path: /a\n", 0,
+	  "pool.yaml:10:13: storage.tiers[0].path: " RBD_NO_PATH },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      path: /a\n      pool: p\n      driver: rbd\n", 0,
+	  "pool.yaml:8:13: storage.tiers[0].path: " RBD_NO_PATH },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n" CLONES, 0,
+	  "pool.yaml:7:7: storage.tiers[0]: missing required key 'pool', the RADOS pool an rbd tier keeps its images in" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      path: /a\n      pool: p\n", 0,
+	  "pool.yaml:9:13: storage.tiers[0].pool: a dir tier has no 'pool', it is a key of rbd tiers (driver: rbd); a dir "
+	  "tier keeps its images under 'path'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      keyring: /k\n      driver: dir\n      path: /a\n", 0,
+	  "pool.yaml:8:16: storage.tiers[0].keyring: a dir tier has no 'keyring', it is a key of rbd tiers (driver: rbd); "
+	  "a dir tier keeps its images under 'path'" },
+	{ BASE4 "storage:\n  tiers:\n    - {name: t, path: /a, namespace: x, conf: /c, id: u}\n", 0,
+	  "pool.yaml:7:38: storage.tiers[0].namespace: a dir tier has no 'namespace', it is a key of rbd tiers (driver: "
+	  "rbd); a dir tier keeps its images under 'path'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: .hidden\n", 0,
+	  "pool.yaml:9:13: storage.tiers[0].pool: " RADOS_RULE ", got '.hidden'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: a/b\n", 0,
+	  "pool.yaml:9:13: storage.tiers[0].pool: " RADOS_RULE ", got 'a/b'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: ''\n", 0,
+	  "pool.yaml:9:13: storage.tiers[0].pool: " RADOS_RULE ", got ''" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool:\n", 0,
+	  "pool.yaml:9:12: storage.tiers[0].pool: expected a RADOS name, got null" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: p\n      namespace: a:b\n", 0,
+	  "pool.yaml:10:18: storage.tiers[0].namespace: " RADOS_RULE ", got 'a:b'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: p\n      id: client.vdipool\n", 0,
+	  "pool.yaml:10:11: storage.tiers[0].id: must be the cephx user without 'client.' (librados adds it): write "
+	  "'vdipool', not 'client.vdipool'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: p\n      id: client.\n", 0,
+	  "pool.yaml:10:11: storage.tiers[0].id: must be the cephx user without 'client.' (librados adds it), got "
+	  "'client.'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: p\n      id: ad min\n", 0,
+	  "pool.yaml:10:11: storage.tiers[0].id: " RADOS_RULE ", got 'ad min'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: p\n      conf: ceph.conf\n", 0,
+	  "pool.yaml:10:13: storage.tiers[0].conf: must be an absolute path, got 'ceph.conf'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: p\n      keyring: ./k\n", 0,
+	  "pool.yaml:10:16: storage.tiers[0].keyring: must be an absolute path, got './k'" },
+	{ BASE4 "storage:\n  tiers:\n    - name: t\n      path: /a\n  state_dir: state\n" CLONES, 0,
+	  "pool.yaml:9:14: storage.state_dir: must be an absolute path, got 'state'" },
+
+	/* ---- mixed tiers: how a delta is made from its base ---- */
+	{ BASE4 "storage:\n  tiers:\n    - {name: a, path: /a}\n    - {name: b, driver: rbd, pool: p}\n"
+		"  bases: a\n  deltas: b\n" CLONES, 0,
+	  "pool.yaml:10:11: storage.deltas: RBD clones are made from RBD snapshots: a delta tier with driver rbd needs "
+	  "the bases tier on rbd too (tier 'a' is a dir tier)" },
+	{ BASE4 "storage:\n  tiers:\n    - {name: a, path: /a}\n    - {name: b, driver: rbd, pool: p}\n"
+		"  bases: b\n  deltas: a\n" CLONES, 0,
+	  "pool.yaml:10:11: storage.deltas: a qcow2 delta on a dir tier cannot be backed by an RBD snapshot: put deltas "
+	  "on an rbd tier, or bases on a dir tier (tier 'b' is an rbd tier)" },
+	{ BASE4 "storage:\n  deltas: a\n  bases: b\n  tiers:\n"
+		"    - {pool: p, driver: rbd, name: b}\n    - {path: /a, name: a}\n" CLONES, 0,
+	  "pool.yaml:6:11: storage.deltas: a qcow2 delta on a dir tier cannot be backed by an RBD snapshot: put deltas "
+	  "on an rbd tier, or bases on a dir tier (tier 'b' is an rbd tier)" },
+	{ BASE4 "storage:\n  tiers:\n    - {name: a, driver: rbd, pool: p}\n"
+		"    - {name: b, driver: rbd, pool: q, conf: /etc/ceph/other.conf}\n  bases: a\n  deltas: b\n" CLONES, 0,
+	  "pool.yaml:10:11: storage.deltas: an RBD clone lives in the cluster of its parent snapshot: tiers 'a' and 'b' "
+	  "name different clusters (conf '/etc/ceph/ceph.conf' and '/etc/ceph/other.conf')" },
+	{ RBD11 "delta:\n  max_depth: 4\n  cluster_size: 64K\n", 0,
+	  "pool.yaml:14:17: delta.cluster_size: " QCOW2_ON_RBD },
+	{ RBD11 "delta:\n  extended_l2: false\n", 0, "pool.yaml:13:16: delta.extended_l2: " QCOW2_ON_RBD },
+	{ RBD11 "delta:\n  preallocation: off\n  cluster_size: 64K\n", 0,
+	  "pool.yaml:13:18: delta.preallocation: " QCOW2_ON_RBD },
+	{ "delta:\n  extended_l2: true\n" RBD11, 0, "pool.yaml:2:16: delta.extended_l2: " QCOW2_ON_RBD },
+	{ BASE "delta:\n  max_depth: 0\n", 0, "pool.yaml:12:14: delta.max_depth: must be between 1 and 16, got 0" },
+	{ BASE "delta:\n  max_depth: 17\n", 0, "pool.yaml:12:14: delta.max_depth: must be between 1 and 16, got 17" },
 	{ BASE4 "storage:\n  tiers:\n    - name: t\n      path: /a\n  bases: fast\n" CLONES, 0,
 	  "pool.yaml:9:10: storage.bases: unknown tier 'fast', the tiers are 't'" },
 	{ BASE4 "storage:\n  tiers:\n    - {name: a, path: /a}\n    - {name: b, path: /b}\n  bases: a\n" CLONES, 0,
@@ -591,6 +679,9 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(s->delta.cluster_size, 128 * 1024);
 	CU_ASSERT_EQUAL(s->delta.extended_l2, true);
 	CU_ASSERT_EQUAL(s->delta.preallocation, VP_SPEC_PREALLOC_METADATA);
+	CU_ASSERT_EQUAL(s->delta.max_depth, 8);
+	VP_ASSERT_STR_EQ(s->storage.tiers[0].where, "/var/lib/vdipool");
+	VP_ASSERT_STR_EQ(s->storage.state_dir, "/var/lib/vdipool");
 	CU_ASSERT_EQUAL(s->data_disk.size, 0);
 	CU_ASSERT_PTR_NULL(s->data_disk.tier);
 	VP_ASSERT_STR_EQ(s->domain.template_name, "server");
@@ -824,6 +915,169 @@ static void test_values(void)
 	vp_spec_free(s);
 }
 
+/* An rbd tier takes its defaults and gets its 'where'; keys may come in any order. */
+static void test_rbd_tiers(void)
+{
+	vp_spec *s = parse_ok(RBD11);
+	const vp_spec_tier *t;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	t = &s->storage.tiers[0];
+	CU_ASSERT_EQUAL(t->driver, VP_STORAGE_RBD);
+	CU_ASSERT_PTR_NULL(t->path);
+	VP_ASSERT_STR_EQ(t->where, "rbd:vdi");
+	VP_ASSERT_STR_EQ(t->rbd_pool, "vdi");
+	CU_ASSERT_PTR_NULL(t->rbd_namespace);
+	VP_ASSERT_STR_EQ(t->rbd_conf, "/etc/ceph/ceph.conf");
+	VP_ASSERT_STR_EQ(t->rbd_id, "admin");
+	CU_ASSERT_PTR_NULL(t->rbd_keyring);
+	CU_ASSERT_PTR_EQUAL(s->storage.bases, t);
+	CU_ASSERT_PTR_EQUAL(s->storage.deltas, t);
+	VP_ASSERT_STR_EQ(s->storage.state_dir, "/var/lib/vdipool");
+	CU_ASSERT_EQUAL(s->delta.max_depth, 8);
+	/* The qcow2 defaults stay, unread by an rbd backend. */
+	CU_ASSERT_EQUAL(s->delta.cluster_size, 128 * 1024);
+	vp_spec_free(s);
+
+	s = parse_ok(BASE4 "storage:\n  state_dir: /srv/state/\n  tiers:\n"
+			   "    - pool: vdi\n      namespace: ci\n      keyring: /etc/ceph/lab.client.vdipool.keyring\n"
+			   "      id: vdipool\n      conf: /etc/ceph/lab.conf\n      driver: rbd\n      name: ceph\n"
+			   CLONES "delta:\n  max_depth: 16\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	t = s->storage.deltas;
+	VP_ASSERT_STR_EQ(t->name, "ceph");
+	VP_ASSERT_STR_EQ(t->where, "rbd:vdi/ci");
+	VP_ASSERT_STR_EQ(t->rbd_namespace, "ci");
+	VP_ASSERT_STR_EQ(t->rbd_conf, "/etc/ceph/lab.conf");
+	VP_ASSERT_STR_EQ(t->rbd_id, "vdipool");
+	VP_ASSERT_STR_EQ(t->rbd_keyring, "/etc/ceph/lab.client.vdipool.keyring");
+	VP_ASSERT_STR_EQ(s->storage.state_dir, "/srv/state");
+	CU_ASSERT_EQUAL(s->delta.max_depth, 16);
+	vp_spec_free(s);
+
+	/* A dir tier: 'where' is its path, and no rbd field is set. */
+	s = parse_ok(BASE "delta:\n  max_depth: 1\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	t = &s->storage.tiers[0];
+	VP_ASSERT_STR_EQ(t->where, "/var/lib/vdipool");
+	CU_ASSERT_PTR_NULL(t->rbd_pool);
+	CU_ASSERT_PTR_NULL(t->rbd_conf);
+	CU_ASSERT_PTR_NULL(t->rbd_id);
+	CU_ASSERT_EQUAL(s->delta.max_depth, 1);
+	vp_spec_free(s);
+}
+
+/* Pool names at the length limit, and one over. */
+static void test_rbd_names(void)
+{
+	static const char want[] = "pool.yaml:7:36: storage.tiers[0].pool: " RADOS_RULE ", got 'ppp";
+	char name[102], yaml[512];
+	vp_spec *s;
+
+	memset(name, 'p', sizeof(name) - 2);
+	name[100] = '\0';
+	snprintf(yaml, sizeof(yaml), BASE4 "storage:\n  tiers:\n    - {name: t, driver: rbd, pool: %s}\n" CLONES, name);
+	s = parse_ok(yaml);
+	CU_ASSERT_PTR_NOT_NULL(s);
+	vp_spec_free(s);
+	strcat(name, "p");
+	snprintf(yaml, sizeof(yaml), BASE4 "storage:\n  tiers:\n    - {name: t, driver: rbd, pool: %s}\n" CLONES, name);
+	CU_ASSERT_EQUAL(strncmp(expect_bad("pool.yaml", yaml, strlen(yaml))->message, want, strlen(want)), 0);
+	/* Pool, namespace and user take '_', '.', '-' and capitals, as Ceph does. */
+	s = parse_ok(BASE4 "storage:\n  tiers:\n"
+			   "    - {name: t, driver: rbd, pool: VDI_pool-1.a,\n"
+			   "       namespace: x.y-Z_, id: ci.runner}\n" CLONES);
+	CU_ASSERT_PTR_NOT_NULL(s);
+	vp_spec_free(s);
+}
+
+/* What the storage.state_dir default follows: a dir bases tier's path, else a local directory. */
+static void test_state_dir(void)
+{
+	vp_spec *s = parse_ok(BASE4 "storage:\n  tiers:\n    - {name: fast, path: /srv/fast}\n"
+				    "    - {name: bulk, path: /srv/bulk}\n  bases: fast\n  deltas: bulk\n" CLONES);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	VP_ASSERT_STR_EQ(s->storage.state_dir, "/srv/fast");
+	vp_spec_free(s);
+	s = parse_ok(BASE4 "storage:\n  state_dir: /var/lib/vdipool-state\n"
+			   "  tiers:\n    - {name: t, path: /var/lib/vdipool}\n" CLONES);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	VP_ASSERT_STR_EQ(s->storage.state_dir, "/var/lib/vdipool-state");
+	vp_spec_free(s);
+	s = parse_ok(RBD11);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	VP_ASSERT_STR_EQ(s->storage.state_dir, "/var/lib/vdipool");
+	vp_spec_free(s);
+}
+
+/* The mixes that can make a delta, and data disks on any driver. */
+static void test_tier_mixes(void)
+{
+	vp_spec *s;
+
+	/* Bases and deltas on dir, the data disk on Ceph: a data disk is a standalone image. */
+	s = parse_ok(BASE4 "storage:\n  tiers:\n    - {name: a, path: /a}\n    - {name: c, driver: rbd, pool: data}\n"
+			   "  bases: a\n  deltas: a\n" CLONES "data_disk: {size: 20G, tier: c}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(s->data_disk.tier->driver, VP_STORAGE_RBD);
+	VP_ASSERT_STR_EQ(s->data_disk.tier->where, "rbd:data");
+	vp_spec_free(s);
+
+	/* Everything on Ceph: bases and deltas in two pools of one cluster (the default conf written
+	 * out on one side), the data disk in another cluster; the data disk defaults to the deltas. */
+	s = parse_ok(BASE4 "storage:\n  tiers:\n"
+			   "    - {name: b, driver: rbd, pool: bases}\n"
+			   "    - {name: d, driver: rbd, pool: deltas, namespace: ci,\n"
+			   "       conf: /etc/ceph/ceph.conf, id: ci}\n"
+			   "    - {name: x, driver: rbd, pool: data, conf: /etc/ceph/other.conf}\n"
+			   "  bases: b\n  deltas: d\n" CLONES "data_disk: {size: 20G, tier: x}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	VP_ASSERT_STR_EQ(s->storage.bases->where, "rbd:bases");
+	VP_ASSERT_STR_EQ(s->storage.deltas->where, "rbd:deltas/ci");
+	VP_ASSERT_STR_EQ(s->data_disk.tier->where, "rbd:data");
+	vp_spec_free(s);
+	s = parse_ok(RBD11 "data_disk: {size: 1G}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_PTR_EQUAL(s->data_disk.tier, s->storage.deltas);
+	vp_spec_free(s);
+
+	/* Bases and deltas on rbd with a dir data disk. */
+	s = parse_ok(BASE4 "storage:\n  tiers:\n"
+			   "    - {name: t, driver: rbd, pool: vdi}\n    - {name: l, path: /srv/l}\n"
+			   "  bases: t\n  deltas: t\n" CLONES "data_disk: {size: 1G, tier: l}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(s->data_disk.tier->driver, VP_STORAGE_DIR);
+	vp_spec_free(s);
+
+	/* Full clones on rbd: an RBD clone flattened at once is a standalone copy, made with the
+	 * backend's own clone and flatten. */
+	s = parse_ok(BASE4 "storage:\n  tiers:\n    - {name: t, driver: rbd, pool: vdi}\n"
+			   "clones:\n  count: 3\n  mode: full\ndelta: {max_depth: 2}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(s->clones.mode, VP_CLONE_FULL);
+	vp_spec_free(s);
+}
+
+/* Where rbd keys sit, for later stages that report against them. */
+static void test_rbd_locate(void)
+{
+	vp_spec *s = parse_ok(BASE4 "storage:\n  tiers:\n    - name: t\n      driver: rbd\n      pool: vdi\n"
+				    "      id: ci\n" CLONES);
+	vp_spec_loc loc;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(vp_spec_locate(s, "storage.tiers[0].pool", &loc), 0);
+	CU_ASSERT_EQUAL(loc.line, 9);
+	CU_ASSERT_EQUAL(loc.column, 13);
+	/* conf was left to its default: the tier item is the nearest written key. */
+	CU_ASSERT_EQUAL(vp_spec_locate(s, "storage.tiers[0].conf", &loc), VP_ENOENT);
+	CU_ASSERT_EQUAL(loc.line, 7);
+	CU_ASSERT_EQUAL(vp_spec_error(s, "storage.tiers[0].id", "cephx refused %s", "'client.ci'"), VP_EINVAL);
+	VP_ASSERT_STR_EQ(vp_error_last()->message, "pool.yaml:10:11: storage.tiers[0].id: cephx refused 'client.ci'");
+	vp_spec_free(s);
+}
+
 /* Local and remote hosts, and the address storage reaches each at over SSH. */
 static void test_ssh_hosts(void)
 {
@@ -932,6 +1186,44 @@ static void test_hash(void)
 	CU_ASSERT_STRING_NOT_EQUAL(a, b);
 }
 
+/* rbd tiers changed nothing in the hashes of dir pools: these were computed before they
+ * existed (a template of fixed content, since its digest is hashed). rbd deltas hash their
+ * source: where, user, cluster and keyring all reach the disk's definition. */
+static void test_hash_tiers(void)
+{
+	char tmpl[] = "/tmp/vp_spec_hash_XXXXXX", yaml[1024], a[VP_SPEC_HASH_LEN], b[VP_SPEC_HASH_LEN];
+	int fd = mkstemp(tmpl);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL_FATAL(write(fd, "<domain/>\n", 10), 10);
+	close(fd);
+	snprintf(yaml, sizeof(yaml), BASE "domain: {template: %s}\n", tmpl);
+	hash_of(yaml, a);
+	VP_ASSERT_STR_EQ(a, "5dbb94689d3b73771a2ca4eb3c35e2febcb310abef049655d51cfc447aea0a39");
+	snprintf(yaml, sizeof(yaml), BASE "domain: {template: %s}\ndata_disk: {size: 1G}\n", tmpl);
+	hash_of(yaml, a);
+	VP_ASSERT_STR_EQ(a, "0767f5e765c9d6e311e7c14e7eb296a907b08669654308a4d3111cd7a00dac82");
+	unlink(tmpl);
+
+	hash_of(RBD11, a);
+	hash_of(BASE, b);
+	CU_ASSERT_STRING_NOT_EQUAL(a, b);
+	hash_of(BASE4 "storage:\n  tiers:\n"
+		      "    - {pool: vdi, driver: rbd, name: t, id: admin, conf: /etc/ceph/ceph.conf}\n" CLONES, b);
+	VP_ASSERT_STR_EQ(a, b);
+	hash_of(BASE4 "storage:\n  tiers:\n    - {name: t, driver: rbd, pool: vdi, namespace: ci}\n" CLONES, b);
+	CU_ASSERT_STRING_NOT_EQUAL(a, b);
+	hash_of(BASE4 "storage:\n  tiers:\n    - {name: t, driver: rbd, pool: vdi, id: ci}\n" CLONES, b);
+	CU_ASSERT_STRING_NOT_EQUAL(a, b);
+	hash_of(BASE4 "storage:\n  tiers:\n    - {name: t, driver: rbd, pool: vdi, keyring: /k}\n" CLONES, b);
+	CU_ASSERT_STRING_NOT_EQUAL(a, b);
+	hash_of(RBD11 "data_disk: {size: 1G}\n", b);
+	CU_ASSERT_STRING_NOT_EQUAL(a, b);
+	/* max_depth shapes the chain under a disk, not its definition. */
+	hash_of(RBD11 "delta: {max_depth: 3}\n", b);
+	VP_ASSERT_STR_EQ(a, b);
+}
+
 static void test_locate(void)
 {
 	vp_spec *s = parse_ok(BASE "hosts:\n  - name: a\n  - name: b\n    uri: qemu+ssh://b/system\n    ssh: {}\n");
@@ -1038,6 +1330,12 @@ static CU_TestInfo spec_tests[] = {
 	{ "ssh hosts: remote, ssh.host, ssh.identity", test_ssh_hosts },
 	{ "clone names", test_clone_names },
 	{ "hash", test_hash },
+	{ "hash: dir pools unchanged, rbd sources", test_hash_tiers },
+	{ "rbd tiers: defaults, where, key order", test_rbd_tiers },
+	{ "rbd names at the limits", test_rbd_names },
+	{ "storage.state_dir", test_state_dir },
+	{ "tier mixes that can make a delta", test_tier_mixes },
+	{ "rbd keys located", test_rbd_locate },
 	{ "locate and vp_spec_error", test_locate },
 	{ "template search", test_find_template },
 	CU_TEST_INFO_NULL,
