@@ -88,8 +88,8 @@ typedef struct vp_spec_storage {
 	const vp_spec_tier *bases;  /* the tier holding base images; one of tiers */
 	const vp_spec_tier *deltas; /* the tier holding clone deltas; one of tiers */
 	/* Where the controller keeps its own records (placement of clones on hosts,
-	 * canary state): the bases tier's path when it is a dir tier, else the key
-	 * storage.state_dir (absolute; default "/var/lib/vdipool"). */
+	 * canary state): the key storage.state_dir (absolute) when written, else the
+	 * bases tier's path when it is a dir tier, else "/var/lib/vdipool". */
 	const char *state_dir;
 } vp_spec_storage;
 
