@@ -858,6 +858,15 @@ static int finish(spec_ctx *c)
 		s->hosts = local;
 		s->host_count = 1;
 	}
+	/* Every host of a pool on shared storage would list every clone's disk as its own: until
+	 * a host's inventory is cut to its placed clones, such a pool has one host. */
+	if (s->host_count > 1 &&
+	    (s->storage.bases->driver == VP_STORAGE_RBD || s->storage.deltas->driver == VP_STORAGE_RBD ||
+	     (s->data_disk.size && s->data_disk.tier->driver == VP_STORAGE_RBD)))
+		return spec_err_path(c, "hosts",
+				     "a pool whose disks are on an rbd tier runs on one host for now (this spec "
+				     "has %zu); use one pool per host, or dir tiers for a pool over many hosts",
+				     s->host_count);
 	inherit_overcommit(s);
 	if ((r = resolve_ssh(c)) < 0 || (r = check_names(c)) < 0)
 		return r;

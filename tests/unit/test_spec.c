@@ -344,6 +344,9 @@ static const bad_case bad_cases[] = {
 		"    - {name: b, driver: rbd, pool: q, conf: /etc/ceph/other.conf}\n  bases: a\n  deltas: b\n" CLONES, 0,
 	  "pool.yaml:10:11: storage.deltas: an RBD clone lives in the cluster of its parent snapshot: tiers 'a' and 'b' "
 	  "name different clusters (conf '/etc/ceph/ceph.conf' and '/etc/ceph/other.conf')" },
+	{ RBD11 "hosts:\n  - name: a\n  - name: b\n    uri: qemu+ssh://b/system\n    ssh: { host: b }\n", 0,
+	  "pool.yaml:12:1: hosts: a pool whose disks are on an rbd tier runs on one host for now (this spec has 2); "
+	  "use one pool per host, or dir tiers for a pool over many hosts" },
 	{ RBD11 "delta:\n  max_depth: 4\n  cluster_size: 64K\n", 0,
 	  "pool.yaml:14:17: delta.cluster_size: " QCOW2_ON_RBD },
 	{ RBD11 "delta:\n  extended_l2: false\n", 0, "pool.yaml:13:16: delta.extended_l2: " QCOW2_ON_RBD },
