@@ -53,6 +53,25 @@ static xmlNodePtr child(xmlNodePtr n, const char *name)
 	return NULL;
 }
 
+/* An RBD image as the rbd plugin names it, without its options: "rbd:POOL/[NS/]IMAGE[@SNAP]". Its
+ * parent (a clone's base snapshot) is not in the XML: the metadata's base pin and the plugin's
+ * own count of clones keep that. */
+static int pin_rbd(vp_store_pins *pins, xmlNodePtr src, const char *owner)
+{
+	VP_AUTOFREE char *name = attr(src, "name");
+	VP_AUTOFREE char *snap = attr(child(src, "snapshot"), "name");
+	VP_AUTOFREE char *loc = NULL;
+	char why[512];
+
+	if (!name || !*name) {
+		snprintf(why, sizeof(why), "domain '%s' has an rbd disk without an image name", owner);
+		return vp_store_pins_pin_all(pins, why);
+	}
+	if (!(loc = vp_strdup_printf("rbd:%s%s%s", name, snap && *snap ? "@" : "", snap && *snap ? snap : "")))
+		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	return vp_store_pins_add(pins, loc, owner);
+}
+
 static int pin_disk(vp_store_pins *pins, xmlNodePtr disk, const char *owner)
 {
 	VP_AUTOFREE char *type = attr(disk, "type");
@@ -62,6 +81,11 @@ static int pin_disk(vp_store_pins *pins, xmlNodePtr disk, const char *owner)
 
 	if (!src)
 		return 0; /* an empty drive */
+	if (type && !strcmp(type, "network")) {
+		VP_AUTOFREE char *protocol = attr(src, "protocol");
+		if (protocol && !strcmp(protocol, "rbd"))
+			return pin_rbd(pins, src, owner);
+	}
 	if (type && !strcmp(type, "file"))
 		file = attr(src, "file");
 	else if (type && !strcmp(type, "block"))

@@ -116,22 +116,141 @@ static int clear_owned_devices(xmlNodePtr devices, const char *tpl)
 	return 0;
 }
 
-static void add_disk(xmlNodePtr devices, const char *path, const char *format, const char *dev)
+static xmlNodePtr new_disk(xmlNodePtr devices, const char *type, const char *format)
 {
 	xmlNodePtr disk = xmlNewChild(devices, NULL, BAD_CAST "disk", NULL);
 	xmlNodePtr n;
 
-	xmlNewProp(disk, BAD_CAST "type", BAD_CAST "file");
+	xmlNewProp(disk, BAD_CAST "type", BAD_CAST type);
 	xmlNewProp(disk, BAD_CAST "device", BAD_CAST "disk");
 	n = xmlNewChild(disk, NULL, BAD_CAST "driver", NULL);
 	xmlNewProp(n, BAD_CAST "name", BAD_CAST "qemu");
-	xmlNewProp(n, BAD_CAST "type", BAD_CAST(format ? format : "qcow2"));
+	xmlNewProp(n, BAD_CAST "type", BAD_CAST format);
+	if (!strcmp(type, "network"))
+		xmlNewProp(n, BAD_CAST "cache", BAD_CAST "writeback");
 	xmlNewProp(n, BAD_CAST "discard", BAD_CAST "unmap");
-	n = xmlNewChild(disk, NULL, BAD_CAST "source", NULL);
-	xmlNewProp(n, BAD_CAST "file", BAD_CAST path);
-	n = xmlNewChild(disk, NULL, BAD_CAST "target", NULL);
+	return disk;
+}
+
+static void add_target(xmlNodePtr disk, const char *dev)
+{
+	xmlNodePtr n = xmlNewChild(disk, NULL, BAD_CAST "target", NULL);
+
 	xmlNewProp(n, BAD_CAST "dev", BAD_CAST dev);
 	xmlNewProp(n, BAD_CAST "bus", BAD_CAST "virtio");
+}
+
+/* An rbd: location, "rbd:POOL/[NS/]IMAGE[@SNAP][:id=..:conf=..:keyring=..]", in parts
+ * pointing into buf (the caller's); ns, snap and id NULL when absent. */
+struct rbd_loc {
+	char *buf, *pool, *ns, *image, *snap, *id;
+};
+
+static int rbd_loc_parse(struct rbd_loc *l, const char *loc, const char *dev)
+{
+	char *opts, *slash;
+
+	memset(l, 0, sizeof(*l));
+	if (!(l->buf = vp_strdup(loc + 4)))
+		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	if ((opts = strchr(l->buf, ':')))
+		*opts++ = '\0';
+	for (char *o = opts, *next; o; o = next) {
+		if ((next = strchr(o, ':')))
+			*next++ = '\0';
+		if (!strncmp(o, "id=", 3))
+			l->id = o + 3;
+	}
+	if ((l->snap = strchr(l->buf, '@')))
+		*l->snap++ = '\0';
+	l->pool = l->buf;
+	if ((slash = strchr(l->buf, '/'))) {
+		*slash = '\0';
+		l->image = slash + 1;
+		if ((slash = strchr(l->image, '/'))) {
+			*slash = '\0';
+			l->ns = l->image;
+			l->image = slash + 1;
+		}
+	}
+	if (!*l->pool || !l->image || !*l->image || strchr(l->image, '/') || (l->snap && !*l->snap) ||
+	    (l->id && !*l->id)) {
+		free(l->buf);
+		return vp_error_set(VP_ERR_INVALID, VP_EINVAL, "disk %s: invalid RBD location '%s' (want "
+				    "rbd:POOL/IMAGE[@SNAP][:id=USER...])", dev, loc);
+	}
+	return 0;
+}
+
+/* A network disk on RBD: QEMU reaches the monitors and authenticates as the cephx user with
+ * the key of a libvirt secret; no key and no Ceph file in the XML. */
+static int add_rbd_disk(xmlNodePtr devices, const char *loc, const vp_rbd_auth *auth, const char *dev)
+{
+	struct rbd_loc l;
+	xmlNodePtr disk, src, n;
+	char *name, port[16];
+	int rc;
+
+	if ((rc = rbd_loc_parse(&l, loc, dev)) < 0)
+		return rc;
+	if (l.ns)
+		rc = vp_error_set(VP_ERR_INVALID, VP_EINVAL, "disk %s 'rbd:%s/%s/%s': RBD namespaces cannot "
+				  "be used (libvirt 9.0 hands QEMU '%s/%s' as the image name, in no "
+				  "namespace); use a tier without namespace", dev, l.pool, l.ns, l.image,
+				  l.ns, l.image);
+	else if (!auth || !auth->user || !auth->nhosts || (!*auth->secret_uuid && !auth->secret_usage))
+		rc = vp_error_set(VP_ERR_INVALID, VP_EINVAL, "disk %s 'rbd:%s/%s': an RBD disk needs the "
+				  "cephx user, its libvirt secret and the monitors (vp_virt_rbd_auth) %s",
+				  dev, l.pool, l.image, auth ? "and they are incomplete" : "and none were given");
+	else if (l.id && strcmp(l.id, auth->user))
+		rc = vp_error_set(VP_ERR_INVALID, VP_EINVAL, "disk %s 'rbd:%s/%s' is for client.%s, but the "
+				  "cephx auth given is client.%s", dev, l.pool, l.image, l.id, auth->user);
+	if (rc < 0 || !(name = vp_strdup_printf("%s/%s", l.pool, l.image))) {
+		free(l.buf);
+		return rc < 0 ? rc : vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	}
+	disk = new_disk(devices, "network", "raw");
+	src = xmlNewChild(disk, NULL, BAD_CAST "source", NULL);
+	xmlNewProp(src, BAD_CAST "protocol", BAD_CAST "rbd");
+	xmlNewProp(src, BAD_CAST "name", BAD_CAST name);
+	for (size_t i = 0; i < auth->nhosts; i++) {
+		n = xmlNewChild(src, NULL, BAD_CAST "host", NULL);
+		xmlNewProp(n, BAD_CAST "name", BAD_CAST auth->hosts[i].name);
+		snprintf(port, sizeof(port), "%u", auth->hosts[i].port);
+		xmlNewProp(n, BAD_CAST "port", BAD_CAST port);
+	}
+	if (l.snap) {
+		n = xmlNewChild(src, NULL, BAD_CAST "snapshot", NULL);
+		xmlNewProp(n, BAD_CAST "name", BAD_CAST l.snap);
+	}
+	n = xmlNewChild(disk, NULL, BAD_CAST "auth", NULL);
+	xmlNewProp(n, BAD_CAST "username", BAD_CAST auth->user);
+	n = xmlNewChild(n, NULL, BAD_CAST "secret", NULL);
+	xmlNewProp(n, BAD_CAST "type", BAD_CAST "ceph");
+	if (*auth->secret_uuid)
+		xmlNewProp(n, BAD_CAST "uuid", BAD_CAST auth->secret_uuid);
+	else
+		xmlNewProp(n, BAD_CAST "usage", BAD_CAST auth->secret_usage);
+	add_target(disk, dev);
+	if (l.snap) /* a snapshot cannot be written */
+		xmlNewChild(disk, NULL, BAD_CAST "readonly", NULL);
+	free(name);
+	free(l.buf);
+	return 0;
+}
+
+static int add_disk(xmlNodePtr devices, const char *path, const char *format, const char *dev,
+		    const vp_rbd_auth *rbd)
+{
+	xmlNodePtr disk, n;
+
+	if (!strncmp(path, "rbd:", 4))
+		return add_rbd_disk(devices, path, rbd, dev);
+	disk = new_disk(devices, "file", format ? format : "qcow2");
+	n = xmlNewChild(disk, NULL, BAD_CAST "source", NULL);
+	xmlNewProp(n, BAD_CAST "file", BAD_CAST path);
+	add_target(disk, dev);
+	return 0;
 }
 
 static void add_interface(xmlNodePtr devices, const char *network, const char *mac)
@@ -252,6 +371,7 @@ static int apply_params(xmlNodePtr dom, const vp_domain_params *p, const char *t
 {
 	char uuid[37], buf[32];
 	xmlNodePtr devices, mem, cur;
+	int rc;
 
 	if (p->domain_type) {
 		xmlSetProp(dom, BAD_CAST "type", BAD_CAST p->domain_type);
@@ -283,9 +403,10 @@ static int apply_params(xmlNodePtr dom, const vp_domain_params *p, const char *t
 		return VP_EINVAL;
 	name_serial_logs(devices, p->name);
 	set_smbios_serial(dom, p->name);
-	add_disk(devices, p->meta.delta_path, p->delta_format, "vda");
-	if (p->meta.data_path)
-		add_disk(devices, p->meta.data_path, p->data_format, "vdb");
+	if ((rc = add_disk(devices, p->meta.delta_path, p->delta_format, "vda", p->rbd)) < 0 ||
+	    (p->meta.data_path &&
+	     (rc = add_disk(devices, p->meta.data_path, p->data_format, "vdb", p->rbd)) < 0))
+		return rc;
 	if (p->network && *p->network && strcmp(p->network, "none") != 0)
 		add_interface(devices, p->network, p->mac);
 	return set_metadata(dom, &p->meta);
@@ -408,6 +529,18 @@ int vp_domain_meta_parse(vp_domain_meta *m, const char *xml, size_t len)
 		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
 	}
 	return 0;
+}
+
+void vp_rbd_auth_release(vp_rbd_auth *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; a->hosts && i < a->nhosts; i++)
+		free(a->hosts[i].name);
+	free(a->hosts);
+	free(a->user);
+	free(a->secret_usage);
+	memset(a, 0, sizeof(*a));
 }
 
 void vp_domain_meta_release(vp_domain_meta *m)

@@ -321,34 +321,50 @@ int vp_virt_undefine(vp_virt *v, const char *name)
 	return rc;
 }
 
+/* What a disk's <source> names: its file, or "rbd:POOL/IMAGE" for an RBD network disk. */
+static char *source_of(xmlNodePtr src)
+{
+	xmlChar *file = xmlGetProp(src, BAD_CAST "file"), *name;
+	char *out;
+
+	if (file) {
+		out = vp_strdup((const char *)file);
+		xmlFree(file);
+		return out;
+	}
+	name = xmlGetProp(src, BAD_CAST "name");
+	out = vp_strdup_printf("rbd:%s", name ? (const char *)name : "");
+	xmlFree(name);
+	return out;
+}
+
 /* Appends the disk sources of one domain XML to *list. */
 static int collect_disks(const char *xml, char ***list, size_t *n, size_t *cap)
 {
 	xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
 				      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	xmlXPathContextPtr ctx = doc ? xmlXPathNewContext(doc) : NULL;
-	xmlXPathObjectPtr r = ctx ? xmlXPathEvalExpression(BAD_CAST "/domain/devices/disk/source/@file", ctx)
+	xmlXPathObjectPtr r = ctx ? xmlXPathEvalExpression(BAD_CAST "/domain/devices/disk/source[@file] | "
+							   "/domain/devices/disk[@type='network']/"
+							   "source[@protocol='rbd'][@name]", ctx)
 				  : NULL;
 	int rc = 0;
 
 	for (int i = 0; r && r->nodesetval && i < r->nodesetval->nodeNr && rc == 0; i++) {
-		xmlChar *path = xmlNodeGetContent(r->nodesetval->nodeTab[i]);
 		if (*n == *cap) {
 			size_t nc = *cap ? *cap * 2 : 64;
 			char **nl = realloc(*list, nc * sizeof(*nl));
 			if (!nl) {
-				xmlFree(path);
 				rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
 				break;
 			}
 			*list = nl;
 			*cap = nc;
 		}
-		if (!((*list)[*n] = strdup(path ? (const char *)path : "")))
+		if (!((*list)[*n] = source_of(r->nodesetval->nodeTab[i])))
 			rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
 		else
 			(*n)++;
-		xmlFree(path);
 	}
 	xmlXPathFreeObject(r);
 	xmlXPathFreeContext(ctx);

@@ -289,10 +289,10 @@ static void test_chain_pins(void)
 	for (size_t i = 0; i < plan->nbases; i++)
 		CU_ASSERT_STRING_NOT_EQUAL(plan->bases[i].name, "ch");
 	vp_gc_plan_free(plan);
-	/* A network disk pins everything. */
+	/* A network disk vdipool cannot read pins everything (an RBD one pins its image: test_domain). */
 	CU_ASSERT_EQUAL_FATAL(vp_store_pins_new(&pins), 0);
 	CU_ASSERT_EQUAL(vp_refs_pins_from_xml(pins, "<domain><devices><disk type='network'><source "
-					      "protocol='rbd' name='p/img'/></disk></devices></domain>", "nas"), 0);
+					      "protocol='nbd' name='img'/></disk></devices></domain>", "nas"), 0);
 	CU_ASSERT_PTR_NOT_NULL(vp_store_pins_all(pins));
 	vp_store_pins_free(pins);
 	vp_store_free(s);

@@ -1,5 +1,7 @@
-/* test_virt.c: vp_virt against libvirt's in-process test driver (test:///default): node capacity and what other pools' domains commit. */
+/* test_virt.c: vp_virt against libvirt's in-process test driver (test:///default): node capacity and what other pools' domains commit, disk paths, cephx auth up to libvirt. */
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "vdipool/domain.h"
 #include "vdipool/error.h"
@@ -107,10 +109,109 @@ static void test_accel_cache_per_uri(void)
 	free(pc);
 }
 
+/* File disks by path, RBD network disks by their image, as gc compares them. */
+static void test_disk_paths_rbd(void)
+{
+	vp_virt *v = NULL;
+	char **paths = NULL;
+	size_t n = 0;
+	int seen = 0;
+
+	CU_ASSERT_EQUAL_FATAL(vp_virt_open(&v, "test:///default"), 0);
+	if (vp_virt_define(v, "<domain type='test'><name>rbd-1</name><memory unit='MiB'>64</memory>"
+			   "<os><type>hvm</type></os><devices>"
+			   "<disk type='file' device='disk'><source file='/d/f.qcow2'/><target dev='vda'/></disk>"
+			   "<disk type='network' device='disk'><source protocol='rbd' name='vdipool/delta.p.c1'>"
+			   "<host name='127.0.0.1' port='6789'/></source><target dev='vdb'/></disk>"
+			   "<disk type='network' device='cdrom'><source protocol='http' name='/x.iso'>"
+			   "<host name='h'/></source><target dev='hdc'/></disk>"
+			   "</devices></domain>", false) < 0)
+		fprintf(stderr, "\n  %s\n", vp_error_last()->message);
+	CU_ASSERT_EQUAL_FATAL(vp_virt_disk_paths(v, &paths, &n), 0);
+	for (size_t i = 0; i < n; i++) {
+		seen |= !strcmp(paths[i], "/d/f.qcow2") ? 1 : !strcmp(paths[i], "rbd:vdipool/delta.p.c1") ? 2 : 0;
+		CU_ASSERT_PTR_NULL(strstr(paths[i], "x.iso"));
+		free(paths[i]);
+	}
+	free(paths);
+	CU_ASSERT_EQUAL(seen, 3);
+	vp_virt_undefine(v, "rbd-1");
+	vp_virt_free(v);
+}
+
+static void put(const char *dir, const char *name, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs(text, f);
+	fclose(f);
+	chmod(path, 0600);
+}
+
+#define KEY_B64 "AQAAAABfAAAAABAAQUJDREVGR0hJSktMTU5PUA=="
+
+/* Each failure names its file and reason, leaves out empty and never shows the key. The test
+ * driver has no secrets: the files read, the call stops at libvirt (itest_virt_rbd goes on). */
+static void test_rbd_auth_errors(void)
+{
+	char dir[64] = "/tmp/vp-test-rbdauth-XXXXXX", conf[128], want[512];
+	vp_virt *v = NULL;
+	vp_rbd_auth a;
+	const char *msg;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	CU_ASSERT_EQUAL_FATAL(vp_virt_open(&v, "test:///default"), 0);
+	snprintf(conf, sizeof(conf), "%s/ceph.conf", dir);
+
+	CU_ASSERT_EQUAL(vp_virt_rbd_auth(v, conf, "vdipool", NULL, &a), VP_ENOENT);
+	snprintf(want, sizeof(want), "cannot read ceph conf '%s': No such file or directory", conf);
+	VP_ASSERT_STR_EQ(vp_error_last()->message, want);
+	CU_ASSERT_EQUAL(vp_virt_rbd_auth(v, conf, "client.vdipool", NULL, &a), VP_EINVAL);
+
+	put(dir, "ceph.conf", "[global]\nfsid = f00\n");
+	CU_ASSERT_EQUAL(vp_virt_rbd_auth(v, conf, "vdipool", NULL, &a), VP_EINVAL);
+	snprintf(want, sizeof(want), "ceph conf '%s' has no mon host (mon_host in [global])", conf);
+	VP_ASSERT_STR_EQ(vp_error_last()->message, want);
+
+	/* the keyring the conf names, $name expanded */
+	snprintf(want, sizeof(want), "[global]\nfsid = f00\nmon host = [v2:127.0.0.1:3340,v1:127.0.0.1:3341]\n"
+		 "keyring = %s/$name.keyring\n", dir);
+	put(dir, "ceph.conf", want);
+	put(dir, "client.vdipool.keyring", "[client.other]\n\tkey = " KEY_B64 "\n");
+	CU_ASSERT_EQUAL(vp_virt_rbd_auth(v, conf, "vdipool", NULL, &a), VP_ENOENT);
+	snprintf(want, sizeof(want), "keyring '%s/client.vdipool.keyring' has no key for client.vdipool", dir);
+	VP_ASSERT_STR_EQ(vp_error_last()->message, want);
+
+	put(dir, "client.vdipool.keyring", "[client.vdipool]\n\tkey = " KEY_B64 "\n");
+	CU_ASSERT(vp_virt_rbd_auth(v, conf, "vdipool", NULL, &a) < 0);
+	msg = vp_error_last()->message;
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "libvirt secret 'vdipool client.vdipool f00'"));
+	CU_ASSERT_PTR_NULL(strstr(msg, KEY_B64));
+	CU_ASSERT_PTR_NULL(strstr(msg, "ABCDEFGHIJKLMNOP"));
+	CU_ASSERT_PTR_NULL(a.user);
+	CU_ASSERT_PTR_NULL(a.hosts);
+	CU_ASSERT_EQUAL(a.nhosts, 0);
+
+	/* an explicit keyring wins over the conf's */
+	snprintf(want, sizeof(want), "%s/nope.keyring", dir);
+	CU_ASSERT_EQUAL(vp_virt_rbd_auth(v, conf, "vdipool", want, &a), VP_ENOENT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "cannot read keyring '"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "nope.keyring"));
+	vp_virt_free(v);
+	snprintf(want, sizeof(want), "rm -rf '%s'", dir);
+	CU_ASSERT_EQUAL(system(want), 0);
+}
+
 static CU_TestInfo tests[] = {
 	{ "node capacity and what other pools commit", test_node_capacity },
 	{ "metadata host through libvirt", test_list_meta_host },
 	{ "KVM probe cache: one file per URI", test_accel_cache_per_uri },
+	{ "disk paths: files, and RBD disks by image", test_disk_paths_rbd },
+	{ "cephx auth: errors name file and reason, never the key", test_rbd_auth_errors },
 	CU_TEST_INFO_NULL,
 };
 

@@ -37,6 +37,25 @@ typedef struct vp_domain_meta {
 			       * "" records none */
 } vp_domain_meta;
 
+/* One Ceph monitor as libvirt's <host> takes it: a name or address and its msgr1 (v1) port. */
+typedef struct vp_rbd_host {
+	char *name;
+	unsigned port;
+} vp_rbd_host;
+
+/* How QEMU reaches a Ceph cluster for rbd: disks, from vp_virt_rbd_auth(): the cephx user, the
+ * libvirt secret that holds its key (never the key itself) and the monitors. Strings are owned by
+ * the struct; release with vp_rbd_auth_release(). */
+typedef struct vp_rbd_auth {
+	char *user;            /* cephx user without "client." ("vdipool") */
+	char secret_uuid[37];  /* the libvirt secret (usage type ceph) holding its key */
+	char *secret_usage;    /* that secret's usage name: "vdipool client.<user> <fsid or conf>" */
+	vp_rbd_host *hosts;
+	size_t nhosts;
+} vp_rbd_auth;
+
+VP_API void vp_rbd_auth_release(vp_rbd_auth *auth);
+
 typedef struct vp_domain_params {
 	const char *name;
 	unsigned char uuid[16];
@@ -48,6 +67,8 @@ typedef struct vp_domain_params {
 	const char *delta_format; /* "qcow2" */
 	const char *data_format;  /* "qcow2" */
 	vp_domain_meta meta;      /* borrowed strings; gives the disk paths too */
+	const vp_rbd_auth *rbd;   /* borrowed; needed by disks whose path is an rbd: location
+				   * (rendered as network disks, always raw); NULL: none */
 } vp_domain_params;
 
 /* Stable identity of a clone: UUID and MAC derived from (pool, name), so a
@@ -68,7 +89,10 @@ VP_API void vp_domain_mac_legacy(const char *pool, const char *name, char mac[18
 /* Renders the domain XML from the template file. Elements vdipool owns
  * (name, uuid, memory, vcpu, the vda/vdb disks, the interface, the metadata
  * element) are set or replaced; everything else in the template is kept.
- * *xml_out is the caller's (free()). */
+ * A disk path "rbd:POOL/IMAGE[@SNAP][:id=..:conf=..:keyring=..]" (the rbd
+ * plugin's locations) becomes a raw network disk that authenticates with
+ * p->rbd (VP_EINVAL without it, or for a location with an RBD namespace,
+ * which libvirt 9.0 cannot pass to QEMU). *xml_out is the caller's (free()). */
 VP_API int vp_domain_render(char **xml_out, const char *template_path, const vp_domain_params *p);
 
 /* Parses the <vdipool:clone> element (as virDomainGetMetadata returns it). */

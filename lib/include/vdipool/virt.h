@@ -90,9 +90,25 @@ VP_API int vp_virt_node_capacity(vp_virt *v, const char *exclude_pool, vp_virt_c
 VP_API int vp_virt_define(vp_virt *v, const char *xml, bool validate);
 
 /* The file of every disk of every domain on the host (persistent config and
- * live), ours or not: what `gc` must never take. *out is the caller's: free
- * each string, then the array. */
+ * live), ours or not: what `gc` must never take; an RBD network disk as
+ * "rbd:POOL/IMAGE" (its source name). *out is the caller's: free each
+ * string, then the array. */
 VP_API int vp_virt_disk_paths(vp_virt *v, char ***out, size_t *count);
+/* Makes the cephx key of client.<id> usable by QEMU on this host without
+ * the key appearing in any domain XML, command line or file of ours: a
+ * libvirt secret (ephemeral='no' private='yes', usage type ceph, usage name
+ * "vdipool client.<id> <fsid, or the conf path without one>") is looked up
+ * by usage, defined when missing, and given the key (the keyring's base64
+ * decoded) on every call, so calls are idempotent and follow a rotated key.
+ * conf: the ceph.conf (NULL: /etc/ceph/ceph.conf), whose [global] mon host
+ * gives the monitors (their v1 addresses; a host without port gets 6789).
+ * id: the cephx user without "client." (NULL: "admin"). keyring: the file
+ * holding [client.<id>] key = ... (NULL: the conf's keyring setting, else
+ * /etc/ceph/ceph.client.<id>.keyring). Errors name the file and the reason,
+ * never the key. *out is the caller's: vp_rbd_auth_release(). */
+VP_API int vp_virt_rbd_auth(vp_virt *v, const char *conf, const char *id, const char *keyring,
+			    vp_rbd_auth *out);
+
 /* Starting a running domain is not an error. A start that fails because KVM
  * cannot run guests on the host is VP_EHOST, the reason in plain words, and
  * the cached probe is dropped. */
