@@ -223,6 +223,16 @@ static bool shared_bases(const vp_spec *spec)
 	return spec->storage.bases->driver == VP_STORAGE_RBD;
 }
 
+/* A tier of the spec on Ceph: the store is then opened from the spec (with the tiers recorded
+ * in a dir base tier), since no directory records an rbd tier. */
+static bool any_rbd(const vp_spec *spec)
+{
+	for (size_t i = 0; i < spec->storage.tier_count; i++)
+		if (spec->storage.tiers[i].driver == VP_STORAGE_RBD)
+			return true;
+	return false;
+}
+
 static bool has_remote(const vp_spec *spec)
 {
 	for (size_t i = 0; i < spec->host_count; i++)
@@ -262,7 +272,7 @@ int cmd_gc(cli *c, int argc, char **argv)
 		  : (cli_hosts){ (const char *const[]){ o.uri ? o.uri : "qemu:///system" }, 1 };
 	/* A shared (rbd) base tier is one store for every host: collected once, from here, with
 	 * the domains of all the spec's hosts as references. */
-	rc = spec && shared_bases(spec) ? vp_pool_store_open(&s, spec) : vp_store_open_root(&s, root);
+	rc = spec && any_rbd(spec) ? vp_pool_store_open(&s, spec) : vp_store_open_root(&s, root);
 	if (rc == 0) {
 		vp_store_set_pins_source(s, cli_hosts_pins, &h);
 		rc = vp_store_gc_plan(s, o.keep, &plan);

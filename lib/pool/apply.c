@@ -155,7 +155,8 @@ static int define_domain(vp_pool *p, const vp_plan_item *it)
 		.prev_image = !old || !old->has_meta ? NULL
 			      : it->from_base ? old->meta.base_image : old->meta.prev_image,
 	};
-	if ((rc = vp_domain_render(&xml, sd->template_path, &dp)) < 0)
+	if ((rc = pool_rbd_auth(p, &dp.rbd)) < 0 ||
+	    (rc = vp_domain_render(&xml, sd->template_path, &dp)) < 0)
 		return rc;
 	rc = define_validated_once(p, xml);
 	free(xml);

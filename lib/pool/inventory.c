@@ -134,7 +134,7 @@ static unsigned index_of(const char *name, const vp_strmap *wanted)
 
 bool pool_on_our_tier(const vp_pool *p, const vp_domain_meta *m)
 {
-	const char *spec = p->spec->storage.deltas->path, *real = p->tier_real;
+	const char *spec = p->spec->storage.deltas->where, *real = p->tier_real;
 	size_t ns = strlen(spec), nr = strlen(real);
 
 	if (m->tier)

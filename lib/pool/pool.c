@@ -148,8 +148,20 @@ static int open_store(vp_pool *p, const host_params *hp)
 
 int vp_pool_store_open(vp_store **out, const vp_spec *spec)
 {
-	bool sep = spec->data_disk.size && spec->data_disk.tier != spec->storage.deltas;
-	int rc = store_open(out, spec, NULL, sep);
+	const vp_spec_storage *s = &spec->storage;
+	bool sep = spec->data_disk.size && spec->data_disk.tier != s->deltas;
+	tier_cfg base, deltas[2];
+	vp_store_tier dt[2];
+	size_t n = 0;
+	int rc;
+
+	tier_config(&base, spec, s->bases, NULL);
+	tier_config(&deltas[n++], spec, s->deltas, NULL);
+	if (sep)
+		tier_config(&deltas[n++], spec, spec->data_disk.tier, NULL);
+	for (size_t i = 0; i < n; i++)
+		dt[i] = deltas[i].st;
+	rc = vp_store_open_registered(out, &base.st, dt, n);
 
 	if (rc < 0)
 		vp_error_prefix("pool '%s'", spec->pool);
@@ -250,10 +262,45 @@ int vp_pool_open(vp_pool **out, const vp_spec *spec)
 	return pool_open_host(out, spec, 0);
 }
 
+/* The tier of the pool's disks that is on Ceph, if any: deltas first, else the data disks. The
+ * spec makes both use one cephx user when both are. */
+static const vp_spec_tier *rbd_disk_tier(const vp_spec *spec)
+{
+	if (spec->storage.deltas->driver == VP_STORAGE_RBD)
+		return spec->storage.deltas;
+	if (spec->data_disk.size && spec->data_disk.tier->driver == VP_STORAGE_RBD)
+		return spec->data_disk.tier;
+	return NULL;
+}
+
+int pool_rbd_auth(vp_pool *p, const vp_rbd_auth **out)
+{
+	const vp_spec_tier *t = rbd_disk_tier(p->spec);
+	int rc = 0;
+
+	*out = NULL;
+	if (!t)
+		return 0;
+	pthread_mutex_lock(&p->validate_lock);
+	if (!p->rbd_ready) {
+		rc = vp_virt_rbd_auth(p->virt, t->rbd_conf, t->rbd_id, t->rbd_keyring, &p->rbd);
+		p->rbd_ready = rc == 0;
+	}
+	pthread_mutex_unlock(&p->validate_lock);
+	if (rc < 0) {
+		vp_error_prefix("tier '%s': cannot give this host's QEMU the cephx key", t->name);
+		return rc;
+	}
+	*out = &p->rbd;
+	return 0;
+}
+
 void vp_pool_free(vp_pool *p)
 {
 	if (!p)
 		return;
+	if (p->rbd_ready)
+		vp_rbd_auth_release(&p->rbd);
 	pool_clear_inventory(p);
 	if (p->data_separate)
 		close_tier(&p->data);
@@ -282,6 +329,8 @@ static int set_probe(vp_pool *p)
 
 	if (!p->base_resolved)
 		return 0;
+	if (!strncmp(p->base.location, "rbd:", 4) && (rc = pool_rbd_auth(p, &dp.rbd)) < 0)
+		return rc;
 	/* The name the probe gives its guest, so that the serial log it names is the probe's. */
 	snprintf(name, sizeof(name), "vdipool-kvm-probe-%ld", (long)getpid());
 	vp_domain_identity(p->spec->pool, dp.name, dp.uuid, dp.mac);

@@ -45,6 +45,10 @@ struct vp_pool {
 	char spec_hash[VP_SPEC_HASH_LEN]; /* of the domain definition, accelerator included once decided */
 	bool accel_done;
 	vp_accel accel;
+	/* How this host's QEMU reaches the Ceph cluster of the pool's rbd disk tiers (a libvirt
+	 * secret holds the key); rbd_ready once vp_virt_rbd_auth made it. */
+	vp_rbd_auth rbd;
+	bool rbd_ready;
 
 	/* the last inventory */
 	bool base_resolved;
@@ -105,6 +109,10 @@ struct vp_pool {
  * (the dir backend for a local host, the ssh backend on the host's own paths for a remote one). */
 int pool_open_host(vp_pool **out, const vp_spec *spec, size_t host);
 /* True when the host's libvirt URI names a remote machine (it has a host part). */
+/* The domain params' rbd auth for this pool's disks: NULL when no disk tier is rbd; made
+ * (the libvirt secret defined) on first use. */
+int pool_rbd_auth(vp_pool *p, const vp_rbd_auth **out);
+
 /* The controller's store of the spec's bases tier alone (no delta tiers). */
 int pool_base_store_open(vp_store **out, const vp_spec *spec);
 bool pool_host_is_remote(const vp_spec_host *h);

@@ -213,6 +213,41 @@ int vp_store_open_root(vp_store **out, const char *root)
 	return vp_store_open(out, &t, cfg, n + 1);
 }
 
+int vp_store_open_registered(vp_store **out, const vp_store_tier *base, const vp_store_tier *deltas,
+			     size_t ndelta)
+{
+	vp_store_tier cfg[72], reg[64];
+	char path[PATH_MAX + 16], canon[PATH_MAX], dcanon[PATH_MAX];
+	VP_AUTOFREE char *text = NULL;
+	size_t n = 0, nreg = 0;
+	int rc;
+
+	if (strcmp(base->driver, "dir") || !base->config.path || base->config.path[0] != '/' ||
+	    !realpath(base->config.path, canon) || ndelta > 7)
+		return vp_store_open(out, base, deltas, ndelta);
+	snprintf(path, sizeof(path), "%s/" TIERS_FILE, canon);
+	rc = vp_fs_read_all(path, TIERS_MAX, &text, NULL);
+	if (rc == VP_ENOENT)
+		vp_error_clear();
+	else if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < ndelta; i++)
+		cfg[n++] = deltas[i];
+	/* The base tier's own deltas (specs without a separate delta tier) count too. */
+	cfg[n++] = (vp_store_tier){ .driver = "dir", .config = { .tier = base->config.tier, .path = canon } };
+	if (text)
+		nreg = parse_tiers(text, canon, reg, sizeof(reg) / sizeof(reg[0]));
+	for (size_t i = 0; i < nreg; i++) {
+		bool dup = false;
+		for (size_t j = 0; j < ndelta && !dup; j++)
+			dup = !strcmp(deltas[j].driver, "dir") && deltas[j].config.path &&
+			      realpath(deltas[j].config.path, dcanon) && !strcmp(dcanon, reg[i].config.path);
+		if (!dup)
+			cfg[n++] = reg[i];
+	}
+	return vp_store_open(out, base, cfg, n);
+}
+
 void vp_store_free(vp_store *s)
 {
 	if (!s)

@@ -28,6 +28,13 @@ typedef struct vp_store_tier {
 VP_API int vp_store_open(vp_store **out, const vp_store_tier *base,
 			 const vp_store_tier *deltas, size_t ndelta);
 
+/* vp_store_open, plus (for a dir base tier) every delta tier recorded in it
+ * and the base tier itself as a delta tier: the whole set of deltas that may
+ * back onto its bases, as vp_store_open_root sees it, with the given tiers
+ * (any driver) added. What gc and base rm with a spec open. */
+VP_API int vp_store_open_registered(vp_store **out, const vp_store_tier *base,
+				    const vp_store_tier *deltas, size_t ndelta);
+
 /* The store without a spec: one `dir` tier at `root` for bases and deltas. */
 VP_API int vp_store_open_root(vp_store **out, const char *root);
 VP_API void vp_store_free(vp_store *s);
