@@ -389,6 +389,42 @@ static int check_tier_mix(spec_ctx *c, const vp_spec_storage *st)
 	return 0;
 }
 
+static size_t tier_index(const vp_spec_storage *st, const vp_spec_tier *t)
+{
+	return (size_t)(t - st->tiers);
+}
+
+/* What a clone's domain reaches its RBD disks with: libvirt 9.0 cannot name an RBD namespace to
+ * QEMU (it would open the wrong image), and a domain's disks authenticate as one cephx user. */
+static int check_rbd_disks(spec_ctx *c, const vp_spec *s)
+{
+	const vp_spec_storage *st = &s->storage;
+	const vp_spec_tier *d = st->deltas->driver == VP_STORAGE_RBD ? st->deltas : NULL;
+	const vp_spec_tier *dd = s->data_disk.size && s->data_disk.tier->driver == VP_STORAGE_RBD
+					 ? s->data_disk.tier : NULL;
+	char path[64];
+
+	for (int i = 0; i < 2; i++) {
+		const vp_spec_tier *t = i ? dd : d;
+		if (!t || !t->rbd_namespace)
+			continue;
+		snprintf(path, sizeof(path), "storage.tiers[%zu].namespace", tier_index(st, t));
+		return spec_err_path(c, path,
+				     "tier '%s' holds %s, which domains open through libvirt, and libvirt "
+				     "cannot pass an RBD namespace to QEMU: keep namespaces to the bases tier",
+				     t->name, i ? "data disks" : "clone disks");
+	}
+	if (d && dd && (strcmp(d->rbd_id, dd->rbd_id) ||
+			(d->rbd_keyring ? !dd->rbd_keyring || strcmp(d->rbd_keyring, dd->rbd_keyring)
+					: dd->rbd_keyring != NULL))) {
+		snprintf(path, sizeof(path), "storage.tiers[%zu].id", tier_index(st, dd));
+		return spec_err_path(c, path,
+				     "a clone's disks authenticate as one cephx user: tiers '%s' (deltas) and "
+				     "'%s' (data disks) must have the same id and keyring", d->name, dd->name);
+	}
+	return 0;
+}
+
 static int fn_storage(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	vp_spec_storage *st = dst;
@@ -858,6 +894,8 @@ static int finish(spec_ctx *c)
 		s->hosts = local;
 		s->host_count = 1;
 	}
+	if ((r = check_rbd_disks(c, s)) < 0)
+		return r;
 	/* Every host of a pool on shared storage would list every clone's disk as its own: until
 	 * a host's inventory is cut to its placed clones, such a pool has one host. */
 	if (s->host_count > 1 &&

@@ -347,6 +347,13 @@ static const bad_case bad_cases[] = {
 	{ RBD11 "hosts:\n  - name: a\n  - name: b\n    uri: qemu+ssh://b/system\n    ssh: { host: b }\n", 0,
 	  "pool.yaml:12:1: hosts: a pool whose disks are on an rbd tier runs on one host for now (this spec has 2); "
 	  "use one pool per host, or dir tiers for a pool over many hosts" },
+	{ BASE4 "storage:\n  tiers:\n    - {name: a, driver: rbd, pool: p, namespace: vdi}\n" CLONES, 0,
+	  "pool.yaml:7:50: storage.tiers[0].namespace: tier 'a' holds clone disks, which domains open through "
+	  "libvirt, and libvirt cannot pass an RBD namespace to QEMU: keep namespaces to the bases tier" },
+	{ BASE4 "storage:\n  tiers:\n    - {name: a, driver: rbd, pool: p}\n    - {name: b, driver: rbd, pool: q, id: x}\n"
+		"  bases: a\n  deltas: a\n" CLONES "data_disk:\n  size: 1G\n  tier: b\n", 0,
+	  "pool.yaml:8:43: storage.tiers[1].id: a clone's disks authenticate as one cephx user: tiers 'a' (deltas) "
+	  "and 'b' (data disks) must have the same id and keyring" },
 	{ RBD11 "delta:\n  max_depth: 4\n  cluster_size: 64K\n", 0,
 	  "pool.yaml:14:17: delta.cluster_size: " QCOW2_ON_RBD },
 	{ RBD11 "delta:\n  extended_l2: false\n", 0, "pool.yaml:13:16: delta.extended_l2: " QCOW2_ON_RBD },
@@ -942,12 +949,16 @@ static void test_rbd_tiers(void)
 	CU_ASSERT_EQUAL(s->delta.cluster_size, 128 * 1024);
 	vp_spec_free(s);
 
+	/* A namespace on the bases tier (domains never open a base). */
 	s = parse_ok(BASE4 "storage:\n  state_dir: /srv/state/\n  tiers:\n"
 			   "    - pool: vdi\n      namespace: ci\n      keyring: /etc/ceph/lab.client.vdipool.keyring\n"
 			   "      id: vdipool\n      conf: /etc/ceph/lab.conf\n      driver: rbd\n      name: ceph\n"
+			   "    - {name: clones, driver: rbd, pool: vdi, conf: /etc/ceph/lab.conf}\n"
+			   "  bases: ceph\n  deltas: clones\n"
 			   CLONES "delta:\n  max_depth: 16\n");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-	t = s->storage.deltas;
+	VP_ASSERT_STR_EQ(s->storage.deltas->where, "rbd:vdi");
+	t = s->storage.bases;
 	VP_ASSERT_STR_EQ(t->name, "ceph");
 	VP_ASSERT_STR_EQ(t->where, "rbd:vdi/ci");
 	VP_ASSERT_STR_EQ(t->rbd_namespace, "ci");
@@ -989,7 +1000,8 @@ static void test_rbd_names(void)
 	/* Pool, namespace and user take '_', '.', '-' and capitals, as Ceph does. */
 	s = parse_ok(BASE4 "storage:\n  tiers:\n"
 			   "    - {name: t, driver: rbd, pool: VDI_pool-1.a,\n"
-			   "       namespace: x.y-Z_, id: ci.runner}\n" CLONES);
+			   "       namespace: x.y-Z_, id: ci.runner}\n"
+			   "    - {name: d, driver: rbd, pool: d, id: ci.runner}\n  bases: t\n  deltas: d\n" CLONES);
 	CU_ASSERT_PTR_NOT_NULL(s);
 	vp_spec_free(s);
 }
@@ -1030,14 +1042,14 @@ static void test_tier_mixes(void)
 	/* Everything on Ceph: bases and deltas in two pools of one cluster (the default conf written
 	 * out on one side), the data disk in another cluster; the data disk defaults to the deltas. */
 	s = parse_ok(BASE4 "storage:\n  tiers:\n"
-			   "    - {name: b, driver: rbd, pool: bases}\n"
-			   "    - {name: d, driver: rbd, pool: deltas, namespace: ci,\n"
+			   "    - {name: b, driver: rbd, pool: bases, namespace: ci}\n"
+			   "    - {name: d, driver: rbd, pool: deltas,\n"
 			   "       conf: /etc/ceph/ceph.conf, id: ci}\n"
-			   "    - {name: x, driver: rbd, pool: data, conf: /etc/ceph/other.conf}\n"
+			   "    - {name: x, driver: rbd, pool: data, conf: /etc/ceph/other.conf, id: ci}\n"
 			   "  bases: b\n  deltas: d\n" CLONES "data_disk: {size: 20G, tier: x}\n");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-	VP_ASSERT_STR_EQ(s->storage.bases->where, "rbd:bases");
-	VP_ASSERT_STR_EQ(s->storage.deltas->where, "rbd:deltas/ci");
+	VP_ASSERT_STR_EQ(s->storage.bases->where, "rbd:bases/ci");
+	VP_ASSERT_STR_EQ(s->storage.deltas->where, "rbd:deltas");
 	VP_ASSERT_STR_EQ(s->data_disk.tier->where, "rbd:data");
 	vp_spec_free(s);
 	s = parse_ok(RBD11 "data_disk: {size: 1G}\n");
@@ -1214,7 +1226,7 @@ static void test_hash_tiers(void)
 	hash_of(BASE4 "storage:\n  tiers:\n"
 		      "    - {pool: vdi, driver: rbd, name: t, id: admin, conf: /etc/ceph/ceph.conf}\n" CLONES, b);
 	VP_ASSERT_STR_EQ(a, b);
-	hash_of(BASE4 "storage:\n  tiers:\n    - {name: t, driver: rbd, pool: vdi, namespace: ci}\n" CLONES, b);
+	hash_of(BASE4 "storage:\n  tiers:\n    - {name: t, driver: rbd, pool: vdi2}\n" CLONES, b);
 	CU_ASSERT_STRING_NOT_EQUAL(a, b);
 	hash_of(BASE4 "storage:\n  tiers:\n    - {name: t, driver: rbd, pool: vdi, id: ci}\n" CLONES, b);
 	CU_ASSERT_STRING_NOT_EQUAL(a, b);
