@@ -61,6 +61,10 @@ struct rbd_tier {
 	char opts[1024];  /* ":id=..:conf=..:keyring=.." for qemu's rbd: locations */
 	char owner[96];   /* "<host>-<pid>" of this process */
 	int max_depth;    /* parents a delta may stand on (DEPTH_MIN..DEPTH_MAX) */
+	/* The last base whose chain too_deep counted: location, image id, parents under it */
+	char chain_loc[VP_PLUGIN_LOCATION_MAX];
+	char chain_id[64];
+	int chain_depth;
 	/* base_read is called chunk by chunk: the image stays open between calls */
 	rbd_image_t rd;
 	char rd_name[IMG_MAX];
@@ -286,9 +290,10 @@ fail:
 }
 
 /* Parents under `image` (at `snap`, or its head when NULL) in pool/ns: 0 when it is flat. Counts
- * at most `limit` of them, enough to compare with max_depth (and no loop can run away). */
+ * at most `limit` of them, enough to compare with max_depth (and no loop can run away). `id`
+ * (or NULL) gets the image's id. */
 static int chain_depth(struct rbd_tier *t, const char *pool, const char *ns, const char *image,
-		       const char *snap, int limit, int *depth)
+		       const char *snap, int limit, int *depth, char id[64])
 {
 	rbd_linked_image_spec_t parent;
 	rbd_snap_spec_t psnap;
@@ -305,6 +310,8 @@ static int chain_depth(struct rbd_tier *t, const char *pool, const char *ns, con
 		return ceph_error(rc, "cannot open RBD image '%s/%s%s%s'", pool, image, snap ? "@" : "",
 				  snap ? snap : "");
 	}
+	if (id && rbd_get_id(im, id, 64) < 0)
+		id[0] = '\0';
 	for (rc = 0; *depth < limit; ) {
 		if ((rc = rbd_get_parent(im, &parent, &psnap)) == -ENOENT) {
 			rc = 0;
@@ -604,7 +611,7 @@ static int rbd_base_commit(void *tier, const char *name, const char *version, co
 		return rc < 0 ? rc : host->error(VP_EEXIST, "base '%s@%s' exists already", name, version);
 	/* A derived base: its deltas stand one deeper than it, so at max_depth it goes flat
 	 * (before the snapshot, which would keep the parent). */
-	if ((rc = chain_depth(t, t->pool, t->ns, stage, NULL, t->max_depth, &depth)) < 0)
+	if ((rc = chain_depth(t, t->pool, t->ns, stage, NULL, t->max_depth, &depth, NULL)) < 0)
 		return rc;
 	if (depth >= t->max_depth) {
 		host->debug("rbd: base '%s@%s' stands on %d parent%s (max_depth %d)", name, version,
@@ -808,8 +815,10 @@ static int rbd_base_list(void *tier, const char *name, vp_plugin_list_fn fn, voi
 	return each_image(tier, "base.", list_base, &l);
 }
 
-/* Fills a disk's info from its image name and, when it can be opened, the image. */
-static int stat_disk_image(struct rbd_tier *t, const char *img, vp_image_info *out)
+/* Fills a disk's info from its image name and, when it can be opened, the image; parent_id
+ * (or NULL) gets the id of its parent image, "" when it has none. */
+static int stat_disk_image(struct rbd_tier *t, const char *img, vp_image_info *out,
+			   char parent_id[64])
 {
 	char kind[VP_PLUGIN_NAME_MAX];
 	rbd_linked_image_spec_t parent;
@@ -821,12 +830,17 @@ static int stat_disk_image(struct rbd_tier *t, const char *img, vp_image_info *o
 		return host->error(VP_EINVAL, "'%s' is not a vdipool disk image", img);
 	out->kind = strcmp(kind, "data") ? VP_DISK_DELTA : VP_DISK_DATA;
 	location(out->location, t, t->pool, t->ns, img, NULL);
+	out->backing[0] = '\0';
+	if (parent_id)
+		parent_id[0] = '\0';
 	if ((rc = open_image(t, img, NULL, true, &im)) < 0)
 		return rc;
 	rc = stat_open(t, im, img, out);
 	if (rc == 0 && rbd_get_parent(im, &parent, &psnap) == 0) {
 		location(out->backing, t, parent.pool_name, parent.pool_namespace, parent.image_name,
 			 psnap.name);
+		if (parent_id)
+			snprintf(parent_id, 64, "%s", parent.image_id);
 		rbd_linked_image_spec_cleanup(&parent);
 		rbd_snap_spec_cleanup(&psnap);
 	}
@@ -840,7 +854,7 @@ static int rbd_delta_stat(void *tier, int kind, const char *pool, const char *cl
 	char img[IMG_MAX];
 	int rc = disk_image(img, kind, pool, clone);
 
-	return rc < 0 ? rc : stat_disk_image(tier, img, out);
+	return rc < 0 ? rc : stat_disk_image(tier, img, out, NULL);
 }
 
 static int list_disk(struct rbd_tier *t, const char *img, void *ctx)
@@ -853,7 +867,7 @@ static int list_disk(struct rbd_tier *t, const char *img, void *ctx)
 	if (!split3(img, kind, pool, clone) || (l->want && strcmp(l->want, pool)))
 		return 0;
 	memset(&info, 0, sizeof(info));
-	rc = stat_disk_image(t, img, &info);
+	rc = stat_disk_image(t, img, &info, NULL);
 	if (rc == VP_ENOENT)
 		return 0;
 	return rc < 0 ? rc : l->fn(l->ctx, &info);
@@ -1056,22 +1070,51 @@ static int swap_in(struct rbd_tier *t, const char *tmp, const char *img)
 }
 
 /* Whether a clone of the base would stand on more than max_depth parents: the base's own
- * chain plus the base itself. */
+ * chain plus the base itself. The count of the last base is kept: the chain under a published
+ * base's snapshot is fixed when it is cloned from (a snapshot is read-only; a flatten only
+ * shortens it), so it holds as long as that base image does, which delta_create checks on each
+ * new disk by its parent's image id (an apply makes its clones without one open per clone). */
 static int too_deep(struct rbd_tier *t, const char *base_location, bool *deep)
 {
 	char pool[128], ns[128], image[IMG_MAX], snap[128];
-	int rc, depth;
+	int rc;
 
 	*deep = false;
-	if ((rc = parse_base_location(base_location, pool, ns, image, snap)) < 0 ||
-	    (rc = chain_depth(t, pool, ns, image, snap, t->max_depth, &depth)) < 0)
-		return rc;
-	if (depth + 1 > t->max_depth) {
-		host->debug("rbd: a clone of '%s/%s@%s' would stand on %d parents or more (max_depth %d)",
-			    pool, image, snap, depth + 1, t->max_depth);
+	if (strcmp(t->chain_loc, base_location)) {
+		t->chain_loc[0] = '\0';
+		if ((rc = parse_base_location(base_location, pool, ns, image, snap)) < 0 ||
+		    (rc = chain_depth(t, pool, ns, image, snap, t->max_depth, &t->chain_depth,
+				      t->chain_id)) < 0)
+			return rc;
+		snprintf(t->chain_loc, sizeof(t->chain_loc), "%s", base_location);
+	}
+	if (t->chain_depth + 1 > t->max_depth) {
+		host->debug("rbd: a clone of '%s' would stand on %d parents or more (max_depth %d)",
+			    base_location, t->chain_depth + 1, t->max_depth);
 		*deep = true;
 	}
 	return 0;
+}
+
+/* The new delta `img` (made straight under its name, on a counted chain) stands on the image
+ * that was counted; else that base was replaced since: count again, flatten it if too deep. */
+static int check_counted(struct rbd_tier *t, const vp_delta_request *req, const char *img,
+			 vp_image_info *out)
+{
+	char parent_id[64];
+	bool deep;
+	int rc;
+
+	if ((rc = stat_disk_image(t, img, out, parent_id)) < 0 || req->kind != VP_DISK_DELTA ||
+	    !strcmp(parent_id, t->chain_id))
+		return rc;
+	host->debug("rbd: base '%s' was replaced since its chain was counted", req->base_location);
+	t->chain_loc[0] = '\0';
+	if ((rc = too_deep(t, req->base_location, &deep)) < 0 || !deep)
+		return rc;
+	if ((rc = flatten_image(t, img)) < 0)
+		return rc;
+	return stat_disk_image(t, img, out, NULL);
 }
 
 /* Flattens the new disk `tmp` when it stands too deep; on failure nothing of it stays. */
@@ -1122,7 +1165,7 @@ static int rbd_delta_create(void *tier, const vp_delta_request *req, vp_image_in
 		if ((rc = make_disk(t, req, img)) < 0)
 			return rc == VP_EEXIST ? host->error(VP_EEXIST, "disk '%s/%s' exists already",
 							     req->pool, req->clone) : rc;
-		return stat_disk_image(t, img, out);
+		return check_counted(t, req, img, out);
 	}
 	if (!overwrite && (rc = image_exists(t, img)) != 0)
 		return rc < 0 ? rc : host->error(VP_EEXIST, "disk '%s/%s' exists already", req->pool,
@@ -1133,7 +1176,7 @@ static int rbd_delta_create(void *tier, const vp_delta_request *req, vp_image_in
 	    (rc = flatten_new(t, tmp, deep)) < 0)
 		return rc;
 	rc = overwrite ? swap_in(t, tmp, img) : publish_new(t, req, tmp, img);
-	return rc < 0 ? rc : stat_disk_image(t, img, out);
+	return rc < 0 ? rc : stat_disk_image(t, img, out, NULL);
 }
 
 static int rbd_delta_remove(void *tier, int kind, const char *pool, const char *clone)

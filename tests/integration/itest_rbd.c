@@ -494,6 +494,26 @@ static void test_deep_deltas_are_flattened(void)
 	CU_ASSERT_EQUAL(ops->base_children(tier, "tc", "1", collect, &k), 0);
 	CU_ASSERT_EQUAL(k.n, 1); /* td only */
 
+	/* a base replaced under a handle that counted its chain: tf@1 flat, then tf@1 on td@1; the
+	 * new disk is checked by its parent's id and flattened */
+	vp_image_info tf;
+	CU_ASSERT_EQUAL_FATAL(import("tf", "1"), 0);
+	CU_ASSERT_EQUAL_FATAL(ops->base_stat(tier, "tf", "1", 0, &tf), 0);
+	vp_delta_request r3 = { .kind = VP_DISK_DELTA, .pool = "p", .clone = "d3",
+				.base_location = tf.location, .base_format = "raw" };
+	memset(&d, 0, sizeof(d));
+	CU_ASSERT_EQUAL_FATAL(ops->delta_create(t2, &r3, &d), 0);
+	VP_ASSERT_STR_EQ(d.backing, tf.location);
+	CU_ASSERT_EQUAL(ops->delta_remove(tier, VP_DISK_DELTA, "p", "d3"), 0);
+	CU_ASSERT_EQUAL(ops->base_remove(tier, "tf", "1"), 0);
+	CU_ASSERT_EQUAL_FATAL(commit_derived(tier, "tf", "td"), 0);
+	memset(&d, 0, sizeof(d));
+	CU_ASSERT_EQUAL_FATAL(ops->delta_create(t2, &r3, &d), 0);
+	VP_ASSERT_STR_EQ(d.backing, "");
+	CU_ASSERT(reads_source("delta.p.d3"));
+	CU_ASSERT_EQUAL(ops->delta_remove(tier, VP_DISK_DELTA, "p", "d3"), 0);
+	CU_ASSERT_EQUAL(ops->base_remove(tier, "tf", "1"), 0);
+
 	/* nothing temporary: no image, no snapshot besides the bases' own */
 	assert_pool("base.tc.1 base.td.1 base.te.1 delta.p.d1 delta.p.d2 ");
 	assert_snaps("base.td.1", "vdipool ");
