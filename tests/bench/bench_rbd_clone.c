@@ -99,7 +99,9 @@ static int do_unimport(void)
 	if (open_store(&s) < 0)
 		return fail("cannot open the rbd tier");
 	vp_store_set_pins_source(s, vp_store_pins_none, NULL);  /* no domain uses this cluster */
-	rc = vp_store_remove(s, "bench@1");
+	/* waits for the store lock (removal alone would fail while another vdipool holds it) */
+	if ((rc = vp_store_lock(s, VP_STORE_LOCK_EXCLUSIVE, true)) == 0)
+		rc = vp_store_remove(s, "bench@1");
 	vp_store_free(s);
 	return rc < 0 ? fail("remove bench@1") : 0;
 }
