@@ -543,11 +543,13 @@ static void test_sweep_removes_dead_temporaries_only(void)
 	waitpid(pid, NULL, 0);
 	owner_for(dead, sizeof(dead), (long)pid);
 	owner_for(live, sizeof(live), (long)getppid());
-	/* a crashed import after its snapshot, a crashed removal, and a live one's import */
+	/* a crashed import after its snapshot, a crashed removal, a delta that died while being
+	 * flattened (never renamed into place: it would stand too deep), and a live one's import */
 	CU_ASSERT_EQUAL_FATAL(sh("%s create --size 4M .import.tb.7.%s && %s snap create .import.tb.7.%s@vdipool "
 				 "&& %s snap protect .import.tb.7.%s@vdipool && %s create --size 4M .remove.tb.6.%s "
+				 "&& %s create --size 4M .flatten-delta.p.c9.%s "
 				 "&& %s create --size 4M .import.tb.8.%s", admin, dead, admin, dead, admin, dead,
-				 admin, dead, admin, live), 0);
+				 admin, dead, admin, dead, admin, live), 0);
 	CU_ASSERT_EQUAL(ops->sweep(tier), 0);
 	char want[256];
 	snprintf(want, sizeof(want), ".import.tb.8.%s ", live);
