@@ -6,7 +6,8 @@
 # ratios vdipool/CLI and vdipool/bare; every image it made is gone at the end (checked).
 # Usage: tests/bench/bench_rbd.sh [-n CLONES] [-r ROUNDS] [-a SPEC]
 #   (env BENCH_N, BENCH_ROUNDS; defaults 100 and 1; Release build in $VP_BUILD_DIR, default build-rel)
-#   -a SPEC  also time `vdipool apply` and `destroy` of SPEC against this cluster (see TODO below)
+#   -a SPEC  also time `vdipool apply` and `destroy` of SPEC against this cluster (see TODO below);
+#            tests/bench/bench_rbd_apply.yaml is the 300-clone one
 # Shares the machine with the integration tests: run it as
 #   flock -o /tmp/vp-itest.lock bash tests/bench/bench_rbd.sh
 set -euo pipefail
