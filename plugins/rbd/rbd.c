@@ -9,12 +9,19 @@
  *   .remove.<name>.<version>.<owner> a base being removed
  *   .rebase-delta.<pool>.<clone>.<owner>  the new disk of a rebase or an overwrite, before
  *   .rebase-data.<pool>.<clone>.<owner>   the swap
+ *   .flatten-delta.<pool>.<clone>.<owner> a new delta being flattened, before its rename
  * <owner> is "<host>-<pid>": sweep removes the temporaries of dead processes of this host only
  * (the pool is shared; another host's process cannot be checked from here).
  * Names and pools are [a-z0-9-], so the first dots split them; versions may hold dots.
  * Snapshots are protected (clone v1 needs it). Under clone v2 unprotect and snap_remove pass
  * while clones exist (the snapshot would go to the trash), so the clones are counted with
  * rbd_list_children3 before any snapshot is removed.
+ *
+ * Chain depth (tier setting max_depth, 1..16, default 8): a delta stands on its base's snapshot,
+ * which may itself be a clone (a derived base). A delta that would stand on more than max_depth
+ * parents is flattened under a temporary name before it takes its own, so no crash leaves a
+ * too-deep disk under a published name; a base whose staged image already stands on max_depth
+ * parents is flattened before its snapshot, since each of its deltas would be one deeper.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -36,6 +43,9 @@
 #define SNAP "vdipool"
 #define MANIFEST_KEY "vdipool.manifest"
 #define MANIFEST_MAX (64 * 1024)
+#define DEPTH_MIN 1
+#define DEPTH_MAX 16
+#define DEPTH_DEFAULT 8
 #define IMG_MAX 256
 #define DISK_FEATURES                                                                 \
 	(RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK | RBD_FEATURE_OBJECT_MAP | \
@@ -50,6 +60,11 @@ struct rbd_tier {
 	char ns[128];
 	char opts[1024];  /* ":id=..:conf=..:keyring=.." for qemu's rbd: locations */
 	char owner[96];   /* "<host>-<pid>" of this process */
+	int max_depth;    /* parents a delta may stand on (DEPTH_MIN..DEPTH_MAX) */
+	/* The last base whose chain too_deep counted: location, image id, parents under it */
+	char chain_loc[VP_PLUGIN_LOCATION_MAX];
+	char chain_id[64];
+	int chain_depth;
 	/* base_read is called chunk by chunk: the image stays open between calls */
 	rbd_image_t rd;
 	char rd_name[IMG_MAX];
@@ -247,6 +262,114 @@ static int image_exists(struct rbd_tier *t, const char *img)
 	return rc == -ENOENT ? 0 : ceph_error(rc, "cannot open RBD image '%s/%s'", t->pool, img);
 }
 
+/* Moves *io and *im on to a parent: its pool and namespace, its image at the parent snapshot
+ * (by ids, so a parent in the trash is found too). */
+static int open_parent(struct rbd_tier *t, const rbd_linked_image_spec_t *parent,
+		       const rbd_snap_spec_t *psnap, rados_ioctx_t *io, rbd_image_t *im)
+{
+	int rc;
+
+	rbd_close(*im);
+	*im = NULL;
+	rados_ioctx_destroy(*io);
+	if ((rc = rados_ioctx_create(t->cluster, parent->pool_name, io)) < 0) {
+		*io = NULL;
+		goto fail;
+	}
+	rados_ioctx_set_namespace(*io, parent->pool_namespace);
+	if ((rc = rbd_open_by_id_read_only(*io, parent->image_id, im, NULL)) < 0) {
+		*im = NULL;
+		goto fail;
+	}
+	if ((rc = rbd_snap_set_by_id(*im, psnap->id)) < 0)
+		goto fail;
+	return 0;
+fail:
+	return ceph_error(rc, "cannot open parent '%s/%s@%s'", parent->pool_name, parent->image_name,
+			  psnap->name ? psnap->name : "");
+}
+
+/* Parents under `image` (at `snap`, or its head when NULL) in pool/ns: 0 when it is flat. Counts
+ * at most `limit` of them, enough to compare with max_depth (and no loop can run away). `id`
+ * (or NULL) gets the image's id. */
+static int chain_depth(struct rbd_tier *t, const char *pool, const char *ns, const char *image,
+		       const char *snap, int limit, int *depth, char id[64])
+{
+	rbd_linked_image_spec_t parent;
+	rbd_snap_spec_t psnap;
+	rados_ioctx_t io = NULL;
+	rbd_image_t im = NULL;
+	int rc;
+
+	*depth = 0;
+	if ((rc = rados_ioctx_create(t->cluster, pool, &io)) < 0)
+		return ceph_error(rc, "cannot open RADOS pool '%s' of '%s'", pool, image);
+	rados_ioctx_set_namespace(io, ns);
+	if ((rc = rbd_open_read_only(io, image, &im, snap)) < 0) {
+		rados_ioctx_destroy(io);
+		return ceph_error(rc, "cannot open RBD image '%s/%s%s%s'", pool, image, snap ? "@" : "",
+				  snap ? snap : "");
+	}
+	if (id && rbd_get_id(im, id, 64) < 0)
+		id[0] = '\0';
+	for (rc = 0; *depth < limit; ) {
+		if ((rc = rbd_get_parent(im, &parent, &psnap)) == -ENOENT) {
+			rc = 0;
+			break;
+		}
+		if (rc < 0) {
+			rc = ceph_error(rc, "cannot read the parent of '%s/%s' (%d down)", pool, image, *depth);
+			break;
+		}
+		++*depth;
+		rc = open_parent(t, &parent, &psnap, &io, &im);
+		rbd_linked_image_spec_cleanup(&parent);
+		rbd_snap_spec_cleanup(&psnap);
+		if (rc < 0)
+			break;
+	}
+	if (im)
+		rbd_close(im);
+	if (io)
+		rados_ioctx_destroy(io);
+	return rc;
+}
+
+struct flatten_progress {
+	const char *img;
+	int shown;  /* percent last shown */
+};
+
+static int flatten_step(uint64_t done, uint64_t total, void *arg)
+{
+	struct flatten_progress *p = arg;
+	int pct = total ? (int)(done * 100 / total) : 100;
+
+	if (pct >= p->shown + 10) {
+		p->shown = pct;
+		host->debug("rbd: flattening '%s': %d%%", p->img, pct);
+	}
+	return 0;
+}
+
+/* Copies the parents' data into `img` and cuts it from them, with progress on the debug output. */
+static int flatten_image(struct rbd_tier *t, const char *img)
+{
+	struct flatten_progress p = { img, 0 };
+	rbd_image_t im;
+	int rc;
+
+	if ((rc = open_image(t, img, NULL, false, &im)) < 0)
+		return rc;
+	host->debug("rbd: flattening '%s/%s'", t->pool, img);
+	rc = rbd_flatten_with_progress(im, flatten_step, &p);
+	rbd_close(im);
+	if (rc < 0)
+		return ceph_error(rc, "cannot flatten '%s/%s'", t->pool, img);
+	host->debug("rbd: '%s/%s' is flat", t->pool, img);
+	return 0;
+}
+
 static int count_extent(uint64_t off, size_t len, int exists, void *arg)
 {
 	(void)off;
@@ -293,7 +416,8 @@ static const char *param(const vp_tier_config *cfg, const char *key)
 
 static int check_params(const vp_tier_config *cfg)
 {
-	static const char *const known[] = { "conf", "id", "keyring", "namespace", "timeout" };
+	static const char *const known[] = { "conf", "id", "keyring", "max_depth", "namespace",
+					     "timeout" };
 
 	for (size_t i = 0; i < cfg->nparams; i++) {
 		bool ok = false;
@@ -301,9 +425,27 @@ static int check_params(const vp_tier_config *cfg)
 			ok = ok || !strcmp(cfg->params[i].key, known[k]);
 		if (!ok)
 			return host->error(VP_EINVAL, "tier '%s': the rbd backend has no setting '%s' "
-					   "(it has conf, id, keyring, namespace, timeout)",
+					   "(it has conf, id, keyring, max_depth, namespace, timeout)",
 					   cfg->tier, cfg->params[i].key);
 	}
+	return 0;
+}
+
+static int parse_depth(const vp_tier_config *cfg, int *out)
+{
+	const char *v = param(cfg, "max_depth");
+	char *end;
+	long n;
+
+	*out = DEPTH_DEFAULT;
+	if (!v)
+		return 0;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (end == v || *end || errno || n < DEPTH_MIN || n > DEPTH_MAX)
+		return host->error(VP_EINVAL, "tier '%s': max_depth must be between %d and %d, got '%s'",
+				   cfg->tier, DEPTH_MIN, DEPTH_MAX, v);
+	*out = (int)n;
 	return 0;
 }
 
@@ -387,12 +529,12 @@ static int rbd_open_tier(const vp_tier_config *cfg, void **tier)
 {
 	const char *conf, *id, *keyring, *ns;
 	struct rbd_tier *t;
-	int rc, n;
+	int rc, n, depth;
 
 	if (!cfg->path || !*cfg->path || strchr(cfg->path, '/') || strchr(cfg->path, ':'))
 		return host->error(VP_EINVAL, "tier '%s': the rbd backend needs a RADOS pool name, "
 				   "got '%s'", cfg->tier, cfg->path ? cfg->path : "");
-	if ((rc = check_params(cfg)) < 0)
+	if ((rc = check_params(cfg)) < 0 || (rc = parse_depth(cfg, &depth)) < 0)
 		return rc;
 	conf = param(cfg, "conf");
 	id = param(cfg, "id");
@@ -403,6 +545,7 @@ static int rbd_open_tier(const vp_tier_config *cfg, void **tier)
 	if (!(t = calloc(1, sizeof(*t))))
 		return host->error(VP_ENOMEM, "out of memory");
 	snprintf(t->pool, sizeof(t->pool), "%s", cfg->path);
+	t->max_depth = depth;
 	snprintf(t->ns, sizeof(t->ns), "%s", ns ? ns : "");
 	n = snprintf(t->opts, sizeof(t->opts), "%s%s%s%s%s%s", id ? ":id=" : "", id ? id : "",
 		     conf ? ":conf=" : "", conf ? conf : "", keyring ? ":keyring=" : "",
@@ -458,7 +601,7 @@ static int rbd_base_commit(void *tier, const char *name, const char *version, co
 	struct rbd_tier *t = tier;
 	char stage[IMG_MAX], final[IMG_MAX];
 	rbd_image_t im;
-	int rc;
+	int rc, depth;
 
 	if ((rc = base_image(stage, name, version, "import", t)) < 0 ||
 	    (rc = base_image(final, name, version, "base", t)) < 0)
@@ -466,6 +609,16 @@ static int rbd_base_commit(void *tier, const char *name, const char *version, co
 	close_reader(t);
 	if ((rc = image_exists(t, final)) != 0)
 		return rc < 0 ? rc : host->error(VP_EEXIST, "base '%s@%s' exists already", name, version);
+	/* A derived base: its deltas stand one deeper than it, so at max_depth it goes flat
+	 * (before the snapshot, which would keep the parent). */
+	if ((rc = chain_depth(t, t->pool, t->ns, stage, NULL, t->max_depth, &depth, NULL)) < 0)
+		return rc;
+	if (depth >= t->max_depth) {
+		host->debug("rbd: base '%s@%s' stands on %d parent%s (max_depth %d)", name, version,
+			    depth, depth == 1 ? "" : "s", t->max_depth);
+		if ((rc = flatten_image(t, stage)) < 0)
+			return rc;
+	}
 	if ((rc = open_image(t, stage, NULL, false, &im)) < 0)
 		return rc;
 	if ((rc = rbd_metadata_set(im, MANIFEST_KEY, manifest)) < 0) {
@@ -662,8 +815,10 @@ static int rbd_base_list(void *tier, const char *name, vp_plugin_list_fn fn, voi
 	return each_image(tier, "base.", list_base, &l);
 }
 
-/* Fills a disk's info from its image name and, when it can be opened, the image. */
-static int stat_disk_image(struct rbd_tier *t, const char *img, vp_image_info *out)
+/* Fills a disk's info from its image name and, when it can be opened, the image; parent_id
+ * (or NULL) gets the id of its parent image, "" when it has none. */
+static int stat_disk_image(struct rbd_tier *t, const char *img, vp_image_info *out,
+			   char parent_id[64])
 {
 	char kind[VP_PLUGIN_NAME_MAX];
 	rbd_linked_image_spec_t parent;
@@ -675,12 +830,17 @@ static int stat_disk_image(struct rbd_tier *t, const char *img, vp_image_info *o
 		return host->error(VP_EINVAL, "'%s' is not a vdipool disk image", img);
 	out->kind = strcmp(kind, "data") ? VP_DISK_DELTA : VP_DISK_DATA;
 	location(out->location, t, t->pool, t->ns, img, NULL);
+	out->backing[0] = '\0';
+	if (parent_id)
+		parent_id[0] = '\0';
 	if ((rc = open_image(t, img, NULL, true, &im)) < 0)
 		return rc;
 	rc = stat_open(t, im, img, out);
 	if (rc == 0 && rbd_get_parent(im, &parent, &psnap) == 0) {
 		location(out->backing, t, parent.pool_name, parent.pool_namespace, parent.image_name,
 			 psnap.name);
+		if (parent_id)
+			snprintf(parent_id, 64, "%s", parent.image_id);
 		rbd_linked_image_spec_cleanup(&parent);
 		rbd_snap_spec_cleanup(&psnap);
 	}
@@ -694,7 +854,7 @@ static int rbd_delta_stat(void *tier, int kind, const char *pool, const char *cl
 	char img[IMG_MAX];
 	int rc = disk_image(img, kind, pool, clone);
 
-	return rc < 0 ? rc : stat_disk_image(tier, img, out);
+	return rc < 0 ? rc : stat_disk_image(tier, img, out, NULL);
 }
 
 static int list_disk(struct rbd_tier *t, const char *img, void *ctx)
@@ -707,7 +867,7 @@ static int list_disk(struct rbd_tier *t, const char *img, void *ctx)
 	if (!split3(img, kind, pool, clone) || (l->want && strcmp(l->want, pool)))
 		return 0;
 	memset(&info, 0, sizeof(info));
-	rc = stat_disk_image(t, img, &info);
+	rc = stat_disk_image(t, img, &info, NULL);
 	if (rc == VP_ENOENT)
 		return 0;
 	return rc < 0 ? rc : l->fn(l->ctx, &info);
@@ -889,8 +1049,6 @@ static int make_disk(struct rbd_tier *t, const vp_delta_request *req, const char
 {
 	if (req->kind == VP_DISK_DATA)
 		return create_data(t, req, img);
-	if (!req->base_location)
-		return host->error(VP_EINVAL, "delta '%s/%s' needs a base", req->pool, req->clone);
 	return clone_base(t, req->base_location, img);
 }
 
@@ -911,26 +1069,114 @@ static int swap_in(struct rbd_tier *t, const char *tmp, const char *img)
 	return 0;
 }
 
+/* Whether a clone of the base would stand on more than max_depth parents: the base's own
+ * chain plus the base itself. The count of the last base is kept: the chain under a published
+ * base's snapshot is fixed when it is cloned from (a snapshot is read-only; a flatten only
+ * shortens it), so it holds as long as that base image does, which delta_create checks on each
+ * new disk by its parent's image id (an apply makes its clones without one open per clone). */
+static int too_deep(struct rbd_tier *t, const char *base_location, bool *deep)
+{
+	char pool[128], ns[128], image[IMG_MAX], snap[128];
+	int rc;
+
+	*deep = false;
+	if (strcmp(t->chain_loc, base_location)) {
+		t->chain_loc[0] = '\0';
+		if ((rc = parse_base_location(base_location, pool, ns, image, snap)) < 0 ||
+		    (rc = chain_depth(t, pool, ns, image, snap, t->max_depth, &t->chain_depth,
+				      t->chain_id)) < 0)
+			return rc;
+		snprintf(t->chain_loc, sizeof(t->chain_loc), "%s", base_location);
+	}
+	if (t->chain_depth + 1 > t->max_depth) {
+		host->debug("rbd: a clone of '%s' would stand on %d parents or more (max_depth %d)",
+			    base_location, t->chain_depth + 1, t->max_depth);
+		*deep = true;
+	}
+	return 0;
+}
+
+/* The new delta `img` (made straight under its name, on a counted chain) stands on the image
+ * that was counted; else that base was replaced since: count again, flatten it if too deep. */
+static int check_counted(struct rbd_tier *t, const vp_delta_request *req, const char *img,
+			 vp_image_info *out)
+{
+	char parent_id[64];
+	bool deep;
+	int rc;
+
+	if ((rc = stat_disk_image(t, img, out, parent_id)) < 0 || req->kind != VP_DISK_DELTA ||
+	    !strcmp(parent_id, t->chain_id))
+		return rc;
+	host->debug("rbd: base '%s' was replaced since its chain was counted", req->base_location);
+	t->chain_loc[0] = '\0';
+	if ((rc = too_deep(t, req->base_location, &deep)) < 0 || !deep)
+		return rc;
+	if ((rc = flatten_image(t, img)) < 0)
+		return rc;
+	return stat_disk_image(t, img, out, NULL);
+}
+
+/* Flattens the new disk `tmp` when it stands too deep; on failure nothing of it stays. */
+static int flatten_new(struct rbd_tier *t, const char *tmp, bool deep)
+{
+	int rc;
+
+	if (!deep || (rc = flatten_image(t, tmp)) == 0)
+		return 0;
+	if (destroy_image(t, tmp) < 0)
+		host->debug("rbd: '%s' left for sweep", tmp);
+	return rc;
+}
+
+/* Gives the flattened new disk `tmp` its name, which must be free. */
+static int publish_new(struct rbd_tier *t, const vp_delta_request *req, const char *tmp,
+		       const char *img)
+{
+	int rc = rbd_rename(t->io, tmp, img);
+
+	if (rc == 0)
+		return 0;
+	destroy_image(t, tmp);
+	if (rc == -EEXIST)
+		return host->error(VP_EEXIST, "disk '%s/%s' exists already", req->pool, req->clone);
+	return ceph_error(rc, "cannot rename '%s/%s' to '%s'", t->pool, tmp, img);
+}
+
+/* A delta standing too deep is made under a temporary name and flattened there: sweep removes
+ * that name (an overwrite's .rebase-* only replaces the disk after the flatten), so a crash
+ * never leaves a too-deep disk under the disk's own name. */
 static int rbd_delta_create(void *tier, const vp_delta_request *req, vp_image_info *out)
 {
 	struct rbd_tier *t = tier;
 	char img[IMG_MAX], tmp[IMG_MAX];
+	bool overwrite = req->flags & VP_DELTA_OVERWRITE, deep = false;
 	int rc;
 
 	if ((rc = disk_image(img, req->kind, req->pool, req->clone)) < 0)
 		return rc;
-	if (!(req->flags & VP_DELTA_OVERWRITE)) {
+	if (req->kind == VP_DISK_DELTA) {
+		if (!req->base_location)
+			return host->error(VP_EINVAL, "delta '%s/%s' needs a base", req->pool, req->clone);
+		if ((rc = too_deep(t, req->base_location, &deep)) < 0)
+			return rc;
+	}
+	if (!overwrite && !deep) {
 		if ((rc = make_disk(t, req, img)) < 0)
 			return rc == VP_EEXIST ? host->error(VP_EEXIST, "disk '%s/%s' exists already",
 							     req->pool, req->clone) : rc;
-	} else {
-		if ((rc = fmt_name(tmp, ".rebase-%s.%s.%s.%s", disk_prefix(req->kind), req->pool,
-				   req->clone, t->owner)) < 0 ||
-		    (rc = destroy_image(t, tmp)) < 0 || (rc = make_disk(t, req, tmp)) < 0 ||
-		    (rc = swap_in(t, tmp, img)) < 0)
-			return rc;
+		return check_counted(t, req, img, out);
 	}
-	return stat_disk_image(t, img, out);
+	if (!overwrite && (rc = image_exists(t, img)) != 0)
+		return rc < 0 ? rc : host->error(VP_EEXIST, "disk '%s/%s' exists already", req->pool,
+						 req->clone);
+	if ((rc = fmt_name(tmp, ".%s-%s.%s.%s.%s", overwrite ? "rebase" : "flatten",
+			   disk_prefix(req->kind), req->pool, req->clone, t->owner)) < 0 ||
+	    (rc = destroy_image(t, tmp)) < 0 || (rc = make_disk(t, req, tmp)) < 0 ||
+	    (rc = flatten_new(t, tmp, deep)) < 0)
+		return rc;
+	rc = overwrite ? swap_in(t, tmp, img) : publish_new(t, req, tmp, img);
+	return rc < 0 ? rc : stat_disk_image(t, img, out, NULL);
 }
 
 static int rbd_delta_remove(void *tier, int kind, const char *pool, const char *clone)
@@ -951,6 +1197,7 @@ static int rbd_delta_rebase(void *tier, const char *pool, const char *clone,
 {
 	struct rbd_tier *t = tier;
 	char img[IMG_MAX], tmp[IMG_MAX];
+	bool deep;
 	int rc;
 
 	(void)base_format;
@@ -959,7 +1206,8 @@ static int rbd_delta_rebase(void *tier, const char *pool, const char *clone,
 		return rc;
 	if ((rc = image_exists(t, img)) <= 0)
 		return rc < 0 ? rc : host->error(VP_ENOENT, "no delta '%s/%s'", pool, clone);
-	if ((rc = destroy_image(t, tmp)) < 0 || (rc = clone_base(t, base_location, tmp)) < 0)
+	if ((rc = too_deep(t, base_location, &deep)) < 0 || (rc = destroy_image(t, tmp)) < 0 ||
+	    (rc = clone_base(t, base_location, tmp)) < 0 || (rc = flatten_new(t, tmp, deep)) < 0)
 		return rc;
 	return swap_in(t, tmp, img);
 }
@@ -968,17 +1216,11 @@ static int rbd_delta_flatten(void *tier, const char *pool, const char *clone)
 {
 	struct rbd_tier *t = tier;
 	char img[IMG_MAX];
-	rbd_image_t im;
 	int rc;
 
-	if ((rc = disk_image(img, VP_DISK_DELTA, pool, clone)) < 0 ||
-	    (rc = open_image(t, img, NULL, false, &im)) < 0)
+	if ((rc = disk_image(img, VP_DISK_DELTA, pool, clone)) < 0)
 		return rc;
-	rc = rbd_flatten(im);
-	rbd_close(im);
-	if (rc < 0)
-		return ceph_error(rc, "cannot flatten '%s/%s'", t->pool, img);
-	return 0;
+	return flatten_image(t, img);
 }
 
 /* ---- sweep ---------------------------------------------------------------------------- */

@@ -100,14 +100,23 @@ static int cluster(const char *script)
 		  script, run);
 }
 
-static int open_tier(void **h, const char *conf_path, const char *timeout)
+/* max_depth NULL: the setting is left out (the plugin's default). */
+static int open_tier_depth(void **h, const char *conf_path, const char *timeout,
+			   const char *max_depth)
 {
 	vp_plugin_param params[] = {
 		{ "conf", conf_path }, { "id", "vdipool" }, { "keyring", keyring }, { "timeout", timeout },
+		{ "max_depth", max_depth },
 	};
-	vp_tier_config cfg = { .tier = "ceph", .path = POOL, .params = params, .nparams = 4 };
+	vp_tier_config cfg = { .tier = "ceph", .path = POOL, .params = params,
+			       .nparams = max_depth ? 5 : 4 };
 
 	return ops->open(&cfg, h);
+}
+
+static int open_tier(void **h, const char *conf_path, const char *timeout)
+{
+	return open_tier_depth(h, conf_path, timeout, NULL);
 }
 
 static int suite_init(void)
@@ -378,6 +387,150 @@ static void owner_for(char *buf, size_t len, long pid)
 	snprintf(buf, len, "%s-%ld", *h ? h : "host", pid);
 }
 
+static void test_max_depth_setting(void)
+{
+	static const char *const bad[] = { "0", "17", "-1", "x", "", "8x", "99999999999999999999" };
+	void *h = NULL;
+
+	NEED_CLUSTER();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CU_ASSERT_EQUAL(open_tier_depth(&h, conf, "10", bad[i]), VP_EINVAL);
+		CU_ASSERT(strstr(vp_error_last()->message, "max_depth must be between 1 and 16") != NULL);
+	}
+	CU_ASSERT_EQUAL_FATAL(open_tier_depth(&h, conf, "10", "1"), 0);
+	ops->close(h);
+	CU_ASSERT_EQUAL_FATAL(open_tier_depth(&h, conf, "10", "16"), 0);
+	ops->close(h);
+}
+
+/* Stages name@version through the plugin, but as a clone of base.<of>.1@vdipool made with the
+ * rbd CLI (a derived base), then commits it through `on`. */
+static int commit_derived(void *on, const char *name, const char *of)
+{
+	vp_image_info staged;
+	char owner[128], manifest[128];
+
+	owner_for(owner, sizeof(owner), (long)getpid());
+	snprintf(manifest, sizeof(manifest), "name=%s\nversion=1\n", name);
+	memset(&staged, 0, sizeof(staged));
+	if (ops->base_stage(on, name, "1", "raw", &staged) < 0 ||
+	    sh("%s clone base.%s.1@vdipool .import.%s.1.%s", admin, of, name, owner) != 0 ||
+	    ops->base_commit(on, name, "1", manifest) < 0) {
+		fprintf(stderr, "\n  derived base %s: %s\n", name, vp_error_last()->message);
+		return -1;
+	}
+	return 0;
+}
+
+/* The image has a parent (per `rbd info`). */
+static bool has_parent(const char *image)
+{
+	char out[4096], cmd[1200];
+
+	snprintf(cmd, sizeof(cmd), "%s info %s", admin, image);
+	capture(out, sizeof(out), cmd);
+	return strstr(out, "parent:") != NULL;
+}
+
+/* The disk image reads the source image's bytes. */
+static bool reads_source(const char *image)
+{
+	return sh("%s export --no-progress %s - 2>/dev/null | cmp -s - %s", admin, image, img) == 0;
+}
+
+static void test_deep_deltas_are_flattened(void)
+{
+	vp_image_info td, d;
+	struct seen k = { 0 };
+	void *t1 = NULL, *t2 = NULL;
+
+	NEED_CLUSTER();
+	CU_ASSERT_EQUAL_FATAL(open_tier_depth(&t1, conf, "10", "1"), 0);
+	CU_ASSERT_EQUAL_FATAL(open_tier_depth(&t2, conf, "10", "2"), 0);
+	/* td@1 stands on tc@1: its deltas are 2 deep; the default (8) keeps td's parent */
+	CU_ASSERT_EQUAL_FATAL(import("tc", "1"), 0);
+	CU_ASSERT_EQUAL_FATAL(commit_derived(tier, "td", "tc"), 0);
+	CU_ASSERT(has_parent("base.td.1"));
+	CU_ASSERT_EQUAL_FATAL(ops->base_stat(tier, "td", "1", 0, &td), 0);
+
+	/* max_depth 1: flattened, with the base's bytes; max_depth 2: on its base */
+	vp_delta_request req = { .kind = VP_DISK_DELTA, .pool = "p", .clone = "d1",
+				 .base_location = td.location, .base_format = "raw" };
+	memset(&d, 0, sizeof(d));
+	CU_ASSERT_EQUAL_FATAL(ops->delta_create(t1, &req, &d), 0);
+	VP_ASSERT_STR_EQ(d.backing, "");
+	CU_ASSERT_FALSE(has_parent("delta.p.d1"));
+	CU_ASSERT(reads_source("delta.p.d1"));
+	CU_ASSERT_EQUAL(ops->delta_create(t1, &req, &d), VP_EEXIST);
+	req.clone = "d2";
+	memset(&d, 0, sizeof(d));
+	CU_ASSERT_EQUAL_FATAL(ops->delta_create(t2, &req, &d), 0);
+	VP_ASSERT_STR_EQ(d.backing, td.location);
+	CU_ASSERT(reads_source("delta.p.d2"));
+	CU_ASSERT_EQUAL(ops->base_children(tier, "td", "1", collect, &k), 0);
+	CU_ASSERT_EQUAL(k.n, 1);
+	VP_ASSERT_STR_EQ(k.names[0], "p/d2");
+
+	/* an overwrite and a rebase at max_depth 1 flatten too; at 2 the rebase keeps the parent */
+	req.flags = VP_DELTA_OVERWRITE;
+	memset(&d, 0, sizeof(d));
+	CU_ASSERT_EQUAL(ops->delta_create(t1, &req, &d), 0);
+	VP_ASSERT_STR_EQ(d.backing, "");
+	CU_ASSERT(reads_source("delta.p.d2"));
+	CU_ASSERT_EQUAL(ops->delta_rebase(t2, "p", "d1", td.location, "raw"), 0);
+	CU_ASSERT(has_parent("delta.p.d1"));
+	CU_ASSERT_EQUAL(ops->delta_rebase(t1, "p", "d1", td.location, "raw"), 0);
+	CU_ASSERT_FALSE(has_parent("delta.p.d1"));
+	CU_ASSERT(reads_source("delta.p.d1"));
+	memset(&k, 0, sizeof(k));
+	CU_ASSERT_EQUAL(ops->base_children(tier, "td", "1", collect, &k), 0);
+	CU_ASSERT_EQUAL(k.n, 0);
+
+	/* a derived base committed at max_depth 1 is flattened before its snapshot */
+	CU_ASSERT_EQUAL_FATAL(commit_derived(t1, "te", "tc"), 0);
+	CU_ASSERT_FALSE(has_parent("base.te.1"));
+	CU_ASSERT_EQUAL(same_as_source("te", "1", 0), 0);
+	memset(&k, 0, sizeof(k));
+	CU_ASSERT_EQUAL(ops->base_children(tier, "tc", "1", collect, &k), 0);
+	CU_ASSERT_EQUAL(k.n, 1); /* td only */
+
+	/* a base replaced under a handle that counted its chain: tf@1 flat, then tf@1 on td@1; the
+	 * new disk is checked by its parent's id and flattened */
+	vp_image_info tf;
+	CU_ASSERT_EQUAL_FATAL(import("tf", "1"), 0);
+	CU_ASSERT_EQUAL_FATAL(ops->base_stat(tier, "tf", "1", 0, &tf), 0);
+	vp_delta_request r3 = { .kind = VP_DISK_DELTA, .pool = "p", .clone = "d3",
+				.base_location = tf.location, .base_format = "raw" };
+	memset(&d, 0, sizeof(d));
+	CU_ASSERT_EQUAL_FATAL(ops->delta_create(t2, &r3, &d), 0);
+	VP_ASSERT_STR_EQ(d.backing, tf.location);
+	CU_ASSERT_EQUAL(ops->delta_remove(tier, VP_DISK_DELTA, "p", "d3"), 0);
+	CU_ASSERT_EQUAL(ops->base_remove(tier, "tf", "1"), 0);
+	CU_ASSERT_EQUAL_FATAL(commit_derived(tier, "tf", "td"), 0);
+	memset(&d, 0, sizeof(d));
+	CU_ASSERT_EQUAL_FATAL(ops->delta_create(t2, &r3, &d), 0);
+	VP_ASSERT_STR_EQ(d.backing, "");
+	CU_ASSERT(reads_source("delta.p.d3"));
+	CU_ASSERT_EQUAL(ops->delta_remove(tier, VP_DISK_DELTA, "p", "d3"), 0);
+	CU_ASSERT_EQUAL(ops->base_remove(tier, "tf", "1"), 0);
+
+	/* nothing temporary: no image, no snapshot besides the bases' own */
+	assert_pool("base.tc.1 base.td.1 base.te.1 delta.p.d1 delta.p.d2 ");
+	assert_snaps("base.td.1", "vdipool ");
+	assert_snaps("base.te.1", "vdipool ");
+	assert_snaps("delta.p.d1", "");
+	assert_snaps("delta.p.d2", "");
+	CU_ASSERT_EQUAL(ops->delta_remove(tier, VP_DISK_DELTA, "p", "d1"), 0);
+	CU_ASSERT_EQUAL(ops->delta_remove(tier, VP_DISK_DELTA, "p", "d2"), 0);
+	CU_ASSERT_EQUAL(ops->base_remove(tier, "te", "1"), 0);
+	CU_ASSERT_EQUAL(ops->base_remove(tier, "tc", "1"), VP_EBUSY); /* td stands on it */
+	CU_ASSERT_EQUAL(ops->base_remove(tier, "td", "1"), 0);
+	CU_ASSERT_EQUAL(ops->base_remove(tier, "tc", "1"), 0);
+	assert_pool("");
+	ops->close(t1);
+	ops->close(t2);
+}
+
 static void test_sweep_removes_dead_temporaries_only(void)
 {
 	char dead[128], live[128];
@@ -390,11 +543,13 @@ static void test_sweep_removes_dead_temporaries_only(void)
 	waitpid(pid, NULL, 0);
 	owner_for(dead, sizeof(dead), (long)pid);
 	owner_for(live, sizeof(live), (long)getppid());
-	/* a crashed import after its snapshot, a crashed removal, and a live one's import */
+	/* a crashed import after its snapshot, a crashed removal, a delta that died while being
+	 * flattened (never renamed into place: it would stand too deep), and a live one's import */
 	CU_ASSERT_EQUAL_FATAL(sh("%s create --size 4M .import.tb.7.%s && %s snap create .import.tb.7.%s@vdipool "
 				 "&& %s snap protect .import.tb.7.%s@vdipool && %s create --size 4M .remove.tb.6.%s "
+				 "&& %s create --size 4M .flatten-delta.p.c9.%s "
 				 "&& %s create --size 4M .import.tb.8.%s", admin, dead, admin, dead, admin, dead,
-				 admin, dead, admin, live), 0);
+				 admin, dead, admin, dead, admin, live), 0);
 	CU_ASSERT_EQUAL(ops->sweep(tier), 0);
 	char want[256];
 	snprintf(want, sizeof(want), ".import.tb.8.%s ", live);
@@ -457,6 +612,8 @@ static CU_TestInfo rbd_tests[] = {
 	{ "import publishes base.<name>.<version>@vdipool with its manifest", test_import_publishes },
 	{ "abort and a refused commit leave no image or snapshot", test_abort_and_refused_commit_leave_nothing },
 	{ "clone, children, refused remove, rebase, flatten, remove", test_clones_rebase_flatten_remove },
+	{ "max_depth is 1..16", test_max_depth_setting },
+	{ "a delta deeper than max_depth is flattened before it is named", test_deep_deltas_are_flattened },
 	{ "sweep removes the temporaries of dead processes only", test_sweep_removes_dead_temporaries_only },
 	{ "a down cluster fails in seconds", test_down_cluster_fails_in_seconds },
 	{ "a keyring readable by everyone is refused", test_keyring_readable_by_all_is_refused },
