@@ -701,6 +701,10 @@ static int rbd_base_stat(void *tier, const char *name, const char *version, int 
 	if ((rc = open_image(t, img, staged ? NULL : SNAP, true, &im)) < 0)
 		return rc;
 	rc = stat_open(t, im, img, out);
+	/* A staged image's mtime says nothing of the published version: its snapshot, made at
+	 * commit, is immutable. 0 tells the host not to compare (plugin.h). */
+	if (staged)
+		out->mtime_sec = out->mtime_nsec = 0;
 	if (rc == 0 && !staged && rbd_snap_get_id(im, SNAP, &sid) == 0 &&
 	    rbd_snap_get_timestamp(im, sid, &ts) == 0) {
 		out->mtime_sec = (int64_t)ts.tv_sec;
