@@ -6,7 +6,7 @@
 # ratios vdipool/CLI and vdipool/bare; every image it made is gone at the end (checked).
 # Usage: tests/bench/bench_rbd.sh [-n CLONES] [-r ROUNDS] [-a SPEC]
 #   (env BENCH_N, BENCH_ROUNDS; defaults 100 and 1; Release build in $VP_BUILD_DIR, default build-rel)
-#   -a SPEC  also time `vdipool apply` and `destroy` of SPEC against this cluster (see TODO below);
+#   -a SPEC  also time `vdipool apply` and `destroy` of SPEC against this cluster;
 #            tests/bench/bench_rbd_apply.yaml is the 300-clone one
 # Shares the machine with the integration tests: run it as
 #   flock -o /tmp/vp-itest.lock bash tests/bench/bench_rbd.sh
@@ -32,6 +32,12 @@ RUN=$VP_CEPH_DIR
 FEATURES=layering,exclusive-lock,object-map,fast-diff,deep-flatten
 T=$(mktemp -d /var/tmp/vp-bench-rbd-XXXXXX)
 cleanup() {
+	# The cephx secret apply defined for this throw-away cluster (its usage names the fsid).
+	fsid=$(awk '/^fsid/ { print $3 }' "$VP_CEPH_DIR/ceph.conf" 2>/dev/null || true)
+	if [[ -n $fsid ]]; then
+		virsh secret-list 2>/dev/null | awk -v f="$fsid" '$0 ~ f { print $1 }' |
+			while read -r u; do virsh secret-undefine "$u" >/dev/null 2>&1; done
+	fi
 	bash "$ROOT/scripts/ceph-down.sh" >/dev/null 2>&1 || true
 	rm -rf "$T"
 }
@@ -73,22 +79,24 @@ printf 'vdipool rbd plugin delta_create             %6d clones %8.2f s  %8.1f cl
 printf 'ratio vdipool/CLI %.2f, vdipool/bare %.2f (clones/s)\n' "$(echo "$tcli / $tvp" | bc -l)" \
 	"$(echo "$tbare / $tvp" | bc -l)"
 
-# TODO(apply on RBD): once `vdipool apply` takes rbd tiers (spec parser + pool path), run this
-# with -a SPEC: SPEC's @CEPH_CONF@, @CEPH_KEYRING@ and @BASE@ (bench@1) are filled in for this
-# cluster, and apply + destroy of its clones are timed. Until then the CLI refuses rbd tiers and
-# this mode says so.
+# -a SPEC: `vdipool apply` of SPEC's clones on this cluster (define only), then `destroy`: the
+# whole product path per clone (plan, rbd_clone3, stat, domain rendered with the cephx secret,
+# defined). SPEC's @CEPH_CONF@, @CEPH_KEYRING@ and @BASE@ (bench@1) are filled in.
 if [[ -n $SPEC ]]; then
-	sed -e "s|@CEPH_CONF@|$CONF|g; s|@CEPH_KEYRING@|$KEY|g; s|@BASE@|bench@1|g" "$SPEC" >"$T/pool.yaml"
-	if ! "$CLI" validate "$T/pool.yaml" >"$T/validate.log" 2>&1; then
-		echo "apply mode: skipped: vdipool validate refuses the spec:" >&2
-		sed 's/^/  /' "$T/validate.log" >&2
-	else
-		t0=$(now)
-		"$CLI" apply -q "$T/pool.yaml"
-		t1=$(now)
-		"$CLI" destroy -q --yes "$T/pool.yaml"
-		printf 'vdipool apply (%s)                          %8.2f s\n' "$SPEC" "$(secs "$t0" "$t1")"
-	fi
+	sed -e "s|@CEPH_CONF@|$CONF|g; s|@CEPH_KEYRING@|$KEY|g; s|@BASE@|bench@1|g; s|@STATE@|$T/state|g" \
+		"$SPEC" >"$T/pool.yaml"
+	"$CLI" validate "$T/pool.yaml" >"$T/validate.log" 2>&1 ||
+		{ echo "bench_rbd: vdipool validate refuses $SPEC:" >&2; sed 's/^/  /' "$T/validate.log" >&2; exit 1; }
+	n=$(awk '/count:/ { for (i = 1; i <= NF; i++) if ($i == "count:") { gsub(/[^0-9]/, "", $(i + 1)); print $(i + 1) } }' "$T/pool.yaml")
+	t0=$(now)
+	"$CLI" apply -q "$T/pool.yaml" || { echo "bench_rbd: apply failed" >&2; exit 1; }
+	t1=$(now)
+	"$CLI" destroy -q --yes "$T/pool.yaml" || { echo "bench_rbd: destroy failed" >&2; exit 1; }
+	t2=$(now)
+	a=$(secs "$t0" "$t1")
+	printf 'vdipool apply, %d clones on RBD (define only)  %8.2f s  %8.1f clones/s  %6.1f ms/clone\n' \
+		"$n" "$a" "$(echo "$n / $a" | bc -l)" "$(echo "1000 * $a / $n" | bc -l)"
+	printf 'vdipool destroy of them                      %8.2f s\n' "$(secs "$t1" "$t2")"
 fi
 
 bench unimport

@@ -53,29 +53,36 @@ extern "C" {
  * vdipool-dir.so is found, so a bare directory always works; so is the ssh
  * backend (a dir tier's layout on another host, reached over SFTP).
  *
- * ===== How a Ceph RBD backend maps onto these operations ===================
+ * ===== How the Ceph RBD backend (plugins/rbd) maps onto these operations ====
  *
  *   open          rados_connect + rados_ioctx_create(cfg->path = RADOS pool);
- *                 params: conf=/etc/ceph/ceph.conf, id=client id, namespace=
- *   base_stage    location = "rbd:<pool>/.import-<name>-<version>" (qemu-img
- *                 convert writes there); stale .import-* images are removed
+ *                 params: conf, id (cephx user), keyring, namespace, timeout
+ *                 (seconds; a down cluster fails in seconds), max_depth (1..16)
+ *   base_stage    location "rbd:<pool>/.import.<name>.<version>.<owner>:id=..:conf=.."
+ *                 (qemu-img convert creates and writes it; raw only)
  *   base_read     rbd_open(staged image or snapshot) + rbd_read (hashing)
- *   base_commit   rbd_metadata_set("vdipool.manifest", text), rbd_snap_create
+ *   base_commit   rbd_metadata_set("vdipool.manifest", text), flatten when the
+ *                 staged image stands on max_depth parents, rbd_snap_create
  *                 "vdipool" + rbd_snap_protect, then rbd_rename to
  *                 "base.<name>.<version>": the rename publishes, like dir's
- *   base_stat     location "rbd:<pool>/base.<name>.<version>@vdipool";
- *                 size = rbd_get_size, mtime = rbd_snap_get_timestamp,
- *                 allocated from rbd_diff_iterate2
+ *   base_stat     location "rbd:<pool>/base.<name>.<version>@vdipool:.."; size,
+ *                 allocation (object map), mtime of the snapshot (0 when staged)
  *   base_manifest rbd_metadata_get("vdipool.manifest")
- *   base_remove   rbd_snap_unprotect (fails while clones exist: a second
- *                 guard), rbd_snap_remove, rbd_remove
+ *   base_remove   only when rbd_list_children3 lists no clone of the snapshot
+ *                 (under clone v2, unprotect and snap_remove pass while clones
+ *                 exist and the snapshot would go to the trash), then unprotect,
+ *                 snap_remove, remove
  *   base_list     rbd_list2, names with the "base." prefix
- *   base_children rbd_list_children3 on the protected snapshot
- *   delta_create  rbd_clone3(base snapshot -> "delta.<pool>.<clone>");
- *                 data disks: rbd_create
+ *   base_children rbd_list_children3 on the snapshot
+ *   delta_create  rbd_clone3(base snapshot -> "delta.<pool>.<clone>") with
+ *                 layering, exclusive-lock, object-map, fast-diff, deep-flatten;
+ *                 flattened under a temporary name first when it would stand on
+ *                 more than max_depth parents; data disks: rbd_create
  *   delta_stat/list  rbd_get_parent gives `backing`
- *   delta_rebase  rbd_clone3 from the new snapshot to a temporary name, then
- *                 rbd_remove the old clone and rbd_rename the new one (swap)
+ *   delta_rebase  rbd_clone3 from the new snapshot to ".rebase-<kind>.<pool>.<clone>.
+ *                 <owner>", then remove the old disk and rename the new one; not
+ *                 atomic: a crash between the two leaves only the temporary, which
+ *                 sweep renames into place
  *   delta_flatten rbd_flatten
  *   capabilities  LINKED_CLONE | REBASE | FLATTEN | SHARED
  */
@@ -214,9 +221,12 @@ typedef struct vp_plugin_ops {
 	/* pool NULL: every pool; both kinds are listed */
 	int (*delta_list)(void *tier, const char *pool, vp_plugin_list_fn fn, void *ctx);
 
-	/* optional (default: VP_ENOTSUP): atomically replace the clone's delta by a
-	 * fresh one on another base; the old content is discarded, because VDI
-	 * clones are disposable and user data lives on data disks */
+	/* optional (default: VP_ENOTSUP): replace the clone's delta by a fresh one
+	 * on another base, so that a crash leaves the old disk or the new one, never
+	 * neither (atomically with a rename on dir; on rbd a cut swap leaves only the
+	 * new disk under its temporary name, which sweep renames into place); the old
+	 * content is discarded, because VDI clones are disposable and user data lives
+	 * on data disks */
 	int (*delta_rebase)(void *tier, const char *pool, const char *clone,
 			    const char *base_location, const char *base_format);
 	/* optional (default: VP_ENOTSUP): make the delta standalone, atomically */

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# test_rbd_faults.sh: RBD tiers when things go wrong, against the throw-away Ceph of
+# scripts/ceph-up.sh: tier combinations that cannot work are refused at validate time (file:line,
+# the reason, nothing changed); bases on a dir tier with data disks on RBD work; a cluster that
+# is down fails in seconds with the reason; kill -9 during import, apply and rollout, then the
+# next run repairs and no staging image, temporary clone or stray snapshot is left.
+set -uo pipefail
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+export VP_CEPH_DIR=${VP_CEPH_DIR:-/tmp/vp-ceph-faults}
+export VP_CEPH_PORT=${VP_CEPH_PORT:-3390}
+CEPH=$VP_CEPH_DIR
+GUEST=${VP_GUEST_DIR:-$BUILD/guest}
+POOL=rf$$
+T=$(mktemp -d /var/tmp/vp-rbd-faults-XXXXXX)
+chmod 755 "$T"
+SPEC=$T/pool.yaml
+R=(rbd -c "$CEPH/ceph.conf" --id vdipool --keyring "$CEPH/client.vdipool.keyring" -p rbd)
+RBD_TIER="{ name: ceph, driver: rbd, pool: rbd, conf: $CEPH/ceph.conf, id: vdipool, keyring: $CEPH/client.vdipool.keyring }"
+
+cleanup() {
+	for s in "$T"/*.yaml; do "$CLI" destroy -q --yes "$s" >/dev/null 2>&1; done
+	fsid=$(awk '/^fsid/ { print $3 }' "$CEPH/ceph.conf" 2>/dev/null)
+	[[ -n $fsid ]] && virsh secret-list | awk -v f="$fsid" '$0 ~ f { print $1 }' |
+		while read -r u; do virsh secret-undefine "$u" >/dev/null 2>&1; done
+	bash "$ROOT/scripts/ceph-down.sh" >/dev/null 2>&1
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+images() { "${R[@]}" ls 2>/dev/null | sort | tr '\n' ' '; }
+parent() { "${R[@]}" info "$1" 2>/dev/null | awk '/parent:/ { print $2 }'; }
+# No staging image, temporary clone, or snapshot other than each base's 'vdipool'.
+clean() {
+	local l snaps
+	l=$("${R[@]}" ls 2>/dev/null)
+	if grep -q '^\.' <<<"$l"; then
+		echo "    left behind: $(grep '^\.' <<<"$l" | tr '\n' ' ')"
+		return 1
+	fi
+	for i in $l; do
+		snaps=$("${R[@]}" snap ls "$i" 2>/dev/null | awk 'NR > 1 { print $2 }' | tr '\n' ' ')
+		case $i in
+		base.*) [[ $snaps == "vdipool " ]] || { echo "    $i has snapshots '$snaps'"; return 1; } ;;
+		*) [[ -z $snaps ]] || { echo "    $i has snapshots '$snaps'"; return 1; } ;;
+		esac
+	done
+	[[ -z $("${R[@]}" trash ls 2>/dev/null) ]] || { echo "    the trash is not empty"; return 1; }
+}
+
+rbd_spec() { # rbd_spec COUNT [BASE_VERSION]
+	cat >"$SPEC" <<EOF
+pool: { name: $POOL }
+base: { name: tiny${2:+, version: "$2"} }
+storage:
+  tiers: [ $RBD_TIER ]
+  state_dir: $T/state
+clones: { count: $1, name: "$POOL-{index}" }
+domain: { template: server, memory: 128M, network: none, start: false }
+rollout: { max_unavailable: 100% }
+EOF
+}
+
+bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
+bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
+out=$(bash "$ROOT/scripts/ceph-up.sh" 2>&1) || { bad "ceph-up.sh: $out"; finish; }
+ok "a throw-away Ceph is up: ${out##*$'\n'}"
+
+echo "== tier combinations that cannot work are refused at validate time"
+cat >"$T/bad1.yaml" <<EOF
+pool: { name: $POOL }
+base: { name: tiny }
+storage:
+  tiers:
+    - { name: fast, driver: dir, path: $T/store }
+    - $RBD_TIER
+  bases: fast
+  deltas: ceph
+clones: { count: 1 }
+EOF
+expect "rbd deltas on dir bases: refused with the reason and the line" 2 "bad1.yaml:8" -- "$CLI" validate "$T/bad1.yaml"
+expect "... naming RBD snapshots as the reason" 2 "RBD" -- "$CLI" validate "$T/bad1.yaml"
+sed -e 's/bases: fast/bases: ceph/' -e 's/deltas: ceph/deltas: fast/' "$T/bad1.yaml" >"$T/bad2.yaml"
+expect "qcow2 deltas on rbd bases: refused" 2 "cannot be backed by an RBD snapshot" -- "$CLI" validate "$T/bad2.yaml"
+expect "apply of it changes nothing" 2 "bad2.yaml" -- "$CLI" apply "$T/bad2.yaml"
+check "nothing was created in the Ceph pool" test -z "$(images)"
+sed -e "s|keyring: $CEPH/client.vdipool.keyring|keyring: relative.keyring|" "$T/bad2.yaml" >"$T/bad3.yaml"
+expect "a relative keyring path: refused with its key" 2 "keyring" -- "$CLI" validate "$T/bad3.yaml"
+
+echo "== bases on a fast dir tier, data disks on RBD"
+cat >"$T/mixed.yaml" <<EOF
+pool: { name: ${POOL}m }
+base: { name: tiny }
+storage:
+  tiers:
+    - { name: fast, driver: dir, path: $T/store }
+    - $RBD_TIER
+  bases: fast
+  deltas: fast
+clones: { count: 2, name: "${POOL}m-{index}" }
+data_disk: { size: 32M, tier: ceph }
+domain: { template: server, memory: 128M, network: none, start: true }
+EOF
+"$CLI" --root "$T/store" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null
+expect "validate accepts it" 0 "" -- "$CLI" validate "$T/mixed.yaml"
+rm -f "$LOGDIR/${POOL}m"-*-serial.log
+expect "apply makes qcow2 deltas on dir and data disks on RBD" 0 "Applied 2 clones" -- "$CLI" apply "$T/mixed.yaml"
+for c in "${POOL}m-1" "${POOL}m-2"; do
+	check "$c's delta is a qcow2 file on the dir tier" test -f "$T/store/deltas/${POOL}m/$c.qcow2" -o -f "$T/store/${POOL}m/$c.qcow2" -o -n "$(find "$T/store" -name "$c.qcow2")"
+	check "$c's data disk is an RBD image of 32 MiB" \
+		bash -c "\"\${@}\" info 'data.${POOL}m.$c' | grep -q 'size 32 MiB'" _ "${R[@]}"
+	xml=$(virsh dumpxml "$c")
+	check "$c: vda is a file, vdb an rbd network disk" \
+		bash -c "grep -q \"<source file=\" <<<\"\$1\" && grep -q \"protocol='rbd' name='rbd/data.${POOL}m.$c'\" <<<\"\$1\"" _ "$xml"
+	check "$c boots with both disks" wait_ready "$c" 1
+done
+check "destroy the mixed pool" "$CLI" destroy -q --yes "$T/mixed.yaml"
+check "its data disks are kept on RBD (user data)" test "$(images | grep -o "data.${POOL}m" | wc -l)" -eq 2
+expect "gc --purge-orphaned-data removes them" 0 "removed" -- \
+	"$CLI" gc "$T/mixed.yaml" --purge-orphaned-data --yes
+check "then no data disk is left" bash -c "! grep -q 'data.${POOL}m' <<<'$(images)'"
+
+echo "== a cluster that is down fails in seconds"
+sed -e 's/^mon host = .*/mon host = [v2:127.0.0.1:9,v1:127.0.0.1:9]/' "$CEPH/ceph.conf" >"$T/down.conf"
+rbd_spec 1
+sed -e "s|conf: $CEPH/ceph.conf|conf: $T/down.conf|" "$SPEC" >"$T/down.yaml"
+t0=$SECONDS
+expect "plan against a down cluster exits 1 with the reason" 1 "cannot connect to the Ceph cluster" -- "$CLI" plan "$T/down.yaml"
+check "... within 30 s ($((SECONDS - t0)) s)" test $((SECONDS - t0)) -lt 30
+t0=$SECONDS
+expect "base list against it too" 1 "cannot connect" -- "$CLI" base list --spec "$T/down.yaml"
+check "... within 30 s ($((SECONDS - t0)) s)" test $((SECONDS - t0)) -lt 30
+
+echo "== kill -9 during an import, then the next import repairs"
+head -c 48M /dev/urandom >"$T/big.raw"
+"$CLI" base import big "$T/big.raw" --version 1 --spec "$SPEC" >/dev/null 2>&1 &
+imp=$!
+for _ in $(seq 200); do grep -q '\.import\.big' <<<"$(images)" && break; sleep 0.05; done
+staged=$(images)
+kill -9 $imp 2>/dev/null
+wait $imp 2>/dev/null
+check "the killed import had a staging image ($staged)" grep -q '\.import\.big' <<<"$staged"
+check "no half-imported version is published" bash -c "! grep -q 'base.big.1' <<<'$(images)'"
+expect "the next import succeeds" 0 "big@1" -- "$CLI" base import big "$T/big.raw" --version 1 --spec "$SPEC"
+check "and leaves no staging image or stray snapshot" clean
+check "the published image has the source's bytes" \
+	cmp <("${R[@]}" export base.big.1@vdipool - 2>/dev/null) "$T/big.raw"
+"$CLI" base rm big@1 --spec "$SPEC" >/dev/null
+check "base rm of an unused version removes image and snapshot" bash -c "! grep -q base.big <<<'$(images)'"
+
+echo "== kill -9 during apply, then apply repairs"
+"$CLI" base import tiny "$GUEST/tiny.raw" --version 1 --spec "$SPEC" >/dev/null
+crash() { # crash NAME COUNT POINT
+	rbd_spec "$2"
+	VDIPOOL_TEST_CRASH_AT=$3 "$CLI" apply -q --parallel 1 "$SPEC" >/dev/null 2>&1
+	local rc=$?
+	check "$1: apply was killed (exit $rc)" test $rc -eq 137
+	expect "$1: next apply converges" 0 "Applied" -- "$CLI" apply "$SPEC"
+	check "$1: $2 clones, each an RBD clone of the base" \
+		test "$(for i in $(seq "$2"); do parent "delta.$POOL.$POOL-$i"; done | grep -c 'rbd/base.tiny.1@vdipool')" -eq "$2"
+	check "$1: nothing left behind" clean
+}
+crash "after a clone, before its domain" 6 "after:create delta:3"
+crash "before a define" 8 "before:define:2"
+crash "after an undefine, before the clone goes" 3 "after:undefine:2"
+
+echo "== kill -9 at random moments of rollouts, then apply repairs"
+"$CLI" base import tiny "$GUEST/tiny.raw" --version 2 --spec "$SPEC" >/dev/null
+rbd_spec 6 1
+"$CLI" apply -q "$SPEC" >/dev/null 2>&1
+kills=0
+for round in 1 2 3 4 5 6; do
+	v=$((round % 2 + 1))
+	rbd_spec 6 "$v"
+	"$CLI" apply -q --parallel 2 "$SPEC" >/dev/null 2>&1 &
+	pid=$!
+	sleep "0.$((RANDOM % 9 + 1))"
+	kill -9 $pid 2>/dev/null && kills=$((kills + 1))
+	wait $pid 2>/dev/null
+	expect "round $round: the next apply converges on v$v" 0 "" -- "$CLI" apply -q "$SPEC"
+	n=$(for i in 1 2 3 4 5 6; do parent "delta.$POOL.$POOL-$i"; done | grep -c "rbd/base.tiny.$v@vdipool")
+	check "round $round: all 6 clones are on v$v ($n)" test "$n" -eq 6
+	check "round $round: nothing left behind" clean
+done
+check "at least 3 rollouts were killed mid-way ($kills)" test "$kills" -ge 3
+check "destroy" "$CLI" destroy -q --yes "$SPEC"
+expect "gc removes both versions" 0 "removed 2" -- "$CLI" gc "$SPEC" --keep 0 --yes
+check "the Ceph pool is empty" test -z "$(images)"
+check "nothing left in the trash" clean
+finish
