@@ -301,6 +301,9 @@ int vp_store_import(vp_store *s, const char *name, const char *version, const ch
 	int fd = -1, rc;
 
 	rc = check_args(s, name, version, fmt, o);
+	/* What killed imports left behind goes first (their staged images hold space). */
+	if (rc == 0)
+		rc = vp_store_sweep(s);
 	if (rc == 0)
 		rc = open_source(s, file, real, fdpath, &fd);
 	if (rc == 0)

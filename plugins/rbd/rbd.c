@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -53,8 +54,21 @@
 
 static const vp_plugin_host *host;
 
+/* One RADOS client per cluster and user, shared by the tiers a process opens on it (a pool has
+ * its bases, deltas and data tiers, each opened more than once): one set of messenger threads
+ * and one monitor session instead of one per handle. */
+struct cluster {
+	char key[2300];   /* conf NUL id NUL keyring NUL timeout, as one string with '\n's */
+	rados_t rados;
+	unsigned refs;
+	struct cluster *next;
+};
+static pthread_mutex_t clusters_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cluster *clusters;
+
 struct rbd_tier {
-	rados_t cluster;
+	struct cluster *cl;
+	rados_t cluster;  /* cl->rados */
 	rados_ioctx_t io;
 	char pool[128];
 	char ns[128];
@@ -477,38 +491,97 @@ static void make_owner(struct rbd_tier *t)
 	snprintf(t->owner, sizeof(t->owner), "%s-%ld", *h ? h : "host", (long)getpid());
 }
 
-static int connect_cluster(struct rbd_tier *t, const vp_tier_config *cfg)
+/* A new client of the cluster, connected. */
+static int new_cluster(rados_t *out, const vp_tier_config *cfg)
 {
 	const char *conf = param(cfg, "conf"), *id = param(cfg, "id");
 	const char *keyring = param(cfg, "keyring"), *timeout = param(cfg, "timeout");
+	rados_t r;
 	int rc;
 
 	if (!timeout)
 		timeout = "10";
-	if ((rc = rados_create(&t->cluster, id)) < 0) {
-		t->cluster = NULL;
+	if ((rc = rados_create(&r, id)) < 0)
 		return ceph_error(rc, "tier '%s': cannot create a RADOS client", cfg->tier);
-	}
-	if ((rc = rados_conf_read_file(t->cluster, conf)) < 0)
-		return ceph_error(rc, "tier '%s': cannot read Ceph configuration '%s'", cfg->tier,
-				  conf ? conf : "(default search path)");
-	if (keyring && (rc = rados_conf_set(t->cluster, "keyring", keyring)) < 0)
-		return ceph_error(rc, "tier '%s': cannot set keyring '%s'", cfg->tier, keyring);
+	if ((rc = rados_conf_read_file(r, conf)) < 0)
+		rc = ceph_error(rc, "tier '%s': cannot read Ceph configuration '%s'", cfg->tier,
+				conf ? conf : "(default search path)");
+	else if (keyring && (rc = rados_conf_set(r, "keyring", keyring)) < 0)
+		rc = ceph_error(rc, "tier '%s': cannot set keyring '%s'", cfg->tier, keyring);
 	/* A down cluster must fail in seconds, not hang in the monitor hunt. */
-	if ((rc = rados_conf_set(t->cluster, "client_mount_timeout", timeout)) < 0 ||
-	    (rc = rados_conf_set(t->cluster, "rados_mon_op_timeout", timeout)) < 0 ||
-	    (rc = rados_conf_set(t->cluster, "rados_osd_op_timeout", "60")) < 0)
-		return ceph_error(rc, "tier '%s': invalid timeout '%s'", cfg->tier, timeout);
-	if ((rc = rados_connect(t->cluster)) < 0)
-		return ceph_error(rc, "tier '%s': cannot connect to the Ceph cluster (conf '%s', "
-				  "client '%s')", cfg->tier, conf ? conf : "default",
-				  id ? id : "admin");
+	else if ((rc = rados_conf_set(r, "client_mount_timeout", timeout)) < 0 ||
+		 (rc = rados_conf_set(r, "rados_mon_op_timeout", timeout)) < 0 ||
+		 (rc = rados_conf_set(r, "rados_osd_op_timeout", "60")) < 0)
+		rc = ceph_error(rc, "tier '%s': invalid timeout '%s'", cfg->tier, timeout);
+	else if ((rc = rados_connect(r)) < 0)
+		rc = ceph_error(rc, "tier '%s': cannot connect to the Ceph cluster (conf '%s', "
+				"client '%s')", cfg->tier, conf ? conf : "default", id ? id : "admin");
+	if (rc < 0) {
+		rados_shutdown(r); /* as Ceph's own connect-failure test does */
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+static int connect_cluster(struct rbd_tier *t, const vp_tier_config *cfg)
+{
+	const char *conf = param(cfg, "conf"), *id = param(cfg, "id");
+	const char *keyring = param(cfg, "keyring"), *timeout = param(cfg, "timeout");
+	char key[sizeof(((struct cluster *)0)->key)];
+	struct cluster *c;
+	int n, rc = 0;
+
+	n = snprintf(key, sizeof(key), "%s\n%s\n%s\n%s", conf ? conf : "", id ? id : "",
+		     keyring ? keyring : "", timeout ? timeout : "");
+	if (n < 0 || (size_t)n >= sizeof(key))
+		return host->error(VP_EINVAL, "tier '%s': conf, id and keyring are too long", cfg->tier);
+	pthread_mutex_lock(&clusters_lock);
+	for (c = clusters; c && strcmp(c->key, key); c = c->next)
+		;
+	if (c) {
+		c->refs++;
+	} else if (!(c = calloc(1, sizeof(*c)))) {
+		rc = host->error(VP_ENOMEM, "out of memory");
+	} else if ((rc = new_cluster(&c->rados, cfg)) < 0) {
+		free(c);
+		c = NULL;
+	} else {
+		snprintf(c->key, sizeof(c->key), "%s", key);
+		c->refs = 1;
+		c->next = clusters;
+		clusters = c;
+	}
+	pthread_mutex_unlock(&clusters_lock);
+	if (rc < 0)
+		return rc;
+	t->cl = c;
+	t->cluster = c->rados;
 	if ((rc = rados_ioctx_create(t->cluster, cfg->path, &t->io)) < 0) {
 		t->io = NULL;
 		return ceph_error(rc, "tier '%s': cannot open RADOS pool '%s'", cfg->tier, cfg->path);
 	}
 	rados_ioctx_set_namespace(t->io, t->ns);
 	return 0;
+}
+
+static void put_cluster(struct cluster *c)
+{
+	struct cluster **pp;
+
+	pthread_mutex_lock(&clusters_lock);
+	if (--c->refs == 0) {
+		for (pp = &clusters; *pp != c; pp = &(*pp)->next)
+			;
+		*pp = c->next;
+	} else {
+		c = NULL;
+	}
+	pthread_mutex_unlock(&clusters_lock);
+	if (c) {
+		rados_shutdown(c->rados);
+		free(c);
+	}
 }
 
 static void rbd_close_tier(void *tier)
@@ -520,8 +593,8 @@ static void rbd_close_tier(void *tier)
 	close_reader(t);
 	if (t->io)
 		rados_ioctx_destroy(t->io);
-	if (t->cluster)
-		rados_shutdown(t->cluster);
+	if (t->cl)
+		put_cluster(t->cl);
 	free(t);
 }
 

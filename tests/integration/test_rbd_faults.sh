@@ -151,6 +151,15 @@ check "base rm of an unused version removes image and snapshot" bash -c "! grep 
 
 echo "== kill -9 during apply, then apply repairs"
 "$CLI" base import tiny "$GUEST/tiny.raw" --version 1 --spec "$SPEC" >/dev/null
+# An import killed again: the next apply (not only the next import) takes its staging image.
+"$CLI" base import big "$T/big.raw" --version 2 --spec "$SPEC" >/dev/null 2>&1 &
+imp=$!
+for _ in $(seq 200); do grep -q '\.import\.big' <<<"$(images)" && break; sleep 0.05; done
+kill -9 $imp 2>/dev/null
+wait $imp 2>/dev/null
+rbd_spec 2
+expect "an apply after a killed import" 0 "Applied 2 clones" -- "$CLI" apply "$SPEC"
+check "took the dead import's staging image" clean
 crash() { # crash NAME COUNT POINT
 	rbd_spec "$2"
 	VDIPOOL_TEST_CRASH_AT=$3 "$CLI" apply -q --parallel 1 "$SPEC" >/dev/null 2>&1
