@@ -24,6 +24,20 @@ record() { # record NAME RC
 	fi
 }
 die() { echo "test.sh: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
+# The failed ctest tests of a build dir and their FAIL lines, kept for the closing summary (a
+# long run's log is often read from its end only).
+details=()
+ctest_failures() { # ctest_failures DIR
+	local list=$1/Testing/Temporary/LastTestsFailed.log log=$1/Testing/Temporary/LastTest.log t
+	[[ -s $list ]] || return 0
+	while IFS=: read -r _ t; do
+		details+=("$1: $t")
+		while IFS= read -r l; do details+=("    $l"); done < <(
+			awk -v t="$t" '$0 ~ "^[0-9]+/[0-9]+ Testing: " t "$" { on = 1; next }
+				on && /^[0-9]+\/[0-9]+ Testing: / { on = 0 }
+				on && /FAIL|Error|error:|Assertion|Segmentation|terminate called/' "$log" | head -15)
+	done <"$list"
+}
 
 step "dependencies"
 bash scripts/deps.sh --tests || die "installing dependencies failed"
@@ -105,13 +119,17 @@ fi
 
 step "integration tests (real qemu-img, real libvirtd + QEMU under TCG)"
 (cd build && ctest -L integration --output-on-failure)
-record "integration tests" $?
+rc=$?
+record "integration tests" $rc
+((rc == 0)) || ctest_failures build
 
 step "integration tests of the threaded paths under ThreadSanitizer (apply, rollout, updates, hosts in parallel)"
 if [[ -x build-tsan/bin/vdipool ]]; then
 	(cd build-tsan && env "${TSAN_ENV[@]}" ctest -L integration -R 'test_pool$|test_rollout|test_pool_update|test_fleet_rebalance' \
 		--output-on-failure)
-	record "tsan integration tests" $?
+	rc=$?
+	record "tsan integration tests" $rc
+	((rc == 0)) || ctest_failures build-tsan
 fi
 
 step "fuzzing (libFuzzer + ASan, ${FUZZ_SECONDS}s per target)"
@@ -123,6 +141,7 @@ fi
 echo
 if ((failed > 0)); then
 	echo "failed steps: ${failures[*]}"
+	((${#details[@]} == 0)) || printf '%s\n' "failed tests:" "${details[@]}"
 fi
 echo "${passed} passed, ${failed} failed"
 ((failed == 0))
