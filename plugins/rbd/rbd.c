@@ -9,7 +9,12 @@
  *   .remove.<name>.<version>.<owner> a base being removed
  *   .rebase-delta.<pool>.<clone>.<owner>  the new disk of a rebase or an overwrite, before
  *   .rebase-data.<pool>.<clone>.<owner>   the swap
+ *   .gone.<image>.<owner>            a disk being removed (renamed away first, so that a removal
+ *                                    killed half-way never leaves a zombie under the disk's name)
  *   .flatten-delta.<pool>.<clone>.<owner> a new delta being flattened, before its rename
+ *   .new-delta.<pool>.<clone>.<owner>, .new-data.<pool>.<clone>.<owner>  a new disk before its
+ *                                    rename (a create killed half-way leaves no wreck under the
+ *                                    disk's name)
  * <owner> is "<host>-<pid>": sweep removes the temporaries of dead processes of this host only
  * (the pool is shared; another host's process cannot be checked from here).
  * Names and pools are [a-z0-9-], so the first dots split them; versions may hold dots.
@@ -225,8 +230,14 @@ static int destroy_image(struct rbd_tier *t, const char *img)
 
 	close_reader(t);
 	rc = rbd_open(t->io, img, &im, NULL);
-	if (rc == -ENOENT)
+	if (rc == -ENOENT) {
+		/* Absent, or half-removed by a killed process (the directory still names it,
+		 * its header is gone): rbd_remove finishes that. */
+		rc = rbd_remove(t->io, img);
+		if (rc < 0 && rc != -ENOENT)
+			return ceph_error(rc, "cannot remove RBD image '%s/%s'", t->pool, img);
 		return 0;
+	}
 	if (rc < 0)
 		return ceph_error(rc, "cannot open RBD image '%s/%s'", t->pool, img);
 	n = rbd_snap_list(im, snaps, &max);
@@ -1129,20 +1140,43 @@ static int make_disk(struct rbd_tier *t, const vp_delta_request *req, const char
 	return clone_base(t, req->base_location, img);
 }
 
-/* Replaces `img` by `tmp`: the old one goes, the new one takes its name. Between
- * the two steps a crash leaves only `tmp`, which sweep renames into place. */
+/* Takes a disk's name away before removing it: a removal killed half-way leaves a half-removed
+ * image in the RBD directory under the name it had, and a disk of that name made later would
+ * stand beside it (two directory entries, one name). Renamed first (one atomic directory op), a
+ * cut removal leaves only ".gone.<img>.<owner>", which sweep removes. Absent disk: VP_ENOENT. */
+static int remove_disk(struct rbd_tier *t, const char *img)
+{
+	char gone[IMG_MAX];
+	int rc;
+
+	if ((rc = fmt_name(gone, ".gone.%s.%s", img, t->owner)) < 0)
+		return rc;
+	if ((rc = rbd_rename(t->io, img, gone)) < 0)
+		return ceph_error(rc, "cannot remove RBD image '%s/%s' (renaming it away)", t->pool, img);
+	if ((rc = destroy_image(t, gone)) < 0)
+		host->debug("rbd: '%s/%s' left for sweep", t->pool, gone);
+	return 0;
+}
+
+/* The new disk `tmp` takes the place of `img`: the old one is renamed away, the new one renamed
+ * in, then the old one removed. Cut between the renames, sweep renames the new one in. */
 static int swap_in(struct rbd_tier *t, const char *tmp, const char *img)
 {
-	int rc = rbd_remove(t->io, img);
+	char gone[IMG_MAX];
+	int rc;
 
-	if (rc < 0 && rc != -ENOENT) {
-		ceph_error(rc, "cannot remove RBD image '%s/%s'", t->pool, img);
+	if ((rc = fmt_name(gone, ".gone.%s.%s", img, t->owner)) < 0)
+		return rc;
+	if ((rc = rbd_rename(t->io, img, gone)) < 0 && rc != -ENOENT) {
+		ceph_error(rc, "cannot replace RBD image '%s/%s' (renaming it away)", t->pool, img);
 		destroy_image(t, tmp);
 		return code_of(rc);
 	}
 	if ((rc = rbd_rename(t->io, tmp, img)) < 0)
 		return ceph_error(rc, "cannot rename '%s/%s' to '%s' (sweep finishes it)", t->pool, tmp,
 				  img);
+	if (destroy_image(t, gone) < 0)
+		host->debug("rbd: '%s/%s' left for sweep", t->pool, gone);
 	return 0;
 }
 
@@ -1238,20 +1272,21 @@ static int rbd_delta_create(void *tier, const vp_delta_request *req, vp_image_in
 		if ((rc = too_deep(t, req->base_location, &deep)) < 0)
 			return rc;
 	}
-	if (!overwrite && !deep) {
-		if ((rc = make_disk(t, req, img)) < 0)
-			return rc == VP_EEXIST ? host->error(VP_EEXIST, "disk '%s/%s' exists already",
-							     req->pool, req->clone) : rc;
-		return check_counted(t, req, img, out);
-	}
-	if (!overwrite && (rc = image_exists(t, img)) != 0)
-		return rc < 0 ? rc : host->error(VP_EEXIST, "disk '%s/%s' exists already", req->pool,
-						 req->clone);
-	if ((rc = fmt_name(tmp, ".%s-%s.%s.%s.%s", overwrite ? "rebase" : "flatten",
+	/* Made under a temporary name and renamed (one atomic directory op): a clone or create
+	 * killed half-way leaves its wreck under ".new-*", which sweep removes, never a broken disk
+	 * under the disk's own name. */
+	if ((rc = fmt_name(tmp, ".%s-%s.%s.%s.%s", overwrite ? "rebase" : deep ? "flatten" : "new",
 			   disk_prefix(req->kind), req->pool, req->clone, t->owner)) < 0 ||
-	    (rc = destroy_image(t, tmp)) < 0 || (rc = make_disk(t, req, tmp)) < 0 ||
+	    /* a wreck of this process's own earlier attempt is in the way: remove it, once */
+	    ((rc = make_disk(t, req, tmp)) == VP_EEXIST &&
+	     ((rc = destroy_image(t, tmp)) < 0 || (rc = make_disk(t, req, tmp)) < 0)) || rc < 0 ||
 	    (rc = flatten_new(t, tmp, deep)) < 0)
 		return rc;
+	if (!overwrite && !deep) {
+		if ((rc = publish_new(t, req, tmp, img)) < 0)
+			return rc;
+		return check_counted(t, req, img, out);
+	}
 	rc = overwrite ? swap_in(t, tmp, img) : publish_new(t, req, tmp, img);
 	return rc < 0 ? rc : stat_disk_image(t, img, out, NULL);
 }
@@ -1264,8 +1299,9 @@ static int rbd_delta_remove(void *tier, int kind, const char *pool, const char *
 
 	if ((rc = disk_image(img, kind, pool, clone)) < 0)
 		return rc;
-	if ((rc = rbd_remove(t->io, img)) < 0)
-		return ceph_error(rc, "cannot remove disk '%s/%s' ('%s/%s')", pool, clone, t->pool, img);
+	if ((rc = remove_disk(t, img)) < 0)
+		return host->error(rc, "cannot remove disk '%s/%s' ('%s/%s')%s", pool, clone, t->pool, img,
+				   rc == VP_ENOENT ? ": there is none" : "");
 	return 0;
 }
 
