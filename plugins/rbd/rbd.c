@@ -72,6 +72,9 @@ static pthread_mutex_t clusters_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cluster *clusters;
 
 struct rbd_tier {
+	/* The plugin is VP_THREAD_MODEL_PARALLEL (librbd is thread-safe, and RBD calls wait on
+	 * the network: apply's workers overlap them); mu guards the mutable state below. */
+	pthread_mutex_t mu;
 	struct cluster *cl;
 	rados_t cluster;  /* cl->rados */
 	rados_ioctx_t io;
@@ -175,12 +178,19 @@ static void location(char *buf, const struct rbd_tier *t, const char *pool, cons
 
 /* ---- images ------------------------------------------------------------------------ */
 
-static void close_reader(struct rbd_tier *t)
+static void close_reader_locked(struct rbd_tier *t)
 {
 	if (t->rd)
 		rbd_close(t->rd);
 	t->rd = NULL;
 	t->rd_name[0] = '\0';
+}
+
+static void close_reader(struct rbd_tier *t)
+{
+	pthread_mutex_lock(&t->mu);
+	close_reader_locked(t);
+	pthread_mutex_unlock(&t->mu);
 }
 
 static int open_image(struct rbd_tier *t, const char *img, const char *snap, bool ro,
@@ -606,6 +616,7 @@ static void rbd_close_tier(void *tier)
 		rados_ioctx_destroy(t->io);
 	if (t->cl)
 		put_cluster(t->cl);
+	pthread_mutex_destroy(&t->mu);
 	free(t);
 }
 
@@ -628,6 +639,7 @@ static int rbd_open_tier(const vp_tier_config *cfg, void **tier)
 		return rc;
 	if (!(t = calloc(1, sizeof(*t))))
 		return host->error(VP_ENOMEM, "out of memory");
+	pthread_mutex_init(&t->mu, NULL);
 	snprintf(t->pool, sizeof(t->pool), "%s", cfg->path);
 	t->max_depth = depth;
 	snprintf(t->ns, sizeof(t->ns), "%s", ns ? ns : "");
@@ -635,6 +647,7 @@ static int rbd_open_tier(const vp_tier_config *cfg, void **tier)
 		     conf ? ":conf=" : "", conf ? conf : "", keyring ? ":keyring=" : "",
 		     keyring ? keyring : "");
 	if (n < 0 || (size_t)n >= sizeof(t->opts)) {
+		pthread_mutex_destroy(&t->mu);
 		free(t);
 		return host->error(VP_EINVAL, "tier '%s': conf, id and keyring are too long", cfg->tier);
 	}
@@ -738,10 +751,9 @@ static int rbd_base_abort(void *tier, const char *name, const char *version)
 	return rc < 0 ? rc : destroy_image(t, stage);
 }
 
-static int rbd_base_read(void *tier, const char *name, const char *version, int staged, void *buf,
-			 size_t len, uint64_t offset, size_t *got)
+static int base_read_locked(struct rbd_tier *t, const char *name, const char *version, int staged,
+			    void *buf, size_t len, uint64_t offset, size_t *got)
 {
-	struct rbd_tier *t = tier;
 	char img[IMG_MAX];
 	uint64_t size;
 	ssize_t r;
@@ -751,7 +763,7 @@ static int rbd_base_read(void *tier, const char *name, const char *version, int 
 	if ((rc = base_image(img, name, version, staged ? "import" : "base", t)) < 0)
 		return rc;
 	if (strcmp(t->rd_name, img)) {
-		close_reader(t);
+		close_reader_locked(t);
 		if ((rc = open_image(t, img, staged ? NULL : SNAP, true, &t->rd)) < 0)
 			return rc;
 		snprintf(t->rd_name, sizeof(t->rd_name), "%s", img);
@@ -768,6 +780,18 @@ static int rbd_base_read(void *tier, const char *name, const char *version, int 
 		return ceph_error((int)r, "cannot read '%s/%s' at %" PRIu64, t->pool, img, offset);
 	*got = (size_t)r;
 	return 0;
+}
+
+static int rbd_base_read(void *tier, const char *name, const char *version, int staged, void *buf,
+			 size_t len, uint64_t offset, size_t *got)
+{
+	struct rbd_tier *t = tier;
+	int rc;
+
+	pthread_mutex_lock(&t->mu);
+	rc = base_read_locked(t, name, version, staged, buf, len, offset, got);
+	pthread_mutex_unlock(&t->mu);
+	return rc;
 }
 
 static int rbd_base_stat(void *tier, const char *name, const char *version, int staged,
@@ -1188,39 +1212,45 @@ static int swap_in(struct rbd_tier *t, const char *tmp, const char *img)
 static int too_deep(struct rbd_tier *t, const char *base_location, bool *deep)
 {
 	char pool[128], ns[128], image[IMG_MAX], snap[128];
-	int rc;
+	int rc = 0;
 
 	*deep = false;
+	pthread_mutex_lock(&t->mu);
 	if (strcmp(t->chain_loc, base_location)) {
 		t->chain_loc[0] = '\0';
-		if ((rc = parse_base_location(base_location, pool, ns, image, snap)) < 0 ||
+		if ((rc = parse_base_location(base_location, pool, ns, image, snap)) == 0 &&
 		    (rc = chain_depth(t, pool, ns, image, snap, t->max_depth, &t->chain_depth,
-				      t->chain_id)) < 0)
-			return rc;
-		snprintf(t->chain_loc, sizeof(t->chain_loc), "%s", base_location);
+				      t->chain_id)) == 0)
+			snprintf(t->chain_loc, sizeof(t->chain_loc), "%s", base_location);
 	}
-	if (t->chain_depth + 1 > t->max_depth) {
+	if (rc == 0 && t->chain_depth + 1 > t->max_depth) {
 		host->debug("rbd: a clone of '%s' would stand on %d parents or more (max_depth %d)",
 			    base_location, t->chain_depth + 1, t->max_depth);
 		*deep = true;
 	}
-	return 0;
+	pthread_mutex_unlock(&t->mu);
+	return rc;
 }
 
-/* The new delta `img` (made straight under its name, on a counted chain) stands on the image
- * that was counted; else that base was replaced since: count again, flatten it if too deep. */
+/* The new delta `img` (made on a counted chain) stands on the image that was counted; else that
+ * base was replaced since: count again, flatten it if too deep. */
 static int check_counted(struct rbd_tier *t, const vp_delta_request *req, const char *img,
 			 vp_image_info *out)
 {
 	char parent_id[64];
-	bool deep;
+	bool deep, same;
 	int rc;
 
-	if ((rc = stat_disk_image(t, img, out, parent_id)) < 0 || req->kind != VP_DISK_DELTA ||
-	    !strcmp(parent_id, t->chain_id))
+	if ((rc = stat_disk_image(t, img, out, parent_id)) < 0 || req->kind != VP_DISK_DELTA)
 		return rc;
+	pthread_mutex_lock(&t->mu);
+	same = !strcmp(parent_id, t->chain_id);
+	if (!same)
+		t->chain_loc[0] = '\0';
+	pthread_mutex_unlock(&t->mu);
+	if (same)
+		return 0;
 	host->debug("rbd: base '%s' was replaced since its chain was counted", req->base_location);
-	t->chain_loc[0] = '\0';
 	if ((rc = too_deep(t, req->base_location, &deep)) < 0 || !deep)
 		return rc;
 	if ((rc = flatten_image(t, img)) < 0)
@@ -1387,6 +1417,7 @@ static vp_plugin_ops rbd_ops = {
 	.version = "0.1",
 	.description = "bases as protected RBD snapshots and deltas as RBD clones in a Ceph pool",
 	.capabilities = VP_CAP_LINKED_CLONE | VP_CAP_REBASE | VP_CAP_FLATTEN | VP_CAP_SHARED,
+	.thread_model = VP_THREAD_MODEL_PARALLEL, /* see struct rbd_tier's mu */
 	.load = rbd_load,
 	.open = rbd_open_tier,
 	.close = rbd_close_tier,
@@ -1405,7 +1436,6 @@ static vp_plugin_ops rbd_ops = {
 	.delta_rebase = rbd_delta_rebase,
 	.delta_flatten = rbd_delta_flatten,
 	.base_children = rbd_base_children,
-	.thread_model = VP_THREAD_MODEL_SERIALIZE_REQUESTS, /* the reader image is per tier */
 	.sweep = rbd_sweep,
 };
 
