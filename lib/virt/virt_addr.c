@@ -108,9 +108,11 @@ int vp_virt_addresses(vp_virt *v, const char *name, vp_virt_addr **out, size_t *
 		rc = virt_addrs_collect(&list, &n, ifaces, (size_t)nif, false);
 	free_ifaces(ifaces, nif);
 	ifaces = NULL;
-	/* Then the guest agent, whose errors (no agent, not connected, not running yet) mean
-	 * only that it has nothing to add. */
-	if (rc == 0) {
+	/* Then, when no lease names it (a bridge, a static address), the guest agent, whose errors
+	 * (no agent, not connected, not running yet) mean only that it has nothing to say. Not
+	 * asked otherwise: an agent channel whose agent does not answer costs libvirt's agent
+	 * timeout per call, and status asks for every running clone. */
+	if (rc == 0 && n == 0) {
 		nif = virDomainInterfaceAddresses(dom, &ifaces, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0);
 		if (nif > 0)
 			rc = virt_addrs_collect(&list, &n, ifaces, (size_t)nif, true);

@@ -211,8 +211,7 @@ static void test_addresses_test_driver(void)
 	CU_ASSERT_PTR_NULL(list);
 	CU_ASSERT_EQUAL(n, 0);
 	CU_ASSERT_EQUAL(vp_virt_addresses(v, "no-such-domain", &list, &n), VP_ENOENT);
-	/* The driver's running domain 'test' has one NIC with a made-up lease (the agent's
-	 * answer is the same address: listed once). */
+	/* The driver's running domain 'test' has one NIC with a made-up lease. */
 	CU_ASSERT_EQUAL_FATAL(vp_virt_addresses(v, "test", &list, &n), 0);
 	CU_ASSERT_EQUAL_FATAL(n, 1);
 	VP_ASSERT_STR_EQ(list[0].addr, "192.168.122.3");

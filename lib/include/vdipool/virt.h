@@ -120,8 +120,9 @@ typedef struct vp_virt_addr {
 } vp_virt_addr;
 
 /* The addresses of a domain: the DHCP leases of the libvirt networks it is on
- * (VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE), then what the QEMU guest agent
- * reports (_SRC_AGENT; its errors are ignored: most guests run none), each
+ * (VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE), else, when they name none, what
+ * the QEMU guest agent reports (_SRC_AGENT; its errors are ignored: most
+ * guests run none), each
  * address once, IPv4 before IPv6, loopback and link-local left out. A domain
  * that does not run has none (0, count 0). VP_ENOENT for no such domain.
  * *out is the caller's: free(). */
