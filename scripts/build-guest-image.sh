@@ -8,8 +8,10 @@ RECIPE_VERSION=2
 KERNEL_META_PKG=linux-image-cloud-amd64
 BUSYBOX_PKG=busybox-static
 # Load order matters: each module needs the ones before it. button+evdev are optional (ACPI
-# power button -> graceful shutdown); the virtio ones are required.
-MODULES_REQUIRED=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk)
+# power button -> graceful shutdown); the virtio ones are required, virtio_net (with failover and
+# net_failover, which it needs) for the network: the guest asks DHCP for an address (udhcpc).
+MODULES_REQUIRED=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk
+	failover net_failover virtio_net)
 MODULES_OPTIONAL=(button evdev)
 MIB=$((1024 * 1024))
 # Disk layout (docs/guest-image.md): MBR (syslinux mbr.bin + one active partition), the FAT16 boot
@@ -80,7 +82,7 @@ if [ -n "$MARKER" ]; then
 	[ "${#MARKER}" -le 500 ] || die "--marker is longer than 500 characters"
 	[[ "$MARKER" == VDIPOOL-BASE* ]] || log "warning: marker does not start with 'VDIPOOL-BASE'; the guest will report '(none)'"
 fi
-for f in init acpi-power; do
+for f in init acpi-power udhcpc.script; do
 	[ -f "$GUEST_SRC/$f" ] || die "missing guest source file $GUEST_SRC/$f"
 done
 if ! grep -qx "BASE_SECTOR=$((BASE_OFFSET / 512)) .*" "$GUEST_SRC/init" \
@@ -177,6 +179,7 @@ inputs_text() {
 	echo "builder=$(sha256sum < "$HERE/build-guest-image.sh" | cut -c1-64)"
 	echo "init=$(sha256sum < "$GUEST_SRC/init" | cut -c1-64)"
 	echo "acpi=$(sha256sum < "$GUEST_SRC/acpi-power" | cut -c1-64)"
+	echo "udhcpc=$(sha256sum < "$GUEST_SRC/udhcpc.script" | cut -c1-64)"
 }
 MARKER_OPT=$MARKER
 compute_inputs() {
@@ -314,13 +317,14 @@ BUSYBOX=$WORK/busybox/bin/busybox
 
 # initramfs tree
 R=$WORK/initramfs
-mkdir -p "$R"/{bin,dev,proc,sys,tmp,etc/acpi/PWRF,lib/modules}
+mkdir -p "$R"/{bin,dev,proc,sys,tmp,etc/acpi/PWRF,lib/modules,usr/share/udhcpc}
 cp "$BUSYBOX" "$R/bin/busybox"
 for applet in $("$BUSYBOX" --list); do
 	[ "$applet" = busybox ] || ln -s busybox "$R/bin/$applet"
 done
 install -m 0755 "$GUEST_SRC/init" "$R/init"
 install -m 0755 "$GUEST_SRC/acpi-power" "$R/etc/acpi/PWRF/00000080"
+install -m 0755 "$GUEST_SRC/udhcpc.script" "$R/usr/share/udhcpc/default.script"
 
 # add_module NAME REQUIRED(0|1): copy NAME.ko (decompressed: busybox insmod reads plain .ko only)
 add_module() {

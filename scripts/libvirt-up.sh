@@ -20,8 +20,9 @@
 #   (root:kvm 0660; libvirt-qemu is in group kvm) is applied then, and said. VP_KEEP_DEV_KVM=1
 #   leaves it alone. vdipool itself never trusts /dev/kvm: `domain.accel: auto` probes a guest.
 #
-# Network: libvirt's `default` NAT network (virbr0 + dnsmasq) is started when it exists and is
-# inactive (best effort: a warning, not an error, if the host forbids bridges/iptables);
+# Network: libvirt's `default` NAT network (virbr0 + dnsmasq DHCP, 192.168.122.0/24) is defined from
+# libvirt's standard XML when missing, and started when inactive (best effort: a warning, not an
+# error, if the host forbids bridges/iptables); guests need it for an address (apply --wait ready);
 # libvirt-down.sh stops it again only if this script started it. Pass --no-network to skip.
 #
 # Env: VP_LIBVIRT_URI (qemu:///system), VP_LIBVIRT_RUN_DIR, VP_LIBVIRT_TIMEOUT (seconds, 30),
@@ -232,6 +233,37 @@ smoke_and_repair() {
 	log "smoke test passed: a QEMU (TCG) domain starts"
 }
 
+# define_default_network: libvirt's stock `default` NAT network (what libvirt-daemon-config-network
+# installs as /usr/share/libvirt/networks/default.xml, or the same XML written here), defined when a
+# machine lacks it, so guests get DHCP leases on 192.168.122.0/24 (apply --wait ready needs them).
+define_default_network() {
+	local xml=/usr/share/libvirt/networks/default.xml tmp= out rc=0
+	if [ ! -f "$xml" ]; then
+		tmp=$(mktemp /tmp/vp-net-default-XXXXXX.xml)
+		cat >"$tmp" <<'EOF'
+<network>
+  <name>default</name>
+  <forward mode='nat'/>
+  <bridge name='virbr0' stp='on' delay='0'/>
+  <ip address='192.168.122.1' netmask='255.255.255.0'>
+    <dhcp>
+      <range start='192.168.122.2' end='192.168.122.254'/>
+    </dhcp>
+  </ip>
+</network>
+EOF
+		xml=$tmp
+	fi
+	if out=$(timeout 30 virsh -c "$URI" net-define "$xml" 2>&1); then
+		log "defined libvirt's standard network 'default' (192.168.122.0/24, NAT, DHCP) from $xml"
+	else
+		log "warning: no libvirt network 'default' and defining it failed (guests get no address): $out"
+		rc=1
+	fi
+	[ -z "$tmp" ] || rm -f "$tmp"
+	return $rc
+}
+
 start_network() {
 	[ "$WANT_NETWORK" = 1 ] || return 0
 	local state
@@ -239,7 +271,7 @@ start_network() {
 	case "$state" in
 		yes) return 0 ;;
 		no) ;;
-		*) log "no libvirt network 'default' defined; domains must use no network or user-mode networking"; return 0 ;;
+		*) define_default_network || return 0 ;;
 	esac
 	local out
 	if out=$(timeout 30 virsh -c "$URI" net-start default 2>&1); then

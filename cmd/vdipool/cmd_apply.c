@@ -1,8 +1,11 @@
-/* cmd_apply.c: `vdipool apply`: make the pool match its spec. */
+/* cmd_apply.c: `vdipool apply`: make the pool match its spec, and optionally wait until it is ready. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "pool_cli.h"
 
 const char cmd_apply_help[] =
-	"usage: vdipool apply [--parallel N] [--wait] POOL.yaml\n"
+	"usage: vdipool apply [--parallel N] [--wait] [--wait ready [--timeout D]] POOL.yaml\n"
 	"\n"
 	"Create, repair, start, stop and remove clones until the pool matches its spec.\n"
 	"The plan is printed first. A second apply with nothing to do changes nothing\n"
@@ -16,41 +19,192 @@ const char cmd_apply_help[] =
 	"reached is reported and its clones are left alone (never made elsewhere);\n"
 	"the rest of the pool is applied and apply exits 1 naming the host.\n"
 	"\n"
+	"--wait ready: after the apply, wait until every clone the spec wants running\n"
+	"(domain.start: true) is ready: its domain runs, it has an address (the DHCP\n"
+	"lease of its libvirt network, else the guest agent's), and the spec's\n"
+	"readiness.command exits 0 (run on this machine with VDIPOOL_CLONE and\n"
+	"VDIPOOL_ADDRESS set; no command: running with an address is ready). Clones are\n"
+	"looked at again with a growing pause (0.5 s to 5 s). Exit 0 when all are ready;\n"
+	"exit 1 at the timeout, naming each clone that is not and why (not running, no\n"
+	"address, or the check's output). A pool with domain.network: none can never\n"
+	"have addresses: refused at once (exit 2), before anything changes.\n"
+	"\n"
 	"Options:\n"
 	"  --parallel N   clones worked on at once (default 8)\n"
 	"  --wait         wait for a concurrent apply on the same pool instead of failing\n"
+	"  --wait ready   then wait until every clone is ready (also --wait=ready)\n"
+	"  --timeout D    how long --wait ready waits: 90, 30s, 5m, 1h30m (default 10m)\n"
 	"\n"
-	"Example:\n"
-	"  vdipool apply examples/quickstart.yaml\n";
+	"Examples:\n"
+	"  vdipool apply examples/quickstart.yaml\n"
+	"  vdipool apply -v --wait ready --timeout 5m examples/quickstart.yaml\n";
+
+enum { OPT_TIMEOUT = 0x380 };
+
+typedef struct apply_args {
+	vp_apply_opts ao;
+	bool wait_ready;
+	long timeout;      /* seconds; -1: not given */
+	int argc;
+	char **argv;
+} apply_args;
+
+static int apply_opt(cli *c, int o, const char *arg, void *ctx)
+{
+	apply_args *a = ctx;
+
+	switch (o) {
+	case POOL_OPT_WAIT:
+		if (arg) {
+			if (strcmp(arg, "ready") != 0)
+				return cli_usage_error(c, "--wait=%s: the only thing to wait for is 'ready'", arg);
+			a->wait_ready = true;
+		} else if (optind < a->argc && !strcmp(a->argv[optind], "ready")) {
+			optind++; /* `--wait ready`: the word belongs to the option */
+			a->wait_ready = true;
+		} else {
+			a->ao.wait_lock = true;
+		}
+		return 0;
+	case OPT_TIMEOUT:
+		a->timeout = (long)vp_spec_parse_duration(arg);
+		if (a->timeout < 1)
+			return cli_usage_error(c, "--timeout: expected a duration like '90', '30s', '10m' or "
+					       "'1h30m' (at least 1s), got '%s'", arg);
+		return 0;
+	default:
+		return pool_cli_apply_opt(c, o, arg, &a->ao);
+	}
+}
+
+typedef struct ready_progress {
+	cli *c;
+	bool bar;          /* a line redrawn on the terminal is showing */
+} ready_progress;
+
+static void ready_progress_fn(void *ctx, const vp_ready_clone *rc, size_t ready, size_t total)
+{
+	ready_progress *rp = ctx;
+	cli *c = rp->c;
+
+	if (c->quiet)
+		return;
+	if (rc && c->verbose) {
+		if (rp->bar)
+			fputs("\r\033[K", stderr);
+		rp->bar = false;
+		fprintf(stderr, "ready: %s on %s at %s after %.1f s (%zu/%zu)\n", rc->name, rc->host, rc->address,
+			rc->seconds, ready, total);
+	}
+	if (!rc && c->interactive) {
+		int width = 30, fill = total ? (int)((double)ready / (double)total * width) : width;
+
+		fprintf(stderr, "\r\033[K[%.*s%.*s] %zu/%zu ready", fill, "##############################",
+			width - fill, "..............................", ready, total);
+		rp->bar = true;
+	}
+}
+
+/* After the apply: until every clone is ready or the timeout; the exit code. */
+static int wait_ready(cli *c, const vp_spec *spec, vp_fleet *fleet, long timeout)
+{
+	ready_progress rp = { .c = c };
+	vp_ready_opts ro = { .timeout = (double)timeout, .progress = ready_progress_fn, .ctx = &rp };
+	vp_ready_report *r = NULL;
+	int rc, code;
+
+	if (!c->quiet && c->output == CLI_OUT_TABLE && spec->domain.start)
+		printf("Waiting up to %lds for %u clone%s to be ready...\n", timeout, spec->clones.count,
+		       spec->clones.count == 1 ? "" : "s");
+	rc = vp_fleet_wait_ready(fleet, &ro, &r);
+	if (rp.bar)
+		fputc('\n', stderr);
+	if (rc < 0 && (!r || rc != VP_EIO)) {
+		code = cli_fail(c, rc);
+		goto out;
+	}
+	if (c->output == CLI_OUT_JSON) {
+		vp_buf b = VP_BUF_INIT;
+
+		vp_buf_printf(&b, "{\"ready\":%zu,\"clones\":%zu,\"seconds\":%.1f,\"not_ready\":[", r->ready, r->count,
+			      r->seconds);
+		for (size_t i = 0, k = 0; i < r->count; i++) {
+			if (r->clones[i].state == VP_READY_YES)
+				continue;
+			vp_buf_puts(&b, k++ ? ",{\"name\":" : "{\"name\":");
+			vp_buf_json_str(&b, r->clones[i].name);
+			vp_buf_puts(&b, ",\"state\":");
+			vp_buf_json_str(&b, vp_ready_state_name(r->clones[i].state));
+			vp_buf_puts(&b, ",\"why\":");
+			vp_buf_json_str(&b, r->clones[i].why);
+			vp_buf_puts(&b, "}");
+		}
+		vp_buf_puts(&b, "]}\n");
+		fputs(vp_buf_cstr(&b), stdout);
+		vp_buf_release(&b);
+	} else if (!c->quiet && rc == 0) {
+		printf("Ready: %zu of %zu clones in %.1f s\n", r->ready, r->count, r->seconds);
+	}
+	if (rc == 0) {
+		code = VP_EXIT_OK;
+		goto out;
+	}
+	fprintf(stderr, "vdipool apply: %zu of %zu clones not ready after %lds:\n", r->count - r->ready, r->count,
+		timeout);
+	for (size_t i = 0; i < r->count; i++)
+		if (r->clones[i].state != VP_READY_YES)
+			fprintf(stderr, "  %s: %s: %s\n", r->clones[i].name, vp_ready_state_name(r->clones[i].state),
+				r->clones[i].why);
+	code = VP_EXIT_FAIL;
+out:
+	vp_ready_report_free(r);
+	return code;
+}
 
 int cmd_apply(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
-		POOL_CLI_APPLY_LONGOPTS,
+		{ "parallel", required_argument, NULL, POOL_OPT_PARALLEL },
+		{ "wait", optional_argument, NULL, POOL_OPT_WAIT },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ 0 },
 	};
-	vp_apply_opts ao = { 0 };
+	apply_args a = { .timeout = -1, .argc = argc, .argv = argv };
 	vp_spec *spec = NULL;
 	vp_fleet *fleet = NULL;
 	double t0 = vp_now();
 	int idx, code;
 
-	CLI_PARSE(idx, c, argc, argv, NULL, lo, pool_cli_apply_opt, &ao);
+	CLI_PARSE(idx, c, argc, argv, NULL, lo, apply_opt, &a);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
-	if ((code = fleet_cli_open(c, argv[idx], ao.wait_lock ? POOL_CLI_LOCK_WAIT : POOL_CLI_LOCK, true,
+	if (a.timeout >= 0 && !a.wait_ready)
+		return cli_usage_error(c, "--timeout goes with --wait ready");
+	if (a.timeout < 0)
+		a.timeout = 600;
+	if ((code = fleet_cli_open(c, argv[idx], a.ao.wait_lock ? POOL_CLI_LOCK_WAIT : POOL_CLI_LOCK, true,
 				   -1, true, &spec, &fleet)) != 0)
 		return code;
+	if (a.wait_ready && !spec->domain.network) {
+		/* Refused before anything changes: such clones can never be ready. */
+		fprintf(stderr, "vdipool apply: --wait ready: pool '%s' has domain.network: none, so its clones "
+				"have no interface and can never get an address (a clone is ready only with one); "
+				"nothing was changed\n", spec->pool);
+		code = VP_EXIT_USAGE;
+		goto out;
+	}
 	if (!vp_fleet_has_changes(fleet) && !vp_fleet_unreachable(fleet) && !vp_fleet_unplaced_count(fleet)) {
 		if (!c->quiet)
 			printf("Pool '%s' matches its spec (%u clones of %s): nothing to do.\n", spec->pool,
 			       spec->clones.count, vp_fleet_base_ref(fleet));
 		code = VP_EXIT_OK;
-		goto out;
+	} else {
+		if (!c->quiet && c->output == CLI_OUT_TABLE)
+			fleet_cli_print_plan(c, spec, fleet);
+		code = fleet_cli_run(c, fleet, &a.ao, "Applied", t0);
 	}
-	if (!c->quiet && c->output == CLI_OUT_TABLE)
-		fleet_cli_print_plan(c, spec, fleet);
-	code = fleet_cli_run(c, fleet, &ao, "Applied", t0);
+	if (code == VP_EXIT_OK && a.wait_ready)
+		code = wait_ready(c, spec, fleet, a.timeout);
 out:
 	vp_fleet_free(fleet);
 	vp_spec_free(spec);

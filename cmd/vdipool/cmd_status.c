@@ -1,6 +1,8 @@
 /* cmd_status.c: `vdipool status`: the pool's clones, states, versions and space. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "pool_cli.h"
 #include "util/util.h"
@@ -11,8 +13,57 @@ const char cmd_status_help[] =
 	"Show each clone (host, state, base@version, delta bytes on disk, backing-chain\n"
 	"depth) and the pool totals: clones by state, space used against full copies.\n"
 	"\n"
+	"With -o json each clone also has: addresses (its IPs: the DHCP lease of its\n"
+	"libvirt network, else the guest agent's; IPv4 first; [] when not running),\n"
+	"since (ISO 8601 UTC, when its QEMU was started, as the system libvirt daemon of\n"
+	"this machine records it; null when shut off or on another host), ready (true\n"
+	"when it runs, has an address and the spec's readiness.command passes, run once\n"
+	"now on this machine) and ready_why (why not, else null).\n"
+	"\n"
 	"Example:\n"
-	"  vdipool status -o json examples/quickstart.yaml\n";
+	"  vdipool status -o json examples/quickstart.yaml\n"
+	"  vdipool status -o json pool.yaml | jq -r '.clones[] | [.name, .addresses[0]] | @tsv'\n";
+
+/* The keys readiness added to each clone: its addresses, since when it runs and whether it is
+ * ready (one look: running, an address, readiness.command once). */
+static void json_live(vp_buf *b, vp_pool *pool, const vp_clone_status *c)
+{
+	vp_ready_clone r;
+	char when[40];
+
+	vp_buf_puts(b, ",\"addresses\":[");
+	for (size_t i = 0; i < c->naddrs; i++) {
+		if (i)
+			vp_buf_puts(b, ",");
+		vp_buf_json_str(b, c->addrs[i]);
+	}
+	vp_buf_puts(b, "],\"since\":");
+	if (c->since > 0) {
+		time_t t = (time_t)c->since;
+		struct tm tm;
+
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+		vp_buf_json_str(b, when);
+	} else {
+		vp_buf_puts(b, "null");
+	}
+	if (strcmp(c->state, "running") != 0 || !c->naddrs) {
+		vp_buf_printf(b, ",\"ready\":false,\"ready_why\":");
+		vp_buf_json_str(b, strcmp(c->state, "running") ? "not running" : "no address");
+		return;
+	}
+	if (vp_pool_ready_check(pool, c->name, &r) < 0) {
+		vp_buf_printf(b, ",\"ready\":false,\"ready_why\":");
+		vp_buf_json_str(b, vp_error_last()->message);
+		vp_error_clear();
+		return;
+	}
+	vp_buf_printf(b, ",\"ready\":%s,\"ready_why\":", r.state == VP_READY_YES ? "true" : "false");
+	if (r.state == VP_READY_YES)
+		vp_buf_puts(b, "null");
+	else
+		vp_buf_json_str(b, r.why);
+}
 
 static void print_json(const vp_spec *spec, vp_pool *pool, const vp_pool_status *st)
 {
@@ -37,8 +88,10 @@ static void print_json(const vp_spec *spec, vp_pool *pool, const vp_pool_status 
 		vp_buf_json_str(&b, c->state);
 		vp_buf_puts(&b, ",\"base\":");
 		vp_buf_json_str(&b, c->base);
-		vp_buf_printf(&b, ",\"delta_bytes\":%llu,\"data_bytes\":%llu,\"chain_depth\":%u}",
+		vp_buf_printf(&b, ",\"delta_bytes\":%llu,\"data_bytes\":%llu,\"chain_depth\":%u",
 			      (unsigned long long)c->delta_bytes, (unsigned long long)c->data_bytes, c->chain_depth);
+		json_live(&b, pool, c);
+		vp_buf_puts(&b, "}");
 	}
 	vp_buf_puts(&b, "]}\n");
 	fputs(vp_buf_cstr(&b), stdout);
@@ -105,9 +158,11 @@ static void print_fleet(cli *c, const vp_spec *spec, vp_fleet *f, vp_pool_status
 				vp_buf_json_str(&b, cs->state);
 				vp_buf_puts(&b, ",\"base\":");
 				vp_buf_json_str(&b, cs->base);
-				vp_buf_printf(&b, ",\"delta_bytes\":%llu,\"data_bytes\":%llu}",
+				vp_buf_printf(&b, ",\"delta_bytes\":%llu,\"data_bytes\":%llu",
 					      (unsigned long long)cs->delta_bytes,
 					      (unsigned long long)cs->data_bytes);
+				json_live(&b, vp_fleet_host_at(f, i)->pool, cs);
+				vp_buf_puts(&b, "}");
 			}
 			vp_buf_puts(&b, "]}");
 		}

@@ -160,6 +160,11 @@ int pool_rollback_clear(vp_pool *p);
 /* Each wanted clone's target while rolling back (p->rollback_from set). */
 int pool_rollback_targets(vp_pool *p);
 
+/* rollout.c: one run of a check command (rollout.health, readiness) with env added, killed
+ * with its process group after timeout seconds: 0 passed, 1 failed (tail: the end of its
+ * stderr, else stdout, or how it ended), <0 it could not be run. */
+int pool_run_check(const vp_spec_health *h, const char *const *env, double timeout, char *tail, size_t len);
+
 /* rollout.c: waves 1..n of a plan, each behind the health gate. */
 int pool_rollout(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, const vp_exec_ops *ops,
 		 apply_ctx *ctx, const vp_exec_opts *eo, vp_exec_result *res);

@@ -10,6 +10,38 @@
 #include "util/fs.h"
 #include "util/run.h"
 
+int pool_run_check(const vp_spec_health *h, const char *const *env, double timeout, char *tail, size_t len)
+{
+	vp_run_opts ro = { .env = env, .timeout = timeout < 0.1 ? 0.1 : timeout };
+	vp_run_result res;
+	const char *text;
+	size_t n;
+	bool ok;
+
+	if (vp_run((const char *const *)h->argv, &ro, &res) < 0)
+		return VP_EIO;
+	ok = !res.signal && res.exit_code == 0;
+	if (!ok && tail && len) {
+		/* The end of what it said (stderr, else stdout): where the reason usually is. */
+		text = vp_buf_cstr(&res.err);
+		if (!*text)
+			text = vp_buf_cstr(&res.out);
+		n = strlen(text);
+		while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
+			n--;
+		if (res.signal)
+			snprintf(tail, len, "killed (timeout after %.0fs)", ro.timeout);
+		else if (!n)
+			snprintf(tail, len, "exit %d, no output", res.exit_code);
+		else if (n < len)
+			snprintf(tail, len, "%.*s", (int)n, text);
+		else
+			snprintf(tail, len, "...%.*s", (int)(len - 4), text + n - (len - 4));
+	}
+	vp_run_result_release(&res);
+	return ok ? 0 : 1;
+}
+
 /* Runs the spec's health command for one clone until it passes or time is up. */
 static int health_check(vp_pool *p, const vp_plan_item *it, const char *uuid, unsigned wave)
 {
@@ -24,28 +56,14 @@ static int health_check(vp_pool *p, const vp_plan_item *it, const char *uuid, un
 	snprintf(env_pool, sizeof(env_pool), "VDIPOOL_POOL=%s", p->spec->pool);
 	snprintf(env_wave, sizeof(env_wave), "VDIPOOL_WAVE=%u", wave);
 	for (;;) {
-		vp_run_opts ro = { .env = env, .timeout = deadline - vp_now() };
-		vp_run_result res;
-		bool ok;
+		int rc = pool_run_check(h, env, deadline - vp_now(), last, sizeof(last));
 
-		if (ro.timeout < 0.1)
-			ro.timeout = 0.1;
-		if (vp_run((const char *const *)h->argv, &ro, &res) < 0)
-			return VP_EIO;
-		ok = !res.signal && res.exit_code == 0;
-		if (!ok)
-			snprintf(last, sizeof(last), "%s", res.signal ? "killed (timeout)" : vp_buf_cstr(&res.err));
-		vp_run_result_release(&res);
-		if (ok)
-			return 0;
-		if (vp_now() + 1 >= deadline) {
-			size_t n = strlen(last);
-			while (n && last[n - 1] == '\n')
-				last[--n] = '\0';
+		if (rc <= 0)
+			return rc;
+		if (vp_now() + 1 >= deadline)
 			return vp_error_set(VP_ERR_EXEC, VP_EIO,
 					    "health check of clone '%s' did not pass within %us%s%s", it->name,
 					    h->timeout_sec, *last ? ": " : "", last);
-		}
 		sleep(1);
 	}
 }

@@ -19,6 +19,22 @@ static const char *state_name(const vp_observed_clone *o, const vp_pool *p)
 	return (o->flags & VP_OBS_RUNNING) ? "running" : "shut off";
 }
 
+/* Where a running clone can be reached and since when it runs; what libvirt cannot say stays
+ * empty (status shows what it knows). */
+static void fill_live(const vp_pool *p, const char *name, vp_clone_status *c)
+{
+	vp_virt_addr *addrs = NULL;
+	size_t n = 0;
+
+	if (vp_virt_addresses(p->virt, name, &addrs, &n) == 0)
+		for (size_t i = 0; i < n && c->naddrs < VP_ARRAY_SIZE(c->addrs); i++)
+			snprintf(c->addrs[c->naddrs++], sizeof(c->addrs[0]), "%s", addrs[i].addr);
+	free(addrs);
+	if (vp_virt_started_at(p->virt, name, &c->since) < 0)
+		c->since = 0;
+	vp_error_clear();
+}
+
 static void fill_clone(const vp_pool *p, const char *name, vp_clone_status *c)
 {
 	const vp_observed_clone *o = pool_find_obs(p, name);
@@ -31,6 +47,8 @@ static void fill_clone(const vp_pool *p, const char *name, vp_clone_status *c)
 	c->state = state_name(o, p);
 	if (d && d->state == VP_DOM_PAUSED && !strcmp(c->state, "running"))
 		c->state = "paused";
+	if (d && (d->state == VP_DOM_RUNNING || d->state == VP_DOM_PAUSED))
+		fill_live(p, name, c);
 	if (d && d->has_meta)
 		snprintf(c->base, sizeof(c->base), "%s@%s", d->meta.base_name ? d->meta.base_name : "?",
 			 d->meta.base_version ? d->meta.base_version : "?");

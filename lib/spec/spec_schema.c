@@ -580,6 +580,12 @@ static int fn_health(spec_ctx *c, const spec_node *v, void *dst, const spec_fiel
 	return spec_walk_map(c, v, health_fields, VP_ARRAY_SIZE(health_fields), dst, NULL);
 }
 
+/* readiness: the same shape as rollout.health; its timeout bounds one run of the command. */
+static int fn_readiness(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
+{
+	return spec_walk_map(c, v, health_fields, VP_ARRAY_SIZE(health_fields), dst, NULL);
+}
+
 static int fn_max_unavailable(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
 {
 	static const char what[] = "a count of at least 1 or a percentage like '25%'";
@@ -755,6 +761,7 @@ static const spec_field top_fields[] = {
 	F("gc", fn_gc, vp_spec, gc),
 	F("placement", fn_placement, vp_spec, placement),
 	F("distribution", fn_distribution, vp_spec, distribution),
+	F("readiness", fn_readiness, vp_spec, readiness),
 };
 
 static void set_defaults(vp_spec *s)
@@ -766,6 +773,7 @@ static void set_defaults(vp_spec *s)
 				      .network = "default", .start = true, .max_parallel_starts = 4 };
 	s->rollout = (vp_spec_rollout){ .max_unavailable = 25, .max_unavailable_percent = true,
 					.health = { .timeout_sec = 300 }, .shutdown_timeout_sec = 120 };
+	s->readiness.timeout_sec = 30;
 	s->gc.keep = 2;
 	/* CPU time is shared well by idle desktops and CI jobs that wait on I/O, so
 	 * 4 vCPUs per CPU is a safe start; memory is not (overcommit means swap or

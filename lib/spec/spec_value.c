@@ -231,6 +231,11 @@ static int64_t parse_duration(const char *s)
 	return total;
 }
 
+int64_t vp_spec_parse_duration(const char *text)
+{
+	return text && *text ? parse_duration(text) : -1;
+}
+
 static const char *fmt_duration(char *buf, size_t len, int64_t sec)
 {
 	if (sec % 3600 == 0)

@@ -7,6 +7,7 @@
 #include <libvirt/libvirt.h>
 
 #include "vdipool/accel.h"
+#include "vdipool/virt.h"
 
 struct vp_virt {
 	virConnectPtr conn;
@@ -26,5 +27,12 @@ int virt_accel_start_failed(vp_virt *v, int rc);
 
 /* The file that caches the KVM probe's outcome for this connection's URI and probe guest. */
 char *virt_accel_cache_path(const vp_virt *v);
+
+/* virt_addr.c, without I/O: appends libvirt's interface addresses to *list (growing it),
+ * skipping loopback, link-local, malformed and already listed ones. */
+int virt_addrs_collect(vp_virt_addr **list, size_t *n, virDomainInterfacePtr *ifaces, size_t nif,
+		       bool from_agent);
+/* IPv4 before IPv6, otherwise in the order given. */
+void virt_addrs_order(vp_virt_addr *list, size_t n);
 
 #endif

@@ -130,7 +130,7 @@ static const bad_case bad_cases[] = {
 	{ BASE "clone:\n  count: 1\n", 0, "pool.yaml:11:1: unknown key 'clone', did you mean 'clones'?" },
 	{ BASE "extras: 1\n", 0,
 	  "pool.yaml:11:1: unknown key 'extras', expected one of: pool, base, storage, clones, delta, data_disk, "
-	  "domain, rollout, hosts, gc, placement, distribution" },
+	  "domain, rollout, hosts, gc, placement, distribution, readiness" },
 	{ BASE "gc:\n  kep: 1\n", 0, "pool.yaml:12:3: gc: unknown key 'kep', did you mean 'keep'?" },
 	{ BASE8 "clones:\n  start_index: 2\n", 0, "pool.yaml:9:1: clones: missing required key 'count'" },
 	{ BASE8, 0, "pool.yaml:1:1: missing required key 'clones'" },
@@ -166,6 +166,18 @@ static const bad_case bad_cases[] = {
 	  "pool.yaml:13:14: rollout.health.command: must have 1 to 256 items, got 0" },
 	{ BASE "rollout:\n  health:\n    command: [ls, {a: 1}]\n", 0,
 	  "pool.yaml:13:19: rollout.health.command[1]: expected a string, got a mapping" },
+	{ BASE "readiness:\n  command: {run: x}\n", 0,
+	  "pool.yaml:12:12: readiness.command: expected a command (a list of arguments or a string), got a "
+	  "mapping" },
+	{ BASE "readiness:\n  command: []\n", 0,
+	  "pool.yaml:12:12: readiness.command: must have 1 to 256 items, got 0" },
+	{ BASE "readiness:\n  timeout: 2h\n", 0,
+	  "pool.yaml:12:12: readiness.timeout: must be between 1s and 1h, got '2h'" },
+	{ BASE "readiness:\n  timeout: 0\n", 0,
+	  "pool.yaml:12:12: readiness.timeout: must be between 1s and 1h, got '0'" },
+	{ BASE "readiness:\n  comand: [true]\n", 0,
+	  "pool.yaml:12:3: readiness: unknown key 'comand', did you mean 'command'?" },
+	{ BASE "readiness: true\n", 0, "pool.yaml:11:12: readiness: expected a mapping, got 'true'" },
 
 	/* ---- numbers out of range ---- */
 	{ BASE8 "clones:\n  count: -3\n", 0, "pool.yaml:10:10: clones.count: must be between 1 and 10000, got -3" },
@@ -710,6 +722,9 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(s->rollout.health.timeout_sec, 300);
 	CU_ASSERT_EQUAL(s->rollout.shutdown_timeout_sec, 120);
 	CU_ASSERT_EQUAL(s->host_count, 1);
+	CU_ASSERT_EQUAL(s->readiness.argc, 0);
+	CU_ASSERT_PTR_NULL(s->readiness.argv);
+	CU_ASSERT_EQUAL(s->readiness.timeout_sec, 30);
 	VP_ASSERT_STR_EQ(s->hosts[0].name, "local");
 	VP_ASSERT_STR_EQ(s->hosts[0].uri, "qemu:///system");
 	CU_ASSERT_EQUAL(s->hosts[0].has_ssh, false);
@@ -923,6 +938,51 @@ static void test_values(void)
 	VP_ASSERT_STR_EQ(s->base.version, "1.10");
 	CU_ASSERT_EQUAL(s->clones.start_index, 0);
 	vp_spec_free(s);
+}
+
+static void hash_of(const char *yaml, char out[VP_SPEC_HASH_LEN]);
+
+/* readiness: a list is an argv, a string a shell line; it never changes the hash. */
+static void test_readiness(void)
+{
+	char a[VP_SPEC_HASH_LEN], b[VP_SPEC_HASH_LEN];
+	vp_spec *s = parse_ok(BASE "readiness:\n  command: [/bin/nc, -z, x, 22]\n  timeout: 1m\n");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL_FATAL(s->readiness.argc, 4);
+	VP_ASSERT_STR_EQ(s->readiness.argv[0], "/bin/nc");
+	VP_ASSERT_STR_EQ(s->readiness.argv[3], "22");
+	CU_ASSERT_PTR_NULL(s->readiness.argv[4]);
+	CU_ASSERT_EQUAL(s->readiness.timeout_sec, 60);
+	CU_ASSERT_EQUAL(s->rollout.health.argc, 0);
+	vp_spec_free(s);
+	s = parse_ok(BASE "readiness: {command: 'ping -c1 \"$VDIPOOL_ADDRESS\"'}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL_FATAL(s->readiness.argc, 3);
+	VP_ASSERT_STR_EQ(s->readiness.argv[0], "/bin/sh");
+	VP_ASSERT_STR_EQ(s->readiness.argv[1], "-c");
+	VP_ASSERT_STR_EQ(s->readiness.argv[2], "ping -c1 \"$VDIPOOL_ADDRESS\"");
+	CU_ASSERT_EQUAL(s->readiness.timeout_sec, 30);
+	vp_spec_free(s);
+	hash_of(BASE, a);
+	hash_of(BASE "readiness: {command: [true], timeout: 5s}\n", b);
+	VP_ASSERT_STR_EQ(a, b);
+}
+
+/* The duration syntax as options (--timeout) take it. */
+static void test_parse_duration(void)
+{
+	CU_ASSERT_EQUAL(vp_spec_parse_duration("90"), 90);
+	CU_ASSERT_EQUAL(vp_spec_parse_duration("30s"), 30);
+	CU_ASSERT_EQUAL(vp_spec_parse_duration("10m"), 600);
+	CU_ASSERT_EQUAL(vp_spec_parse_duration("1h30m"), 5400);
+	CU_ASSERT_EQUAL(vp_spec_parse_duration("1m30s"), 90);
+	CU_ASSERT_EQUAL(vp_spec_parse_duration(""), -1);
+	CU_ASSERT_EQUAL(vp_spec_parse_duration(NULL), -1);
+	CU_ASSERT_EQUAL(vp_spec_parse_duration("5x"), -1);
+	CU_ASSERT_EQUAL(vp_spec_parse_duration("m"), -1);
+	CU_ASSERT_EQUAL(vp_spec_parse_duration("-5"), -1);
+	CU_ASSERT_EQUAL(vp_spec_parse_duration("9999999999"), -1);
 }
 
 /* An rbd tier takes its defaults and gets its 'where'; keys may come in any order. */
@@ -1345,6 +1405,8 @@ static CU_TestInfo spec_tests[] = {
 	{ "ssh hosts: remote, ssh.host, ssh.identity", test_ssh_hosts },
 	{ "clone names", test_clone_names },
 	{ "hash", test_hash },
+	{ "readiness", test_readiness },
+	{ "durations for options", test_parse_duration },
 	{ "hash: dir pools unchanged, rbd sources", test_hash_tiers },
 	{ "rbd tiers: defaults, where, key order", test_rbd_tiers },
 	{ "rbd names at the limits", test_rbd_names },

@@ -156,6 +156,75 @@ static void put(const char *dir, const char *name, const char *text)
 
 /* Each failure names its file and reason, leaves out empty and never shows the key. The test
  * driver has no secrets: the files read, the call stops at libvirt (itest_virt_rbd goes on). */
+/* libvirt's interfaces as our addresses: useless ones out, each once, IPv4 first. */
+static void test_addrs_collect(void)
+{
+	virDomainIPAddress a0[] = {
+		{ VIR_IP_ADDR_TYPE_IPV6, (char *)"fe80::5054:ff:fe00:1", 64 },
+		{ VIR_IP_ADDR_TYPE_IPV6, (char *)"fd00::7", 64 },
+		{ VIR_IP_ADDR_TYPE_IPV4, (char *)"192.168.122.57", 24 },
+	};
+	virDomainIPAddress a1[] = {
+		{ VIR_IP_ADDR_TYPE_IPV4, (char *)"127.0.0.1", 8 },
+		{ VIR_IP_ADDR_TYPE_IPV4, (char *)"169.254.3.4", 16 },
+		{ VIR_IP_ADDR_TYPE_IPV4, (char *)"10.0.0.2; rm -rf /", 8 },
+		{ VIR_IP_ADDR_TYPE_IPV4, (char *)"10.0.0.2", 8 },
+		{ VIR_IP_ADDR_TYPE_IPV6, (char *)"::1", 128 },
+	};
+	virDomainIPAddress a2[] = { { VIR_IP_ADDR_TYPE_IPV4, (char *)"192.168.122.57", 24 } };
+	virDomainInterface lease = { (char *)"vnet3", (char *)"52:54:00:aa:bb:cc", 3, a0 };
+	virDomainInterface lo = { (char *)"lo", NULL, 5, a1 };
+	virDomainInterface again = { (char *)"eth0", (char *)"52:54:00:aa:bb:cc", 1, a2 };
+	virDomainInterfacePtr first[] = { &lease }, second[] = { &lo, &again };
+	vp_virt_addr *list = NULL;
+	size_t n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(virt_addrs_collect(&list, &n, first, 1, false), 0);
+	CU_ASSERT_EQUAL_FATAL(virt_addrs_collect(&list, &n, second, 2, true), 0);
+	virt_addrs_order(list, n);
+	CU_ASSERT_EQUAL_FATAL(n, 3);
+	VP_ASSERT_STR_EQ(list[0].addr, "192.168.122.57");
+	CU_ASSERT_EQUAL(list[0].prefix, 24);
+	CU_ASSERT_FALSE(list[0].ipv6);
+	CU_ASSERT_FALSE(list[0].from_agent);
+	VP_ASSERT_STR_EQ(list[0].mac, "52:54:00:aa:bb:cc");
+	VP_ASSERT_STR_EQ(list[0].ifname, "vnet3");
+	VP_ASSERT_STR_EQ(list[1].addr, "10.0.0.2");
+	CU_ASSERT_TRUE(list[1].from_agent);
+	VP_ASSERT_STR_EQ(list[1].mac, "");
+	VP_ASSERT_STR_EQ(list[2].addr, "fd00::7");
+	CU_ASSERT_TRUE(list[2].ipv6);
+	free(list);
+}
+
+/* Through libvirt: a domain that does not run has no address; a missing one is ENOENT. */
+static void test_addresses_test_driver(void)
+{
+	vp_virt *v = NULL;
+	vp_virt_addr *list = (vp_virt_addr *)1;
+	size_t n = 9;
+	double t = 1;
+
+	CU_ASSERT_EQUAL_FATAL(vp_virt_open(&v, "test:///default"), 0);
+	define(v, "addr-off", NULL, 64, 1);
+	CU_ASSERT_EQUAL(vp_virt_addresses(v, "addr-off", &list, &n), 0);
+	CU_ASSERT_PTR_NULL(list);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_EQUAL(vp_virt_addresses(v, "no-such-domain", &list, &n), VP_ENOENT);
+	/* The driver's running domain 'test' has one NIC with a made-up lease. */
+	CU_ASSERT_EQUAL_FATAL(vp_virt_addresses(v, "test", &list, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	VP_ASSERT_STR_EQ(list[0].addr, "192.168.122.3");
+	CU_ASSERT_EQUAL(list[0].prefix, 24);
+	VP_ASSERT_STR_EQ(list[0].mac, "aa:bb:cc:dd:ee:ff");
+	CU_ASSERT_FALSE(list[0].from_agent);
+	free(list);
+	/* Only the local system QEMU driver can say when a domain started. */
+	CU_ASSERT_EQUAL(vp_virt_started_at(v, "test", &t), 0);
+	CU_ASSERT_EQUAL(t, 0);
+	vp_virt_free(v);
+}
+
 static void test_rbd_auth_errors(void)
 {
 	char dir[64] = "/tmp/vp-test-rbdauth-XXXXXX", conf[128], want[512];
@@ -212,6 +281,8 @@ static CU_TestInfo tests[] = {
 	{ "KVM probe cache: one file per URI", test_accel_cache_per_uri },
 	{ "disk paths: files, and RBD disks by image", test_disk_paths_rbd },
 	{ "cephx auth: errors name file and reason, never the key", test_rbd_auth_errors },
+	{ "addresses: filtered, once each, IPv4 first", test_addrs_collect },
+	{ "addresses through libvirt's test driver", test_addresses_test_driver },
 	CU_TEST_INFO_NULL,
 };
 

@@ -97,6 +97,35 @@ typedef struct vp_fleet_result {
  * the caller turns failures and unreachable hosts into its exit code. */
 VP_API int vp_fleet_apply(vp_fleet *f, const vp_apply_opts *opts, vp_fleet_result *res);
 
+/* ---- waiting for the pool to be ready (`apply --wait ready`) ---------------------- */
+
+typedef struct vp_ready_opts {
+	double timeout;            /* seconds in all; 0: one look */
+	/* Optional, from the waiting thread: a clone was seen ready (c), or a round of looks
+	 * ended (c NULL); ready of total clones are ready now. */
+	void (*progress)(void *ctx, const vp_ready_clone *c, size_t ready, size_t total);
+	void *ctx;
+} vp_ready_opts;
+
+typedef struct vp_ready_report {
+	size_t count;              /* the clones waited for: those the spec wants running */
+	size_t ready;
+	vp_ready_clone *clones;    /* count of them, in host then clone order */
+	double seconds;            /* how long it waited */
+} vp_ready_report;
+
+/* Waits until every clone the last inventory wants on each host is ready
+ * (vp_pool_ready_check), looking again with a growing pause (0.5 s up to 5 s)
+ * until opts->timeout; a clone once ready is not looked at again. Clones
+ * recorded on an unreachable host are never ready. With domain.start false
+ * there is nothing to wait for (count 0). Returns 0 when all are ready;
+ * VP_EIO at the timeout, the error naming each clone that is not and why
+ * (the report says the same per clone); VP_EINVAL at once when the spec's
+ * clones can never have an address (domain.network: none). *out (set in every
+ * case but out of memory) is the caller's: vp_ready_report_free(). */
+VP_API int vp_fleet_wait_ready(vp_fleet *f, const vp_ready_opts *opts, vp_ready_report **out);
+VP_API void vp_ready_report_free(vp_ready_report *r);
+
 /* What the last plan says about a rollout's canary (rollout.canary): the canary rolls first,
  * or it passed and the rest waits for its pause or for vp_fleet_rollout_continue; NULL when
  * there is none. */

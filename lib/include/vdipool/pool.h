@@ -111,6 +111,11 @@ typedef struct vp_clone_status {
 	uint64_t data_bytes;
 	unsigned chain_depth;      /* images in the delta's backing chain (2 = delta + base); 0 unknown */
 	bool has_data;
+	/* Running (or paused) clones only, else 0: */
+	size_t naddrs;             /* addresses known (vp_virt_addresses), at most 4 kept */
+	char addrs[4][64];         /* IPv4 first */
+	double since;              /* when its QEMU started, seconds since the epoch; 0 unknown
+				    * (vp_virt_started_at: the local system daemon only) */
 } vp_clone_status;
 
 typedef struct vp_pool_status {
@@ -124,6 +129,38 @@ typedef struct vp_pool_status {
 
 VP_API int vp_pool_status_get(vp_pool *pool, vp_pool_status **out);
 VP_API void vp_pool_status_free(vp_pool_status *st);
+
+/* ---- readiness ---------------------------------------------------------------
+ * A clone is ready when its domain runs, it has an address (vp_virt_addresses)
+ * and the spec's readiness.command exits 0 (no command: running with an
+ * address suffices). */
+
+typedef enum vp_ready_state {
+	VP_READY_YES = 0,
+	VP_READY_NOT_RUNNING,      /* no domain, shut off, paused */
+	VP_READY_NO_ADDRESS,       /* running, no lease (nor agent address) yet */
+	VP_READY_CHECK_FAILED,     /* the readiness command did not exit 0 */
+	VP_READY_UNREACHABLE,      /* its host cannot be reached */
+} vp_ready_state;
+
+typedef struct vp_ready_clone {
+	char name[64];
+	const char *host;          /* the spec's host name */
+	vp_ready_state state;
+	char address[64];          /* its first address, "" none */
+	char why[512];             /* not ready: why (a failed check: the tail of its output) */
+	double seconds;            /* ready: seconds from the start of the wait until it was seen ready */
+} vp_ready_clone;
+
+/* "ready", "not running", "no address", "check failed", "unreachable". */
+VP_API const char *vp_ready_state_name(vp_ready_state s);
+
+/* One look at one clone of the pool (no retry): its domain's state, its
+ * addresses, then one run of readiness.command (at most readiness.timeout)
+ * with VDIPOOL_CLONE, VDIPOOL_ADDRESS (the first address), VDIPOOL_UUID,
+ * VDIPOOL_POOL and VDIPOOL_HOST in its environment. Not being ready is not an
+ * error: it is out->state and out->why. */
+VP_API int vp_pool_ready_check(vp_pool *pool, const char *name, vp_ready_clone *out);
 
 /* Decides, once per pool handle, whether the clones run under KVM or TCG
  * (domain.accel; vdipool/accel.h). vp_pool_plan (except for destroy) and

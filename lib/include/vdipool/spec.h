@@ -211,6 +211,11 @@ typedef struct vp_spec {
 	vp_spec_gc gc;
 	vp_spec_placement placement;
 	vp_spec_distribution distribution;
+	/* readiness: when a running clone with an address is ready (`apply --wait ready`,
+	 * `status`): the command (argc 0: none, running + an address suffices) gets
+	 * VDIPOOL_CLONE and VDIPOOL_ADDRESS; timeout_sec bounds one run of it (1..3600,
+	 * default 30). Not part of the spec hash. */
+	vp_spec_health readiness;
 	vp_spec_internal *internal; /* positions and memory; not for callers */
 } vp_spec;
 
@@ -282,6 +287,10 @@ VP_API int vp_spec_set_template_path(const char *dirs);
  * *out is the caller's (free()). VP_ENOENT when not found, VP_EINVAL for a
  * bad name; the message says where it looked. */
 VP_API int vp_spec_find_template(char **out, const char *name);
+
+/* A duration in the spec's syntax ("90", "30s", "5m", "1h30m") in seconds;
+ * -1 when malformed or over 10^9 s. For options that take one (--timeout). */
+VP_API int64_t vp_spec_parse_duration(const char *text);
 
 #ifdef __cplusplus
 }

@@ -109,6 +109,31 @@ VP_API int vp_virt_disk_paths(vp_virt *v, char ***out, size_t *count);
 VP_API int vp_virt_rbd_auth(vp_virt *v, const char *conf, const char *id, const char *keyring,
 			    vp_rbd_auth *out);
 
+/* An IP address of a running domain's interface. */
+typedef struct vp_virt_addr {
+	char addr[64];            /* "192.168.122.57", "fd00::5" */
+	unsigned prefix;          /* 24, 64 */
+	bool ipv6;
+	char mac[18];             /* the interface's MAC, "" when libvirt gave none */
+	char ifname[32];          /* libvirt's or the guest agent's name of it, "" unknown */
+	bool from_agent;          /* the guest agent reported it (else a DHCP lease) */
+} vp_virt_addr;
+
+/* The addresses of a domain: the DHCP leases of the libvirt networks it is on
+ * (VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE), else, when they name none, what
+ * the QEMU guest agent reports (_SRC_AGENT; its errors are ignored: most
+ * guests run none), each
+ * address once, IPv4 before IPv6, loopback and link-local left out. A domain
+ * that does not run has none (0, count 0). VP_ENOENT for no such domain.
+ * *out is the caller's: free(). */
+VP_API int vp_virt_addresses(vp_virt *v, const char *name, vp_virt_addr **out, size_t *count);
+
+/* When the running domain's QEMU was started (seconds since the epoch), as the
+ * system QEMU driver on this machine records it (the mtime of
+ * /run/libvirt/qemu/NAME.pid); 0 when it cannot tell: not running, another URI
+ * (a session daemon, a remote host). */
+VP_API int vp_virt_started_at(vp_virt *v, const char *name, double *out);
+
 /* Starting a running domain is not an error. A start that fails because KVM
  * cannot run guests on the host is VP_EHOST, the reason in plain words, and
  * the cached probe is dropped. */
