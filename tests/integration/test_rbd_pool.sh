@@ -144,7 +144,14 @@ done
 check "no temporary image is left by the rebases" no_temporaries
 
 echo "== gc and destroy leave nothing behind"
-"$CLI" base import tiny "$GUEST/tiny.raw" --version 3 --spec "$SPEC" >/dev/null
+qemu-img convert -O qcow2 "$GUEST/tiny.raw" "$T/tiny.qcow2"
+expect "a qcow2 source is imported too (stored raw)" 0 "tiny@3: raw" -- \
+	"$CLI" base import tiny "$T/tiny.qcow2" --version 3 --spec "$SPEC"
+check "its bytes are the guest's" \
+	cmp <("${R[@]}" export base.tiny.3@vdipool - 2>/dev/null) "$GUEST/tiny.raw"
+check "its unallocated regions were not written (rbd du: used < provisioned)" \
+	bash -c "\"\${@}\" du --format json base.tiny.3@vdipool 2>/dev/null |
+		python3 -c 'import json,sys; i=json.load(sys.stdin)[\"images\"][0]; sys.exit(not i[\"used_size\"] < i[\"provisioned_size\"])'" _ "${R[@]}"
 expect "gc --keep 0 removes the unused v3 only" 0 "removed 1" -- "$CLI" gc "$SPEC" --keep 0 --yes
 check "v3 is gone with its snapshot" bash -c "! grep -q base.tiny.3 <<<'$(images)'"
 expect "gc keeps v1 (in use) and v2 (what a rollback returns to)" 0 "no base version to remove" -- \
