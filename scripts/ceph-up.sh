@@ -2,7 +2,8 @@
 # ceph-up.sh: a throw-away single-node Ceph for tests: one mon on 127.0.0.1 (cephx), one memstore OSD,
 # one pool initialised for RBD, clone format 2; everything (conf, keyrings, data, logs) under $VP_CEPH_DIR.
 #
-# Env: VP_CEPH_DIR (default /tmp/vp-ceph), VP_CEPH_POOL (default rbd), VP_CEPH_PORT (msgr2 port,
+# Env: VP_CEPH_DIR (default /tmp/vp-ceph; an empty directory is taken), VP_CEPH_POOL (default rbd),
+# VP_CEPH_PORT ("auto": a free pair; else the msgr2 port,
 # default 3300; msgr1 uses it + 1). Writes $VP_CEPH_DIR/ceph.conf (0644, no key in it) and
 # $VP_CEPH_DIR/client.vdipool.keyring (0600) for the client "vdipool" limited to that pool.
 # No systemd: the daemons run as this user with their pid files in the run dir; ceph-down.sh stops them.
@@ -12,6 +13,24 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUN=${VP_CEPH_DIR:-/tmp/vp-ceph}
 POOL=${VP_CEPH_POOL:-rbd}
 PORT=${VP_CEPH_PORT:-3300}
+# auto: a free pair of ports (msgr2, msgr1), so that clusters of runs side by side never meet.
+if [[ $PORT == auto ]]; then
+	PORT=$(python3 -c '
+import socket
+for p in range(20000, 40000, 2):
+    ok = True
+    for q in (p, p + 1):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", q))
+        except OSError:
+            ok = False
+        s.close()
+    if ok:
+        print(p); break
+') || PORT=
+	[[ -n $PORT ]] || { echo "ceph-up: no free pair of ports" >&2; exit 1; }
+fi
 PORT1=$((PORT + 1))
 WAIT=${VP_CEPH_WAIT:-60}
 t0=$SECONDS
@@ -34,7 +53,10 @@ fi
 if [[ -e $RUN/ceph.conf ]]; then
 	bash "$ROOT/scripts/ceph-down.sh" >/dev/null 2>&1 || true
 fi
-[[ -e $RUN ]] && [[ ! -e $RUN/.vp-ceph ]] && die "'$RUN' exists and is not a vdipool test cluster; not touching it"
+# An existing directory is ours to use only when it is an earlier test cluster, or empty (mktemp -d).
+if [[ -e $RUN ]] && [[ ! -e $RUN/.vp-ceph ]] && [[ -n $(ls -A "$RUN" 2>/dev/null) || ! -d $RUN ]]; then
+	die "'$RUN' exists and is not a vdipool test cluster; not touching it"
+fi
 rm -rf "$RUN"
 mkdir -p "$RUN"/{mon.a,osd.0,log}
 chmod 0700 "$RUN"

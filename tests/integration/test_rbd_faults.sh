@@ -8,8 +8,8 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-export VP_CEPH_DIR=${VP_CEPH_DIR:-/tmp/vp-ceph-faults}
-export VP_CEPH_PORT=${VP_CEPH_PORT:-3390}
+export VP_CEPH_DIR=${VP_CEPH_DIR:-$(mktemp -d /tmp/vp-ceph-faults.XXXXXX)}
+export VP_CEPH_PORT=${VP_CEPH_PORT:-auto}
 CEPH=$VP_CEPH_DIR
 GUEST=${VP_GUEST_DIR:-$BUILD/guest}
 POOL=rf$$

@@ -10,8 +10,8 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-export VP_CEPH_DIR=${VP_CEPH_DIR:-/tmp/vp-ceph-pool}
-export VP_CEPH_PORT=${VP_CEPH_PORT:-3380}
+export VP_CEPH_DIR=${VP_CEPH_DIR:-$(mktemp -d /tmp/vp-ceph-pool.XXXXXX)}
+export VP_CEPH_PORT=${VP_CEPH_PORT:-auto}
 CEPH=$VP_CEPH_DIR
 GUEST=${VP_GUEST_DIR:-$BUILD/guest}
 POOL=rp$$
