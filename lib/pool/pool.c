@@ -123,47 +123,39 @@ static void close_tier(disk_tier *t)
 	t->handle = NULL;
 }
 
-static int store_open(vp_store **out, const vp_spec *spec, const host_params *hp, bool data_separate)
-{
-	const vp_spec_storage *s = &spec->storage;
+/* The tiers of the spec's store: its bases tier, the deltas tier and the data disks' when apart. */
+typedef struct store_cfg {
 	tier_cfg base, deltas[2];
 	vp_store_tier dt[2];
-	size_t n = 0;
-	int rc;
+	size_t n;
+} store_cfg;
 
-	tier_config(&base, spec, s->bases, hp);
-	tier_config(&deltas[n++], spec, s->deltas, hp);
+static void store_config(store_cfg *c, const vp_spec *spec, const host_params *hp, bool data_separate)
+{
+	c->n = 0;
+	tier_config(&c->base, spec, spec->storage.bases, hp);
+	tier_config(&c->deltas[c->n++], spec, spec->storage.deltas, hp);
 	if (data_separate)
-		tier_config(&deltas[n++], spec, spec->data_disk.tier, hp);
-	for (size_t i = 0; i < n; i++)
-		dt[i] = deltas[i].st;
-	rc = vp_store_open(out, &base.st, dt, n);
-	return rc;
+		tier_config(&c->deltas[c->n++], spec, spec->data_disk.tier, hp);
+	for (size_t i = 0; i < c->n; i++)
+		c->dt[i] = c->deltas[i].st;
 }
 
 static int open_store(vp_pool *p, const host_params *hp)
 {
-	return store_open(&p->store, p->spec, hp, p->data_separate);
+	store_cfg c;
+
+	store_config(&c, p->spec, hp, p->data_separate);
+	return vp_store_open(&p->store, &c.base.st, c.dt, c.n);
 }
 
 int vp_pool_store_open(vp_store **out, const vp_spec *spec)
 {
-	const vp_spec_storage *s = &spec->storage;
-	bool sep = spec->data_disk.size && spec->data_disk.tier != s->deltas;
-	tier_cfg base, deltas[2];
-	vp_store_tier dt[2];
-	size_t n = 0;
+	store_cfg c;
 	int rc;
 
-	tier_config(&base, spec, s->bases, NULL);
-	tier_config(&deltas[n++], spec, s->deltas, NULL);
-	if (sep)
-		tier_config(&deltas[n++], spec, spec->data_disk.tier, NULL);
-	for (size_t i = 0; i < n; i++)
-		dt[i] = deltas[i].st;
-	rc = vp_store_open_registered(out, &base.st, dt, n);
-
-	if (rc < 0)
+	store_config(&c, spec, NULL, spec->data_disk.size && spec->data_disk.tier != spec->storage.deltas);
+	if ((rc = vp_store_open_registered(out, &c.base.st, c.dt, c.n)) < 0)
 		vp_error_prefix("pool '%s'", spec->pool);
 	return rc;
 }
