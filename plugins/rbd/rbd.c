@@ -1389,6 +1389,7 @@ static int sweep_one(struct rbd_tier *t, const char *img, void *ctx)
 {
 	char kind[VP_PLUGIN_NAME_MAX], pool[VP_PLUGIN_NAME_MAX], clone[VP_PLUGIN_NAME_MAX];
 	char target[IMG_MAX];
+	int rc;
 
 	(void)ctx;
 	if (!owner_dead(t, img))
@@ -1404,7 +1405,15 @@ static int sweep_one(struct rbd_tier *t, const char *img, void *ctx)
 		    rbd_rename(t->io, img, target) == 0)
 			return 0;
 	}
-	return destroy_image(t, img);
+	/* A process killed with an image open leaves its watch on the image until the OSD
+	 * times it out (osd_client_watch_timeout, 30 s): librbd refuses the removal (EBUSY)
+	 * until then. Not an error: the temporary goes at a later sweep. */
+	if ((rc = destroy_image(t, img)) == VP_EBUSY) {
+		host->debug("rbd: '%s/%s' is still watched (its dead owner's watch has not timed "
+			    "out yet) or has clones: left for a later sweep", t->pool, img);
+		return 0;
+	}
+	return rc;
 }
 
 static int rbd_sweep(void *tier)

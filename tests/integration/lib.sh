@@ -56,6 +56,29 @@ wait_ready() {
 	return 1
 }
 
+# A throw-away Ceph of this run's own (scripts/ceph-up.sh in a fresh directory, free ports):
+# ceph_setup NAME sets CEPH (its directory) and R (the rbd CLI as client.vdipool on pool rbd);
+# ceph_up starts it (failing the test with ceph-up's output); ceph_down stops it and undefines
+# the libvirt secret vdipool made for it (its usage names the cluster's fsid).
+ceph_setup() {
+	export VP_CEPH_DIR=${VP_CEPH_DIR:-$(mktemp -d "/tmp/vp-ceph-$1.XXXXXX")}
+	export VP_CEPH_PORT=${VP_CEPH_PORT:-auto}
+	CEPH=$VP_CEPH_DIR
+	R=(rbd -c "$CEPH/ceph.conf" --id vdipool --keyring "$CEPH/client.vdipool.keyring" -p rbd)
+}
+ceph_up() {
+	local out
+	out=$(bash "$ROOT/scripts/ceph-up.sh" 2>&1) || { bad "ceph-up.sh: $out"; return 1; }
+	ok "a throw-away Ceph is up: ${out##*$'\n'}"
+}
+ceph_down() {
+	local fsid
+	fsid=$(awk '/^fsid/ { print $3 }' "$CEPH/ceph.conf" 2>/dev/null)
+	[[ -n $fsid ]] && virsh secret-list 2>/dev/null | awk -v f="$fsid" '$0 ~ f { print $1 }' |
+		while read -r u; do virsh secret-undefine "$u" >/dev/null 2>&1; done
+	bash "$ROOT/scripts/ceph-down.sh" >/dev/null 2>&1
+}
+
 # The closing line that CI reads, and the exit status.
 finish() {
 	echo

@@ -8,23 +8,17 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-export VP_CEPH_DIR=${VP_CEPH_DIR:-$(mktemp -d /tmp/vp-ceph-faults.XXXXXX)}
-export VP_CEPH_PORT=${VP_CEPH_PORT:-auto}
-CEPH=$VP_CEPH_DIR
+ceph_setup faults
 GUEST=${VP_GUEST_DIR:-$BUILD/guest}
 POOL=rf$$
 T=$(mktemp -d /var/tmp/vp-rbd-faults-XXXXXX)
 chmod 755 "$T"
 SPEC=$T/pool.yaml
-R=(rbd -c "$CEPH/ceph.conf" --id vdipool --keyring "$CEPH/client.vdipool.keyring" -p rbd)
 RBD_TIER="{ name: ceph, driver: rbd, pool: rbd, conf: $CEPH/ceph.conf, id: vdipool, keyring: $CEPH/client.vdipool.keyring }"
 
 cleanup() {
 	for s in "$T"/*.yaml; do "$CLI" destroy -q --yes "$s" >/dev/null 2>&1; done
-	fsid=$(awk '/^fsid/ { print $3 }' "$CEPH/ceph.conf" 2>/dev/null)
-	[[ -n $fsid ]] && virsh secret-list | awk -v f="$fsid" '$0 ~ f { print $1 }' |
-		while read -r u; do virsh secret-undefine "$u" >/dev/null 2>&1; done
-	bash "$ROOT/scripts/ceph-down.sh" >/dev/null 2>&1
+	ceph_down
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -49,6 +43,21 @@ clean() {
 	[[ -z $("${R[@]}" trash ls 2>/dev/null) ]] || { echo "    the trash is not empty"; return 1; }
 }
 
+# The published names are whole: each delta.* a clone of a base snapshot, each base.* with exactly
+# its snapshot 'vdipool'; temporaries (dot names) may wait for a later sweep.
+published_ok() {
+	local l snaps
+	l=$("${R[@]}" ls 2>/dev/null | grep -v '^\.')
+	for i in $l; do
+		snaps=$("${R[@]}" snap ls "$i" 2>/dev/null | awk 'NR > 1 { print $2 }' | tr '\n' ' ')
+		case $i in
+		base.*) [[ $snaps == "vdipool " ]] || { echo "    $i has snapshots '$snaps'"; return 1; } ;;
+		delta.*) [[ -z $snaps && -n $(parent "$i") ]] || { echo "    $i: no parent or snapshots"; return 1; } ;;
+		esac
+	done
+	[[ $(wc -w <<<"$l") -eq $(sort -u <<<"$l" | wc -w) ]] || { echo "    a name twice: $l"; return 1; }
+}
+
 rbd_spec() { # rbd_spec COUNT [BASE_VERSION]
 	cat >"$SPEC" <<EOF
 pool: { name: $POOL }
@@ -64,8 +73,7 @@ EOF
 
 bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
 bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
-out=$(bash "$ROOT/scripts/ceph-up.sh" 2>&1) || { bad "ceph-up.sh: $out"; finish; }
-ok "a throw-away Ceph is up: ${out##*$'\n'}"
+ceph_up || finish
 
 echo "== tier combinations that cannot work are refused at validate time"
 cat >"$T/bad1.yaml" <<EOF
@@ -190,9 +198,15 @@ for round in 1 2 3 4 5 6; do
 	expect "round $round: the next apply converges on v$v" 0 "" -- "$CLI" apply -q "$SPEC"
 	n=$(for i in 1 2 3 4 5 6; do parent "delta.$POOL.$POOL-$i"; done | grep -c "rbd/base.tiny.$v@vdipool")
 	check "round $round: all 6 clones are on v$v ($n)" test "$n" -eq 6
-	check "round $round: nothing left behind" clean
+	check "round $round: no clone, image or snapshot is published half-made" published_ok
 done
 check "at least 3 rollouts were killed mid-way ($kills)" test "$kills" -ge 3
+# A killed process's watch on an image it had open outlives it until the OSD times it out (30 s):
+# until then librbd refuses to remove that image, and sweep leaves it for later. After that, the
+# next run takes every temporary.
+sleep 32
+expect "an apply after the watches timed out" 0 "" -- "$CLI" apply -q "$SPEC"
+check "then nothing is left behind" clean
 check "destroy" "$CLI" destroy -q --yes "$SPEC"
 expect "gc removes both versions" 0 "removed 2" -- "$CLI" gc "$SPEC" --keep 0 --yes
 check "the Ceph pool is empty" test -z "$(images)"

@@ -10,25 +10,18 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-export VP_CEPH_DIR=${VP_CEPH_DIR:-$(mktemp -d /tmp/vp-ceph-pool.XXXXXX)}
-export VP_CEPH_PORT=${VP_CEPH_PORT:-auto}
-CEPH=$VP_CEPH_DIR
+ceph_setup pool
 GUEST=${VP_GUEST_DIR:-$BUILD/guest}
 POOL=rp$$
 T=$(mktemp -d /var/tmp/vp-rbd-pool-XXXXXX)
 chmod 755 "$T"
 SPEC=$T/pool.yaml
-R=(rbd -c "$CEPH/ceph.conf" --id vdipool --keyring "$CEPH/client.vdipool.keyring" -p rbd)
 QOPT=":id=vdipool:conf=$CEPH/ceph.conf:keyring=$CEPH/client.vdipool.keyring"
 
 cleanup() {
 	"$CLI" destroy -q --yes "$SPEC" >/dev/null 2>&1
-	# The secret vdipool defined for this throw-away cluster (its usage names the fsid).
-	fsid=$(awk '/^fsid/ { print $3 }' "$CEPH/ceph.conf" 2>/dev/null)
-	[[ -n $fsid ]] && virsh secret-list | awk -v f="$fsid" '$0 ~ f { print $1 }' |
-		while read -r u; do virsh secret-undefine "$u" >/dev/null 2>&1; done
 	rm -f "$LOGDIR/$POOL"-*-serial.log
-	bash "$ROOT/scripts/ceph-down.sh" >/dev/null 2>&1
+	ceph_down
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -63,8 +56,7 @@ bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; fin
 bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
 bash "$ROOT/scripts/build-guest-image.sh" --marker "VDIPOOL-BASE v2 rbd" "$GUEST-rbd-v2" >/dev/null 2>&1 ||
 	{ bad "the v2 guest image builds"; finish; }
-out=$(bash "$ROOT/scripts/ceph-up.sh" 2>&1) || { bad "ceph-up.sh: $out"; finish; }
-ok "a throw-away Ceph is up: ${out##*$'\n'}"
+ceph_up || finish
 marker=$(grep -a -o -m1 'VDIPOOL-BASE v[0-9]* [A-Za-z0-9._-]*' "$GUEST/tiny.raw" | head -1)
 spec true
 
