@@ -357,6 +357,8 @@ int fleet_write_record(vp_fleet *f, bool after)
 			      c->from >= 0 ? f->hosts[c->from].name : "");
 		n++;
 	}
+	/* What a killed apply left of its own write of this record. */
+	vp_fs_sweep_tmp(path);
 	if (!n && after) {
 		vp_buf_release(&b);
 		if (unlink(path) < 0 && errno != ENOENT)
@@ -828,6 +830,7 @@ static int canary_write(vp_fleet *f, const canary_rec *r)
 
 	if (!path || !dir)
 		return nomem();
+	vp_fs_sweep_tmp(path);
 	if (!r->present) {
 		if (unlink(path) < 0 && errno != ENOENT)
 			return vp_error_set_os(errno, "cannot remove '%s'", path);

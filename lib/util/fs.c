@@ -1,6 +1,7 @@
 /* fs.c: durable file operations; every rename into place is followed by a directory fsync. */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdatomic.h>
@@ -108,6 +109,32 @@ int vp_fs_pread_all(int fd, void *buf, size_t len, uint64_t off, const char *wha
 		off += (uint64_t)r;
 	}
 	return 0;
+}
+
+void vp_fs_sweep_tmp(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	VP_AUTOFREE char *dir = slash ? vp_strdup_printf("%.*s", (int)(slash - path), path) : vp_strdup(".");
+	VP_AUTOFREE char *prefix = vp_strdup_printf(".%s.tmp.", slash ? slash + 1 : path);
+	struct dirent *e;
+	DIR *d;
+
+	if (!dir || !prefix || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d))) {
+		size_t n = strlen(prefix);
+		char *end;
+		long pid;
+
+		if (strncmp(e->d_name, prefix, n))
+			continue;
+		pid = strtol(e->d_name + n, &end, 10);
+		if (end == e->d_name + n || *end != '.' || pid <= 0 || pid == (long)getpid() ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
 }
 
 int vp_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)

@@ -20,6 +20,10 @@ char *vp_fs_tmpname(const char *path);
 /* Writes data to path atomically: temp file, fsync, rename, fsync directory. */
 int vp_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/* Removes the temporaries vp_fs_write_atomic left for `path` when its writer was killed
+ * (".NAME.tmp.PID.N" beside it whose PID is gone); best effort, no error. */
+void vp_fs_sweep_tmp(const char *path);
+
 /* Reads a whole file (up to max bytes) into a NUL-terminated buffer. */
 int vp_fs_read_all(const char *path, size_t max, char **out, size_t *len);
 

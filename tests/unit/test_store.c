@@ -504,6 +504,32 @@ static void test_info_json(void)
 	VP_ASSERT_STR_EQ(p.backing, "/etc/passwd");
 }
 
+/* A killed writer's temporaries of one file go; a live writer's and other files' stay. */
+static void test_sweep_tmp(void)
+{
+	char dir[] = "/tmp/vp-sweep-XXXXXX", f[256], dead[256], live[256], mine[256], other[256];
+	pid_t child;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	if ((child = fork()) == 0)
+		_exit(0);
+	waitpid(child, NULL, 0);
+	snprintf(f, sizeof(f), "%s/pool.hosts", dir);
+	snprintf(dead, sizeof(dead), "%s/.pool.hosts.tmp.%ld.3", dir, (long)child);
+	snprintf(live, sizeof(live), "%s/.pool.hosts.tmp.1.0", dir); /* init lives */
+	snprintf(mine, sizeof(mine), "%s/.pool.hosts.tmp.%ld.0", dir, (long)getpid());
+	snprintf(other, sizeof(other), "%s/.other.hosts.tmp.%ld.0", dir, (long)child);
+	const char *all[] = { dead, live, mine, other };
+	for (size_t i = 0; i < 4; i++)
+		CU_ASSERT_EQUAL(close(open(all[i], O_CREAT | O_WRONLY, 0600)), 0);
+	vp_fs_sweep_tmp(f);
+	CU_ASSERT_EQUAL(access(dead, F_OK), -1);
+	CU_ASSERT_EQUAL(access(live, F_OK), 0);
+	CU_ASSERT_EQUAL(access(mine, F_OK), 0);
+	CU_ASSERT_EQUAL(access(other, F_OK), 0);
+	CU_ASSERT_EQUAL(vp_fs_rm_rf(dir), 0);
+}
+
 static CU_TestInfo store_tests[] = {
 	{ "import raw (stored qcow2), verify", test_import_raw },
 	{ "import qcow2 (stored raw) with parent", test_import_qcow2_stored_raw },
@@ -521,6 +547,7 @@ static CU_TestInfo pure_tests[] = {
 	{ "version rule", test_version_rule },
 	{ "manifest round trip and errors", test_manifest_roundtrip },
 	{ "qemu-img info JSON", test_info_json },
+	{ "sweep of a killed writer's temporaries", test_sweep_tmp },
 	CU_TEST_INFO_NULL,
 };
 
