@@ -194,12 +194,23 @@ void vp_fleet_free(vp_fleet *f)
 	free(f);
 }
 
+static char *record_path(const vp_fleet *f);
+static char *canary_path(const vp_fleet *f);
+
 int vp_fleet_lock(vp_fleet *f, bool wait)
 {
 	int rc;
 
 	if (f->lock_fd < 0 && (rc = pool_lock_file(f->spec, wait, &f->lock_fd)) < 0)
 		return rc;
+	/* Under the pool's lock: what killed applies left of their writes of its records. */
+	{
+		VP_AUTOFREE char *rec = record_path(f), *can = canary_path(f);
+		if (rec)
+			vp_fs_sweep_tmp(rec);
+		if (can)
+			vp_fs_sweep_tmp(can);
+	}
 	for (size_t i = 0; i < f->n; i++) {
 		vp_fleet_host *h = &f->hosts[i];
 
