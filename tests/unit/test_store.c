@@ -371,6 +371,24 @@ static void test_full_clone(void)
 	CU_ASSERT_EQUAL(ops->delta_create(tier, &req, &out), VP_ENOTSUP);
 	CU_ASSERT_EQUAL(access(delta_path("fp", "c-4"), F_OK), -1);
 
+	/* A base stored raw: converted to a standalone qcow2 (a clone's disk is a .qcow2), grown too. */
+	{
+		vp_store_import_opts o = { .format = "raw" };
+		vp_base_info rb;
+		CU_ASSERT_EQUAL_FATAL(vp_store_import(s, "fullraw", "v1", make_raw("fr.raw", 8, "raw one"), &o, &rb), 0);
+		VP_ASSERT_STR_EQ(rb.format, "raw");
+		vp_delta_request rr = { .kind = VP_DISK_DELTA, .pool = "fp", .clone = "r-1", .size = 16u << 20,
+					.base_location = rb.location, .base_format = rb.format, .flags = VP_DELTA_FULL };
+		CU_ASSERT_EQUAL(ops->delta_create(tier, &rr, &out), 0);
+		VP_ASSERT_STR_EQ(out.backing, "");
+		CU_ASSERT_EQUAL(out.virtual_size, 16u << 20);
+		CU_ASSERT_EQUAL(sh((const char *[]){ "qemu-img", "compare", "-q", "-f", "raw", "-F", "qcow2",
+						     rb.location, out.location, NULL }), 0);
+		CU_ASSERT_EQUAL(sh((const char *[]){ "qemu-img", "check", "-q", out.location, NULL }), 0);
+		CU_ASSERT_FALSE(temp_left("fp"));
+		remove_delta("fp", "r-1");
+	}
+
 	/* No backing file: no reference; the base can be removed under its full clones. */
 	CU_ASSERT_EQUAL(vp_store_references(s, "full@v1", &refs, &n), 0);
 	CU_ASSERT_EQUAL(n, 0);
