@@ -96,6 +96,7 @@ alloc=$(($(stat -c %b "$DELTAS/$POOL-1.qcow2") * 512))
 check "the copy skipped the base's holes ($alloc bytes allocated, base $base_alloc)" \
 	test "$alloc" -le $((base_alloc + 1048576))
 check "the disk is 0600" test "$(stat -c %a "$DELTAS/$POOL-1.qcow2")" == 600
+expect "status counts full copies, not a saving" 0 "in full copies +" -- "$CLI" status "$SPEC"
 expect "base list counts no delta backing onto the base" 0 "" -- "$CLI" --root "$STORE" base list tiny
 expect "base rm is refused: the clones' domains record the base (metadata pin)" 1 "$POOL-" -- \
 	"$CLI" --root "$STORE" base rm tiny@1
