@@ -80,8 +80,9 @@ static void plan_wanted(vp_plan_item *it, const vp_desired *d, const vp_desired_
 	unsigned f = o ? o->flags : 0;
 	bool has_dom = f & VP_OBS_DOMAIN, has_delta = f & VP_OBS_DELTA;
 	bool running = f & VP_OBS_RUNNING;
-	/* A linked delta where clones.mode is full, or a full copy where it is linked. */
-	bool other_mode = has_delta && d->full != ((f & VP_OBS_STANDALONE) != 0);
+	/* A linked delta where clones.mode is full. (A standalone disk where it is linked
+	 * names no base, so it is already made again below: its disk_base_ref is "".) */
+	bool other_mode = has_delta && d->full && !(f & VP_OBS_STANDALONE);
 	const char *want = dc->base_ref ? dc->base_ref : d->base_ref;
 
 	it->change = VP_CHANGE_NONE;
@@ -115,11 +116,11 @@ static void plan_wanted(vp_plan_item *it, const vp_desired *d, const vp_desired_
 		 * between the swap and the redefine) is made again the same way. */
 		it->change = VP_CHANGE_REBASE;
 		it->steps = VP_STEP_REBASE | VP_STEP_DEFINE | (running ? VP_STEP_STOP : 0);
-		it->reason = other_mode && streq(o->base_ref, want)
-				     ? (d->full ? "a linked delta; clones.mode is full"
-						: "a full copy; clones.mode is linked")
+		it->reason = other_mode && streq(o->base_ref, want) ? "a linked delta; clones.mode is full"
 			     : streq(real_base(o), o->base_ref) ? "on another base version"
-								: "delta backs onto another base than its domain records";
+			     : !d->full && (f & VP_OBS_STANDALONE) ? "a disk without backing file (a full copy); "
+								     "clones.mode is linked"
+								   : "delta backs onto another base than its domain records";
 		/* Back onto the base its domain records: no version is left, so the
 		 * recorded previous version stays. */
 		it->from_base = streq(o->base_ref, want) ? NULL : o->base_ref;

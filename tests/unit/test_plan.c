@@ -370,8 +370,11 @@ static void test_full_clones(void)
 					       .flags = VP_OBS_DOMAIN | VP_OBS_OURS | VP_OBS_DELTA,
 					       .pool = "ci", .base_ref = "tiny@v1", .spec_hash = "h1" };
 	have[0].flags |= VP_OBS_STANDALONE;
+	have[0].disk_base_ref = ""; /* what the inventory gives a linked pool's standalone disk */
 	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
-	VP_ASSERT_STR_EQ(find(p, "ci-001")->reason, "a full copy; clones.mode is linked");
+	VP_ASSERT_STR_EQ(find(p, "ci-001")->reason,
+			 "a disk without backing file (a full copy); clones.mode is linked");
+	CU_ASSERT_PTR_NULL(find(p, "ci-001")->from_base);
 	CU_ASSERT_EQUAL(p->counts[VP_CHANGE_REBASE], 1);
 	CU_ASSERT_EQUAL(p->counts[VP_CHANGE_NONE], 4);
 	vp_plan_free(p);
