@@ -641,7 +641,7 @@ static void copy_crash_point(void) {}
  * shares extents itself where the file system can), else read and write. */
 static int copy_range(int in, int out, off_t off, off_t end, const char *src, const char *dst)
 {
-	static _Thread_local bool no_cfr;
+	bool no_cfr = false; /* per call: another pair of files may support it */
 	char *b = NULL;
 
 	while (off < end) {
