@@ -147,6 +147,20 @@ check "apply killed after a copy, before its domain (exit $rc)" test $rc -eq 137
 expect "the next apply makes that copy again and defines it" 0 "Applied" -- "$CLI" apply "$SPEC"
 full_ok "after the second kill: consistent" "$BASE1" 6
 
+echo "== kill -9 in the middle of a rollout's copy: the old disk stays whole"
+spec "$SPEC" "$POOL" 6 2 "$STORE"
+VDIPOOL_TEST_CRASH_COPY=1 "$CLI" apply -q --parallel 1 "$SPEC" >/dev/null 2>&1
+rc=$?
+check "the rollout was killed mid-copy (exit $rc)" test $rc -eq 137
+whole=1
+for i in $(seq 1 6); do
+	f=$DELTAS/$POOL-$i.qcow2
+	{ same_as "$BASE1" "$f" || same_as "$BASE2" "$f"; } && no_backing "$f" || { whole=0; echo "    $f is broken"; }
+done
+check "every clone's disk is still a whole copy of v1 or v2" test $whole -eq 1
+expect "the next apply finishes the rollout" 0 "Applied" -- "$CLI" apply "$SPEC"
+full_ok "after the rollout's kill: every disk a copy of v2, no temporary" "$BASE2" 6
+
 echo "== linked clones switched to full are made again as copies"
 spec "$T/sw.yaml" "${POOL}w" 1 1 "$STORE" "" linked
 "$CLI" apply -q "$T/sw.yaml" >/dev/null 2>&1
