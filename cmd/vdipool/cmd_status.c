@@ -112,7 +112,10 @@ static void print_table(const vp_spec *spec, vp_pool *pool, const vp_pool_status
 	printf("\nPool '%s': %u wanted; %zu running, %zu shut off, %zu missing, %zu other; base %s\n",
 	       spec->pool, spec->clones.count, st->running, st->stopped, st->missing, st->other,
 	       *base ? base : "(not in the store)");
-	if (st->full_copy_bytes)
+	if (st->full_copy_bytes && spec->clones.mode == VP_CLONE_FULL)
+		printf("Space: %s in full copies + %s base\n", vp_fmt_bytes(st->delta_bytes, a, sizeof(a)),
+		       vp_fmt_bytes(st->base_bytes, bb, sizeof(bb)));
+	else if (st->full_copy_bytes)
 		printf("Space: %s in deltas + %s base, against %s as full copies (%.0f%% saved)\n",
 		       vp_fmt_bytes(st->delta_bytes, a, sizeof(a)), vp_fmt_bytes(st->base_bytes, bb, sizeof(bb)),
 		       vp_fmt_bytes(st->full_copy_bytes, f, sizeof(f)),

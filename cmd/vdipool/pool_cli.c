@@ -131,7 +131,15 @@ void pool_cli_print_plan(cli *c, const vp_spec *spec, vp_pool *pool, const vp_pl
 	       plan->counts[VP_CHANGE_CREATE], plan->counts[VP_CHANGE_REPAIR], plan->counts[VP_CHANGE_UPDATE],
 	       plan->counts[VP_CHANGE_REBASE], plan->counts[VP_CHANGE_START], plan->counts[VP_CHANGE_STOP],
 	       plan->counts[VP_CHANGE_REMOVE], plan->counts[VP_CHANGE_NONE]);
-	if (plan->full_copy_bytes) {
+	if (plan->full_copy_bytes && spec->clones.mode == VP_CLONE_FULL) {
+		/* Full clones save nothing: each writes the base's allocated bytes,
+		 * unless a reflink shares them (known only when copying). */
+		printf("Disk: %s to write (full clones: the base's allocated bytes per clone, shared "
+		       "instead where the tier's file system reflinks); the pool will use %s (base + "
+		       "full copies)\n",
+		       vp_fmt_bytes(plan->bytes_to_write, a, sizeof(a)),
+		       vp_fmt_bytes(plan->pool_bytes, bb, sizeof(bb)));
+	} else if (plan->full_copy_bytes) {
 		double saved = 100.0 * (1.0 - (double)plan->pool_bytes / (double)plan->full_copy_bytes);
 		printf("Disk: %s to write; the pool will use %s (base + deltas) against %s as full copies "
 		       "(%.0f%% saved)\n",

@@ -80,6 +80,9 @@ static void plan_wanted(vp_plan_item *it, const vp_desired *d, const vp_desired_
 	unsigned f = o ? o->flags : 0;
 	bool has_dom = f & VP_OBS_DOMAIN, has_delta = f & VP_OBS_DELTA;
 	bool running = f & VP_OBS_RUNNING;
+	/* A linked delta where clones.mode is full. (A standalone disk where it is linked
+	 * names no base, so it is already made again below: its disk_base_ref is "".) */
+	bool other_mode = has_delta && d->full && !(f & VP_OBS_STANDALONE);
 	const char *want = dc->base_ref ? dc->base_ref : d->base_ref;
 
 	it->change = VP_CHANGE_NONE;
@@ -95,25 +98,29 @@ static void plan_wanted(vp_plan_item *it, const vp_desired *d, const vp_desired_
 		it->steps = VP_STEP_CREATE_DELTA | VP_STEP_DEFINE | (running ? VP_STEP_STOP : 0);
 		it->reason = "delta missing";
 		running = false;
-	} else if (!has_dom && o->disk_base_ref && !streq(o->disk_base_ref, want)) {
+	} else if (!has_dom && ((o->disk_base_ref && !streq(o->disk_base_ref, want)) || other_mode)) {
 		/* An old delta without its domain: the domain comes back on the wanted base. */
 		it->change = VP_CHANGE_REBASE;
 		it->steps = VP_STEP_REBASE | VP_STEP_DEFINE;
-		it->reason = "domain missing, delta on another base version";
-		it->from_base = *o->disk_base_ref ? o->disk_base_ref : NULL;
+		it->reason = other_mode ? "domain missing, disk of the other clones.mode"
+					: "domain missing, delta on another base version";
+		it->from_base = o->disk_base_ref && *o->disk_base_ref ? o->disk_base_ref : NULL;
 	} else if (!has_dom) {
 		it->change = VP_CHANGE_REPAIR;
 		it->steps = VP_STEP_DEFINE;
 		it->reason = "domain missing";
-	} else if (!streq(o->base_ref, want) || !streq(real_base(o), o->base_ref)) {
+	} else if (!streq(o->base_ref, want) || !streq(real_base(o), o->base_ref) || other_mode) {
 		/* Stopped for the swap, defined anew (metadata: new and previous
 		 * version), started again below when the spec wants it running. A
 		 * delta that backs onto another base than the domain records (a crash
 		 * between the swap and the redefine) is made again the same way. */
 		it->change = VP_CHANGE_REBASE;
 		it->steps = VP_STEP_REBASE | VP_STEP_DEFINE | (running ? VP_STEP_STOP : 0);
-		it->reason = streq(real_base(o), o->base_ref) ? "on another base version"
-							       : "delta backs onto another base than its domain records";
+		it->reason = other_mode && streq(o->base_ref, want) ? "a linked delta; clones.mode is full"
+			     : streq(real_base(o), o->base_ref) ? "on another base version"
+			     : !d->full && (f & VP_OBS_STANDALONE) ? "a disk without backing file (a full copy); "
+								     "clones.mode is linked"
+								   : "delta backs onto another base than its domain records";
 		/* Back onto the base its domain records: no version is left, so the
 		 * recorded previous version stays. */
 		it->from_base = streq(o->base_ref, want) ? NULL : o->base_ref;

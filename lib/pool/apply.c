@@ -8,13 +8,16 @@
 
 static unsigned delta_flags(const vp_pool *p)
 {
+	if (p->spec->clones.mode == VP_CLONE_FULL)
+		return VP_DELTA_FULL;
 	return (p->spec->delta.preallocation == VP_SPEC_PREALLOC_METADATA ? VP_DELTA_PREALLOC_METADATA : 0) |
 	       (p->spec->delta.extended_l2 ? VP_DELTA_EXTENDED_L2 : 0);
 }
 
 /* A fresh delta on the item's base with the spec's cluster size, extended L2
- * and preallocation. replace: atomically over the existing one (rebase,
- * reset), so the domain never points at a missing disk. */
+ * and preallocation (clones.mode full: a standalone copy of the base), of
+ * delta.size. replace: atomically over the existing one (rebase, reset), so
+ * the domain never points at a missing disk. */
 static int create_delta(vp_pool *p, const vp_plan_item *it, bool replace)
 {
 	const vp_base_info *b = pool_target(p, it);
@@ -22,15 +25,21 @@ static int create_delta(vp_pool *p, const vp_plan_item *it, bool replace)
 		.kind = VP_DISK_DELTA, .pool = p->spec->pool, .clone = it->name,
 		.flags = delta_flags(p) | (replace || p->reset_mode ? VP_DELTA_OVERWRITE : 0),
 		.cluster_size = (uint32_t)p->spec->delta.cluster_size,
+		.size = p->spec->delta.size,
 	};
 	vp_image_info info;
+	int rc;
 
 	if (!b)
 		return vp_error_set(VP_ERR_EXEC, VP_ENOENT, "clone '%s': its base '%s' was not resolved",
 				    it->name, it->to_base ? it->to_base : p->base_ref);
 	req.base_location = b->location;
 	req.base_format = b->format;
-	return p->deltas.ops->delta_create(p->deltas.handle, &req, &info);
+	rc = p->deltas.ops->delta_create(p->deltas.handle, &req, &info);
+	if (rc == VP_ENOTSUP && (req.flags & VP_DELTA_FULL))
+		vp_error_prefix("clone '%s': tier '%s' (backend '%s') cannot make a full clone",
+				it->name, p->spec->storage.deltas->name, p->deltas.ops->name);
+	return rc;
 }
 
 static int create_data(vp_pool *p, const vp_plan_item *it)
@@ -242,7 +251,8 @@ static int resolve_targets(vp_pool *p, const vp_plan *plan)
 			vp_error_prefix("pool '%s': clone '%s' needs base '%s'", p->spec->pool, it->name, ref);
 			return rc == VP_EINVAL ? VP_ECONFLICT : rc;
 		}
-		if ((rc = vp_store_check_unchanged(p->store, ref)) < 0)
+		if ((rc = vp_store_check_unchanged(p->store, ref)) < 0 ||
+		    (rc = pool_check_size(p, &p->targets[p->ntargets])) < 0)
 			return rc;
 		snprintf(p->target_refs[p->ntargets++], REF_MAX, "%s", ref);
 	}

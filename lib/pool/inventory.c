@@ -265,6 +265,15 @@ static int merge(vp_pool *p)
 				goto out;
 			rc = VP_ENOMEM;
 			o->disk_base_ref = p->disk_base[i];
+			if (!*p->disks[i].backing) {
+				/* A full clone names no base: it is a copy of the one its domain
+				 * records (NULL: trust the metadata); without a domain, of an
+				 * unknown one (""), so it is made again. */
+				const vp_virt_domain *dom = pool_dom_of(p, o->name);
+				o->flags |= VP_OBS_STANDALONE;
+				if (p->spec->clones.mode == VP_CLONE_FULL && dom && dom->has_meta)
+					o->disk_base_ref = NULL;
+			}
 		}
 	}
 	rc = 0;

@@ -15,15 +15,20 @@ static uint64_t round4k(uint64_t n)
 	return (n + 4095) & ~(uint64_t)4095;
 }
 
+/* A full clone writes a copy of the base: its allocated bytes (a reflink
+ * shares them instead, which the planner cannot know in advance). */
 static uint64_t delta_cost(const vp_pool *p)
 {
 	const vp_spec_delta *d = &p->spec->delta;
 	uint64_t clusters, l2_entry = d->extended_l2 ? 16 : 8, l1;
+	uint64_t vsize = d->size > p->base.virtual_size ? d->size : p->base.virtual_size;
 	bool pre = d->preallocation == VP_SPEC_PREALLOC_METADATA;
 
 	if (!p->base_resolved)
 		return 0;
-	clusters = (p->base.virtual_size + d->cluster_size - 1) / d->cluster_size;
+	if (p->spec->clones.mode == VP_CLONE_FULL)
+		return p->base.allocated;
+	clusters = (vsize + d->cluster_size - 1) / d->cluster_size;
 	l1 = (clusters * l2_entry + d->cluster_size - 1) / d->cluster_size * 8;
 	return round4k(512) + round4k(l1) + round4k(8) + round4k(pre ? clusters * 2 : 64) +
 	       (pre ? round4k(clusters * l2_entry) : 0);
@@ -35,6 +40,18 @@ static uint64_t data_cost(const vp_pool *p)
 }
 
 static int plan_build(vp_pool *p, long want_count, vp_plan **out);
+
+int pool_check_size(const vp_pool *p, const vp_base_info *b)
+{
+	uint64_t want = p->spec->delta.size;
+
+	if (!want || want >= b->virtual_size)
+		return 0;
+	return vp_spec_error(p->spec, "delta.size",
+			     "must be at least the base's virtual size: '%s@%s' is %llu bytes, got %llu "
+			     "(a clone's disk is never smaller than its base)",
+			     b->name, b->version, (unsigned long long)b->virtual_size, (unsigned long long)want);
+}
 
 /* rollout.max_unavailable as a clone count: a percentage of the pool, at least 1. */
 static unsigned max_unavailable(const vp_spec *s)
@@ -79,6 +96,7 @@ static int plan_build(vp_pool *p, long want_count, vp_plan **out)
 		.data_bytes = data_cost(p),
 		.base_bytes = p->base_resolved ? p->base.allocated : 0,
 		.max_unavailable = p->max_unavailable ? p->max_unavailable : max_unavailable(p->spec),
+		.full = p->spec->clones.mode == VP_CLONE_FULL,
 		.mac_of = mac_of,
 		.mac_ctx = p,
 	};
@@ -87,6 +105,8 @@ static int plan_build(vp_pool *p, long want_count, vp_plan **out)
 
 	*out = NULL;
 	p->destroying = want_count == 0;
+	if (!p->destroying && p->base_resolved && (rc = pool_check_size(p, &p->base)) < 0)
+		return rc;
 	for (size_t i = 0; i < p->nwant; i++)
 		p->want[i].base_ref = NULL;
 	/* An interrupted rollback is carried on until every clone is back; a

@@ -200,9 +200,6 @@ int pool_open_host(vp_pool **out, const vp_spec *spec, size_t host)
 	int rc;
 
 	*out = NULL;
-	if (spec->clones.mode == VP_CLONE_FULL)
-		return vp_error_set(VP_ERR_INVALID, VP_ENOTSUP,
-				    "pool '%s': clones.mode 'full' is not supported yet", spec->pool);
 	if (pool_host_is_remote(h)) {
 		if ((rc = remote_params(h, &hp)) < 0)
 			return rc;
@@ -229,6 +226,16 @@ int pool_open_host(vp_pool **out, const vp_spec *spec, size_t host)
 	    (rc = open_store(p, hpp)) < 0 ||
 	    (rc = open_tier(&p->deltas, spec, spec->storage.deltas, hpp)) < 0)
 		goto fail;
+	/* Only a backend that says it makes full copies is asked for one: an older
+	 * plugin could ignore the flag and make a linked clone instead. */
+	if (spec->clones.mode == VP_CLONE_FULL && !(p->deltas.ops->capabilities & VP_CAP_FULL_CLONE)) {
+		rc = vp_error_set(VP_ERR_INVALID, VP_ENOTSUP,
+				  "pool '%s': clones.mode 'full' needs a deltas tier whose storage backend makes "
+				  "full copies; tier '%s' (backend '%s'%s) makes linked clones only",
+				  spec->pool, spec->storage.deltas->name, p->deltas.ops->name,
+				  p->remote ? ", reached over SSH" : "");
+		goto fail;
+	}
 	if (p->data_separate)
 		rc = open_tier(&p->data, spec, spec->data_disk.tier, hpp);
 	else

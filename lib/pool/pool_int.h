@@ -118,6 +118,10 @@ int pool_base_store_open(vp_store **out, const vp_spec *spec);
 bool pool_host_is_remote(const vp_spec_host *h);
 /* The address and port to SSH to for the host's storage (from its ssh mapping or URI). */
 int pool_host_ssh_target(const vp_spec_host *h, char *addr, size_t len, unsigned *port, const char **user);
+/* delta.size against a base the pool's disks are made from: VP_EINVAL with the
+ * key's position in the spec when it is smaller than the base. */
+int pool_check_size(const vp_pool *p, const vp_base_info *b);
+
 /* Resolves the spec's base (or `version` of it) in the store into p->base. */
 int pool_resolve_base(vp_pool *p, const char *version);
 

@@ -485,6 +485,8 @@ static const spec_field delta_fields[] = {
 	{ .key = "preallocation", .fn = spec_fn_enum, .off = offsetof(vp_spec_delta, preallocation),
 	  .choices = prealloc_choices },
 	FNUM("max_depth", spec_fn_uint, vp_spec_delta, max_depth, 1, 16),
+	{ .key = "size", .fn = spec_fn_size, .off = offsetof(vp_spec_delta, size), .min = MIB,
+	  .max = 64 * TIB, .align = 512 },
 };
 
 static int fn_delta(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
@@ -855,8 +857,9 @@ static int resolve_ssh(spec_ctx *c)
 	return 0;
 }
 
-/* cluster_size, extended_l2 and preallocation shape a qcow2 file; an RBD clone has none of
- * them. Their defaults are left in place unread; written out, they would promise what is not
+/* cluster_size, extended_l2 and preallocation shape a qcow2 delta; an RBD clone has none of
+ * them, nor has a full clone (a copy of the base keeps the base's layout). delta.size: an RBD
+ * clone has its parent's size. Their defaults are left in place unread; written out, they would promise what is not
  * done. The first one written, in document order, is reported. */
 static int check_delta_format(spec_ctx *c)
 {
@@ -864,7 +867,11 @@ static int check_delta_format(spec_ctx *c)
 	const char *first = NULL;
 	vp_spec_loc loc, best = { 0 };
 
-	if (c->spec->storage.deltas->driver != VP_STORAGE_RBD)
+	if (c->spec->storage.deltas->driver == VP_STORAGE_RBD && vp_spec_locate(c->spec, "delta.size", &loc) == 0)
+		return spec_err_path(c, "delta.size",
+				     "an RBD clone has its parent snapshot's size: tier '%s' makes RBD clones "
+				     "(drop the key, or put deltas on a dir tier)", c->spec->storage.deltas->name);
+	if (c->spec->storage.deltas->driver != VP_STORAGE_RBD && c->spec->clones.mode != VP_CLONE_FULL)
 		return 0;
 	for (size_t i = 0; i < VP_ARRAY_SIZE(qcow2_keys); i++) {
 		if (vp_spec_locate(c->spec, qcow2_keys[i], &loc) != 0)
@@ -875,6 +882,10 @@ static int check_delta_format(spec_ctx *c)
 	}
 	if (!first)
 		return 0;
+	if (c->spec->storage.deltas->driver != VP_STORAGE_RBD)
+		return spec_err_path(c, first,
+				     "qcow2 delta settings do not apply to full clones: clones.mode 'full' copies "
+				     "the base with its own layout (drop the key)");
 	return spec_err_path(c, first,
 			     "qcow2 delta settings do not apply to an rbd delta tier: tier '%s' makes RBD clones "
 			     "(drop the key)", c->spec->storage.deltas->name);

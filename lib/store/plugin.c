@@ -473,6 +473,7 @@ const char *vp_plugin_caps_str(uint64_t caps, char *buf, size_t len)
 		{ VP_CAP_LINKED_CLONE, "linked-clone" }, { VP_CAP_PREALLOC_METADATA, "prealloc-metadata" },
 		{ VP_CAP_REBASE, "rebase" },             { VP_CAP_FLATTEN, "flatten" },
 		{ VP_CAP_SHARED, "shared" },
+		{ VP_CAP_FULL_CLONE, "full-clone" },
 	};
 	size_t used = 0;
 

@@ -803,6 +803,11 @@ static int check_request(struct ssh_tier *t, const vp_delta_request *req, const 
 	if (req->kind == VP_DISK_DATA && !req->size)
 		return vp_error_set(VP_ERR_STORE, VP_EINVAL, "data disk '%s/%s': size is required",
 				    req->pool, req->clone);
+	/* A flag not known here (VP_DELTA_FULL) is refused, never ignored. */
+	if (req->flags & ~(VP_DELTA_PREALLOC_METADATA | VP_DELTA_OVERWRITE | VP_DELTA_EXTENDED_L2))
+		return vp_error_set(VP_ERR_STORE, VP_ENOTSUP, "disk '%s/%s': the ssh backend cannot make "
+				    "%s (request flags 0x%x)", req->pool, req->clone,
+				    req->flags & VP_DELTA_FULL ? "full clones" : "this kind of disk", req->flags);
 	if (!(req->flags & VP_DELTA_OVERWRITE) && vp_ssh_stat_path(t->s, path, &st) == 0)
 		return vp_error_set(VP_ERR_STORE, VP_EEXIST, "disk '%s' exists on '%s' already",
 				    path, t->label);

@@ -3,7 +3,8 @@
  * Layout under the tier's directory:
  *   bases/<name>/<version>/disk.qcow2|disk.raw (0444) + manifest
  *   bases/.import-<name>-<version>-<pid>/        an import in progress
- *   deltas/<pool>/<clone>.qcow2                  backing file = absolute base path
+ *   deltas/<pool>/<clone>.qcow2                  backing file = absolute base path, or
+ *                                                a full clone: a standalone qcow2 copy
  *   data/<pool>/<clone>.qcow2                    standalone data disks
  * Self-contained on purpose (libc, plugin.h, the qcow2 API): it is also the
  * example of how to write a plugin, and it is compiled into libvdipool too.
@@ -13,11 +14,14 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -617,6 +621,228 @@ static void sweep_dead_temps(const char *path)
 	closedir(d);
 }
 
+/* ---- full clones ------------------------------------------------------------------ */
+
+#ifdef VP_TEST_HOOKS
+/* VDIPOOL_TEST_CRASH_COPY=1: SIGKILL the process once a full copy has written
+ * its first data extent (test builds only), for the kill -9 tests. */
+static void copy_crash_point(void)
+{
+	const char *v = getenv("VDIPOOL_TEST_CRASH_COPY");
+
+	if (v && !strcmp(v, "1"))
+		kill(getpid(), SIGKILL);
+}
+#else
+static void copy_crash_point(void) {}
+#endif
+
+/* Copies [off, end) of in to the same offsets of out: copy_file_range (which
+ * shares extents itself where the file system can), else read and write. */
+static int copy_range(int in, int out, off_t off, off_t end, const char *src, const char *dst)
+{
+	bool no_cfr = false; /* per call: another pair of files may support it */
+	char *b = NULL;
+
+	while (off < end) {
+		size_t want = (size_t)(end - off > (1 << 30) ? (1 << 30) : end - off);
+		ssize_t n = -1;
+
+		if (!no_cfr) {
+			loff_t io = off, oo = off;
+			n = copy_file_range(in, &io, out, &oo, want, 0);
+			if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
+				      errno == EOPNOTSUPP)) {
+				no_cfr = true;
+				continue;
+			}
+		} else {
+			if (!b && !(b = malloc(1 << 20)))
+				return host->error(VP_ENOMEM, "out of memory");
+			n = pread(in, b, want < (1 << 20) ? want : (1 << 20), off);
+			if (n > 0) {
+				ssize_t w = 0;
+				for (ssize_t done = 0; done < n; done += w)
+					if ((w = pwrite(out, b + done, (size_t)(n - done), off + done)) < 0)
+						break;
+				if (w < 0) {
+					int e = errno;
+					free(b);
+					return os_error(e, "cannot write '%s'", dst);
+				}
+			}
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			free(b);
+			return os_error(e, "cannot copy '%s' to '%s'", src, dst);
+		}
+		if (n == 0) {
+			free(b);
+			return host->error(VP_EIO, "cannot copy '%s': it shrank while being copied", src);
+		}
+		off += n;
+		copy_crash_point();
+	}
+	free(b);
+	return 0;
+}
+
+/* The file's data extents only (SEEK_DATA/SEEK_HOLE): holes stay holes and are never read. */
+static int copy_sparse(int in, int out, off_t size, const char *src, const char *dst)
+{
+	off_t pos = 0;
+	int rc;
+
+	if (ftruncate(out, size) < 0)
+		return os_error(errno, "cannot size '%s'", dst);
+	while (pos < size) {
+		off_t data = lseek(in, pos, SEEK_DATA), hole;
+
+		if (data < 0 && errno == ENXIO)
+			return 0; /* only a hole is left */
+		if (data < 0 && errno == EINVAL)
+			return copy_range(in, out, pos, size, src, dst); /* no SEEK_DATA here */
+		if (data < 0)
+			return os_error(errno, "cannot seek in '%s'", src);
+		if ((hole = lseek(in, data, SEEK_HOLE)) < 0)
+			return os_error(errno, "cannot seek in '%s'", src);
+		if (hole > size)
+			hole = size;
+		if ((rc = copy_range(in, out, data, hole, src, dst)) < 0)
+			return rc;
+		pos = hole;
+	}
+	return 0;
+}
+
+/* The whole file: one reflink (FICLONE: XFS with reflink=1, btrfs) when the
+ * file system shares extents, else a sparse copy. *how says which. */
+static int copy_file(const char *src, const char *dst, int out, const char **how)
+{
+	struct stat st;
+	int in = open(src, O_RDONLY | O_CLOEXEC), rc;
+
+	if (in < 0)
+		return os_error(errno, "cannot open base '%s'", src);
+	if (fstat(in, &st) < 0) {
+		rc = os_error(errno, "cannot stat '%s'", src);
+	} else if (ioctl(out, FICLONE, in) == 0) {
+		*how = "reflink";
+		rc = 0;
+	} else if (errno != EOPNOTSUPP && errno != EXDEV && errno != EINVAL && errno != ENOTTY &&
+		   errno != ENOSYS && errno != EPERM) {
+		rc = os_error(errno, "cannot reflink '%s' to '%s'", src, dst);
+	} else {
+		*how = "sparse copy";
+		rc = copy_sparse(in, out, st.st_size, src, dst);
+	}
+	close(in);
+	return rc;
+}
+
+/* rename() that replaces the target only when asked to. */
+static int put_in_place(const char *tmp, const char *path, bool overwrite)
+{
+	if (overwrite ? rename(tmp, path) == 0
+		      : renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (!overwrite && (errno == EINVAL || errno == ENOSYS) && link(tmp, path) == 0) {
+		unlink(tmp);
+		return 0;
+	}
+	if (errno == EEXIST)
+		return host->error(VP_EEXIST, "'%s' exists already", path);
+	return os_error(errno, "cannot rename '%s' to '%s'", tmp, path);
+}
+
+/* Grows a complete copy to `size` bytes (qemu-img resize: it also grows the L1 table). */
+static int grow_copy(const char *tmp, uint64_t size)
+{
+	vp_qcow2_info qi;
+	char arg[32];
+	int rc;
+
+	if ((rc = vp_qcow2_read_info(&qi, tmp)) < 0)
+		return forward_error(rc);
+	if (size <= qi.virtual_size) {
+		if (size < qi.virtual_size)
+			return host->error(VP_EINVAL, "cannot make a disk of %llu bytes from a base of "
+					   "%llu bytes: a clone's disk is never smaller than its base",
+					   (unsigned long long)size, (unsigned long long)qi.virtual_size);
+		return 0;
+	}
+	snprintf(arg, sizeof(arg), "%llu", (unsigned long long)size);
+	{
+		const char *argv[] = { "qemu-img", "resize", "-q", "-f", "qcow2", tmp, arg, NULL };
+		return host->run(argv);
+	}
+}
+
+/* A full clone: a standalone qcow2 under a temporary name in the disk's own
+ * directory (".CLONE.qcow2.tmp.PID.N", which sweep and sweep_dead_temps remove
+ * when the process died), made durable, then renamed into place: the disk is
+ * complete or absent, like a delta. A qcow2 base is copied as it is (it has no
+ * backing file, so the copy is standalone); a raw base is converted to qcow2
+ * by qemu-img (which skips zeroes), because a clone's disk is a .qcow2 file. */
+static int create_full(const char *path, const vp_delta_request *req)
+{
+	static atomic_uint counter;
+	const char *base = strrchr(path, '/') + 1, *how = "qemu-img convert";
+	char dir[PATH_MAX], tmp[PATH_MAX];
+	int fd = -1, rc;
+
+	snprintf(dir, sizeof(dir), "%.*s", (int)(base - path - 1), path);
+	if ((rc = mkdir_p(dir)) < 0 ||
+	    (rc = mkpath(tmp, "%s/.%s.tmp.%ld.f%u", dir, base, (long)getpid(),
+			 atomic_fetch_add(&counter, 1))) < 0)
+		return rc;
+	if (!(req->flags & VP_DELTA_OVERWRITE) && access(path, F_OK) == 0)
+		return host->error(VP_EEXIST, "'%s' exists already", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return os_error(errno, "cannot create '%s'", tmp);
+	if (req->base_format && !strcmp(req->base_format, "raw")) {
+		const char *argv[] = { "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2",
+				       req->base_location, tmp, NULL };
+		close(fd);
+		fd = -1;
+		rc = host->run(argv);
+	} else {
+		vp_qcow2_info qi;
+		if ((rc = vp_qcow2_read_info(&qi, req->base_location)) < 0)
+			rc = forward_error(rc);
+		else if (qi.has_backing)
+			rc = host->error(VP_EINVAL, "base '%s' has a backing file: a copy of it would not "
+					 "stand alone", req->base_location);
+		else
+			rc = copy_file(req->base_location, tmp, fd, &how);
+	}
+	if (rc == 0 && req->size)
+		rc = grow_copy(tmp, req->size);
+	if (rc == 0 && fd < 0 && (fd = open(tmp, O_WRONLY | O_CLOEXEC)) < 0)
+		rc = os_error(errno, "cannot open '%s'", tmp);
+	if (rc == 0 && fchmod(fd, 0600) < 0)
+		rc = os_error(errno, "cannot set the mode of '%s'", tmp);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = os_error(errno, "cannot fsync '%s'", tmp);
+	if (fd >= 0 && close(fd) < 0 && rc == 0)
+		rc = os_error(errno, "cannot close '%s'", tmp);
+	if (rc == 0)
+		rc = put_in_place(tmp, path, (req->flags & VP_DELTA_OVERWRITE) != 0);
+	if (rc < 0) {
+		unlink(tmp);
+		return rc;
+	}
+	if (host->debug)
+		host->debug("full clone '%s' of '%s' by %s", path, req->base_location, how);
+	return fsync_parent(path);
+}
+
+#define KNOWN_FLAGS (VP_DELTA_PREALLOC_METADATA | VP_DELTA_OVERWRITE | VP_DELTA_EXTENDED_L2 | VP_DELTA_FULL)
+
 static int dir_delta_create(void *tier, const vp_delta_request *req, vp_image_info *out)
 {
 	char path[PATH_MAX];
@@ -624,6 +850,13 @@ static int dir_delta_create(void *tier, const vp_delta_request *req, vp_image_in
 
 	if ((rc = disk_path(path, tier, req->kind, req->pool, req->clone)) < 0)
 		return rc;
+	/* A flag from a newer host is refused, never ignored (it may ask for a full copy). */
+	if (req->flags & ~KNOWN_FLAGS)
+		return host->error(VP_ENOTSUP, "disk '%s/%s': unknown request flags 0x%x", req->pool,
+				   req->clone, req->flags & ~KNOWN_FLAGS);
+	if ((req->flags & VP_DELTA_FULL) && req->kind != VP_DISK_DELTA)
+		return host->error(VP_EINVAL, "disk '%s/%s': only a clone's disk can be a full copy",
+				   req->pool, req->clone);
 	if (req->kind == VP_DISK_DELTA && (!req->base_location || req->base_location[0] != '/'))
 		return host->error(VP_EINVAL, "delta '%s/%s': the base must be an absolute path",
 				   req->pool, req->clone);
@@ -631,7 +864,8 @@ static int dir_delta_create(void *tier, const vp_delta_request *req, vp_image_in
 		return host->error(VP_EINVAL, "data disk '%s/%s': size is required", req->pool,
 				   req->clone);
 	sweep_dead_temps(path);
-	if ((rc = create_disk(path, req, req->flags)) < 0)
+	rc = req->flags & VP_DELTA_FULL ? create_full(path, req) : create_disk(path, req, req->flags);
+	if (rc < 0)
 		return rc;
 	return out ? dir_delta_stat(tier, req->kind, req->pool, req->clone, out) : 0;
 }
@@ -844,7 +1078,8 @@ static vp_plugin_ops dir_ops = {
 	.name = "dir",
 	.version = "1.0",
 	.description = "bases and qcow2 deltas as files in a local directory",
-	.capabilities = VP_CAP_LINKED_CLONE | VP_CAP_PREALLOC_METADATA | VP_CAP_REBASE | VP_CAP_FLATTEN,
+	.capabilities = VP_CAP_LINKED_CLONE | VP_CAP_PREALLOC_METADATA | VP_CAP_REBASE | VP_CAP_FLATTEN |
+			VP_CAP_FULL_CLONE,
 	.load = dir_load,
 	.open = dir_open,
 	.close = dir_close,

@@ -333,6 +333,53 @@ static void test_real_backing_beats_metadata(void)
 	vp_plan_free(p);
 }
 
+/* clones.mode full: a standalone disk is on the base its domain records; a disk of the other
+ * mode, or a standalone one without its domain (a copy of who knows what), is made again. */
+static void test_full_clones(void)
+{
+	vp_observed o = observed(5, 0);
+	vp_desired d = desired(5, false);
+	vp_plan *p = NULL;
+
+	d.full = true;
+	for (int i = 0; i < 5; i++)
+		have[i].flags |= VP_OBS_STANDALONE;
+	have[1].flags &= ~(unsigned)VP_OBS_STANDALONE; /* a linked delta on the right base */
+	have[1].disk_base_ref = "tiny@v1";
+	have[2].base_ref = "tiny@v0";                  /* a rollout */
+	have[3].flags &= ~(unsigned)(VP_OBS_DOMAIN | VP_OBS_OURS);
+	have[3].disk_base_ref = "";                    /* standalone, domain gone */
+	have[4].flags &= ~(unsigned)(VP_OBS_DOMAIN | VP_OBS_OURS | VP_OBS_STANDALONE);
+	have[4].disk_base_ref = "tiny@v1";             /* linked, domain gone */
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	CU_ASSERT_EQUAL(find(p, "ci-001")->change, VP_CHANGE_NONE);
+	CU_ASSERT_EQUAL(find(p, "ci-002")->steps, VP_STEP_REBASE | VP_STEP_DEFINE);
+	VP_ASSERT_STR_EQ(find(p, "ci-002")->reason, "a linked delta; clones.mode is full");
+	CU_ASSERT_PTR_NULL(find(p, "ci-002")->from_base); /* the recorded previous version stays */
+	VP_ASSERT_STR_EQ(find(p, "ci-003")->reason, "on another base version");
+	VP_ASSERT_STR_EQ(find(p, "ci-003")->from_base, "tiny@v0");
+	CU_ASSERT_EQUAL(find(p, "ci-004")->steps, VP_STEP_REBASE | VP_STEP_DEFINE);
+	CU_ASSERT_PTR_NULL(find(p, "ci-004")->from_base);
+	VP_ASSERT_STR_EQ(find(p, "ci-005")->reason, "domain missing, disk of the other clones.mode");
+	CU_ASSERT_EQUAL(p->counts[VP_CHANGE_REBASE], 4);
+	vp_plan_free(p);
+
+	d.full = false; /* back to linked: the full copies are made again as deltas */
+	for (int i = 0; i < 5; i++)
+		have[i] = (vp_observed_clone){ .name = names[i], .index = (unsigned)i + 1,
+					       .flags = VP_OBS_DOMAIN | VP_OBS_OURS | VP_OBS_DELTA,
+					       .pool = "ci", .base_ref = "tiny@v1", .spec_hash = "h1" };
+	have[0].flags |= VP_OBS_STANDALONE;
+	have[0].disk_base_ref = ""; /* what the inventory gives a linked pool's standalone disk */
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	VP_ASSERT_STR_EQ(find(p, "ci-001")->reason,
+			 "a disk without backing file (a full copy); clones.mode is linked");
+	CU_ASSERT_PTR_NULL(find(p, "ci-001")->from_base);
+	CU_ASSERT_EQUAL(p->counts[VP_CHANGE_REBASE], 1);
+	CU_ASSERT_EQUAL(p->counts[VP_CHANGE_NONE], 4);
+	vp_plan_free(p);
+}
+
 /* Updates and repairs take clones down too: waves of max_unavailable, with
  * the rebases, in index order; creations are not held back. */
 static void test_updates_and_repairs_go_in_waves(void)
@@ -525,6 +572,7 @@ static CU_TestInfo tests[] = {
 	{ "ten thousand clones", test_ten_thousand_clones },
 	{ "rollback: each clone to its own base", test_rollback_gives_each_clone_its_own_base },
 	{ "the delta's real backing beats the metadata", test_real_backing_beats_metadata },
+	{ "full clones: standalone disks, a disk of the other mode is made again", test_full_clones },
 	{ "updates and repairs go in waves", test_updates_and_repairs_go_in_waves },
 	{ "MACs are unique on the host and kept", test_macs_are_unique_and_kept },
 	{ "10,000 desks get distinct MACs", test_ten_thousand_desks_get_distinct_macs },

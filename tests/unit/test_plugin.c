@@ -242,6 +242,19 @@ static void test_caps_str(void)
 	VP_ASSERT_STR_EQ(vp_plugin_caps_str(0, buf, sizeof(buf)), "");
 	VP_ASSERT_STR_EQ(vp_plugin_caps_str(VP_CAP_LINKED_CLONE | VP_CAP_SHARED, buf, sizeof(buf)),
 			 "linked-clone,shared");
+	VP_ASSERT_STR_EQ(vp_plugin_caps_str(VP_CAP_LINKED_CLONE | VP_CAP_FULL_CLONE, buf, sizeof(buf)),
+			 "linked-clone,full-clone");
+}
+
+/* The dir backend says it makes full copies; the ssh one does not (the host never asks it). */
+static void test_full_clone_caps(void)
+{
+	const vp_plugin *p = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(vp_plugin_find(&p, "dir"), 0);
+	CU_ASSERT(vp_plugin_capabilities(p) & VP_CAP_FULL_CLONE);
+	CU_ASSERT_EQUAL_FATAL(vp_plugin_find(&p, "ssh"), 0);
+	CU_ASSERT_FALSE(vp_plugin_capabilities(p) & VP_CAP_FULL_CLONE);
 }
 
 
@@ -300,6 +313,7 @@ static CU_TestInfo loader_tests[] = {
 	{ "not a plugin", test_not_a_plugin },
 	{ "registry: search path, refused files, dir", test_registry },
 	{ "capability names", test_caps_str },
+	{ "full-clone capability: dir yes, ssh no", test_full_clone_caps },
 	{ "built-in ssh: registered, API 3, settings checked, errors name the host", test_builtin_ssh },
 	{ "thread model: old plugins serialised per handle, parallel ones not", test_thread_model },
 	{ "plugin files: root-owned, not group/other-writable, absolute", test_file_owner_and_mode },

@@ -372,6 +372,19 @@ static const bad_case bad_cases[] = {
 	{ RBD11 "delta:\n  preallocation: off\n  cluster_size: 64K\n", 0,
 	  "pool.yaml:13:18: delta.preallocation: " QCOW2_ON_RBD },
 	{ "delta:\n  extended_l2: true\n" RBD11, 0, "pool.yaml:2:16: delta.extended_l2: " QCOW2_ON_RBD },
+	{ BASE "delta:\n  size: 512K\n", 0, "pool.yaml:12:9: delta.size: must be between 1M and 64T, got '512K'" },
+	{ BASE "delta:\n  size: 65T\n", 0, "pool.yaml:12:9: delta.size: must be between 1M and 64T, got '65T'" },
+	{ BASE "delta:\n  size: 1048577\n", 0,
+	  "pool.yaml:12:9: delta.size: must be a multiple of 512, got '1048577'" },
+	{ RBD11 "delta:\n  size: 20G\n", 0,
+	  "pool.yaml:13:9: delta.size: an RBD clone has its parent snapshot's size: tier 't' makes RBD clones "
+	  "(drop the key, or put deltas on a dir tier)" },
+	{ BASE "  mode: full\ndelta:\n  size: 20G\n  cluster_size: 64K\n", 0,
+	  "pool.yaml:14:17: delta.cluster_size: qcow2 delta settings do not apply to full clones: "
+	  "clones.mode 'full' copies the base with its own layout (drop the key)" },
+	{ BASE "  mode: full\ndelta:\n  preallocation: off\n", 0,
+	  "pool.yaml:13:18: delta.preallocation: qcow2 delta settings do not apply to full clones: "
+	  "clones.mode 'full' copies the base with its own layout (drop the key)" },
 	{ BASE "delta:\n  max_depth: 0\n", 0, "pool.yaml:12:14: delta.max_depth: must be between 1 and 16, got 0" },
 	{ BASE "delta:\n  max_depth: 17\n", 0, "pool.yaml:12:14: delta.max_depth: must be between 1 and 16, got 17" },
 	{ BASE4 "storage:\n  tiers:\n    - name: t\n      path: /a\n  bases: fast\n" CLONES, 0,
@@ -928,6 +941,14 @@ static void test_values(void)
 	CU_ASSERT_EQUAL(s->rollout.max_unavailable, 100);
 	CU_ASSERT_EQUAL(s->rollout.health.timeout_sec, 90);
 	CU_ASSERT_EQUAL(s->rollout.shutdown_timeout_sec, 45);
+	CU_ASSERT_EQUAL(s->delta.size, 0); /* the base's size */
+	vp_spec_free(s);
+
+	/* A disk larger than the base; full clones take the size but no qcow2 layout keys. */
+	s = parse_ok(BASE "  mode: full\ndelta:\n  size: 20G\n  max_depth: 3\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(s->clones.mode, VP_CLONE_FULL);
+	CU_ASSERT_EQUAL(s->delta.size, 20ull << 30);
 	vp_spec_free(s);
 
 	/* Trailing slashes go; versions stay text, never numbers. */

@@ -295,6 +295,112 @@ static void test_rm_refused_while_referenced(void)
 	vp_store_free(s);
 }
 
+/* Is there a ".CLONE.qcow2.tmp.*" beside the pool's disks? */
+static bool temp_left(const char *pool)
+{
+	char dir[600];
+	struct dirent *e;
+	DIR *d;
+	bool found = false;
+
+	snprintf(dir, sizeof(dir), "%s/deltas/%s", root, pool);
+	if (!(d = opendir(dir)))
+		return false;
+	while ((e = readdir(d)))
+		found |= strstr(e->d_name, ".tmp.") != NULL;
+	closedir(d);
+	return found;
+}
+
+/* A full clone is a standalone copy (reflink or data extents only): it references no base, so
+ * the base can go while it exists; it grows to delta.size; unknown flags are refused. */
+static void test_full_clone(void)
+{
+	vp_store *s = open_store();
+	void *tier = NULL;
+	const vp_plugin_ops *ops = dir_tier(&tier);
+	vp_image_info out, *refs = NULL;
+	vp_base_info b;
+	struct stat bst, cst;
+	size_t n = 9;
+	char fake[700];
+
+	CU_ASSERT_EQUAL_FATAL(vp_store_import(s, "full", "v1", make_raw("full.raw", 64, "full one"), NULL, &b), 0);
+	vp_delta_request req = { .kind = VP_DISK_DELTA, .pool = "fp", .clone = "c-1",
+				 .base_location = b.location, .base_format = b.format, .flags = VP_DELTA_FULL };
+	/* A dead writer's half copy is swept before the disk is made. */
+	snprintf(fake, sizeof(fake), "%s/deltas/fp", root);
+	CU_ASSERT_EQUAL_FATAL(vp_fs_mkdir_p(fake, 0755), 0);
+	snprintf(fake, sizeof(fake), "%s/deltas/fp/.c-1.qcow2.tmp.999999999.f0", root);
+	make_file(fake, 4096);
+	CU_ASSERT_EQUAL(ops->delta_create(tier, &req, &out), 0);
+	CU_ASSERT_EQUAL(access(fake, F_OK), -1);
+	VP_ASSERT_STR_EQ(out.backing, "");
+	VP_ASSERT_STR_EQ(out.format, "qcow2");
+	CU_ASSERT_EQUAL(out.virtual_size, 64u << 20);
+	CU_ASSERT_EQUAL_FATAL(stat(b.location, &bst), 0);
+	CU_ASSERT_EQUAL_FATAL(stat(out.location, &cst), 0);
+	CU_ASSERT_EQUAL(cst.st_size, bst.st_size);
+	CU_ASSERT_EQUAL(cst.st_mode & 0777, 0600);
+	CU_ASSERT(cst.st_blocks <= bst.st_blocks + 8); /* holes stayed holes */
+	CU_ASSERT_EQUAL(sh((const char *[]){ "cmp", "-s", b.location, out.location, NULL }), 0);
+	CU_ASSERT_EQUAL(sh((const char *[]){ "qemu-img", "check", "-q", out.location, NULL }), 0);
+	CU_ASSERT_FALSE(temp_left("fp"));
+
+	/* Larger than the base: grown in place before the rename. */
+	req.clone = "c-2";
+	req.size = 96u << 20;
+	CU_ASSERT_EQUAL(ops->delta_create(tier, &req, &out), 0);
+	CU_ASSERT_EQUAL(out.virtual_size, 96u << 20);
+	CU_ASSERT_EQUAL(sh((const char *[]){ "qemu-img", "check", "-q", out.location, NULL }), 0);
+	req.size = 32u << 20; /* smaller than the base: refused, nothing left */
+	req.clone = "c-3";
+	CU_ASSERT_EQUAL(ops->delta_create(tier, &req, &out), VP_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "never smaller than its base"));
+	CU_ASSERT_EQUAL(access(delta_path("fp", "c-3"), F_OK), -1);
+	CU_ASSERT_FALSE(temp_left("fp"));
+	/* An existing disk is replaced only when asked to. */
+	req.size = 0;
+	req.clone = "c-1";
+	CU_ASSERT_EQUAL(ops->delta_create(tier, &req, &out), VP_EEXIST);
+	req.flags |= VP_DELTA_OVERWRITE;
+	CU_ASSERT_EQUAL(ops->delta_create(tier, &req, &out), 0);
+	/* A flag this backend does not know is refused, never ignored. */
+	req.flags = 0x100;
+	req.clone = "c-4";
+	CU_ASSERT_EQUAL(ops->delta_create(tier, &req, &out), VP_ENOTSUP);
+	CU_ASSERT_EQUAL(access(delta_path("fp", "c-4"), F_OK), -1);
+
+	/* A base stored raw: converted to a standalone qcow2 (a clone's disk is a .qcow2), grown too. */
+	{
+		vp_store_import_opts o = { .format = "raw" };
+		vp_base_info rb;
+		CU_ASSERT_EQUAL_FATAL(vp_store_import(s, "fullraw", "v1", make_raw("fr.raw", 8, "raw one"), &o, &rb), 0);
+		VP_ASSERT_STR_EQ(rb.format, "raw");
+		vp_delta_request rr = { .kind = VP_DISK_DELTA, .pool = "fp", .clone = "r-1", .size = 16u << 20,
+					.base_location = rb.location, .base_format = rb.format, .flags = VP_DELTA_FULL };
+		CU_ASSERT_EQUAL(ops->delta_create(tier, &rr, &out), 0);
+		VP_ASSERT_STR_EQ(out.backing, "");
+		CU_ASSERT_EQUAL(out.virtual_size, 16u << 20);
+		CU_ASSERT_EQUAL(sh((const char *[]){ "qemu-img", "compare", "-q", "-f", "raw", "-F", "qcow2",
+						     rb.location, out.location, NULL }), 0);
+		CU_ASSERT_EQUAL(sh((const char *[]){ "qemu-img", "check", "-q", out.location, NULL }), 0);
+		CU_ASSERT_FALSE(temp_left("fp"));
+		remove_delta("fp", "r-1");
+	}
+
+	/* No backing file: no reference; the base can be removed under its full clones. */
+	CU_ASSERT_EQUAL(vp_store_references(s, "full@v1", &refs, &n), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	free(refs);
+	CU_ASSERT_EQUAL(vp_store_remove(s, "full@v1"), 0);
+	CU_ASSERT_EQUAL(sh((const char *[]){ "qemu-img", "check", "-q", delta_path("fp", "c-1"), NULL }), 0);
+	remove_delta("fp", "c-1");
+	remove_delta("fp", "c-2");
+	ops->close(tier);
+	vp_store_free(s);
+}
+
 static void test_gc_keeps_exactly(void)
 {
 	static const char *const versions[] = { "v1", "v2", "v3", "v4", "v5" };
@@ -538,6 +644,7 @@ static CU_TestInfo store_tests[] = {
 	{ "tampered base caught by verify and check_unchanged", test_tamper_detected },
 	{ "rm refused while a delta references the base", test_rm_refused_while_referenced },
 	{ "gc keeps the newest N and referenced versions", test_gc_keeps_exactly },
+	{ "full clone: standalone copy, grown, no reference, flags checked", test_full_clone },
 	{ "bad input refused with its message, nothing left", test_bad_input },
 	{ "kill -9 mid-import, then re-import works", test_kill_mid_import_then_reimport },
 	CU_TEST_INFO_NULL,

@@ -34,6 +34,7 @@ typedef struct vp_desired {
 	uint64_t data_bytes;   /* bytes a new data disk writes to disk */
 	uint64_t base_bytes;   /* the base image's size: what one full copy costs */
 	unsigned max_unavailable; /* rollout wave size (clones down at once); 0: all at once */
+	bool full;             /* clones.mode full: a clone's disk is a standalone copy of its base */
 	/* Optional: the MAC of clone `name` at attempt n = 0, 1, ... (a deterministic
 	 * hash). The planner gives each clone that has none yet the first attempt no
 	 * other clone on the host uses. NULL: no MACs are assigned. */
@@ -50,6 +51,7 @@ enum vp_obs_flags {
 	VP_OBS_DATA = 1 << 4,    /* the pool's data disk for this name exists */
 	VP_OBS_ELSEWHERE = 1 << 5, /* its metadata names this pool, but its delta lies on
 				    * another tier: a namesake pool's, never ours to change */
+	VP_OBS_STANDALONE = 1 << 6, /* its delta has no backing file (a full clone) */
 };
 
 typedef struct vp_observed_clone {

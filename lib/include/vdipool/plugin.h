@@ -84,7 +84,8 @@ extern "C" {
  *                 atomic: a crash between the two leaves only the temporary, which
  *                 sweep renames into place
  *   delta_flatten rbd_flatten
- *   capabilities  LINKED_CLONE | REBASE | FLATTEN | SHARED
+ *   capabilities  LINKED_CLONE | REBASE | FLATTEN | SHARED (no FULL_CLONE: the
+ *                 host refuses clones.mode full on an rbd delta tier)
  */
 
 /* Version of this ABI. Bump it when a struct grows or a meaning changes. */
@@ -96,6 +97,10 @@ extern "C" {
 #define VP_CAP_REBASE 0x04u             /* delta_rebase is implemented */
 #define VP_CAP_FLATTEN 0x08u            /* delta_flatten is implemented */
 #define VP_CAP_SHARED 0x10u             /* storage is visible from many hosts */
+/* VP_DELTA_FULL is honoured. The host sends that flag only to a backend that
+ * sets this bit: a plugin built before the flag existed may ignore flags it
+ * does not know, and would make a linked clone where a full copy was asked. */
+#define VP_CAP_FULL_CLONE 0x20u
 
 /* Lengths of the fixed strings in vp_image_info (NUL included). */
 #define VP_PLUGIN_NAME_MAX 72
@@ -137,6 +142,12 @@ typedef struct vp_tier_config {
 #define VP_DELTA_PREALLOC_METADATA 0x01u /* allocate all metadata now (faster first writes) */
 #define VP_DELTA_OVERWRITE 0x02u         /* replace an existing disk atomically */
 #define VP_DELTA_EXTENDED_L2 0x04u       /* qcow2 extended L2 entries (32 subclusters) */
+/* A standalone copy of the base (no backing file, no parent) instead of a
+ * copy-on-write delta, made the fastest way the storage allows (dir: a reflink,
+ * else a copy of the data extents only). size, as for a delta: 0 = the base's
+ * size, else a larger virtual size. Only with VP_CAP_FULL_CLONE; a plugin must
+ * refuse (VP_ENOTSUP) flags it does not know rather than ignore them. */
+#define VP_DELTA_FULL 0x08u
 
 /* Describes one stored image: a base version, a staged import or a disk. */
 typedef struct vp_image_info {
@@ -163,7 +174,8 @@ typedef struct vp_delta_request {
 	const char *clone;
 	const char *base_location;  /* delta: vp_image_info.location of the base */
 	const char *base_format;    /* delta: the base's format */
-	uint64_t size;              /* data: required; delta: 0 = the base's size */
+	uint64_t size;              /* data: required; delta: 0 = the base's size, else a
+				     * larger virtual size (reads past the base give zeros) */
 	unsigned flags;             /* VP_DELTA_* */
 	uint32_t cluster_size;      /* bytes; 0: the backend's default */
 } vp_delta_request;

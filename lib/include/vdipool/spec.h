@@ -108,6 +108,10 @@ typedef struct vp_spec_delta {
 	 * flat base). A delta that would sit deeper is flattened when it is made.
 	 * 1..16, default 8; only backends that flatten (rbd) act on it. */
 	unsigned max_depth;
+	/* Virtual size of each clone's disk: 0 (default) the base's; else bytes,
+	 * 1 MiB..64 TiB, a multiple of 512, at least the base's (checked when the
+	 * base is known: plan and apply). The space past the base reads as zeros. */
+	uint64_t size;
 } vp_spec_delta;
 
 typedef struct vp_spec_data_disk {
