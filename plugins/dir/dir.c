@@ -378,6 +378,7 @@ static int stat_image(const char *img, const char *fmt, int parse, vp_image_info
 	fill_stat(out, &st);
 	snprintf(out->format, sizeof(out->format), "%s", fmt);
 	snprintf(out->location, sizeof(out->location), "%s", img);
+	out->backing[0] = '\0';
 	out->virtual_size = strcmp(fmt, "raw") ? 0 : out->size;
 	if (!parse)
 		return 0;

@@ -405,6 +405,36 @@ static int flatten_image(struct rbd_tier *t, const char *img)
 	return 0;
 }
 
+/* A delta flattened for depth has no parent left: the base it was made from is kept in its
+ * metadata, so that it still names it as `backing` (the planner and gc then see it on that base,
+ * not as a stray standalone disk). Without the client options: locations compare without them. */
+#define BASE_KEY "vdipool.base"
+
+static int record_base(struct rbd_tier *t, const char *img, const char *base_location)
+{
+	char canon[VP_PLUGIN_LOCATION_MAX];
+	const char *opt = strchr(base_location + 4, ':');
+	rbd_image_t im;
+	int rc;
+
+	snprintf(canon, sizeof(canon), "%.*s", opt ? (int)(opt - base_location) : (int)strlen(base_location),
+		 base_location);
+	if ((rc = open_image(t, img, NULL, false, &im)) < 0)
+		return rc;
+	rc = rbd_metadata_set(im, BASE_KEY, canon);
+	rbd_close(im);
+	if (rc < 0)
+		return ceph_error(rc, "cannot record the base of '%s/%s'", t->pool, img);
+	return 0;
+}
+
+static int flatten_delta(struct rbd_tier *t, const char *img, const char *base_location)
+{
+	int rc = record_base(t, img, base_location);
+
+	return rc < 0 ? rc : flatten_image(t, img);
+}
+
 static int count_extent(uint64_t off, size_t len, int exists, void *arg)
 {
 	(void)off;
@@ -955,6 +985,11 @@ static int stat_disk_image(struct rbd_tier *t, const char *img, vp_image_info *o
 			snprintf(parent_id, 64, "%s", parent.image_id);
 		rbd_linked_image_spec_cleanup(&parent);
 		rbd_snap_spec_cleanup(&psnap);
+	} else if (rc == 0 && out->kind == VP_DISK_DELTA) {
+		size_t len = sizeof(out->backing);
+		/* flattened for depth: the base it was made from, as record_base kept it */
+		if (rbd_metadata_get(im, BASE_KEY, out->backing, &len) < 0)
+			out->backing[0] = '\0';
 	}
 	rbd_close(im);
 	return rc;
@@ -1253,17 +1288,17 @@ static int check_counted(struct rbd_tier *t, const vp_delta_request *req, const 
 	host->debug("rbd: base '%s' was replaced since its chain was counted", req->base_location);
 	if ((rc = too_deep(t, req->base_location, &deep)) < 0 || !deep)
 		return rc;
-	if ((rc = flatten_image(t, img)) < 0)
+	if ((rc = flatten_delta(t, img, req->base_location)) < 0)
 		return rc;
 	return stat_disk_image(t, img, out, NULL);
 }
 
 /* Flattens the new disk `tmp` when it stands too deep; on failure nothing of it stays. */
-static int flatten_new(struct rbd_tier *t, const char *tmp, bool deep)
+static int flatten_new(struct rbd_tier *t, const char *tmp, bool deep, const char *base_location)
 {
 	int rc;
 
-	if (!deep || (rc = flatten_image(t, tmp)) == 0)
+	if (!deep || (rc = flatten_delta(t, tmp, base_location)) == 0)
 		return 0;
 	if (destroy_image(t, tmp) < 0)
 		host->debug("rbd: '%s' left for sweep", tmp);
@@ -1294,6 +1329,10 @@ static int rbd_delta_create(void *tier, const vp_delta_request *req, vp_image_in
 	bool overwrite = req->flags & VP_DELTA_OVERWRITE, deep = false;
 	int rc;
 
+	if (req->flags & ~(unsigned)(VP_DELTA_PREALLOC_METADATA | VP_DELTA_OVERWRITE | VP_DELTA_EXTENDED_L2))
+		return host->error(VP_ENOTSUP, "disk '%s/%s': the rbd backend does not know flags 0x%x%s",
+				   req->pool, req->clone, req->flags,
+				   req->flags & VP_DELTA_FULL ? " (full clones are not made on rbd yet)" : "");
 	if ((rc = disk_image(img, req->kind, req->pool, req->clone)) < 0)
 		return rc;
 	if (req->kind == VP_DISK_DELTA) {
@@ -1310,7 +1349,7 @@ static int rbd_delta_create(void *tier, const vp_delta_request *req, vp_image_in
 	    /* a wreck of this process's own earlier attempt is in the way: remove it, once */
 	    ((rc = make_disk(t, req, tmp)) == VP_EEXIST &&
 	     ((rc = destroy_image(t, tmp)) < 0 || (rc = make_disk(t, req, tmp)) < 0)) || rc < 0 ||
-	    (rc = flatten_new(t, tmp, deep)) < 0)
+	    (rc = flatten_new(t, tmp, deep, req->base_location)) < 0)
 		return rc;
 	if (!overwrite && !deep) {
 		if ((rc = publish_new(t, req, tmp, img)) < 0)
@@ -1350,7 +1389,8 @@ static int rbd_delta_rebase(void *tier, const char *pool, const char *clone,
 	if ((rc = image_exists(t, img)) <= 0)
 		return rc < 0 ? rc : host->error(VP_ENOENT, "no delta '%s/%s'", pool, clone);
 	if ((rc = too_deep(t, base_location, &deep)) < 0 || (rc = destroy_image(t, tmp)) < 0 ||
-	    (rc = clone_base(t, base_location, tmp)) < 0 || (rc = flatten_new(t, tmp, deep)) < 0)
+	    (rc = clone_base(t, base_location, tmp)) < 0 ||
+	    (rc = flatten_new(t, tmp, deep, base_location)) < 0)
 		return rc;
 	return swap_in(t, tmp, img);
 }
@@ -1358,12 +1398,17 @@ static int rbd_delta_rebase(void *tier, const char *pool, const char *clone,
 static int rbd_delta_flatten(void *tier, const char *pool, const char *clone)
 {
 	struct rbd_tier *t = tier;
-	char img[IMG_MAX];
+	char img[IMG_MAX], parent_id[64];
+	vp_image_info info;
 	int rc;
 
 	if ((rc = disk_image(img, VP_DISK_DELTA, pool, clone)) < 0)
 		return rc;
-	return flatten_image(t, img);
+	memset(&info, 0, sizeof(info));
+	if ((rc = stat_disk_image(t, img, &info, parent_id)) < 0)
+		return rc;
+	/* flat already (no parent): nothing to do */
+	return parent_id[0] ? flatten_delta(t, img, info.backing) : 0;
 }
 
 /* ---- sweep ---------------------------------------------------------------------------- */
