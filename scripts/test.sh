@@ -80,6 +80,7 @@ for t in build/tests/test_*; do
 		VDIPOOL_PLUGIN_PATH="$ROOT/build/plugins" VDIPOOL_TEMPLATE_PATH="$ROOT/templates" \
 		VDIPOOL_CLI="$ROOT/build/bin/vdipool" VP_UNDER_VALGRIND=1 \
 		valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible \
+		--suppressions="$ROOT/tests/valgrind.supp" \
 		--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
 		"$ROOT/$t" >"$ROOT/build/valgrind-$name.log" 2>&1); then
 		echo "valgrind: $name failed; last lines:"
