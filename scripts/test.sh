@@ -7,7 +7,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 JOBS=$(nproc 2>/dev/null || echo 2)
-FUZZ_SECONDS=${VP_FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${VP_FUZZ_SECONDS:-40}
 passed=0
 failed=0
 failures=()
