@@ -676,6 +676,11 @@ int fleet_ssh_connect(vp_fleet *f, size_t i, vp_ssh **out)
 	return vp_ssh_connect(out, &so);
 }
 
+size_t vp_fleet_wanted(const vp_fleet *f)
+{
+	return f->wanted;
+}
+
 int vp_fleet_inventory(vp_fleet *f, bool need_base, long want_count)
 {
 	size_t want = want_count < 0 ? f->spec->clones.count : (size_t)want_count;
@@ -689,6 +694,17 @@ int vp_fleet_inventory(vp_fleet *f, bool need_base, long want_count)
 	run_hosts(f, list_one, NULL, f->n, NULL);
 	if (f->n == 1 && !f->hosts[0].reachable)
 		return vp_error_set(VP_ERR_VIRT, VP_EIO, "%s", f->hosts[0].error);
+	if (want_count < 0 && f->spec->clones.spares) {
+		/* clones.spares: unclaimed clones kept beside the claimed ones, at least clones.count. */
+		size_t claimed = 0;
+
+		for (size_t i = 0; i < f->n; i++)
+			if (f->hosts[i].reachable)
+				claimed += pool_count_claimed(f->hosts[i].pool);
+		if (claimed + f->spec->clones.spares > want)
+			want = claimed + f->spec->clones.spares;
+	}
+	f->wanted = want;
 	for (size_t i = 0; i < f->n; i++) {
 		struct seen_ctx s = { f, (long)i, 0 };
 

@@ -304,6 +304,16 @@ static xmlNodePtr build_meta(const vp_domain_meta *m)
 		n = xmlNewChild(root, ns, BAD_CAST "identity", NULL);
 		set_attr_if(n, "mac", m->mac);
 	}
+	if (m->claimed_by) {
+		char t[24];
+
+		n = xmlNewChild(root, ns, BAD_CAST "claim", NULL);
+		xmlNewProp(n, BAD_CAST "by", BAD_CAST m->claimed_by);
+		snprintf(t, sizeof(t), "%lld", (long long)m->claimed_at);
+		xmlNewProp(n, BAD_CAST "at", BAD_CAST t);
+		snprintf(t, sizeof(t), "%lld", (long long)m->claimed_until);
+		xmlNewProp(n, BAD_CAST "until", BAD_CAST t);
+	}
 	return root;
 }
 
@@ -515,6 +525,16 @@ int vp_domain_meta_parse(vp_domain_meta *m, const char *xml, size_t len)
 	m->tier = prop_dup(child(root, "delta"), "tier");
 	m->mac = prop_dup(child(root, "identity"), "mac");
 	m->data_path = prop_dup(child(root, "data"), "path");
+	if ((n = child(root, "claim"))) {
+		char *at = prop_dup(n, "at"), *until = prop_dup(n, "until");
+
+		/* A claim without a holder is no claim; "" is a holder (claim --for ''). */
+		m->claimed_by = prop_dup(n, "by");
+		m->claimed_at = at ? strtoll(at, NULL, 10) : 0;
+		m->claimed_until = until ? strtoll(until, NULL, 10) : 0;
+		free(at);
+		free(until);
+	}
 	n = child(root, "spec-hash");
 	hash = n ? xmlNodeGetContent(n) : NULL;
 	m->spec_hash = hash ? strdup((const char *)hash) : NULL;
@@ -557,5 +577,6 @@ void vp_domain_meta_release(vp_domain_meta *m)
 	free(m->mac);
 	free(m->tier);
 	free(m->host);
+	free(m->claimed_by);
 	memset(m, 0, sizeof(*m));
 }

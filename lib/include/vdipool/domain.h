@@ -35,6 +35,13 @@ typedef struct vp_domain_meta {
 	char *host;           /* the spec host (hosts[i].name) the clone was placed on; parsed:
 			       * "" when not recorded (clones defined before); rendering: NULL or
 			       * "" records none */
+	/* A claim (`vdipool claim`): who holds the clone, since and until when (seconds since the
+	 * epoch, UTC). claimed_by NULL: not claimed. Written into the running and the persistent
+	 * definition (vp_virt_set_meta), so it outlives the vdipool that wrote it; a redefine
+	 * from the spec (apply, reset) renders no claim: a reset clone is free again. */
+	char *claimed_by;
+	int64_t claimed_at;
+	int64_t claimed_until;  /* 0: no expiry */
 } vp_domain_meta;
 
 /* One Ceph monitor as libvirt's <host> takes it: a name or address and its msgr1 (v1) port. */

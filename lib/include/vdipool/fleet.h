@@ -56,6 +56,9 @@ VP_API int vp_fleet_lock(vp_fleet *f, bool wait);
  * count, 0 everything goes (destroy). */
 VP_API int vp_fleet_inventory(vp_fleet *f, bool need_base, long want_count);
 
+/* Clones the last inventory wants: clones.count, or claimed + clones.spares when that is more. */
+VP_API size_t vp_fleet_wanted(const vp_fleet *f);
+
 /* Builds each reachable host's plan (vp_fleet_host.plan) from the last inventory. */
 VP_API int vp_fleet_plan(vp_fleet *f);
 VP_API void vp_fleet_plan_purge_data(vp_fleet *f);

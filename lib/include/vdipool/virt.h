@@ -77,6 +77,11 @@ VP_API void vp_virt_domains_free(vp_virt_domain *doms, size_t count);
 VP_API int vp_virt_lookup(vp_virt *v, const char *name, vp_virt_domain *out);
 VP_API void vp_virt_domain_release(vp_virt_domain *d);
 
+/* Replaces the domain's <vdipool:clone> element with `meta` in its persistent definition and,
+ * while it runs, its live one (virDomainSetMetadata): a claim written so outlives the process
+ * that wrote it and a restart of the domain. VP_ENOENT when there is no such domain. */
+VP_API int vp_virt_set_meta(vp_virt *v, const char *name, const vp_domain_meta *meta);
+
 /* The host's memory and CPUs, and what every domain on it (persistent or
  * running, running or not: a defined domain may start) commits, except the
  * domains whose vdipool metadata names exclude_pool (the pool being placed
