@@ -91,6 +91,7 @@ struct vp_pool {
 	bool destroying;          /* the last plan removes the whole pool */
 
 	bool reset_mode;          /* CREATE_DELTA replaces an existing delta */
+	bool stop_now;            /* STOP forces the domain off at once (release of a claim) */
 
 	/* One host of a pool (lib/pool/fleet.c opens one member per spec host). */
 	size_t host_index;        /* into spec->hosts */

@@ -313,6 +313,7 @@ static xmlNodePtr build_meta(const vp_domain_meta *m)
 		xmlNewProp(n, BAD_CAST "at", BAD_CAST t);
 		snprintf(t, sizeof(t), "%lld", (long long)m->claimed_until);
 		xmlNewProp(n, BAD_CAST "until", BAD_CAST t);
+		set_attr_if(n, "spec", m->claimed_spec);
 	}
 	return root;
 }
@@ -530,6 +531,7 @@ int vp_domain_meta_parse(vp_domain_meta *m, const char *xml, size_t len)
 
 		/* A claim without a holder is no claim; "" is a holder (claim --for ''). */
 		m->claimed_by = prop_dup(n, "by");
+		m->claimed_spec = prop_dup(n, "spec");
 		m->claimed_at = at ? strtoll(at, NULL, 10) : 0;
 		m->claimed_until = until ? strtoll(until, NULL, 10) : 0;
 		free(at);
@@ -578,5 +580,6 @@ void vp_domain_meta_release(vp_domain_meta *m)
 	free(m->tier);
 	free(m->host);
 	free(m->claimed_by);
+	free(m->claimed_spec);
 	memset(m, 0, sizeof(*m));
 }

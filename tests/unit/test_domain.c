@@ -237,11 +237,13 @@ static void test_metadata_round_trip(void)
 	p.meta.claimed_by = "ci-job-42";
 	p.meta.claimed_at = 1795420800;
 	p.meta.claimed_until = 1795424400;
+	p.meta.claimed_spec = "/etc/vdipool/ci.yaml";
 	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_format(&xml, &p.meta), 0);
 	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_parse(&m, xml, strlen(xml)), 0);
 	VP_ASSERT_STR_EQ(m.claimed_by, "ci-job-42");
 	CU_ASSERT_EQUAL(m.claimed_at, 1795420800);
 	CU_ASSERT_EQUAL(m.claimed_until, 1795424400);
+	VP_ASSERT_STR_EQ(m.claimed_spec, "/etc/vdipool/ci.yaml");
 	VP_ASSERT_STR_EQ(m.pool, "ci");
 	vp_domain_meta_release(&m);
 	free(xml);

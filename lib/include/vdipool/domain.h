@@ -42,6 +42,7 @@ typedef struct vp_domain_meta {
 	char *claimed_by;
 	int64_t claimed_at;
 	int64_t claimed_until;  /* 0: no expiry */
+	char *claimed_spec;     /* the spec file the claim was made with (absolute); NULL: unknown */
 } vp_domain_meta;
 
 /* One Ceph monitor as libvirt's <host> takes it: a name or address and its msgr1 (v1) port. */
