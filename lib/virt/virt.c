@@ -200,7 +200,7 @@ int vp_virt_set_meta(vp_virt *v, const char *name, const vp_domain_meta *meta)
 		return virt_error("cannot find domain", name);
 	if (virDomainIsActive(dom) == 1)
 		flags |= VIR_DOMAIN_AFFECT_LIVE;
-	if ((rc = vp_domain_meta_format(&xml, meta)) == 0 &&
+	if ((rc = virt_meta_format_bare(&xml, meta)) == 0 &&
 	    virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml, VP_METADATA_PREFIX, VP_METADATA_NS,
 				 flags) < 0)
 		rc = virt_error("cannot write the vdipool metadata of domain", name);

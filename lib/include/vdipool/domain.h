@@ -107,7 +107,7 @@ VP_API int vp_domain_render(char **xml_out, const char *template_path, const vp_
 VP_API int vp_domain_meta_parse(vp_domain_meta *out, const char *xml, size_t len);
 VP_API void vp_domain_meta_release(vp_domain_meta *meta);
 
-/* The <vdipool:clone> element alone, for virDomainSetMetadata. */
+/* The <vdipool:clone> element alone (with its namespace declared), for a domain's <metadata>. */
 VP_API int vp_domain_meta_format(char **xml_out, const vp_domain_meta *meta);
 
 /* Formats a UUID as 36 characters plus NUL. */
