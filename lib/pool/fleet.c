@@ -488,6 +488,16 @@ static int resolve_src_base(vp_fleet *f, bool need_base)
 
 /* The clones the pool keeps or makes: every existing one (scaling down removes from the
  * fullest host first), then new ones on the lowest free indexes up to the count. */
+static bool clone_claimed(const vp_fleet *f, const fleet_clone *c)
+{
+	const vp_virt_domain *d;
+
+	if (c->host < 0 || !f->hosts[c->host].reachable || !f->hosts[c->host].pool)
+		return false;
+	d = pool_dom_of(f->hosts[c->host].pool, c->name);
+	return d && d->has_meta && d->meta.claimed_by;
+}
+
 static int choose_clones(vp_fleet *f, size_t want)
 {
 	size_t existing = f->nclones, keep = existing;
@@ -497,15 +507,22 @@ static int choose_clones(vp_fleet *f, size_t want)
 
 	if (existing > want) {
 		vp_placement_clone *pc = calloc(existing + 1, sizeof(*pc));
-		vp_placement_input in = { vp_fleet_policy(f), f->n, f->phosts, existing, pc };
+		vp_placement_input in = { vp_fleet_policy(f), f->n, f->phosts, 0, pc };
+		size_t surplus = existing - want;
 
 		if (!pc)
 			return nomem();
+		/* A claimed clone is never picked to go: the surplus comes from the unclaimed ones. */
 		for (size_t i = 0; i < existing; i++)
-			pc[i] = (vp_placement_clone){ f->clones[i].name, f->clones[i].index,
-						      f->spec->domain.memory_bytes, f->spec->domain.vcpus,
-						      f->clones[i].host >= 0 ? f->hosts[f->clones[i].host].name : NULL };
-		rc = vp_placement_surplus(&out, &nout, &in, existing - want);
+			if (!clone_claimed(f, &f->clones[i]))
+				pc[in.clone_count++] = (vp_placement_clone){
+					f->clones[i].name, f->clones[i].index, f->spec->domain.memory_bytes,
+					f->spec->domain.vcpus,
+					f->clones[i].host >= 0 ? f->hosts[f->clones[i].host].name : NULL
+				};
+		if (surplus > in.clone_count)
+			surplus = in.clone_count;
+		rc = vp_placement_surplus(&out, &nout, &in, surplus);
 		for (size_t i = 0; rc == 0 && i < nout; i++)
 			clone_get(f, out[i])->remove = true;
 		free(out);
