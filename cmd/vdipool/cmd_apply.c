@@ -242,8 +242,11 @@ int cmd_apply(cli *c, int argc, char **argv)
 			fleet_cli_print_plan(c, spec, fleet);
 		code = fleet_cli_run(c, fleet, &a.ao, "Applied", t0);
 	}
-	if (code == VP_EXIT_OK && a.wait_ready)
+	if (code == VP_EXIT_OK && a.wait_ready) {
+		/* Waiting changes nothing: claims (vdipool claim) and other applies may go on meanwhile. */
+		vp_fleet_unlock_pool(fleet);
 		code = wait_ready(c, spec, fleet, a.timeout);
+	}
 out:
 	vp_fleet_free(fleet);
 	vp_spec_free(spec);

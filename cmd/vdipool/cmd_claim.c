@@ -86,43 +86,54 @@ static void iso(char *buf, size_t len, int64_t t)
 }
 
 /* `vdipool apply --wait POOL.yaml`, detached (its own session, no terminal, outliving us), so the
- * pool makes its next spare while the claimer uses its clone. */
+ * pool makes its next spare while the claimer uses its clone. Everything the child needs is made
+ * before the fork: only async-signal-safe calls run in it. */
 static void refill(cli *c, const char *spec_path)
 {
-	pid_t pid = fork();
+	extern char **environ;
+	const char *argv[8];
+	char **envp;
+	size_t ne = 0, n = 0;
+	pid_t pid;
 
-	if (pid < 0) {
-		cli_info(c, "warning: cannot start the refilling apply: fork failed");
+	for (char **e = environ; *e; e++)
+		ne++;
+	if (!(envp = calloc(ne + 1, sizeof(*envp))))
 		return;
+	ne = 0;
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, "VDIPOOL_TEST_CLAIM_CRASH=", 25) != 0)
+			envp[ne++] = *e;
+	argv[n++] = "vdipool";
+	if (c->root) {
+		argv[n++] = "--root";
+		argv[n++] = c->root;
 	}
-	if (pid == 0) {
-		const char *argv[8];
-		int n = 0, fd;
+	argv[n++] = "-q";
+	argv[n++] = "apply";
+	argv[n++] = "--wait";
+	argv[n++] = spec_path;
+	argv[n] = NULL;
+	fflush(NULL);
+	if ((pid = fork()) < 0) {
+		cli_info(c, "warning: cannot start the refilling apply: fork failed");
+	} else if (pid == 0) {
+		int fd;
 
 		setsid();
 		if (fork() != 0)
 			_exit(0);
-		fd = open("/dev/null", O_RDWR);
-		if (fd >= 0) {
+		if ((fd = open("/dev/null", O_RDWR)) >= 0) {
 			dup2(fd, 0);
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		unsetenv("VDIPOOL_TEST_CLAIM_CRASH");
-		argv[n++] = "vdipool";
-		if (c->root) {
-			argv[n++] = "--root";
-			argv[n++] = c->root;
-		}
-		argv[n++] = "-q";
-		argv[n++] = "apply";
-		argv[n++] = "--wait";
-		argv[n++] = spec_path;
-		argv[n] = NULL;
-		execv("/proc/self/exe", (char *const *)argv);
+		execve("/proc/self/exe", (char *const *)argv, envp);
 		_exit(127);
+	} else {
+		waitpid(pid, NULL, 0);
 	}
-	waitpid(pid, NULL, 0);
+	free(envp);
 }
 
 static void print_claim(cli *c, const vp_claim *k, const char *who)
@@ -229,8 +240,11 @@ int cmd_claim(cli *c, int argc, char **argv)
 	}
 	print_claim(c, &k, a.who);
 	code = VP_EXIT_OK;
-	if (spec->clones.spares && !a.no_refill)
+	if (spec->clones.spares && !a.no_refill) {
+		vp_fleet_free(fleet); /* its connections and threads are not the child's business */
+		fleet = NULL;
 		refill(c, spec_path);
+	}
 out:
 	vp_fleet_free(fleet);
 	vp_spec_free(spec);

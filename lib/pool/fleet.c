@@ -214,6 +214,13 @@ int vp_fleet_lock(vp_fleet *f, bool wait)
 	return 0;
 }
 
+void vp_fleet_unlock_pool(vp_fleet *f)
+{
+	if (f->lock_fd >= 0)
+		close(f->lock_fd);
+	f->lock_fd = -1;
+}
+
 size_t vp_fleet_host_count(const vp_fleet *f) { return f->n; }
 const vp_fleet_host *vp_fleet_host_at(const vp_fleet *f, size_t i) { return i < f->n ? &f->hosts[i] : NULL; }
 const char *vp_fleet_base_ref(const vp_fleet *f) { return f->base_ref; }

@@ -46,6 +46,9 @@ VP_API void vp_fleet_free(vp_fleet *f);
 /* Takes the pool's lock (one changer at a time, on this machine) and a
  * shared hold on every reachable host's store. */
 VP_API int vp_fleet_lock(vp_fleet *f, bool wait);
+/* Lets go of the pool's lock before the fleet is freed (the stores' shared holds stay): for
+ * what only reads after an apply, such as waiting for readiness, so claims need not wait. */
+VP_API void vp_fleet_unlock_pool(vp_fleet *f);
 
 /* Reads every reachable host (in parallel), resolves the base in the
  * controller's store (need_base: it must be there), then decides which
