@@ -139,6 +139,13 @@ VP_API int vp_virt_addresses(vp_virt *v, const char *name, vp_virt_addr **out, s
  * (a session daemon, a remote host). */
 VP_API int vp_virt_started_at(vp_virt *v, const char *name, double *out);
 
+/* When the DHCP server of libvirt network `network` last granted (or renewed) a lease to `mac`,
+ * seconds since the epoch: its expiry time less the network's lease time. 0 when not known (no
+ * such network or lease, leases that never expire). A domain's lease outlives its guest: a clone
+ * started again is listed with its old address at once, before its guest has booted; a lease
+ * granted before the domain's start (vp_virt_started_at) is such a leftover. */
+VP_API int vp_virt_lease_granted(vp_virt *v, const char *network, const char *mac, double *out);
+
 /* Starting a running domain is not an error. A start that fails because KVM
  * cannot run guests on the host is VP_EHOST, the reason in plain words, and
  * the cached probe is dropped. */
