@@ -113,12 +113,14 @@ cq=$("$CLI" -q claim --for right-after --timeout 2m --no-refill "$SPEC")
 t2=$(date +%s.%N)
 check "a claim right after the release waits for the guest's new lease ($cq)" test "$(addr_lines "$c1")" -gt "$n_addr" -o "$cq" != "$c1"
 echo "    cold: release start to a claim of the restarted clone $(python3 -c "print(round($t2 - $t0, 1))") s"
+n_addr=$(addr_lines "$c1")
 "$CLI" -q release "$SPEC" "$cq" >/dev/null
 expect "releasing it again is harmless" 0 "not claimed" -- "$CLI" release "$SPEC" "$c1"
 expect "release of a stranger" 2 "" -- "$CLI" release nope-$$
 
 echo "== 8 parallel claims with 1 spare ready: exactly one gets it, none twice"
 "$CLI" apply --wait ready --timeout 3m "$SPEC" >/dev/null
+for _ in $(seq 90); do (($(addr_lines "$c1") > n_addr)) && break; sleep 1; done # booted again
 for i in $(seq 8); do
 	("$CLI" -q claim --for "par-$i" --timeout 5s --no-refill "$SPEC" >"$T/par.$i" 2>"$T/par.$i.err"; echo $? >"$T/par.$i.rc") &
 done
