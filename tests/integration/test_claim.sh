@@ -96,6 +96,8 @@ check "3 claims recorded" test "$(claimed_count)" -eq 3
 echo "== release resets the clone to a pristine delta and makes it a spare"
 uuid=$(virsh domuuid "$c1")
 boots=$(fresh_boots "$c1")
+addr_lines() { tr -d '\r' <"$LOGDIR/$1-serial.log" | grep -c '^VDIPOOL-ADDR'; }
+n_addr=$(addr_lines "$c1")
 t0=$(date +%s.%N)
 expect "release CLONE (its spec found through the claim)" 0 "Released 1 clone" -- "$CLI" release "$c1"
 t1=$(date +%s.%N)
@@ -107,8 +109,6 @@ for _ in $(seq 90); do (($(fresh_boots "$c1") > boots)) && break; sleep 1; done
 check "it booted from a fresh delta (the marker it wrote is gone)" test "$(fresh_boots "$c1")" -gt "$boots"
 # libvirt keeps a domain's DHCP lease after it stops: right after the restart the old address is
 # listed before the guest has booted. A claim must wait for a lease of this boot.
-addr_lines() { tr -d '\r' <"$LOGDIR/$1-serial.log" | grep -c '^VDIPOOL-ADDR'; }
-n_addr=$(addr_lines "$c1")
 cq=$("$CLI" -q claim --for right-after --timeout 2m --no-refill "$SPEC")
 t2=$(date +%s.%N)
 check "a claim right after the release waits for the guest's new lease ($cq)" test "$(addr_lines "$c1")" -gt "$n_addr" -o "$cq" != "$c1"
