@@ -92,18 +92,9 @@ static void refill(cli *c, const char *spec_path)
 {
 	extern char **environ;
 	const char *argv[8];
-	char **envp;
-	size_t ne = 0, n = 0;
+	size_t n = 0;
 	pid_t pid;
 
-	for (char **e = environ; *e; e++)
-		ne++;
-	if (!(envp = calloc(ne + 1, sizeof(*envp))))
-		return;
-	ne = 0;
-	for (char **e = environ; *e; e++)
-		if (strncmp(*e, "VDIPOOL_TEST_CLAIM_CRASH=", 25) != 0)
-			envp[ne++] = *e;
 	argv[n++] = "vdipool";
 	if (c->root) {
 		argv[n++] = "--root";
@@ -128,12 +119,11 @@ static void refill(cli *c, const char *spec_path)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execve("/proc/self/exe", (char *const *)argv, envp);
+		execve("/proc/self/exe", (char *const *)argv, environ);
 		_exit(127);
 	} else {
 		waitpid(pid, NULL, 0);
 	}
-	free(envp);
 }
 
 static void print_claim(cli *c, const vp_claim *k, const char *who)
