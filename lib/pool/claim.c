@@ -31,7 +31,6 @@ typedef struct candidate {
 	size_t host;
 	unsigned index;
 	char name[64];
-	char mac[18];
 } candidate;
 
 static int cmp_candidate(const void *a, const void *b)
@@ -79,7 +78,6 @@ static int list_candidates(vp_fleet *f, candidate **out, size_t *n)
 			}
 			c[*n] = (candidate){ .host = h, .index = doms[i].meta.index };
 			snprintf(c[*n].name, sizeof(c[*n].name), "%s", doms[i].name);
-			snprintf(c[*n].mac, sizeof(c[*n].mac), "%s", doms[i].meta.mac ? doms[i].meta.mac : "");
 			(*n)++;
 		}
 		vp_virt_domains_free(doms, nd);
@@ -92,20 +90,6 @@ static int list_candidates(vp_fleet *f, candidate **out, size_t *n)
 	qsort(c, *n, sizeof(*c), cmp_candidate);
 	*out = c;
 	return 0;
-}
-
-/* A clone started again (a release, a refill) is listed with the address of its previous boot at
- * once: libvirt keeps the lease. Only a lease granted since this start says the guest is up. */
-static bool stale_lease(vp_pool *p, const candidate *cd)
-{
-	double started = 0, granted = 0;
-
-	if (!cd->mac[0] || vp_virt_started_at(p->virt, cd->name, &started) < 0 || started <= 0 ||
-	    vp_virt_lease_granted(p->virt, p->spec->domain.network, cd->mac, &granted) < 0 || granted <= 0) {
-		vp_error_clear();
-		return false; /* cannot tell: the readiness check decides alone */
-	}
-	return granted + 1 < started;
 }
 
 /* The pool's lock, tried until the deadline: claims hold it for milliseconds, an apply for its
@@ -187,10 +171,6 @@ static int claim_round(vp_fleet *f, const vp_claim_opts *o, double deadline, vp_
 			break;
 		if (r.state != VP_READY_YES) {
 			snprintf(why, whylen, "%s: %s: %.400s", cd->name, vp_ready_state_name(r.state), r.why);
-			continue;
-		}
-		if (stale_lease(p, cd)) {
-			snprintf(why, whylen, "%s: booting: its address is the lease of its previous boot", cd->name);
 			continue;
 		}
 		if ((rc = lock_until(f, deadline, &fd)) < 0)
