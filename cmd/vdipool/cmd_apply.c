@@ -1,6 +1,7 @@
 /* cmd_apply.c: `vdipool apply`: make the pool match its spec, and optionally wait until it is ready. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pool_cli.h"
 
@@ -34,6 +35,11 @@ const char cmd_apply_help[] =
 	"  --wait         wait for a concurrent apply on the same pool instead of failing\n"
 	"  --wait ready   then wait until every clone is ready (also --wait=ready)\n"
 	"  --timeout D    how long --wait ready waits: 90, 30s, 5m, 1h30m (default 10m)\n"
+	"\n"
+	"Claims (vdipool claim): claimed clones are left alone (plan shows them as\n"
+	"'claimed'); claims whose --ttl passed are released first (a fresh delta, a\n"
+	"spare again); with clones.spares: N the pool keeps max(clones.count,\n"
+	"claimed + N) clones.\n"
 	"\n"
 	"Examples:\n"
 	"  vdipool apply examples/quickstart.yaml\n"
@@ -161,6 +167,37 @@ out:
 	return code;
 }
 
+/* Claims whose --ttl passed are released (reset, spares again) before the pool is planned, so the
+ * plan counts them as spares. The lock is held; the fleet is read and planned again. */
+static int release_expired(cli *c, vp_fleet *fleet, double t0)
+{
+	vp_claim_info *claims = NULL;
+	size_t n = vp_fleet_claims(fleet, &claims), ngo = 0;
+	const char **go = calloc(n + 1, sizeof(*go));
+	vp_apply_opts ao = { 0 };
+	int rc, code = VP_EXIT_OK;
+
+	for (size_t i = 0; go && i < n; i++)
+		if (claims[i].until && claims[i].until <= (int64_t)time(NULL)) {
+			go[ngo++] = claims[i].name;
+			if (!c->quiet)
+				printf("releasing %s: the claim of %s expired\n", claims[i].name, claims[i].by);
+		}
+	if (!ngo)
+		goto out;
+	if ((rc = vp_fleet_plan_release(fleet, go, ngo)) < 0) {
+		code = cli_fail(c, rc);
+		goto out;
+	}
+	code = fleet_cli_run(c, fleet, &ao, "Released", t0);
+	if (code == VP_EXIT_OK && ((rc = vp_fleet_inventory(fleet, true, -1)) < 0 || (rc = vp_fleet_plan(fleet)) < 0))
+		code = cli_fail(c, rc);
+out:
+	free(go);
+	free(claims);
+	return code;
+}
+
 int cmd_apply(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -193,6 +230,8 @@ int cmd_apply(cli *c, int argc, char **argv)
 		code = VP_EXIT_USAGE;
 		goto out;
 	}
+	if ((code = release_expired(c, fleet, t0)) != VP_EXIT_OK)
+		goto out;
 	if (!vp_fleet_has_changes(fleet) && !vp_fleet_unreachable(fleet) && !vp_fleet_unplaced_count(fleet)) {
 		if (!c->quiet)
 			printf("Pool '%s' matches its spec (%u clones of %s): nothing to do.\n", spec->pool,
@@ -203,8 +242,11 @@ int cmd_apply(cli *c, int argc, char **argv)
 			fleet_cli_print_plan(c, spec, fleet);
 		code = fleet_cli_run(c, fleet, &a.ao, "Applied", t0);
 	}
-	if (code == VP_EXIT_OK && a.wait_ready)
+	if (code == VP_EXIT_OK && a.wait_ready) {
+		/* Waiting changes nothing: claims (vdipool claim) and other applies may go on meanwhile. */
+		vp_fleet_unlock_pool(fleet);
 		code = wait_ready(c, spec, fleet, a.timeout);
+	}
 out:
 	vp_fleet_free(fleet);
 	vp_spec_free(spec);

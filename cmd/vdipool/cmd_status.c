@@ -18,7 +18,9 @@ const char cmd_status_help[] =
 	"since (ISO 8601 UTC, when its QEMU was started, as the system libvirt daemon of\n"
 	"this machine records it; null when shut off or on another host), ready (true\n"
 	"when it runs, has an address and the spec's readiness.command passes, run once\n"
-	"now on this machine) and ready_why (why not, else null).\n"
+	"now on this machine), ready_why (why not, else null), claimed_by (who holds\n"
+	"it, vdipool claim; null when not claimed) and claimed_until (ISO 8601 UTC;\n"
+	"null: no expiry).\n"
 	"\n"
 	"Example:\n"
 	"  vdipool status -o json examples/quickstart.yaml\n"
@@ -37,7 +39,22 @@ static void json_live(vp_buf *b, vp_pool *pool, const vp_clone_status *c)
 			vp_buf_puts(b, ",");
 		vp_buf_json_str(b, c->addrs[i]);
 	}
-	vp_buf_puts(b, "],\"since\":");
+	vp_buf_puts(b, "],\"claimed_by\":");
+	if (*c->claimed_by)
+		vp_buf_json_str(b, c->claimed_by);
+	else
+		vp_buf_puts(b, "null");
+	vp_buf_puts(b, ",\"claimed_until\":");
+	if (c->claimed_until > 0) {
+		time_t t = (time_t)c->claimed_until;
+		struct tm tm;
+
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+		vp_buf_json_str(b, when);
+	} else {
+		vp_buf_puts(b, "null");
+	}
+	vp_buf_puts(b, ",\"since\":");
 	if (c->since > 0) {
 		time_t t = (time_t)c->since;
 		struct tm tm;

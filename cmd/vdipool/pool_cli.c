@@ -112,6 +112,11 @@ void pool_cli_print_plan(cli *c, const vp_spec *spec, vp_pool *pool, const vp_pl
 	       *base ? base : "(base not resolved)", spec->hosts[0].name, spec->hosts[0].uri);
 	for (size_t i = 0; i < plan->count; i++) {
 		const vp_plan_item *it = &plan->items[i];
+		if (it->change == VP_CHANGE_NONE && !strncmp(it->reason, "claimed:", 8)) {
+			/* A change the spec asks for waits for the clone's release: say so. */
+			printf("  = %-20s %-8s (%s)\n", it->name, "claimed", it->reason);
+			continue;
+		}
 		if (it->change == VP_CHANGE_NONE)
 			continue;
 		steps_str(it->steps, steps, sizeof(steps));
@@ -364,6 +369,19 @@ static void print_fleet_json(const vp_spec *spec, vp_fleet *f)
 	vp_buf_release(&b);
 }
 
+/* With claims or spares: how many clones the pool keeps and why (clones.spares). */
+static void print_claims(cli *c, const vp_spec *spec, vp_fleet *f)
+{
+	vp_claim_info *claims = NULL;
+	size_t n = vp_fleet_claims(f, &claims);
+
+	if (c->output == CLI_OUT_TABLE && (n || spec->clones.spares))
+		printf("Claims: %zu claimed (left alone until released), %u spare%s kept beside them: %zu clones "
+		       "wanted (at least clones.count %u)\n", n, spec->clones.spares,
+		       spec->clones.spares == 1 ? "" : "s", vp_fleet_wanted(f), spec->clones.count);
+	free(claims);
+}
+
 void fleet_cli_print_plan(cli *c, const vp_spec *spec, vp_fleet *f)
 {
 	const char *base = vp_fleet_base_ref(f);
@@ -376,6 +394,7 @@ void fleet_cli_print_plan(cli *c, const vp_spec *spec, vp_fleet *f)
 		pool_cli_print_plan(c, spec, h->pool, h->plan);
 		if (vp_fleet_rollout_note(f) && c->output == CLI_OUT_TABLE)
 			printf("Rollout: %s\n", vp_fleet_rollout_note(f));
+		print_claims(c, spec, f);
 		return;
 	}
 	for (size_t i = 0; i < vp_fleet_host_count(f); i++)
@@ -435,6 +454,7 @@ void fleet_cli_print_plan(cli *c, const vp_spec *spec, vp_fleet *f)
 	printf("\n");
 	if (vp_fleet_rollout_note(f))
 		printf("Rollout: %s\n", vp_fleet_rollout_note(f));
+	print_claims(c, spec, f);
 	if (!vp_fleet_has_changes(f) && !vp_fleet_unreachable(f) && !vp_fleet_unplaced_count(f))
 		printf("No changes: the pool matches its spec.\n");
 }

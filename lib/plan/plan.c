@@ -282,6 +282,27 @@ static int assign_macs(vp_plan *p, size_t first, const vp_desired *d, const vp_o
 	return rc;
 }
 
+/* A claimed clone belongs to its holder until released: whatever the spec says (a new base,
+ * definition, the count), it is not touched; the next apply after its release catches up. */
+static void leave_claimed(vp_plan *p, const vp_strmap *by_name)
+{
+	for (size_t i = 0; i < p->count; i++) {
+		vp_plan_item *it = &p->items[i];
+		const vp_observed_clone *o = vp_strmap_get(by_name, it->name);
+
+		if (!o || !o->claimed_by || it->change == VP_CHANGE_NONE)
+			continue;
+		it->reason = it->change == VP_CHANGE_REMOVE ? "claimed: stays until released"
+			     : it->change == VP_CHANGE_REBASE ? "claimed: rebased once released"
+							       : "claimed: left alone until released";
+		if (it->change == VP_CHANGE_REMOVE)
+			it->to_base = NULL;
+		it->change = VP_CHANGE_NONE;
+		it->steps = 0;
+		it->from_base = NULL;
+	}
+}
+
 int vp_plan_build(vp_plan **out, const vp_desired *d, const vp_observed *obs)
 {
 	vp_strmap by_name = VP_STRMAP_INIT, wanted = VP_STRMAP_INIT;
@@ -309,8 +330,6 @@ int vp_plan_build(vp_plan **out, const vp_desired *d, const vp_observed *obs)
 		if (is_surplus(&obs->clones[i], d, &wanted))
 			plan_surplus(&p->items[nsurplus++], &obs->clones[i]);
 	qsort(p->items, nsurplus, sizeof(*p->items), cmp_index_desc);
-	for (size_t i = 0; i < nsurplus; i++)
-		account(p, d, &p->items[i], NULL);
 	n = nsurplus;
 	for (size_t i = 0; i < d->count; i++) {
 		vp_plan_item *it = &p->items[n++];
@@ -322,6 +341,10 @@ int vp_plan_build(vp_plan **out, const vp_desired *d, const vp_observed *obs)
 	p->count = n;
 	if (d->mac_of && (rc = assign_macs(p, nsurplus, d, obs, &by_name)) < 0)
 		goto out;
+	if (!d->claimed_too)
+		leave_claimed(p, &by_name);
+	for (size_t i = 0; i < nsurplus; i++)
+		account(p, d, &p->items[i], NULL);
 	for (size_t i = nsurplus; i < n; i++)
 		account(p, d, &p->items[i], vp_strmap_get(&by_name, p->items[i].name));
 	p->pool_bytes += d->base_bytes;

@@ -186,7 +186,7 @@ static int run_step(void *ctx, const vp_plan_item *it, unsigned step)
 
 	switch (step) {
 	case VP_STEP_STOP:
-		return vp_virt_stop(p->virt, it->name, p->spec->rollout.shutdown_timeout_sec);
+		return vp_virt_stop(p->virt, it->name, p->stop_now ? 0 : p->spec->rollout.shutdown_timeout_sec);
 	case VP_STEP_UNDEFINE:
 		return vp_virt_undefine(p->virt, it->name);
 	case VP_STEP_DELETE_DELTA:

@@ -225,6 +225,13 @@ int vp_fleet_lock(vp_fleet *f, bool wait)
 	return 0;
 }
 
+void vp_fleet_unlock_pool(vp_fleet *f)
+{
+	if (f->lock_fd >= 0)
+		close(f->lock_fd);
+	f->lock_fd = -1;
+}
+
 size_t vp_fleet_host_count(const vp_fleet *f) { return f->n; }
 const vp_fleet_host *vp_fleet_host_at(const vp_fleet *f, size_t i) { return i < f->n ? &f->hosts[i] : NULL; }
 const char *vp_fleet_base_ref(const vp_fleet *f) { return f->base_ref; }
@@ -501,6 +508,16 @@ static int resolve_src_base(vp_fleet *f, bool need_base)
 
 /* The clones the pool keeps or makes: every existing one (scaling down removes from the
  * fullest host first), then new ones on the lowest free indexes up to the count. */
+static bool clone_claimed(const vp_fleet *f, const fleet_clone *c)
+{
+	const vp_virt_domain *d;
+
+	if (c->host < 0 || !f->hosts[c->host].reachable || !f->hosts[c->host].pool)
+		return false;
+	d = pool_dom_of(f->hosts[c->host].pool, c->name);
+	return d && d->has_meta && d->meta.claimed_by;
+}
+
 static int choose_clones(vp_fleet *f, size_t want)
 {
 	size_t existing = f->nclones, keep = existing;
@@ -510,15 +527,22 @@ static int choose_clones(vp_fleet *f, size_t want)
 
 	if (existing > want) {
 		vp_placement_clone *pc = calloc(existing + 1, sizeof(*pc));
-		vp_placement_input in = { vp_fleet_policy(f), f->n, f->phosts, existing, pc };
+		vp_placement_input in = { vp_fleet_policy(f), f->n, f->phosts, 0, pc };
+		size_t surplus = existing - want;
 
 		if (!pc)
 			return nomem();
+		/* A claimed clone is never picked to go: the surplus comes from the unclaimed ones. */
 		for (size_t i = 0; i < existing; i++)
-			pc[i] = (vp_placement_clone){ f->clones[i].name, f->clones[i].index,
-						      f->spec->domain.memory_bytes, f->spec->domain.vcpus,
-						      f->clones[i].host >= 0 ? f->hosts[f->clones[i].host].name : NULL };
-		rc = vp_placement_surplus(&out, &nout, &in, existing - want);
+			if (!clone_claimed(f, &f->clones[i]))
+				pc[in.clone_count++] = (vp_placement_clone){
+					f->clones[i].name, f->clones[i].index, f->spec->domain.memory_bytes,
+					f->spec->domain.vcpus,
+					f->clones[i].host >= 0 ? f->hosts[f->clones[i].host].name : NULL
+				};
+		if (surplus > in.clone_count)
+			surplus = in.clone_count;
+		rc = vp_placement_surplus(&out, &nout, &in, surplus);
 		for (size_t i = 0; rc == 0 && i < nout; i++)
 			clone_get(f, out[i])->remove = true;
 		free(out);
@@ -689,6 +713,11 @@ int fleet_ssh_connect(vp_fleet *f, size_t i, vp_ssh **out)
 	return vp_ssh_connect(out, &so);
 }
 
+size_t vp_fleet_wanted(const vp_fleet *f)
+{
+	return f->wanted;
+}
+
 int vp_fleet_inventory(vp_fleet *f, bool need_base, long want_count)
 {
 	size_t want = want_count < 0 ? f->spec->clones.count : (size_t)want_count;
@@ -702,6 +731,17 @@ int vp_fleet_inventory(vp_fleet *f, bool need_base, long want_count)
 	run_hosts(f, list_one, NULL, f->n, NULL);
 	if (f->n == 1 && !f->hosts[0].reachable)
 		return vp_error_set(VP_ERR_VIRT, VP_EIO, "%s", f->hosts[0].error);
+	if (want_count < 0 && f->spec->clones.spares) {
+		/* clones.spares: unclaimed clones kept beside the claimed ones, at least clones.count. */
+		size_t claimed = 0;
+
+		for (size_t i = 0; i < f->n; i++)
+			if (f->hosts[i].reachable)
+				claimed += pool_count_claimed(f->hosts[i].pool);
+		if (claimed + f->spec->clones.spares > want)
+			want = claimed + f->spec->clones.spares;
+	}
+	f->wanted = want;
 	for (size_t i = 0; i < f->n; i++) {
 		struct seen_ctx s = { f, (long)i, 0 };
 

@@ -27,6 +27,7 @@ struct vp_fleet {
 	char base_ref[REF_MAX];
 	int lock_fd;
 	long want_count;
+	size_t wanted;            /* clones the last inventory wants (clones.spares may raise count) */
 
 	fleet_clone *clones;          /* existing and wanted, this inventory */
 	size_t nclones, capclones;

@@ -243,6 +243,7 @@ static int merge(vp_pool *p)
 				 d->meta.base_version ? d->meta.base_version : "");
 			o->base_ref = p->obs_base[i];
 			o->mac = p->macs[i];
+			o->claimed_by = d->meta.claimed_by;
 		}
 		if (elsewhere)
 			o->flags |= VP_OBS_ELSEWHERE;
@@ -320,6 +321,20 @@ int pool_inventory_list(vp_pool *p)
 {
 	pool_clear_inventory(p);
 	return list_world(p);
+}
+
+size_t pool_count_claimed(const vp_pool *p)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->ndoms; i++) {
+		const vp_virt_domain *d = &p->doms[i];
+
+		if (d->has_meta && d->meta.claimed_by && !strcmp(d->meta.pool, p->spec->pool) &&
+		    pool_on_our_tier(p, &d->meta))
+			n++;
+	}
+	return n;
 }
 
 int pool_each_existing(vp_pool *p, int (*fn)(void *ctx, const char *name, unsigned index,

@@ -99,6 +99,7 @@ static int plan_build(vp_pool *p, long want_count, vp_plan **out)
 		.full = p->spec->clones.mode == VP_CLONE_FULL,
 		.mac_of = mac_of,
 		.mac_ctx = p,
+		.claimed_too = want_count == 0, /* destroy takes claimed clones too */
 	};
 	vp_observed o = { p->nobs, p->obs, p->macs_taken, p->nmacs_taken };
 	int rc;

@@ -91,6 +91,7 @@ struct vp_pool {
 	bool destroying;          /* the last plan removes the whole pool */
 
 	bool reset_mode;          /* CREATE_DELTA replaces an existing delta */
+	bool stop_now;            /* STOP forces the domain off at once (release of a claim) */
 
 	/* One host of a pool (lib/pool/fleet.c opens one member per spec host). */
 	size_t host_index;        /* into spec->hosts */
@@ -134,6 +135,8 @@ void pool_clear_inventory(vp_pool *p);
 int pool_inventory_list(vp_pool *p);
 /* Calls fn for each clone of this pool that exists on the host (a domain of the pool on its
  * tier, or a delta), once per name, with its index (0 when unknown) and recorded host. */
+/* Clones of the pool whose domain records a claim (the last listing). */
+size_t pool_count_claimed(const vp_pool *p);
 int pool_each_existing(vp_pool *p, int (*fn)(void *ctx, const char *name, unsigned index,
 					     const char *meta_host), void *ctx);
 /* The clones wanted on this host (copied), then the merge: the fleet's half of vp_pool_inventory. */

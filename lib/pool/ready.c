@@ -43,6 +43,22 @@ static int run_readiness(vp_pool *p, const vp_virt_domain *d, vp_ready_clone *ou
 	return 0;
 }
 
+/* libvirt keeps a domain's DHCP lease after it stops: a clone started again (a release, a reset,
+ * a restart) is listed with its old address at once, before its guest has booted. Only a lease
+ * granted since this start says the guest is up; where that cannot be told (no start time: a
+ * remote host, a session daemon; no lease time), the address counts. */
+static bool stale_lease(vp_pool *p, const vp_virt_domain *d)
+{
+	double started = 0, granted = 0;
+
+	if (!d->has_meta || !d->meta.mac || vp_virt_started_at(p->virt, d->name, &started) < 0 || started <= 0 ||
+	    vp_virt_lease_granted(p->virt, p->spec->domain.network, d->meta.mac, &granted) < 0 || granted <= 0) {
+		vp_error_clear();
+		return false;
+	}
+	return granted + 1 < started;
+}
+
 int vp_pool_ready_check(vp_pool *p, const char *name, vp_ready_clone *out)
 {
 	vp_virt_addr *addrs = NULL;
@@ -71,6 +87,12 @@ int vp_pool_ready_check(vp_pool *p, const char *name, vp_ready_clone *out)
 		out->state = VP_READY_NO_ADDRESS;
 		snprintf(out->why, sizeof(out->why), "running, no address yet (no DHCP lease%s)",
 			 p->spec->domain.network ? "" : ": domain.network is none");
+		goto out;
+	}
+	if (stale_lease(p, &d)) {
+		out->state = VP_READY_NO_ADDRESS;
+		snprintf(out->why, sizeof(out->why), "booting: its address %s is the DHCP lease of its previous boot",
+			 addrs[0].addr);
 		goto out;
 	}
 	snprintf(out->address, sizeof(out->address), "%s", addrs[0].addr);

@@ -49,6 +49,10 @@ static void fill_clone(const vp_pool *p, const char *name, vp_clone_status *c)
 		c->state = "paused";
 	if (d && (d->state == VP_DOM_RUNNING || d->state == VP_DOM_PAUSED))
 		fill_live(p, name, c);
+	if (d && d->has_meta && d->meta.claimed_by) {
+		snprintf(c->claimed_by, sizeof(c->claimed_by), "%s", *d->meta.claimed_by ? d->meta.claimed_by : "?");
+		c->claimed_until = d->meta.claimed_until;
+	}
 	if (d && d->has_meta)
 		snprintf(c->base, sizeof(c->base), "%s@%s", d->meta.base_name ? d->meta.base_name : "?",
 			 d->meta.base_version ? d->meta.base_version : "?");

@@ -468,6 +468,7 @@ static const spec_field clones_fields[] = {
 	F("name", spec_fn_pattern, vp_spec_clones, name),
 	FNUM("start_index", spec_fn_uint, vp_spec_clones, start_index, 0, 1000000),
 	{ .key = "mode", .fn = spec_fn_enum, .off = offsetof(vp_spec_clones, mode), .choices = mode_choices },
+	FNUM("spares", spec_fn_uint, vp_spec_clones, spares, 0, 1000),
 };
 
 static int fn_clones(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
@@ -795,6 +796,9 @@ static int check_names(spec_ctx *c)
 	if (cl->count > 1 && !strstr(cl->name, "{index"))
 		return spec_err_path(c, "clones.name", "must contain '{index}' so that the %u clones get different names",
 				     cl->count);
+	if (cl->spares && !strstr(cl->name, "{index"))
+		return spec_err_path(c, "clones.name", "must contain '{index}': with clones.spares the pool grows "
+				     "beyond clones.count while clones are claimed");
 	for (size_t i = 0; i < 2; i++) {
 		if (spec_render_name(cl->name, c->spec->pool, ends[i], name, sizeof(name)) < 0 || !vp_name_valid(name))
 			return spec_err_path(c, "clones.name", "renders %s for clone %u, which is not a valid name: "

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "vdipool/domain.h"
+#include "virt/virt_int.h"
 #include "vdipool/error.h"
 #include "util/util.h"
 
@@ -273,14 +274,17 @@ static void set_attr_if(xmlNodePtr n, const char *name, const char *val)
 		xmlNewProp(n, BAD_CAST name, BAD_CAST val);
 }
 
-static xmlNodePtr build_meta(const vp_domain_meta *m)
+/* bare: without the namespace, as virDomainSetMetadata takes it (libvirt puts the element in the
+ * namespace it is given, and refuses an element that declares its own prefix). */
+static xmlNodePtr build_meta_ns(const vp_domain_meta *m, bool bare)
 {
 	xmlNodePtr root = xmlNewNode(NULL, BAD_CAST "clone");
-	xmlNsPtr ns = xmlNewNs(root, BAD_CAST VP_METADATA_NS, BAD_CAST VP_METADATA_PREFIX);
+	xmlNsPtr ns = bare ? NULL : xmlNewNs(root, BAD_CAST VP_METADATA_NS, BAD_CAST VP_METADATA_PREFIX);
 	xmlNodePtr n;
 	char idx[16];
 
-	xmlSetNs(root, ns);
+	if (ns)
+		xmlSetNs(root, ns);
 	snprintf(idx, sizeof(idx), "%u", m->index);
 	xmlNewProp(root, BAD_CAST "pool", BAD_CAST m->pool);
 	xmlNewProp(root, BAD_CAST "index", BAD_CAST idx);
@@ -304,7 +308,23 @@ static xmlNodePtr build_meta(const vp_domain_meta *m)
 		n = xmlNewChild(root, ns, BAD_CAST "identity", NULL);
 		set_attr_if(n, "mac", m->mac);
 	}
+	if (m->claimed_by) {
+		char t[24];
+
+		n = xmlNewChild(root, ns, BAD_CAST "claim", NULL);
+		xmlNewProp(n, BAD_CAST "by", BAD_CAST m->claimed_by);
+		snprintf(t, sizeof(t), "%lld", (long long)m->claimed_at);
+		xmlNewProp(n, BAD_CAST "at", BAD_CAST t);
+		snprintf(t, sizeof(t), "%lld", (long long)m->claimed_until);
+		xmlNewProp(n, BAD_CAST "until", BAD_CAST t);
+		set_attr_if(n, "spec", m->claimed_spec);
+	}
 	return root;
+}
+
+static xmlNodePtr build_meta(const vp_domain_meta *m)
+{
+	return build_meta_ns(m, false);
 }
 
 static int set_metadata(xmlNodePtr dom, const vp_domain_meta *m)
@@ -449,11 +469,11 @@ int vp_domain_render(char **xml_out, const char *tpl, const vp_domain_params *p)
 	return rc;
 }
 
-int vp_domain_meta_format(char **xml_out, const vp_domain_meta *meta)
+static int meta_format(char **xml_out, const vp_domain_meta *meta, bool bare)
 {
 	xmlBufferPtr buf = xmlBufferCreate();
 	xmlDocPtr doc = xmlNewDoc(BAD_CAST "1.0");
-	xmlNodePtr root = build_meta(meta);
+	xmlNodePtr root = build_meta_ns(meta, bare);
 	int rc = 0;
 
 	xmlDocSetRootElement(doc, root);
@@ -466,6 +486,16 @@ int vp_domain_meta_format(char **xml_out, const vp_domain_meta *meta)
 	xmlBufferFree(buf);
 	xmlFreeDoc(doc);
 	return rc;
+}
+
+int vp_domain_meta_format(char **xml_out, const vp_domain_meta *meta)
+{
+	return meta_format(xml_out, meta, false);
+}
+
+int virt_meta_format_bare(char **xml_out, const vp_domain_meta *meta)
+{
+	return meta_format(xml_out, meta, true);
 }
 
 static char *prop_dup(xmlNodePtr n, const char *name)
@@ -515,6 +545,17 @@ int vp_domain_meta_parse(vp_domain_meta *m, const char *xml, size_t len)
 	m->tier = prop_dup(child(root, "delta"), "tier");
 	m->mac = prop_dup(child(root, "identity"), "mac");
 	m->data_path = prop_dup(child(root, "data"), "path");
+	if ((n = child(root, "claim"))) {
+		char *at = prop_dup(n, "at"), *until = prop_dup(n, "until");
+
+		/* A claim without a holder is no claim; "" is a holder (claim --for ''). */
+		m->claimed_by = prop_dup(n, "by");
+		m->claimed_spec = prop_dup(n, "spec");
+		m->claimed_at = at ? strtoll(at, NULL, 10) : 0;
+		m->claimed_until = until ? strtoll(until, NULL, 10) : 0;
+		free(at);
+		free(until);
+	}
 	n = child(root, "spec-hash");
 	hash = n ? xmlNodeGetContent(n) : NULL;
 	m->spec_hash = hash ? strdup((const char *)hash) : NULL;
@@ -557,5 +598,7 @@ void vp_domain_meta_release(vp_domain_meta *m)
 	free(m->mac);
 	free(m->tier);
 	free(m->host);
+	free(m->claimed_by);
+	free(m->claimed_spec);
 	memset(m, 0, sizeof(*m));
 }

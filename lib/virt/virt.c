@@ -189,6 +189,26 @@ int vp_virt_lookup(vp_virt *v, const char *name, vp_virt_domain *out)
 	return rc;
 }
 
+int vp_virt_set_meta(vp_virt *v, const char *name, const vp_domain_meta *meta)
+{
+	virDomainPtr dom = virDomainLookupByName(v->conn, name);
+	unsigned flags = VIR_DOMAIN_AFFECT_CONFIG;
+	char *xml = NULL;
+	int rc;
+
+	if (!dom)
+		return virt_error("cannot find domain", name);
+	if (virDomainIsActive(dom) == 1)
+		flags |= VIR_DOMAIN_AFFECT_LIVE;
+	if ((rc = virt_meta_format_bare(&xml, meta)) == 0 &&
+	    virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml, VP_METADATA_PREFIX, VP_METADATA_NS,
+				 flags) < 0)
+		rc = virt_error("cannot write the vdipool metadata of domain", name);
+	free(xml);
+	virDomainFree(dom);
+	return rc;
+}
+
 /* Whether the domain's vdipool metadata names this pool (the defined state, as fill_domain). */
 static bool of_pool(virDomainPtr dom, const char *pool)
 {

@@ -156,3 +156,51 @@ int vp_virt_started_at(vp_virt *v, const char *name, double *out)
 		*out = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
 	return 0;
 }
+
+/* The lease time of a libvirt network's DHCP (its <lease expiry='N' unit='..'/>), in seconds;
+ * dnsmasq's default, an hour, when it names none; 0 for leases that never expire. */
+static long lease_seconds(virNetworkPtr net)
+{
+	char *xml = virNetworkGetXMLDesc(net, 0), *l;
+	long secs = 3600;
+
+	if (xml && (l = strstr(xml, "<lease expiry='"))) {
+		char *unit = strstr(l, "unit='");
+		char *end = strchr(l, '>');
+
+		secs = strtol(l + 15, NULL, 10);
+		if (unit && end && unit < end)
+			secs *= !strncmp(unit + 6, "hours", 5) ? 3600 : !strncmp(unit + 6, "seconds", 7) ? 1 : 60;
+		else
+			secs *= 60; /* libvirt's default unit is minutes */
+	}
+	free(xml);
+	return secs;
+}
+
+int vp_virt_lease_granted(vp_virt *v, const char *network, const char *mac, double *out)
+{
+	virNetworkPtr net;
+	virNetworkDHCPLeasePtr *leases = NULL;
+	long secs;
+	int n;
+
+	*out = 0;
+	if (!network || !mac || !(net = virNetworkLookupByName(v->conn, network))) {
+		virResetLastError();
+		return 0;
+	}
+	secs = lease_seconds(net);
+	n = virNetworkGetDHCPLeases(net, mac, &leases, 0);
+	for (int i = 0; i < n; i++) {
+		double g = (double)leases[i]->expirytime - (double)secs;
+
+		if (secs > 0 && leases[i]->expirytime > 0 && g > *out)
+			*out = g;
+		virNetworkDHCPLeaseFree(leases[i]);
+	}
+	free(leases);
+	virResetLastError();
+	virNetworkFree(net);
+	return 0;
+}

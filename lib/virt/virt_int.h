@@ -25,6 +25,9 @@ struct vp_virt {
  * the reason in plain words; otherwise rc. */
 int virt_accel_start_failed(vp_virt *v, int rc);
 
+/* The <clone> element without its namespace, as virDomainSetMetadata takes it (domain.c). */
+int virt_meta_format_bare(char **xml_out, const vp_domain_meta *meta);
+
 /* The file that caches the KVM probe's outcome for this connection's URI and probe guest. */
 char *virt_accel_cache_path(const vp_virt *v);
 

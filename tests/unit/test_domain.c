@@ -230,8 +230,27 @@ static void test_metadata_round_trip(void)
 	VP_ASSERT_STR_EQ(m.mac, "02:11:22:33:44:55");
 	VP_ASSERT_STR_EQ(m.tier, "/d");
 	VP_ASSERT_STR_EQ(m.host, "hv2");
+	CU_ASSERT_PTR_NULL(m.claimed_by); /* not claimed */
 	vp_domain_meta_release(&m);
 	free(xml);
+	/* A claim survives the round trip (it is what `claim` writes with virDomainSetMetadata). */
+	p.meta.claimed_by = "ci-job-42";
+	p.meta.claimed_at = 1795420800;
+	p.meta.claimed_until = 1795424400;
+	p.meta.claimed_spec = "/etc/vdipool/ci.yaml";
+	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_format(&xml, &p.meta), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_parse(&m, xml, strlen(xml)), 0);
+	VP_ASSERT_STR_EQ(m.claimed_by, "ci-job-42");
+	CU_ASSERT_EQUAL(m.claimed_at, 1795420800);
+	CU_ASSERT_EQUAL(m.claimed_until, 1795424400);
+	VP_ASSERT_STR_EQ(m.claimed_spec, "/etc/vdipool/ci.yaml");
+	VP_ASSERT_STR_EQ(m.pool, "ci");
+	vp_domain_meta_release(&m);
+	free(xml);
+	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_parse(&m, "<clone pool='p' index='3'><claim by='' until='0'/></clone>", 58), 0);
+	VP_ASSERT_STR_EQ(m.claimed_by, "");
+	CU_ASSERT_EQUAL(m.claimed_until, 0);
+	vp_domain_meta_release(&m);
 	CU_ASSERT_EQUAL(vp_domain_meta_parse(&m, "<clone/>", 8), VP_EINVAL); /* no pool */
 	/* as virDomainGetMetadata returns it: without the namespace */
 	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_parse(&m, "<clone pool='p' index='3'/>", 27), 0);

@@ -218,6 +218,38 @@ static void test_drift_update_rebase_start_stop_data(void)
 	vp_plan_free(p);
 }
 
+/* Claimed clones are their holder's: no rebase, update, stop or removal while claimed; destroy
+ * (claimed_too) takes them like the others. */
+static void test_claimed_clones_are_left_alone(void)
+{
+	vp_observed o = observed(4, VP_OBS_RUNNING);
+	vp_desired d = desired(2, false);
+	vp_plan *p = NULL;
+
+	for (int i = 0; i < 4; i++)
+		have[i].base_ref = "tiny@v0";
+	have[0].claimed_by = "job-1";
+	have[3].claimed_by = "job-2";
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	CU_ASSERT_EQUAL(find(p, "ci-001")->change, VP_CHANGE_NONE);
+	CU_ASSERT_EQUAL(find(p, "ci-001")->steps, 0);
+	VP_ASSERT_STR_EQ(find(p, "ci-001")->reason, "claimed: rebased once released");
+	CU_ASSERT_EQUAL(find(p, "ci-002")->change, VP_CHANGE_REBASE);
+	CU_ASSERT_EQUAL(find(p, "ci-003")->change, VP_CHANGE_REMOVE);
+	CU_ASSERT_EQUAL(find(p, "ci-004")->change, VP_CHANGE_NONE);
+	VP_ASSERT_STR_EQ(find(p, "ci-004")->reason, "claimed: stays until released");
+	CU_ASSERT_EQUAL(p->counts[VP_CHANGE_REMOVE], 1);
+	CU_ASSERT_EQUAL(p->counts[VP_CHANGE_REBASE], 1);
+	CU_ASSERT_EQUAL(p->waves, 1);
+	vp_plan_free(p);
+	d = desired(0, false);
+	d.claimed_too = true;
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	CU_ASSERT_EQUAL(p->counts[VP_CHANGE_REMOVE], 4);
+	vp_plan_free(p);
+	have[0].claimed_by = have[3].claimed_by = NULL;
+}
+
 static void test_rebase_in_waves(void)
 {
 	vp_observed o = observed(10, 0);
@@ -568,6 +600,7 @@ static CU_TestInfo tests[] = {
 	{ "another pool's domain is a conflict", test_other_pools_domain_is_a_conflict },
 	{ "domains outside the pool are left alone", test_foreign_domains_outside_the_pool_are_left_alone },
 	{ "drift: update, rebase, stop, data disk", test_drift_update_rebase_start_stop_data },
+	{ "claimed clones are left alone", test_claimed_clones_are_left_alone },
 	{ "rebase in waves of max_unavailable", test_rebase_in_waves },
 	{ "ten thousand clones", test_ten_thousand_clones },
 	{ "rollback: each clone to its own base", test_rollback_gives_each_clone_its_own_base },

@@ -133,6 +133,11 @@ static const bad_case bad_cases[] = {
 	  "domain, rollout, hosts, gc, placement, distribution, readiness" },
 	{ BASE "gc:\n  kep: 1\n", 0, "pool.yaml:12:3: gc: unknown key 'kep', did you mean 'keep'?" },
 	{ BASE8 "clones:\n  start_index: 2\n", 0, "pool.yaml:9:1: clones: missing required key 'count'" },
+	{ BASE8 "clones:\n  count: 2\n  spares: 1001\n", 0,
+	  "pool.yaml:11:11: clones.spares: must be between 0 and 1000, got 1001" },
+	{ BASE8 "clones:\n  count: 1\n  name: solo\n  spares: 2\n", 0,
+	  "pool.yaml:11:9: clones.name: must contain '{index}': with clones.spares the pool grows beyond "
+	  "clones.count while clones are claimed" },
 	{ BASE8, 0, "pool.yaml:1:1: missing required key 'clones'" },
 	{ "pool: {}\nbase:\n  name: tiny\n", 0, "pool.yaml:1:1: pool: missing required key 'name'" },
 	{ "pool:\n  name: ci\nbase:\n  version: v1\n", 0, "pool.yaml:3:1: base: missing required key 'name'" },
@@ -958,6 +963,11 @@ static void test_values(void)
 	VP_ASSERT_STR_EQ(s->storage.tiers[0].path, "/srv/x");
 	VP_ASSERT_STR_EQ(s->base.version, "1.10");
 	CU_ASSERT_EQUAL(s->clones.start_index, 0);
+	CU_ASSERT_EQUAL(s->clones.spares, 0);
+	vp_spec_free(s);
+	s = parse_ok(BASE8 "clones: {count: 2, spares: 3}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(s->clones.spares, 3);
 	vp_spec_free(s);
 }
 

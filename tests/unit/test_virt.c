@@ -82,6 +82,39 @@ static void test_list_meta_host(void)
 	vp_virt_free(v);
 }
 
+/* A claim written with vp_virt_set_meta reads back, the rest of the metadata unchanged. */
+static void test_set_meta_claim(void)
+{
+	vp_virt *v = NULL;
+	vp_virt_domain d;
+
+	CU_ASSERT_EQUAL_FATAL(vp_virt_open(&v, "test:///default"), 0);
+	define(v, "c-1", "c", 128, 1);
+	CU_ASSERT_EQUAL_FATAL(vp_virt_lookup(v, "c-1", &d), 0);
+	CU_ASSERT_PTR_NULL(d.meta.claimed_by);
+	d.meta.claimed_by = strdup("job-7");
+	d.meta.claimed_at = 100;
+	d.meta.claimed_until = 160;
+	CU_ASSERT_EQUAL_FATAL(vp_virt_set_meta(v, "c-1", &d.meta), 0);
+	vp_virt_domain_release(&d);
+	CU_ASSERT_EQUAL_FATAL(vp_virt_lookup(v, "c-1", &d), 0);
+	CU_ASSERT_TRUE_FATAL(d.has_meta);
+	VP_ASSERT_STR_EQ(d.meta.claimed_by, "job-7");
+	CU_ASSERT_EQUAL(d.meta.claimed_until, 160);
+	VP_ASSERT_STR_EQ(d.meta.pool, "c");
+	VP_ASSERT_STR_EQ(d.meta.host, "hv1");
+	VP_ASSERT_STR_EQ(d.meta.delta_path, "/d/x.qcow2");
+	free(d.meta.claimed_by);
+	d.meta.claimed_by = NULL; /* released: no claim element at all */
+	CU_ASSERT_EQUAL_FATAL(vp_virt_set_meta(v, "c-1", &d.meta), 0);
+	vp_virt_domain_release(&d);
+	CU_ASSERT_EQUAL_FATAL(vp_virt_lookup(v, "c-1", &d), 0);
+	CU_ASSERT_PTR_NULL(d.meta.claimed_by);
+	vp_virt_domain_release(&d);
+	CU_ASSERT_EQUAL(vp_virt_set_meta(v, "nope", &(vp_domain_meta){ .pool = (char *)"c" }), VP_ENOENT);
+	vp_virt_free(v);
+}
+
 /* Two hosts may differ (one has KVM, one has not): the probe's cache is one file per URI. */
 static void test_accel_cache_per_uri(void)
 {
@@ -278,6 +311,7 @@ static void test_rbd_auth_errors(void)
 static CU_TestInfo tests[] = {
 	{ "node capacity and what other pools commit", test_node_capacity },
 	{ "metadata host through libvirt", test_list_meta_host },
+	{ "a claim written into the metadata through libvirt", test_set_meta_claim },
 	{ "KVM probe cache: one file per URI", test_accel_cache_per_uri },
 	{ "disk paths: files, and RBD disks by image", test_disk_paths_rbd },
 	{ "cephx auth: errors name file and reason, never the key", test_rbd_auth_errors },

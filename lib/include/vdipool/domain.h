@@ -35,6 +35,14 @@ typedef struct vp_domain_meta {
 	char *host;           /* the spec host (hosts[i].name) the clone was placed on; parsed:
 			       * "" when not recorded (clones defined before); rendering: NULL or
 			       * "" records none */
+	/* A claim (`vdipool claim`): who holds the clone, since and until when (seconds since the
+	 * epoch, UTC). claimed_by NULL: not claimed. Written into the running and the persistent
+	 * definition (vp_virt_set_meta), so it outlives the vdipool that wrote it; a redefine
+	 * from the spec (apply, reset) renders no claim: a reset clone is free again. */
+	char *claimed_by;
+	int64_t claimed_at;
+	int64_t claimed_until;  /* 0: no expiry */
+	char *claimed_spec;     /* the spec file the claim was made with (absolute); NULL: unknown */
 } vp_domain_meta;
 
 /* One Ceph monitor as libvirt's <host> takes it: a name or address and its msgr1 (v1) port. */
@@ -99,7 +107,7 @@ VP_API int vp_domain_render(char **xml_out, const char *template_path, const vp_
 VP_API int vp_domain_meta_parse(vp_domain_meta *out, const char *xml, size_t len);
 VP_API void vp_domain_meta_release(vp_domain_meta *meta);
 
-/* The <vdipool:clone> element alone, for virDomainSetMetadata. */
+/* The <vdipool:clone> element alone (with its namespace declared), for a domain's <metadata>. */
 VP_API int vp_domain_meta_format(char **xml_out, const vp_domain_meta *meta);
 
 /* Formats a UUID as 36 characters plus NUL. */

@@ -46,6 +46,9 @@ VP_API void vp_fleet_free(vp_fleet *f);
 /* Takes the pool's lock (one changer at a time, on this machine) and a
  * shared hold on every reachable host's store. */
 VP_API int vp_fleet_lock(vp_fleet *f, bool wait);
+/* Lets go of the pool's lock before the fleet is freed (the stores' shared holds stay): for
+ * what only reads after an apply, such as waiting for readiness, so claims need not wait. */
+VP_API void vp_fleet_unlock_pool(vp_fleet *f);
 
 /* Reads every reachable host (in parallel), resolves the base in the
  * controller's store (need_base: it must be there), then decides which
@@ -55,6 +58,9 @@ VP_API int vp_fleet_lock(vp_fleet *f, bool wait);
  * down removes from the fullest host first. want_count: -1 the spec's
  * count, 0 everything goes (destroy). */
 VP_API int vp_fleet_inventory(vp_fleet *f, bool need_base, long want_count);
+
+/* Clones the last inventory wants: clones.count, or claimed + clones.spares when that is more. */
+VP_API size_t vp_fleet_wanted(const vp_fleet *f);
 
 /* Builds each reachable host's plan (vp_fleet_host.plan) from the last inventory. */
 VP_API int vp_fleet_plan(vp_fleet *f);
@@ -125,6 +131,54 @@ typedef struct vp_ready_report {
  * case but out of memory) is the caller's: vp_ready_report_free(). */
 VP_API int vp_fleet_wait_ready(vp_fleet *f, const vp_ready_opts *opts, vp_ready_report **out);
 VP_API void vp_ready_report_free(vp_ready_report *r);
+
+/* ---- claims (`vdipool claim`, `vdipool release`) -------------------------------------------
+ * A claim is recorded in the clone's domain metadata (vp_domain_meta.claimed_*), in its
+ * persistent and live definitions: it outlives vdipool, and no file holds it. Claimed clones are
+ * left alone by apply, rollouts and rollback (vp_desired.claimed_too); destroy takes them. */
+
+typedef struct vp_claim_opts {
+	const char *who;           /* the holder, recorded (a CI job id, a user) */
+	int64_t ttl;               /* seconds until the claim expires (apply releases it); 0: never */
+	double timeout;            /* seconds to wait for a ready, unclaimed clone; 0: one look */
+	const char *spec_path;     /* recorded with the claim (absolute), so `release CLONE` finds its
+				    * pool; NULL: none */
+} vp_claim_opts;
+
+typedef struct vp_claim {
+	char name[64];
+	const char *host;          /* the spec's host name (borrowed from the fleet) */
+	const char *uri;           /* its libvirt URI (borrowed) */
+	size_t naddrs;
+	char addrs[4][64];         /* IPv4 first */
+	char base[160];            /* "name@version" from its metadata */
+	int64_t at, until;         /* seconds since the epoch; until 0: no expiry */
+	double seconds;            /* from the call until it was claimed */
+} vp_claim;
+
+/* Hands out one ready clone: looks at the running, unclaimed clones of the pool on every
+ * reachable host (index order, each claimer starting at another one), checks readiness
+ * (vp_pool_ready_check) without the pool's lock, then, holding the pool's lock for the few
+ * milliseconds it takes (tried until the timeout: an apply holds it for its run), reads the
+ * clone again and writes the claim only when it is still running and unclaimed: no clone is ever
+ * handed out twice, by any number of claimers on this machine. Looks again with a growing pause
+ * until opts->timeout. Needs vp_fleet_open only (no inventory). VP_ENOENT at the timeout, naming
+ * why the last clone looked at was not taken. */
+VP_API int vp_fleet_claim(vp_fleet *f, const vp_claim_opts *opts, vp_claim *out);
+
+typedef struct vp_claim_info {
+	const char *name, *host, *by;  /* borrowed from the last inventory */
+	int64_t at, until;
+} vp_claim_info;
+
+/* The claimed clones of the last inventory; *out is the caller's (free()). */
+VP_API size_t vp_fleet_claims(vp_fleet *f, vp_claim_info **out);
+
+/* Plans the release of the named clones: vp_fleet_plan_reset (a fresh delta on the version each
+ * is on, identity and data disk kept; the redefinition records no claim), stopped at once
+ * instead of gracefully, and started again when the spec starts clones, as a spare. Take the
+ * lock; run it with vp_fleet_apply. */
+VP_API int vp_fleet_plan_release(vp_fleet *f, const char *const *names, size_t n);
 
 /* What the last plan says about a rollout's canary (rollout.canary): the canary rolls first,
  * or it passed and the rest waits for its pause or for vp_fleet_rollout_continue; NULL when

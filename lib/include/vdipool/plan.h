@@ -40,6 +40,10 @@ typedef struct vp_desired {
 	 * other clone on the host uses. NULL: no MACs are assigned. */
 	void (*mac_of)(void *ctx, const char *name, unsigned attempt, char mac[18]);
 	void *mac_ctx;
+	/* Claimed clones (vp_observed_clone.claimed_by) are left alone: no rebase, update,
+	 * repair, start, stop or removal until released. True: they are planned like the
+	 * others (destroy). */
+	bool claimed_too;
 } vp_desired;
 
 /* What exists, merged by clone name from libvirt and the storage backend. */
@@ -68,6 +72,7 @@ typedef struct vp_observed_clone {
 	 * redefine leaves it differing from base_ref: then the clone is rebased. */
 	const char *disk_base_ref;
 	const char *mac;       /* the MAC its domain has ("52:54:00:..."); NULL: unknown */
+	const char *claimed_by; /* its domain's metadata records a claim by this holder; NULL: none */
 } vp_observed_clone;
 
 typedef struct vp_observed {

@@ -116,6 +116,8 @@ typedef struct vp_clone_status {
 	char addrs[4][64];         /* IPv4 first */
 	double since;              /* when its QEMU started, seconds since the epoch; 0 unknown
 				    * (vp_virt_started_at: the local system daemon only) */
+	char claimed_by[208];      /* its claim's holder (vdipool claim); "" when not claimed */
+	int64_t claimed_until;     /* seconds since the epoch; 0 no expiry */
 } vp_clone_status;
 
 typedef struct vp_pool_status {

@@ -98,6 +98,9 @@ typedef struct vp_spec_clones {
 	const char *name;         /* the pattern, e.g. "ci-{index:03}"; default "{pool}-{index}" */
 	unsigned start_index;     /* index of the first clone, 0..1000000; default 1 */
 	vp_clone_mode mode;       /* default linked */
+	/* Unclaimed clones kept (booted) beyond the claimed ones: apply keeps
+	 * max(count, claimed + spares) clones. 0..1000, default 0 (no claims asked for). */
+	unsigned spares;
 } vp_spec_clones;
 
 typedef struct vp_spec_delta {

@@ -77,6 +77,11 @@ VP_API void vp_virt_domains_free(vp_virt_domain *doms, size_t count);
 VP_API int vp_virt_lookup(vp_virt *v, const char *name, vp_virt_domain *out);
 VP_API void vp_virt_domain_release(vp_virt_domain *d);
 
+/* Replaces the domain's <vdipool:clone> element with `meta` in its persistent definition and,
+ * while it runs, its live one (virDomainSetMetadata): a claim written so outlives the process
+ * that wrote it and a restart of the domain. VP_ENOENT when there is no such domain. */
+VP_API int vp_virt_set_meta(vp_virt *v, const char *name, const vp_domain_meta *meta);
+
 /* The host's memory and CPUs, and what every domain on it (persistent or
  * running, running or not: a defined domain may start) commits, except the
  * domains whose vdipool metadata names exclude_pool (the pool being placed
@@ -133,6 +138,13 @@ VP_API int vp_virt_addresses(vp_virt *v, const char *name, vp_virt_addr **out, s
  * /run/libvirt/qemu/NAME.pid); 0 when it cannot tell: not running, another URI
  * (a session daemon, a remote host). */
 VP_API int vp_virt_started_at(vp_virt *v, const char *name, double *out);
+
+/* When the DHCP server of libvirt network `network` last granted (or renewed) a lease to `mac`,
+ * seconds since the epoch: its expiry time less the network's lease time. 0 when not known (no
+ * such network or lease, leases that never expire). A domain's lease outlives its guest: a clone
+ * started again is listed with its old address at once, before its guest has booted; a lease
+ * granted before the domain's start (vp_virt_started_at) is such a leftover. */
+VP_API int vp_virt_lease_granted(vp_virt *v, const char *network, const char *mac, double *out);
 
 /* Starting a running domain is not an error. A start that fails because KVM
  * cannot run guests on the host is VP_EHOST, the reason in plain words, and

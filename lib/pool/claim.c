@@ -1,0 +1,292 @@
+/* claim.c: handing out one ready clone at a time (the claim recorded in the domain's metadata under
+ * the pool's lock), releasing it (a fresh delta, no claim), and finding expired claims. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pool/fleet_int.h"
+#include "pool/pool_int.h"
+
+#ifdef VP_TEST_HOOKS
+/* VDIPOOL_TEST_CLAIM_CRASH=locked|marked: SIGKILL this process with the pool's lock held, before
+ * (locked) or after (marked) the claim is written, as a kill -9 from outside would. */
+static void claim_fault(const char *where)
+{
+	const char *v = getenv("VDIPOOL_TEST_CLAIM_CRASH");
+
+	if (v && !strcmp(v, where))
+		kill(getpid(), SIGKILL);
+}
+#else
+static void claim_fault(const char *where)
+{
+	(void)where;
+}
+#endif
+
+typedef struct candidate {
+	size_t host;
+	unsigned index;
+	char name[64];
+} candidate;
+
+static int cmp_candidate(const void *a, const void *b)
+{
+	const candidate *x = a, *y = b;
+
+	if (x->index != y->index)
+		return x->index < y->index ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static bool ours(const vp_pool *p, const vp_virt_domain *d)
+{
+	return d->has_meta && !strcmp(d->meta.pool, p->spec->pool) && pool_on_our_tier(p, &d->meta);
+}
+
+/* Running, unclaimed clones of the pool on every reachable host, in index order. */
+static int list_candidates(vp_fleet *f, candidate **out, size_t *n)
+{
+	candidate *c = NULL;
+	size_t cap = 0;
+	int rc = 0;
+
+	*out = NULL;
+	*n = 0;
+	for (size_t h = 0; h < f->n && rc == 0; h++) {
+		vp_pool *p = f->hosts[h].pool;
+		vp_virt_domain *doms = NULL;
+		size_t nd = 0;
+
+		if (!f->hosts[h].reachable || !p)
+			continue;
+		if ((rc = vp_virt_list(p->virt, &doms, &nd)) < 0)
+			break;
+		for (size_t i = 0; i < nd && rc == 0; i++) {
+			if (!ours(p, &doms[i]) || doms[i].meta.claimed_by || doms[i].state != VP_DOM_RUNNING)
+				continue;
+			if (*n == cap) {
+				candidate *g = realloc(c, (cap = cap ? 2 * cap : 16) * sizeof(*c));
+				if (!g) {
+					rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+					break;
+				}
+				c = g;
+			}
+			c[*n] = (candidate){ .host = h, .index = doms[i].meta.index };
+			snprintf(c[*n].name, sizeof(c[*n].name), "%s", doms[i].name);
+			(*n)++;
+		}
+		vp_virt_domains_free(doms, nd);
+	}
+	if (rc < 0) {
+		free(c);
+		*n = 0;
+		return rc;
+	}
+	qsort(c, *n, sizeof(*c), cmp_candidate);
+	*out = c;
+	return 0;
+}
+
+/* The pool's lock, tried until the deadline: claims hold it for milliseconds, an apply for its
+ * run (a claim waits that long at most until its timeout). */
+static int lock_until(vp_fleet *f, double deadline, int *fd)
+{
+	int rc;
+
+	if (f->lock_fd >= 0) { /* the caller holds it already */
+		*fd = -1;
+		return 0;
+	}
+	while ((rc = pool_lock_file(f->spec, false, fd)) == VP_EBUSY && vp_now() < deadline) {
+		vp_error_clear();
+		usleep(20000 + (useconds_t)(rand() % 30000));
+	}
+	return rc;
+}
+
+/* Under the pool's lock: the clone, read again, is ours, running and unclaimed; then the claim
+ * goes into its metadata. 1: claimed; 0: someone else was quicker (or it stopped). */
+static int mark(vp_pool *p, const char *name, const vp_claim_opts *o, vp_claim *out)
+{
+	vp_virt_domain d;
+	int rc = vp_virt_lookup(p->virt, name, &d);
+
+	if (rc == VP_ENOENT) {
+		vp_error_clear();
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	if (!ours(p, &d) || d.meta.claimed_by || d.state != VP_DOM_RUNNING) {
+		vp_virt_domain_release(&d);
+		return 0;
+	}
+	claim_fault("locked");
+	d.meta.claimed_by = strdup(o->who ? o->who : "");
+	d.meta.claimed_at = (int64_t)time(NULL);
+	d.meta.claimed_until = o->ttl > 0 ? d.meta.claimed_at + o->ttl : 0;
+	d.meta.claimed_spec = o->spec_path ? strdup(o->spec_path) : NULL;
+	if (!d.meta.claimed_by || (o->spec_path && !d.meta.claimed_spec))
+		rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	else
+		rc = vp_virt_set_meta(p->virt, name, &d.meta);
+	if (rc == 0) {
+		claim_fault("marked");
+		out->at = d.meta.claimed_at;
+		out->until = d.meta.claimed_until;
+		snprintf(out->base, sizeof(out->base), "%s@%s", d.meta.base_name ? d.meta.base_name : "",
+			 d.meta.base_version ? d.meta.base_version : "");
+		rc = 1;
+	}
+	vp_virt_domain_release(&d);
+	return rc;
+}
+
+/* One round: each candidate that is ready (looked at without the lock), then marked under it. */
+static int claim_round(vp_fleet *f, const vp_claim_opts *o, double deadline, vp_claim *out, char *why,
+		       size_t whylen)
+{
+	candidate *c = NULL;
+	size_t n = 0, first;
+	int rc = list_candidates(f, &c, &n);
+
+	if (rc < 0)
+		return rc;
+	if (!n)
+		snprintf(why, whylen, "no running unclaimed clone");
+	/* Claimers that start together begin at different clones, so they rarely race for one. */
+	first = n ? (size_t)getpid() % n : 0;
+	for (size_t k = 0; k < n && rc == 0; k++) {
+		candidate *cd = &c[(first + k) % n];
+		vp_pool *p = f->hosts[cd->host].pool;
+		vp_ready_clone r;
+		int fd = -1;
+
+		if ((rc = vp_pool_ready_check(p, cd->name, &r)) < 0)
+			break;
+		if (r.state != VP_READY_YES) {
+			snprintf(why, whylen, "%s: %s: %.400s", cd->name, vp_ready_state_name(r.state), r.why);
+			continue;
+		}
+		if ((rc = lock_until(f, deadline, &fd)) < 0)
+			break;
+		rc = mark(p, cd->name, o, out);
+		if (fd >= 0)
+			close(fd);
+		if (rc == 1) {
+			snprintf(out->name, sizeof(out->name), "%s", cd->name);
+			out->host = f->hosts[cd->host].name;
+			out->uri = f->hosts[cd->host].uri;
+			snprintf(out->addrs[0], sizeof(out->addrs[0]), "%s", r.address);
+			out->naddrs = 1;
+			rc = 1;
+			break;
+		}
+		snprintf(why, whylen, "%s: claimed by another claim meanwhile", cd->name);
+	}
+	free(c);
+	return rc;
+}
+
+static void all_addresses(vp_fleet *f, vp_claim *out)
+{
+	vp_virt_addr *a = NULL;
+	size_t n = 0;
+
+	for (size_t h = 0; h < f->n; h++) {
+		if (strcmp(f->hosts[h].name, out->host) || !f->hosts[h].pool)
+			continue;
+		if (vp_virt_addresses(f->hosts[h].pool->virt, out->name, &a, &n) == 0 && n) {
+			out->naddrs = 0;
+			for (size_t i = 0; i < n && out->naddrs < 4; i++)
+				snprintf(out->addrs[out->naddrs++], sizeof(out->addrs[0]), "%s", a[i].addr);
+		}
+		free(a);
+		vp_error_clear();
+		return;
+	}
+}
+
+int vp_fleet_claim(vp_fleet *f, const vp_claim_opts *o, vp_claim *out)
+{
+	double t0 = vp_now(), deadline = t0 + (o->timeout > 0 ? o->timeout : 0), pause = 0.5;
+	char why[512] = "";
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	srand((unsigned)getpid() ^ (unsigned)(t0 * 1e6));
+	for (;;) {
+		if ((rc = claim_round(f, o, deadline, out, why, sizeof(why))) < 0)
+			return rc;
+		if (rc == 1) {
+			all_addresses(f, out);
+			out->seconds = vp_now() - t0;
+			return 0;
+		}
+		if (vp_now() >= deadline)
+			break;
+		usleep((useconds_t)((pause < deadline - vp_now() ? pause : deadline - vp_now()) * 1e6) + 1);
+		pause = pause * 1.5 > 3 ? 3 : pause * 1.5;
+	}
+	return vp_error_set(VP_ERR_EXEC, VP_ENOENT, "no clone of pool '%s' was ready and unclaimed within %.0fs "
+			    "(last: %s)", f->spec->pool, o->timeout, *why ? why : "nothing looked at");
+}
+
+/* ---- release ------------------------------------------------------------------------------ */
+
+size_t vp_fleet_claims(vp_fleet *f, vp_claim_info **out)
+{
+	vp_claim_info *list = NULL;
+	size_t n = 0, cap = 0;
+
+	*out = NULL;
+	for (size_t h = 0; h < f->n; h++) {
+		vp_pool *p = f->hosts[h].pool;
+
+		if (!f->hosts[h].reachable || !p)
+			continue;
+		for (size_t i = 0; i < p->ndoms; i++) {
+			const vp_virt_domain *d = &p->doms[i];
+
+			if (!ours(p, d) || !d->meta.claimed_by)
+				continue;
+			if (n == cap) {
+				vp_claim_info *g = realloc(list, (cap = cap ? 2 * cap : 8) * sizeof(*list));
+				if (!g)
+					break;
+				list = g;
+			}
+			list[n] = (vp_claim_info){ .name = d->name, .host = f->hosts[h].name,
+						   .by = d->meta.claimed_by, .at = d->meta.claimed_at,
+						   .until = d->meta.claimed_until };
+			n++;
+		}
+	}
+	*out = list;
+	return n;
+}
+
+int vp_fleet_plan_release(vp_fleet *f, const char *const *names, size_t n)
+{
+	int rc = vp_fleet_plan_reset(f, names, n);
+
+	if (rc < 0)
+		return rc;
+	for (size_t h = 0; h < f->n; h++) {
+		vp_fleet_host *fh = &f->hosts[h];
+
+		if (!fh->plan || !fh->pool)
+			continue;
+		/* Its holder is done with it: no graceful shutdown, and it runs again as a spare. */
+		fh->pool->stop_now = true;
+		for (size_t i = 0; i < fh->plan->count; i++)
+			if (f->spec->domain.start)
+				fh->plan->items[i].steps |= VP_STEP_START;
+	}
+	return 0;
+}
