@@ -28,10 +28,25 @@ const char cmd_status_help[] =
 
 /* The keys readiness added to each clone: its addresses, since when it runs and whether it is
  * ready (one look: running, an address, readiness.command once). */
+/* KEY then an ISO 8601 UTC time, or null when t is not set (<= 0). */
+static void json_time(vp_buf *b, const char *key, long long t)
+{
+	char when[32];
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	vp_buf_puts(b, key);
+	if (t <= 0) {
+		vp_buf_puts(b, "null");
+		return;
+	}
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
+	vp_buf_json_str(b, when);
+}
+
 static void json_live(vp_buf *b, vp_pool *pool, const vp_clone_status *c)
 {
 	vp_ready_clone r;
-	char when[40];
 
 	vp_buf_puts(b, ",\"addresses\":[");
 	for (size_t i = 0; i < c->naddrs; i++) {
@@ -44,26 +59,8 @@ static void json_live(vp_buf *b, vp_pool *pool, const vp_clone_status *c)
 		vp_buf_json_str(b, c->claimed_by);
 	else
 		vp_buf_puts(b, "null");
-	vp_buf_puts(b, ",\"claimed_until\":");
-	if (c->claimed_until > 0) {
-		time_t t = (time_t)c->claimed_until;
-		struct tm tm;
-
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-		vp_buf_json_str(b, when);
-	} else {
-		vp_buf_puts(b, "null");
-	}
-	vp_buf_puts(b, ",\"since\":");
-	if (c->since > 0) {
-		time_t t = (time_t)c->since;
-		struct tm tm;
-
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-		vp_buf_json_str(b, when);
-	} else {
-		vp_buf_puts(b, "null");
-	}
+	json_time(b, ",\"claimed_until\":", c->claimed_until);
+	json_time(b, ",\"since\":", c->since);
 	if (strcmp(c->state, "running") != 0 || !c->naddrs) {
 		vp_buf_printf(b, ",\"ready\":false,\"ready_why\":");
 		vp_buf_json_str(b, strcmp(c->state, "running") ? "not running" : "no address");
