@@ -114,6 +114,10 @@ static int fill_domain(virDomainPtr dom, vp_virt_domain *d)
 		d->state = map_state(state);
 	else
 		d->state = VP_DOM_OTHER;
+	if (d->state == VP_DOM_SHUTOFF)
+		d->saved = virDomainHasManagedSaveImage(dom, 0) == 1;
+	else if (d->state == VP_DOM_RUNNING)
+		d->restored = state == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_RESTORED;
 	/* The defined state counts, not the running one: a running clone takes a
 	 * redefinition at its next start, and until then its live metadata is the
 	 * old one (the planner would update it again and again). */
@@ -318,8 +322,60 @@ int vp_virt_stop(vp_virt *v, const char *name, double timeout)
 			goto out;
 		if (virDomainDestroy(dom) < 0 && virDomainIsActive(dom) == 1)
 			rc = virt_error("cannot stop domain", name);
+	} else if (virDomainHasManagedSaveImage(dom, 0) == 1 && virDomainManagedSaveRemove(dom, 0) < 0) {
+		rc = virt_error("cannot discard the managed save of domain", name);
 	}
 out:
+	virDomainFree(dom);
+	return rc;
+}
+
+int vp_virt_park(vp_virt *v, const char *name)
+{
+	virDomainPtr dom;
+	int rc = with_domain(v, name, &dom);
+
+	if (rc < 0)
+		return rc;
+	if (virDomainManagedSave(dom, 0) < 0)
+		rc = virt_error("cannot save (park) domain", name);
+	virDomainFree(dom);
+	return rc;
+}
+
+int vp_virt_discard_saved(vp_virt *v, const char *name)
+{
+	virDomainPtr dom;
+	int rc = with_domain(v, name, &dom);
+
+	if (rc < 0)
+		return rc;
+	if (virDomainIsActive(dom) != 1 && virDomainHasManagedSaveImage(dom, 0) == 1 &&
+	    virDomainManagedSaveRemove(dom, 0) < 0)
+		rc = virt_error("cannot discard the managed save of domain", name);
+	virDomainFree(dom);
+	return rc;
+}
+
+int vp_virt_resume_parked(vp_virt *v, const char *name)
+{
+	virDomainPtr dom;
+	int rc = with_domain(v, name, &dom), state = 0, reason = 0;
+
+	if (rc < 0)
+		return rc;
+	if (virDomainCreate(dom) < 0) {
+		rc = virt_error("cannot restore the saved state of domain", name);
+		if (rc != VP_EHOST)
+			rc = VP_EIO;
+	} else if (virDomainGetState(dom, &state, &reason, 0) < 0) {
+		rc = virt_error("cannot read the state of domain", name);
+	} else if (state != VIR_DOMAIN_RUNNING || reason != VIR_DOMAIN_RUNNING_RESTORED) {
+		/* No image to restore: libvirt booted it from its disk, which is past the saved state. */
+		virDomainDestroy(dom);
+		rc = vp_error_set(VP_ERR_VIRT, VP_ENOENT, "domain '%s' had no saved state left to restore "
+				  "(libvirt booted it afresh; stopped)", name);
+	}
 	virDomainFree(dom);
 	return rc;
 }
