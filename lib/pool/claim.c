@@ -200,7 +200,11 @@ static int resume(vp_pool *p, const char *name, const vp_claim_opts *o, double d
 	int rc = vp_virt_resume_parked(p->virt, name);
 
 	if (rc < 0) {
+		/* libvirt quotes QEMU's log, which may carry bytes of the broken image: printable only. */
 		snprintf(why, sizeof(why), "%s", vp_error_last()->message);
+		for (char *q = why; *q; q++)
+			if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e)
+				*q = *q == '\n' ? ' ' : '?';
 		vp_error_clear();
 		mark_rebuild(p, name, o, why);
 		return 0;
