@@ -93,7 +93,7 @@ echo "    claim from a parked spare: $(python3 -c "print(round($t1 - $t0, 2))") 
 check "json: resumed, an address in 192.168.122.0/24" python3 -c '
 import json, sys; d = json.loads(sys.argv[1])
 assert d["resumed"] is True and d["address"].startswith("192.168.122."), d' "$json"
-check "it runs, restored (not booted): no new fresh boot in its console" test "$(state "$c")" == running
+check "it runs, restored, not booted ($(virsh domstate --reason "$c"))" test "$(virsh domstate --reason "$c")" == "running (restored)"
 check "its managed save is gone (restored once), no file left" test "$(managed_save "$c")" == no -a ! -e "$(save_file "$c")"
 check "claimed by job-1, in the persistent and the live definition" test "$(claimed_by "$c")" == job-1 \
 	-a "$(virsh metadata "$c" urn:vdipool:1 | grep -c 'by="job-1"')" -eq 1
