@@ -27,12 +27,7 @@ static void claim_fault(const char *where)
 }
 #endif
 
-typedef struct candidate {
-	size_t host;
-	unsigned index;
-	bool parked;
-	char name[64];
-} candidate;
+typedef fleet_spare candidate;
 
 /* Running spares first (a claim takes one in milliseconds), then parked ones; by index. */
 static int cmp_candidate(const void *a, const void *b)
@@ -58,15 +53,14 @@ static bool takeable(const vp_pool *p, const vp_virt_domain *d, bool parked)
 	return parked ? d->state == VP_DOM_SHUTOFF && d->saved : d->state == VP_DOM_RUNNING;
 }
 
-/* Running or parked, unclaimed clones of the pool on every reachable host, running ones first. */
-static int list_candidates(vp_fleet *f, candidate **out, size_t *n, size_t *nrun)
+int fleet_list_spares(vp_fleet *f, fleet_spare **out, size_t *n)
 {
-	candidate *c = NULL;
+	fleet_spare *c = NULL;
 	size_t cap = 0;
 	int rc = 0;
 
 	*out = NULL;
-	*n = *nrun = 0;
+	*n = 0;
 	for (size_t h = 0; h < f->n && rc == 0; h++) {
 		vp_pool *p = f->hosts[h].pool;
 		vp_virt_domain *doms = NULL;
@@ -82,27 +76,39 @@ static int list_candidates(vp_fleet *f, candidate **out, size_t *n, size_t *nrun
 			if (!parked && !takeable(p, &doms[i], false))
 				continue;
 			if (*n == cap) {
-				candidate *g = realloc(c, (cap = cap ? 2 * cap : 16) * sizeof(*c));
+				fleet_spare *g = realloc(c, (cap = cap ? 2 * cap : 16) * sizeof(*c));
 				if (!g) {
 					rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
 					break;
 				}
 				c = g;
 			}
-			c[*n] = (candidate){ .host = h, .index = doms[i].meta.index, .parked = parked };
+			c[*n] = (fleet_spare){ .host = h, .index = doms[i].meta.index, .parked = parked };
 			snprintf(c[*n].name, sizeof(c[*n].name), "%s", doms[i].name);
-			*nrun += !parked;
 			(*n)++;
 		}
 		vp_virt_domains_free(doms, nd);
 	}
 	if (rc < 0) {
 		free(c);
-		*n = *nrun = 0;
+		*n = 0;
 		return rc;
 	}
-	qsort(c, *n, sizeof(*c), cmp_candidate);
 	*out = c;
+	return 0;
+}
+
+/* Running or parked, unclaimed clones of the pool on every reachable host, running ones first. */
+static int list_candidates(vp_fleet *f, candidate **out, size_t *n, size_t *nrun)
+{
+	int rc = fleet_list_spares(f, out, n);
+
+	*nrun = 0;
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < *n; i++)
+		*nrun += !(*out)[i].parked;
+	qsort(*out, *n, sizeof(**out), cmp_candidate);
 	return 0;
 }
 

@@ -9,14 +9,7 @@
 #include "pool/fleet_int.h"
 #include "pool/pool_int.h"
 
-typedef struct spare {
-	size_t host;
-	unsigned index;
-	bool parked;
-	bool done;           /* parked by this call, or given up on */
-	char name[64];
-	char why[512];       /* why not parked yet */
-} spare;
+typedef fleet_spare spare;
 
 /* Highest index first: claims take running spares from the lowest. */
 static int cmp_spare(const void *a, const void *b)
@@ -26,54 +19,6 @@ static int cmp_spare(const void *a, const void *b)
 	if (x->index != y->index)
 		return x->index > y->index ? -1 : 1;
 	return strcmp(x->name, y->name);
-}
-
-/* The pool's unclaimed clones that run or are parked, on every reachable host. */
-static int list_spares(vp_fleet *f, spare **out, size_t *n)
-{
-	spare *s = NULL;
-	size_t cap = 0;
-	int rc = 0;
-
-	*out = NULL;
-	*n = 0;
-	for (size_t h = 0; h < f->n && rc == 0; h++) {
-		vp_pool *p = f->hosts[h].pool;
-		vp_virt_domain *doms = NULL;
-		size_t nd = 0;
-
-		if (!f->hosts[h].reachable || !p)
-			continue;
-		if ((rc = vp_virt_list(p->virt, &doms, &nd)) < 0)
-			break;
-		for (size_t i = 0; i < nd; i++) {
-			const vp_virt_domain *d = &doms[i];
-
-			if (!fleet_ours(p, d) || d->meta.claimed_by || (d->state != VP_DOM_RUNNING && !d->saved))
-				continue;
-			if (*n == cap) {
-				spare *g = realloc(s, (cap = cap ? 2 * cap : 16) * sizeof(*s));
-				if (!g) {
-					rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
-					break;
-				}
-				s = g;
-			}
-			s[*n] = (spare){ .host = h, .index = d->meta.index, .parked = d->saved };
-			snprintf(s[*n].name, sizeof(s[*n].name), "%s", d->name);
-			snprintf(s[*n].why, sizeof(s[*n].why), "not looked at yet");
-			(*n)++;
-		}
-		vp_virt_domains_free(doms, nd);
-	}
-	if (rc < 0) {
-		free(s);
-		*n = 0;
-		return rc;
-	}
-	qsort(s, *n, sizeof(*s), cmp_spare);
-	*out = s;
-	return 0;
 }
 
 /* Under the pool's lock: still ours, running and unclaimed (a claim may have taken it since it
@@ -102,8 +47,8 @@ static int park_locked(vp_fleet *f, vp_pool *p, const char *name, double deadlin
 }
 
 /* One look at a running spare: parked when ready. */
-static int try_park(vp_fleet *f, spare *s, double deadline, const vp_park_opts *o, double t0,
-		    vp_park_report *out)
+static int try_park(vp_fleet *f, spare *s, char *why, size_t whylen, double deadline, const vp_park_opts *o,
+		    double t0, vp_park_report *out)
 {
 	vp_pool *p = f->hosts[s->host].pool;
 	vp_ready_clone r;
@@ -112,19 +57,16 @@ static int try_park(vp_fleet *f, spare *s, double deadline, const vp_park_opts *
 	if (rc < 0)
 		return rc;
 	if (r.state != VP_READY_YES || r.claimed) {
-		snprintf(s->why, sizeof(s->why), "%s: %.400s", vp_ready_state_name(r.state), r.why);
-		s->done = r.claimed || r.state == VP_READY_NOT_RUNNING;
+		snprintf(why, whylen, "%s: %s: %.400s", s->name, vp_ready_state_name(r.state), r.why);
 		return 0;
 	}
 	if ((rc = park_locked(f, p, s->name, deadline)) == 1) {
-		s->done = s->parked = true;
+		s->parked = true;
 		out->saved++;
 		if (o && o->progress)
 			o->progress(o->ctx, s->name, f->hosts[s->host].name, true, vp_now() - t0);
-	} else if (rc == 0) {
-		s->done = true; /* claimed or stopped meanwhile: the next round lists again */
 	}
-	return rc < 0 ? rc : 0;
+	return rc < 0 ? rc : 0; /* 0: claimed or stopped meanwhile; the next round lists again */
 }
 
 /* Parked clones beyond the count are started again (restored), the highest indexes first. */
@@ -147,19 +89,11 @@ static int resume_extra(vp_fleet *f, spare *s, size_t n, size_t extra, const vp_
 	return 0;
 }
 
-static int not_parked_error(const vp_fleet *f, const spare *s, size_t n, size_t need, double timeout)
+static int not_parked_error(const vp_fleet *f, const char *why, size_t need, double timeout)
 {
-	vp_buf b = VP_BUF_INIT;
-	int rc;
-
-	for (size_t i = 0, shown = 0; i < n && shown < 10; i++)
-		if (!s[i].parked)
-			vp_buf_printf(&b, "%s%s (%s)", shown++ ? "; " : "", s[i].name, s[i].why);
-	rc = vp_error_set(VP_ERR_EXEC, VP_EIO, "pool '%s': %zu spare%s not parked after %.0fs (clones.parked: %u): %s",
-			  f->spec->pool, need, need == 1 ? "" : "s", timeout, f->spec->clones.parked,
-			  b.len ? vp_buf_cstr(&b) : "no running unclaimed clone to park");
-	vp_buf_release(&b);
-	return rc;
+	return vp_error_set(VP_ERR_EXEC, VP_EIO, "pool '%s': %zu spare%s not parked after %.0fs (clones.parked: "
+			    "%u); the last looked at: %s", f->spec->pool, need, need == 1 ? "" : "s", timeout,
+			    f->spec->clones.parked, *why ? why : "no running unclaimed clone to park");
 }
 
 int vp_fleet_park(vp_fleet *f, const vp_park_opts *o, vp_park_report *out)
@@ -167,6 +101,7 @@ int vp_fleet_park(vp_fleet *f, const vp_park_opts *o, vp_park_report *out)
 	double t0 = vp_now(), timeout = o ? o->timeout : 0, deadline = t0 + timeout, pause = 0.5;
 	spare *s = NULL;
 	size_t n = 0, want = f->spec->clones.parked;
+	char why[600] = "";
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -174,8 +109,9 @@ int vp_fleet_park(vp_fleet *f, const vp_park_opts *o, vp_park_report *out)
 		size_t parked = 0;
 
 		free(s);
-		if ((rc = list_spares(f, &s, &n)) < 0)
+		if ((rc = fleet_list_spares(f, &s, &n)) < 0)
 			break;
+		qsort(s, n, sizeof(*s), cmp_spare);
 		for (size_t i = 0; i < n; i++)
 			parked += s[i].parked;
 		out->parked = parked;
@@ -187,14 +123,14 @@ int vp_fleet_park(vp_fleet *f, const vp_park_opts *o, vp_park_report *out)
 		for (size_t i = 0; i < n && parked < want && rc == 0; i++) {
 			if (s[i].parked)
 				continue;
-			rc = try_park(f, &s[i], deadline, o, t0, out);
+			rc = try_park(f, &s[i], why, sizeof(why), deadline, o, t0, out);
 			parked += s[i].parked;
 		}
 		out->parked = parked;
 		if (rc < 0 || parked >= want)
 			break;
 		if (vp_now() >= deadline) {
-			rc = not_parked_error(f, s, n, want - parked, timeout);
+			rc = not_parked_error(f, why, want - parked, timeout);
 			break;
 		}
 		usleep((useconds_t)((pause < deadline - vp_now() ? pause : deadline - vp_now()) * 1e6) + 1);
