@@ -210,9 +210,11 @@ static void print_fleet(cli *c, const vp_spec *spec, vp_fleet *f, vp_pool_status
 			       h->clones, h->clones == 1 ? "" : "s", h->error);
 			continue;
 		}
-		printf("  %-10s %zu clones: %zu running, %zu shut off, %zu missing, %zu other; %s in deltas, "
-		       "%s base\n", h->name, st[i]->count, st[i]->running, st[i]->stopped, st[i]->missing,
-		       st[i]->other, vp_fmt_bytes(st[i]->delta_bytes, a, sizeof(a)),
+		printf("  %-10s %zu clones: %zu running, ", h->name, st[i]->count, st[i]->running);
+		if (st[i]->parked)
+			printf("%zu parked, ", st[i]->parked);
+		printf("%zu shut off, %zu missing, %zu other; %s in deltas, %s base\n", st[i]->stopped,
+		       st[i]->missing, st[i]->other, vp_fmt_bytes(st[i]->delta_bytes, a, sizeof(a)),
 		       vp_fmt_bytes(st[i]->base_bytes, bb, sizeof(bb)));
 	}
 }
