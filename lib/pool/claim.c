@@ -200,7 +200,7 @@ static void mark_rebuild(vp_pool *p, const char *name, const vp_claim_opts *o, c
  * comes from the saved image, which has no claim: written again once it runs. */
 static int resume(vp_pool *p, const char *name, const vp_claim_opts *o, double deadline, vp_ready_clone *r)
 {
-	double t0 = vp_now(), end = (deadline > t0 ? deadline : t0) + 60, pause = 0.2;
+	double t0 = vp_now(), end = (deadline > t0 ? deadline : t0) + 60, pause = 0.1;
 	char why[600];
 	vp_virt_domain d;
 	int rc = vp_virt_resume_parked(p->virt, name);
@@ -228,7 +228,7 @@ static int resume(vp_pool *p, const char *name, const vp_claim_opts *o, double d
 		if (vp_now() >= end)
 			break;
 		usleep((useconds_t)(pause * 1e6));
-		pause = pause * 1.5 > 2 ? 2 : pause * 1.5;
+		pause = pause * 1.5 > 1 ? 1 : pause * 1.5;
 	}
 	snprintf(why, sizeof(why), "restored, but not ready within %.0f s: %s: %.400s", vp_now() - t0,
 		 vp_ready_state_name(r->state), r->why);
@@ -319,7 +319,9 @@ static void all_addresses(vp_fleet *f, vp_claim *out)
 
 int vp_fleet_claim(vp_fleet *f, const vp_claim_opts *o, vp_claim *out)
 {
-	double t0 = vp_now(), deadline = t0 + (o->timeout > 0 ? o->timeout : 0), pause = 0.5;
+	/* A round costs one listing and a look per candidate: cheap, so a claim waiting for a boot
+	 * looks often (at most 1 s after the clone got ready). */
+	double t0 = vp_now(), deadline = t0 + (o->timeout > 0 ? o->timeout : 0), pause = 0.25;
 	char why[512] = "";
 	int rc;
 
@@ -336,7 +338,7 @@ int vp_fleet_claim(vp_fleet *f, const vp_claim_opts *o, vp_claim *out)
 		if (vp_now() >= deadline)
 			break;
 		usleep((useconds_t)((pause < deadline - vp_now() ? pause : deadline - vp_now()) * 1e6) + 1);
-		pause = pause * 1.5 > 3 ? 3 : pause * 1.5;
+		pause = pause * 1.5 > 1 ? 1 : pause * 1.5;
 	}
 	return vp_error_set(VP_ERR_EXEC, VP_ENOENT, "no clone of pool '%s' was ready and unclaimed within %.0fs "
 			    "(last: %s)", f->spec->pool, o->timeout, *why ? why : "nothing looked at");
