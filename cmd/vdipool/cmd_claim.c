@@ -126,6 +126,9 @@ static void refill(cli *c, const char *spec_path)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
+		/* Nothing else of the claimer's (its caller's locks, sockets) lives on in the refill. */
+		for (fd = 3; fd < 1024; fd++)
+			close(fd);
 		execve("/proc/self/exe", (char *const *)argv, environ);
 		_exit(127);
 	} else {

@@ -129,6 +129,8 @@ int vp_fleet_park(vp_fleet *f, const vp_park_opts *o, vp_park_report *out)
 		out->parked = parked;
 		if (rc < 0 || parked >= want)
 			break;
+		if (parked == n) /* nothing running to park: claims took the spares, or none was made */
+			break;
 		if (vp_now() >= deadline) {
 			rc = not_parked_error(f, why, want - parked, timeout);
 			break;

@@ -49,6 +49,7 @@ storage:
   tiers: [ { name: local, driver: dir, path: $T/store } ]
 clones: { count: $3, spares: $4, parked: $5, name: "$2-{index}" }
 domain: { template: server, memory: 256M, network: default }
+rollout: { shutdown_timeout: 5s }
 EOS
 }
 claim_json() { "$CLI" claim -o json --for bench --timeout 3m "$@"; }
@@ -62,39 +63,42 @@ echo "bench_claim: $N samples each, sustained runs of $D s; $(nproc) CPUs, $(vir
 
 spec "$T/r.yaml" "$R" "$N" "$N" 0
 spec "$T/c.yaml" "$C" 1 0 0
-"$CLI" apply -q --wait ready --timeout 5m "$T/r.yaml" >/dev/null || die "apply of the running pool failed"
-"$CLI" apply -q --wait ready --timeout 5m "$T/c.yaml" >/dev/null || die "apply of the cold pool failed"
+"$CLI" apply -q --wait ready --timeout 5m "$T/r.yaml" >/dev/null 2>&1 || die "apply of the running pool failed"
+"$CLI" apply -q --wait ready --timeout 5m "$T/c.yaml" >/dev/null 2>&1 || die "apply of the cold pool failed"
 
 # -- from a running spare
-run=()
+run=() lib=()
 for _ in $(seq "$N"); do
+	t0=$(now)
 	j=$(claim_json --no-refill "$T/r.yaml") || die "claim from a running spare failed"
-	run+=("$(field "$j" seconds)")
+	run+=("$(secs "$t0" "$(now)")")
+	lib+=("$(field "$j" seconds)")
 done
-echo "claim from a running spare:   $(stats "${run[@]}")"
+echo "claim from a running spare:   $(stats "${run[@]}")  (the whole command; in the library: $(median "${lib[@]}") s)"
 
 # -- from a parked spare: the same clones released, then parked by apply
-"$CLI" -q release "$T/r.yaml" $(seq -f "$R-%g" 1 "$N") >/dev/null || die "release failed"
+"$CLI" -q release "$T/r.yaml" $(seq -f "$R-%g" 1 "$N") >/dev/null 2>&1 || die "release failed"
 spec "$T/r.yaml" "$R" "$N" "$N" "$N"
 t0=$(now)
-"$CLI" apply -q "$T/r.yaml" >/dev/null || die "apply (parking) failed"
+"$CLI" apply -q "$T/r.yaml" >/dev/null 2>&1 || die "apply (parking) failed"
 echo "apply: $N released spares booted until ready and parked in $(secs "$t0" "$(now)") s"
-park=()
+park=() plib=()
 for _ in $(seq "$N"); do
 	t0=$(now)
 	j=$(claim_json --no-refill "$T/r.yaml") || die "claim from a parked spare failed"
 	t1=$(now)
 	[[ $(field "$j" resumed) == True ]] || die "the claim did not restore a parked spare: $j"
 	park+=("$(secs "$t0" "$t1")")
+	plib+=("$(field "$j" seconds)")
 done
-echo "claim from a parked spare:    $(stats "${park[@]}")  (the whole command, restore and lease included)"
+echo "claim from a parked spare:    $(stats "${park[@]}")  (the whole command; restore to ready: $(median "${plib[@]}") s)"
 
 # -- cold: release (forced off, fresh delta, start), then a claim that waits for the boot
 c=$("$CLI" -q claim --for bench --no-refill "$T/c.yaml") || die "claim of the cold pool failed"
 cold=()
 for _ in $(seq "$N"); do
 	t0=$(now)
-	"$CLI" -q release "$T/c.yaml" "$c" >/dev/null || die "release failed"
+	"$CLI" -q release "$T/c.yaml" "$c" >/dev/null 2>&1 || die "release failed"
 	"$CLI" -q claim --for bench --timeout 3m --no-refill "$T/c.yaml" >/dev/null || die "cold claim failed"
 	cold+=("$(secs "$t0" "$(now)")")
 done
@@ -125,22 +129,28 @@ echo "ratios (peer median / vdipool median): running spare $(ratio "$mp" "$(medi
 
 # -- sustained: claim + release for D seconds, refill on
 sustain() { # sustain LABEL
-	local n=0 end t0 x
+	local n=0 end t0 t1 x cl=() rl=() resumed=0
 	t0=$(now)
 	end=$((SECONDS + D))
 	while ((SECONDS < end)); do
-		x=$("$CLI" -q claim --for bench --timeout 3m "$T/r.yaml") || { echo "  a claim failed"; break; }
+		t1=$(now)
+		x=$(claim_json "$T/r.yaml" 2>/dev/null) || { echo "  a claim failed"; break; }
+		cl+=("$(secs "$t1" "$(now)")")
+		[[ $(field "$x" resumed) == True ]] && resumed=$((resumed + 1))
 		n=$((n + 1))
-		"$CLI" -q release "$T/r.yaml" "$x" >/dev/null || { echo "  a release failed"; break; }
+		t1=$(now)
+		"$CLI" -q release "$T/r.yaml" "$(field "$x" name)" >/dev/null 2>&1 || { echo "  a release failed"; break; }
+		rl+=("$(secs "$t1" "$(now)")")
 	done
 	echo "sustained, $1: $n claims + releases in $(secs "$t0" "$(now)") s:" \
-		"$(python3 -c "print('%.1f' % ($n * 60 / ($(now) - $t0)))") claims/min"
+		"$(python3 -c "print('%.1f' % ($n * 60 / ($(now) - $t0)))") claims/min ($resumed restored from parked);" \
+		"claim $(stats "${cl[@]}"); release median $(median "${rl[@]}") s"
 }
-"$CLI" -q release "$T/r.yaml" $(seq -f "$R-%g" 1 "$N") >/dev/null
+"$CLI" -q release "$T/r.yaml" $(seq -f "$R-%g" 1 "$N") >/dev/null 2>&1
 spec "$T/r.yaml" "$R" "$N" "$N" 0
-"$CLI" apply -q --wait ready --timeout 5m "$T/r.yaml" >/dev/null || die "apply failed"
+"$CLI" apply -q --wait ready --timeout 5m "$T/r.yaml" >/dev/null 2>&1 || die "apply failed"
 sustain "$N running spares"
 spec "$T/r.yaml" "$R" "$N" "$N" "$N"
-"$CLI" apply -q --wait --wait ready --timeout 5m "$T/r.yaml" >/dev/null || die "apply failed"
+"$CLI" apply -q --wait --wait ready --timeout 5m "$T/r.yaml" >/dev/null 2>&1 || die "apply failed"
 sustain "$N parked spares"
 echo "peer, one after another: $(python3 -c "print('%.1f' % (60 / $mp))") starts to a lease per minute"

@@ -179,7 +179,8 @@ typedef struct vp_park_report {
  * lock), then saved with libvirt's managed save holding the pool's lock just for the save, after
  * reading the clone again (still running and unclaimed: a claim never loses its clone to a
  * park). Parked clones beyond clones.parked are started (restored). Returns 0 when the count was
- * reached; VP_EIO at the timeout naming the spares that did not get ready. */
+ * reached, or when no running unclaimed clone is left to park (claims took them: out->parked
+ * says how many are); VP_EIO at the timeout naming the spare looked at last. */
 VP_API int vp_fleet_park(vp_fleet *f, const vp_park_opts *opts, vp_park_report *out);
 
 typedef struct vp_claim {
