@@ -649,8 +649,18 @@ static void copy_crash_point(void)
 	if (v && !strcmp(v, "1"))
 		kill(getpid(), SIGKILL);
 }
+/* VDIPOOL_TEST_CRASH_FLATTEN=1: SIGKILL once a flattened copy is complete under its temporary
+ * name, before the rename (test builds only). */
+static void flatten_crash_point(void)
+{
+	const char *v = getenv("VDIPOOL_TEST_CRASH_FLATTEN");
+
+	if (v && !strcmp(v, "1"))
+		kill(getpid(), SIGKILL);
+}
 #else
 static void copy_crash_point(void) {}
+static void flatten_crash_point(void) {}
 #endif
 
 /* Copies [off, end) of in to the same offsets of out: copy_file_range (which
@@ -1214,6 +1224,8 @@ static int dir_delta_flatten(void *tier, const char *pool, const char *clone)
 		rc = os_error(errno, "cannot set the mode of '%s'", out);
 	if (rc == 0)
 		rc = fsync_path(out, 0);
+	if (rc == 0)
+		flatten_crash_point();
 	if (rc == 0 && rename(out, path) < 0)
 		rc = os_error(errno, "cannot rename '%s'", out);
 	rm_rf(tmp);
