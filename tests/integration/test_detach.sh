@@ -50,7 +50,7 @@ whole() { # N: usable: a clean image with the content it had before
 	qemu-img check -q "$(disk "$1")" && same_content "$1"
 }
 
-echo "== setup in $T"
+echo "== setup in $T (${SECONDS}s)"
 bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
 bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
 "$CLI" --root "$STORE" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null
@@ -64,7 +64,7 @@ for i in 1 2 3 4; do
 done
 expect "base rm is refused while linked clones use it" 1 "$POOL-" -- "$CLI" --root "$STORE" base rm tiny@1
 
-echo "== detach one clone"
+echo "== detach one clone (${SECONDS}s)"
 expect "an unknown clone is refused (exit 2), naming it" 2 "'nope' is not a clone of pool" -- \
 	"$CLI" detach "$SPEC" nope
 expect "detach $POOL-1" 0 "Detached $POOL-1" -- "$CLI" detach "$SPEC" "$POOL-1"
@@ -75,7 +75,7 @@ check "its disk is still 0600" test "$(stat -c %a "$(disk 1)")" == 600
 expect "again: detached already" 0 "$POOL-1: detached already" -- "$CLI" detach "$SPEC" "$POOL-1"
 expect "apply leaves it alone (plan empty)" 0 "" -- "$CLI" plan --detailed-exitcode "$SPEC"
 
-echo "== kill -9 after the mark, before the flatten"
+echo "== kill -9 after the mark, before the flatten (${SECONDS}s)"
 VDIPOOL_TEST_CRASH_DETACH=marked "$CLI" detach "$SPEC" "$POOL-2" >/dev/null 2>&1
 rc=$?
 check "detach was killed (exit $rc)" test $rc -eq 137
@@ -84,7 +84,7 @@ check "$POOL-2 is marked, its disk still linked and whole" bash -c \
 expect "apply leaves the half-detached clone alone" 0 "" -- "$CLI" plan --detailed-exitcode "$SPEC"
 expect "its base stays pinned by its disk's chain" 1 "$POOL-2" -- "$CLI" --root "$STORE" base rm tiny@1
 
-echo "== kill -9 after the flatten, before its rename"
+echo "== kill -9 after the flatten, before its rename (${SECONDS}s)"
 VDIPOOL_TEST_CRASH_FLATTEN=1 "$CLI" detach "$SPEC" "$POOL-2" >/dev/null 2>&1
 rc=$?
 check "detach was killed (exit $rc)" test $rc -eq 137
@@ -96,7 +96,7 @@ check "$POOL-2 is standalone and whole" bash -c \
 	"$(declare -f no_backing whole disk same_content); POOL=$POOL DELTAS=$DELTAS T=$T; no_backing \$(disk 2) && whole 2"
 check "the dead detach's temporary was swept" bash -c "! compgen -G '$DELTAS/*.tmp*' && ! compgen -G '$DELTAS/.*tmp*'"
 
-echo "== reset links a detached clone again; a running clone is stopped and started"
+echo "== reset links a detached clone again; a running clone is stopped and started (${SECONDS}s)"
 expect "detach $POOL-3" 0 "Detached $POOL-3" -- "$CLI" detach "$SPEC" "$POOL-3"
 expect "reset $POOL-3" 0 "" -- "$CLI" reset "$SPEC" "$POOL-3"
 check "after reset: a linked delta on v1 again, not marked" bash -c \
@@ -111,7 +111,7 @@ check "$POOL-3 is standalone, marked" bash -c \
 	"$(declare -f no_backing marked disk); POOL=$POOL DELTAS=$DELTAS; no_backing \$(disk 3) && marked 3"
 check "$POOL-3 is whole (the guest wrote nothing to its vda)" qemu-img check -q "$(disk 3)"
 
-echo "== every user detached: the base can go"
+echo "== every user detached: the base can go (${SECONDS}s)"
 expect "detach $POOL-4" 0 "Detached $POOL-4" -- "$CLI" detach "$SPEC" "$POOL-4"
 expect "base rm tiny@1 succeeds" 0 "" -- "$CLI" --root "$STORE" base rm tiny@1
 check "the base is gone" test ! -e "$BASE1"
@@ -119,7 +119,7 @@ for i in 1 2 4; do
 	check "$POOL-$i is readable without its base: check, same content as before the detach" whole "$i"
 done
 
-echo "== a rollout leaves detached clones alone; new clones use the new version"
+echo "== a rollout leaves detached clones alone; new clones use the new version (${SECONDS}s)"
 "$CLI" --root "$STORE" base import tiny "$GUEST/tiny.raw" --version 2 >/dev/null
 spec 5 2
 expect "plan: only the new clone" 4 "1 to create" -- "$CLI" plan --detailed-exitcode "$SPEC"
@@ -134,4 +134,5 @@ expect "plan is empty" 0 "" -- "$CLI" plan --detailed-exitcode "$SPEC"
 expect "destroy removes detached clones too" 0 "" -- "$CLI" destroy --yes -q "$SPEC"
 check "no disk is left" test ! -e "$DELTAS"
 
+echo "== done (${SECONDS}s)"
 finish

@@ -65,12 +65,12 @@ deltas_ok() {
 	if [[ $bad_one -eq 0 ]]; then ok "$name"; else bad "$name"; fi
 }
 
-echo "== setup in $T"
+echo "== setup in $T (${SECONDS}s)"
 bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
 bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
 command -v strace >/dev/null || apt-get install -y -q strace >/dev/null 2>&1
 
-echo "== ext4: $N deltas, one written, the others copied from its stamp, flushed in groups"
+echo "== ext4: $N deltas, one written, the others copied from its stamp, flushed in groups (${SECONDS}s)"
 E=$T/ext4
 "$CLI" --root "$E" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null
 spec "$T/$POOL.yaml" "$POOL" "$E" 1
@@ -90,7 +90,7 @@ deltas_ok "ext4: each delta is clean, its base's content, and the same bytes as 
 check "ext4: no extent is shared (a copy, not a reflink)" bash -c \
 	"! filefrag -v '$E/deltas/$POOL/$POOL-2.qcow2' | grep -q shared"
 
-echo "== ext4: kill -9 in the middle of a stamped apply, then apply again"
+echo "== ext4: kill -9 in the middle of a stamped apply, then apply again (${SECONDS}s)"
 "$CLI" destroy -q --yes "$T/$POOL.yaml" >/dev/null
 VDIPOOL_TEST_CRASH_AT="after:create delta:4" "$CLI" apply -q "$T/$POOL.yaml" >/dev/null 2>&1
 rc=$?
@@ -99,7 +99,7 @@ check "it left its stamp under a temporary name" compgen -G "$E/deltas/$POOL/.st
 expect "the next apply converges" 0 "Applied" -- "$CLI" apply "$T/$POOL.yaml"
 deltas_ok "after the kill: every delta whole and the same bytes, the dead stamp swept" "$E" "$POOL" 1
 
-echo "== XFS (reflink=1, a loop device): deltas are reflinks of the stamp"
+echo "== XFS (reflink=1, a loop device): deltas are reflinks of the stamp (${SECONDS}s)"
 xfs_ready() {
 	command -v mkfs.xfs >/dev/null || apt-get install -y -q xfsprogs >/dev/null 2>&1 || {
 		skip "reflink on XFS: xfsprogs is missing and cannot be installed"
@@ -130,4 +130,5 @@ if xfs_ready; then
 	check "destroy the XFS pool" "$CLI" destroy -q --yes "$T/$XP.yaml"
 fi
 
+echo "== done (${SECONDS}s)"
 finish
