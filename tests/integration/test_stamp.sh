@@ -100,17 +100,7 @@ expect "the next apply converges" 0 "Applied" -- "$CLI" apply "$T/$POOL.yaml"
 deltas_ok "after the kill: every delta whole and the same bytes, the dead stamp swept" "$E" "$POOL" 1
 
 echo "== XFS (reflink=1, a loop device): deltas are reflinks of the stamp (${SECONDS}s)"
-xfs_ready() {
-	command -v mkfs.xfs >/dev/null || apt-get install -y -q xfsprogs >/dev/null 2>&1 || {
-		skip "reflink on XFS: xfsprogs is missing and cannot be installed"
-		return 1
-	}
-	truncate -s 512M "$T/xfs.img" && mkfs.xfs -q -m reflink=1 "$T/xfs.img" >/dev/null 2>&1 ||
-		{ skip "reflink on XFS: mkfs.xfs -m reflink=1 failed"; return 1; }
-	LOOP=$(losetup -f --show "$T/xfs.img" 2>/dev/null) || { skip "reflink on XFS: no loop device"; return 1; }
-	mkdir -p "$MNT" && mount "$LOOP" "$MNT" 2>/dev/null || { skip "reflink on XFS: cannot mount $LOOP"; return 1; }
-}
-if xfs_ready; then
+if xfs_ready "$T/xfs.img" "$MNT"; then
 	X=$MNT/store
 	XP=${POOL}x
 	"$CLI" --root "$X" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null
