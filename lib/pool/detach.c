@@ -59,7 +59,11 @@ int vp_pool_detach(vp_pool *p, const char *name, bool *already)
 	crash_point("marked");
 	if (standalone)
 		return 0;
-	/* The disk is replaced by a rename: QEMU must not hold the old one open. */
+	/* A file backend replaces the disk by a rename: QEMU must not hold the old one open. A
+	 * shared backend (rbd) flattens the image in place, with QEMU's client doing the work
+	 * while it holds the image (and a flat image is left as it is). */
+	if (p->deltas.ops->capabilities & VP_CAP_SHARED)
+		running = false;
 	if (running && (rc = vp_virt_stop(p->virt, name, p->spec->rollout.shutdown_timeout_sec)) < 0)
 		return rc;
 	rc = p->deltas.ops->delta_flatten(p->deltas.handle, p->spec->pool, name);
