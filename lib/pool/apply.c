@@ -163,6 +163,9 @@ static int define_domain(vp_pool *p, const vp_plan_item *it)
 				 : old && old->has_meta ? old->meta.prev_version : NULL),
 		.prev_image = !old || !old->has_meta ? NULL
 			      : it->from_base ? old->meta.base_image : old->meta.prev_image,
+		/* A detached clone stays detached when it is defined again (start/stop,
+		 * a repair); a reset gives it a fresh linked delta: linked again. */
+		.detached = old && old->has_meta && old->meta.detached && !p->reset_mode,
 	};
 	if ((rc = pool_rbd_auth(p, &dp.rbd)) < 0 ||
 	    (rc = vp_domain_render(&xml, sd->template_path, &dp)) < 0)

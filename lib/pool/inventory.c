@@ -246,6 +246,8 @@ static int merge(vp_pool *p)
 			o->base_ref = p->obs_base[i];
 			o->mac = p->macs[i];
 			o->claimed_by = d->meta.claimed_by;
+			if (d->meta.detached)
+				o->flags |= VP_OBS_DETACHED;
 		}
 		if (elsewhere)
 			o->flags |= VP_OBS_ELSEWHERE;

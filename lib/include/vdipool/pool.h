@@ -62,6 +62,16 @@ VP_API int vp_pool_plan(vp_pool *pool, long want_count, vp_plan **out);
  * VP_ECONFLICT (apply repairs it). */
 VP_API int vp_pool_plan_reset(vp_pool *pool, const char *const *names, size_t n, vp_plan **out);
 
+/* `vdipool detach`: turns one clone of the (locked, inventoried) pool into a standalone one:
+ * its domain's metadata is marked detached first (so it no longer pins its base, and apply
+ * leaves its disk and definition alone: no rebase, update or re-link; start/stop still
+ * follow the spec), then its disk is flattened by the backend (a running clone on a file
+ * backend is shut down for it and started again; a shared one, rbd, flattens in place). *already: it was detached and standalone, nothing done.
+ * Unknown names are VP_EINVAL; a backend that cannot flatten is VP_ENOTSUP, nothing changed.
+ * Killed half-way, the clone is usable (marked, its disk still linked) and the next call
+ * finishes it. `vdipool reset` links a detached clone again (a fresh delta). */
+VP_API int vp_pool_detach(vp_pool *pool, const char *name, bool *already);
+
 /* Rollback: a plan that returns each clone on the spec's base version (or,
  * continuing an interrupted rollback, on the version that rollback undoes)
  * to the version its own metadata records as previous, in waves like a
