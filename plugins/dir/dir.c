@@ -5,6 +5,8 @@
  *   bases/.import-<name>-<version>-<pid>/        an import in progress
  *   deltas/<pool>/<clone>.qcow2                  backing file = absolute base path, or
  *                                                a full clone: a standalone qcow2 copy
+ *   deltas/<pool>/<clone>.snap/<name>.qcow2      its snapshots (vdipool snapshot), between
+ *                                                the disk and its base; removed with the disk
  *   data/<pool>/<clone>.qcow2                    standalone data disks
  * Self-contained on purpose (libc, plugin.h, the qcow2 API): it is also the
  * example of how to write a plugin, and it is compiled into libvdipool too.
@@ -363,6 +365,41 @@ static int dir_base_read(void *tier, const char *name, const char *version, int 
 	return 0;
 }
 
+/* A clone's snapshots (vdipool snapshot) are the images of CLONE.snap/ beside its disk, each
+ * backing onto the one before and the first onto the base: what the disk stands on is the
+ * image at the end of them. `backing` (canonical) is moved past them in place. */
+static int skip_snapshots(const char *img, char *backing, size_t len)
+{
+	char real[PATH_MAX], prefix[PATH_MAX];
+	size_t n;
+
+	if (!realpath(img, real) || (n = strlen(real)) < 6 || strcmp(real + n - 6, ".qcow2"))
+		return 0;
+	if ((size_t)snprintf(prefix, sizeof(prefix), "%.*s.snap/", (int)(n - 6), real) >= sizeof(prefix))
+		return 0;
+	n = strlen(prefix);
+	for (int hops = 0; !strncmp(backing, prefix, n) && !strchr(backing + n, '/'); hops++) {
+		vp_qcow2_info qi;
+		int rc;
+
+		if (hops > 64)
+			return host->error(VP_EINVAL, "'%s': too many snapshots under it", img);
+		if ((rc = vp_qcow2_read_info(&qi, backing)) < 0)
+			return forward_error(rc);
+		if (!qi.has_backing)
+			return host->error(VP_EINVAL, "snapshot '%s' of '%s' backs onto nothing", backing, img);
+		if (qi.backing_file[0] == '/')
+			snprintf(real, sizeof(real), "%s", qi.backing_file);
+		else
+			snprintf(real, sizeof(real), "%.*s/%s", (int)(n - 1), prefix, qi.backing_file);
+		{
+			char canon[PATH_MAX];
+			snprintf(backing, len, "%s", realpath(real, canon) ? canon : real);
+		}
+	}
+	return 0;
+}
+
 /* Disks are parsed for their backing file; bases are not (their manifest
  * has the virtual size), so a damaged base image never breaks a listing
  * and `verify` can say what is wrong with it. */
@@ -396,7 +433,7 @@ static int stat_image(const char *img, const char *fmt, int parse, vp_image_info
 	 * the delta's creator spelled the path. */
 	if (realpath(out->backing, real))
 		snprintf(out->backing, sizeof(out->backing), "%s", real);
-	return 0;
+	return skip_snapshots(img, out->backing, sizeof(out->backing));
 }
 
 static int dir_base_stat(void *tier, const char *name, const char *version, int staged,
@@ -892,6 +929,16 @@ static int dir_delta_remove(void *tier, int kind, const char *pool, const char *
 	/* Already gone is done: removal must be idempotent for crash recovery. */
 	if (unlink(path) < 0 && errno != ENOENT)
 		return os_error(errno, "cannot remove '%s'", path);
+	/* Its snapshots (CLONE.snap/) go with it: nothing else stands on them. */
+	if (kind == VP_DISK_DELTA) {
+		char snap[PATH_MAX];
+		size_t n = strlen(path);
+
+		if ((rc = mkpath(snap, "%.*s.snap", (int)(n - 6), path)) < 0)
+			return rc;
+		if ((rc = rm_rf(snap)) < 0)
+			return rc;
+	}
 	/* A parallel removal of the pool's last disk may have taken the
 	 * directory already: then there is nothing left to make durable. */
 	if ((rc = fsync_parent(path)) < 0 && parent_exists(path))
