@@ -168,16 +168,22 @@ static size_t find(const snap_ctx *s, const char *name)
 	return 0;
 }
 
+/* "'a', 'b'": the names of chain layers [from, to), oldest first. */
+static void quote_names(const snap_ctx *s, size_t from, size_t to, vp_buf *b)
+{
+	for (size_t i = to; i-- > from;) {
+		char n[64];
+		layer_name(s, s->chain.layers[i].path, n);
+		vp_buf_printf(b, "%s'%s'", b->len ? ", " : "", n);
+	}
+}
+
 static int no_such(const snap_ctx *s, const char *clone, const char *name)
 {
 	vp_buf b = VP_BUF_INIT;
 	int rc;
 
-	for (size_t i = s->first + s->n; i-- > s->first;) {
-		char n[64];
-		layer_name(s, s->chain.layers[i].path, n);
-		vp_buf_printf(&b, "%s'%s'", b.len ? ", " : "", n);
-	}
+	quote_names(s, s->first, s->first + s->n, &b);
 	rc = vp_error_set(VP_ERR_INVALID, VP_ENOENT, "clone '%s' has no snapshot '%s' (it has %s)", clone,
 			  name, b.len ? vp_buf_cstr(&b) : "none");
 	vp_buf_release(&b);
@@ -212,6 +218,18 @@ static int check_name(const char *clone, const char *name)
 		return vp_error_set(VP_ERR_INVALID, VP_EINVAL,
 				    "clone '%s': invalid snapshot name '%s': 1-63 of a-z, 0-9 and '-', starting "
 				    "with a letter or digit", clone, name);
+	return 0;
+}
+
+/* open_clone for revert and rm (the clone off), and *at: where snapshot `name` is in its chain. */
+static int open_snapshot(vp_pool *p, const char *clone, const char *name, snap_ctx *s, size_t *at)
+{
+	int rc;
+
+	if ((rc = check_name(clone, name)) < 0 || (rc = open_clone(p, clone, true, s)) < 0)
+		return rc;
+	if (!(*at = find(s, name)))
+		return no_such(s, clone, name);
 	return 0;
 }
 
@@ -296,20 +314,13 @@ int vp_pool_snapshot_revert(vp_pool *p, const char *clone, const char *name, boo
 	int rc;
 
 	*dropped = 0;
-	if ((rc = check_name(clone, name)) < 0 || (rc = open_clone(p, clone, true, &s)) < 0)
+	if ((rc = open_snapshot(p, clone, name, &s, &at)) < 0)
 		goto out;
-	if (!(at = find(&s, name))) {
-		rc = no_such(&s, clone, name);
-		goto out;
-	}
 	/* Snapshots taken after it stand between it and the disk: a revert drops them. */
 	if (at > s.first && !drop_later) {
 		vp_buf b = VP_BUF_INIT;
-		for (size_t i = at; i-- > s.first;) {
-			char n[64];
-			layer_name(&s, s.chain.layers[i].path, n);
-			vp_buf_printf(&b, "%s'%s'", b.len ? ", " : "", n);
-		}
+
+		quote_names(&s, s.first, at, &b);
 		rc = vp_error_set(VP_ERR_INVALID, VP_EINVAL,
 				  "clone '%s': reverting to '%s' removes the snapshots taken after it (%s); "
 				  "pass --yes to do so", clone, name, vp_buf_cstr(&b));
@@ -333,12 +344,8 @@ int vp_pool_snapshot_remove(vp_pool *p, const char *clone, const char *name)
 	snap_ctx s = { 0 };
 	int rc;
 
-	if ((rc = check_name(clone, name)) < 0 || (rc = open_clone(p, clone, true, &s)) < 0)
+	if ((rc = open_snapshot(p, clone, name, &s, &at)) < 0)
 		goto out;
-	if (!(at = find(&s, name))) {
-		rc = no_such(&s, clone, name);
-		goto out;
-	}
 	/* The image above it takes over what only it holds (qemu-img rebase in its safe mode: the
 	 * data is copied first, the backing name changed last, so an interrupted rm changes no
 	 * content and the next command sweeps the snapshot once nothing stands on it). */
