@@ -373,6 +373,9 @@ static int skip_snapshots(const char *img, char *backing, size_t len)
 	char real[PATH_MAX], prefix[PATH_MAX];
 	size_t n;
 
+	/* Most disks have none: no path to resolve for them. */
+	if (!strstr(backing, ".snap/"))
+		return 0;
 	if (!realpath(img, real) || (n = strlen(real)) < 6 || strcmp(real + n - 6, ".qcow2"))
 		return 0;
 	if ((size_t)snprintf(prefix, sizeof(prefix), "%.*s.snap/", (int)(n - 6), real) >= sizeof(prefix))

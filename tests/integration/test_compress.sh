@@ -12,7 +12,9 @@ chmod 755 "$T"
 STORE=$T/store
 SPEC=$T/pool.yaml
 B=$STORE/bases/gold
+hosts_up=
 cleanup() {
+	[[ -n $hosts_up ]] && bash "$ROOT/scripts/test-hosts-down.sh" >/dev/null 2>&1
 	for d in $(virsh -q list --all --name 2>/dev/null | grep "^$POOL-"); do
 		virsh -q undefine "$d" >/dev/null 2>&1
 	done
@@ -50,6 +52,24 @@ expect "--compress with --format raw" 2 "compression needs the qcow2 format" -- 
 check "nothing left of the refused import" test ! -e "$B/r"
 expect "--compress only with import" 2 "--compress goes with 'base import'" -- \
 	"$CLI" --root "$STORE" base verify gold@z --compress
+
+echo "== push sends it as it is"
+export VP_TEST_HOSTS_DIR=$T/h VP_TEST_HOSTS_PORT=${VP_COMPRESS_PORT:-22950} VP_TEST_HOSTS_USER=vpcz
+if bash "$ROOT/scripts/test-hosts-up.sh" 1 >"$T/up.log" 2>&1; then
+	hosts_up=1
+	out=$("$CLI" --root "$STORE" base push gold@z --to "vpcz1@127.0.0.1:$((VP_TEST_HOSTS_PORT + 1))" \
+		--identity "$T/h/id_ed25519" --known-hosts "$T/h/known_hosts" --compress yes -o json 2>&1)
+	check "push: no second deflate on the transport" grep -q 'stored compressed (zlib): sent as it is' <<<"$out"
+	check "push: the session was not compressed" grep -q '"compressed":false' <<<"$out"
+	sent=$(grep -o '"sent":[0-9]*' <<<"$out" | cut -d: -f2)
+	check "push: sent no more than the compressed file's bytes ($sent)" test "${sent:-999999999}" -le "$(stat -c %s "$Z")"
+	hz=$T/h/host1/store/bases/gold/z
+	check "push: the host's copy has the same sha256 and says zlib" \
+		bash -c "grep -qx 'compression=zlib' '$hz/manifest' && [[ \$(sha256sum '$hz/disk.qcow2' | cut -d' ' -f1) == \$(sed -n 's/^sha256=//p' '$B/z/manifest') ]]"
+	bash "$ROOT/scripts/test-hosts-down.sh" >/dev/null 2>&1
+else
+	bad "test host up: $(tail -3 "$T/up.log")"
+fi
 
 echo "== clones of a compressed base"
 bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is not available"; finish; }
