@@ -14,6 +14,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${VP_BUILD_DIR:-$ROOT/build}
 CLI=${VDIPOOL_CLI:-$BUILD/bin/vdipool}
+# shellcheck source=tests/bench/usr_image.sh
+. "$ROOT/tests/bench/usr_image.sh"
 vsize=2 data=512 clones=8 push=1
 while getopts s:d:n:P o; do
 	case $o in
@@ -39,14 +41,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "building a ${vsize} GiB raw image with ${data} MiB of data (8 extents) ..."
-find /usr/lib /usr/bin /usr/libexec -type f -size +16k -print0 2>/dev/null | sort -z |
-	xargs -0 cat 2>/dev/null | head -c $((data << 20)) >"$T/data" || true
-truncate -s "${vsize}G" "$T/img.raw"
-ext=$((data / 8)) gap=$((vsize * 1024 / 8))
-for ((i = 0; i < 8; i++)); do
-	dd if="$T/data" of="$T/img.raw" bs=1M skip=$((i * ext)) seek=$((i * gap)) count=$ext conv=notrunc status=none
-done
-rm -f "$T/data"
+usr_image "$T/img.raw" "$vsize" "$data" 8
 sync
 
 now() { date +%s.%N; }
