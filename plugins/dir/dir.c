@@ -1063,22 +1063,37 @@ static bool pid_dead(const char *digits, const char *end_ok)
 }
 
 /* bases/.import-NAME-V-PID and bases/.remove-NAME-V-PID: the pid is after the last '-'. */
-static bool stale_base_entry(const char *n)
+static bool stale_base_entry(const char *dir, const char *n)
 {
+	(void)dir;
 	const char *dash = strrchr(n, '-');
 
 	return (!strncmp(n, ".import-", 8) || !strncmp(n, ".remove-", 8)) && dash && pid_dead(dash + 1, NULL);
 }
 
-/* deltas|data/POOL/.CLONE.qcow2.tmp.PID.N and CLONE.qcow2.flatten-PID.tmp */
-static bool stale_disk_entry(const char *n)
+/* A clone's snapshots whose disk is gone (its removal was killed between the two): CLONE.snap
+ * without CLONE.qcow2. A snapshot never takes the disk away, it replaces it by a rename. */
+static bool orphaned_snapshots(const char *dir, const char *n)
+{
+	char disk[PATH_MAX];
+	size_t len = strlen(n);
+
+	if (len <= 5 || strcmp(n + len - 5, ".snap") ||
+	    mkpath(disk, "%s/%.*s.qcow2", dir, (int)(len - 5), n) < 0)
+		return false;
+	return access(disk, F_OK) < 0 && errno == ENOENT;
+}
+
+/* deltas|data/POOL/.CLONE.qcow2.tmp.PID.N, CLONE.qcow2.flatten-PID.tmp, orphaned CLONE.snap */
+static bool stale_disk_entry(const char *dir, const char *n)
 {
 	const char *t = strstr(n, ".tmp."), *f = strstr(n, ".flatten-");
 
-	return (n[0] == '.' && t && pid_dead(t + 5, ".")) || (f && pid_dead(f + 9, ".tmp"));
+	return (n[0] == '.' && t && pid_dead(t + 5, ".")) || (f && pid_dead(f + 9, ".tmp")) ||
+	       orphaned_snapshots(dir, n);
 }
 
-static int sweep_dir(const char *dir, bool (*stale)(const char *))
+static int sweep_dir(const char *dir, bool (*stale)(const char *, const char *))
 {
 	struct dirent *e;
 	DIR *d = opendir(dir);
@@ -1088,7 +1103,7 @@ static int sweep_dir(const char *dir, bool (*stale)(const char *))
 		return errno == ENOENT ? 0 : os_error(errno, "cannot read '%s'", dir);
 	while ((e = readdir(d)) && rc == 0) {
 		char victim[PATH_MAX];
-		if (stale(e->d_name) && (rc = mkpath(victim, "%s/%s", dir, e->d_name)) == 0)
+		if (stale(dir, e->d_name) && (rc = mkpath(victim, "%s/%s", dir, e->d_name)) == 0)
 			rc = rm_rf(victim);
 	}
 	closedir(d);

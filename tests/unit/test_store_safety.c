@@ -334,6 +334,12 @@ static void test_clone_snapshots_seen(void)
 	VP_ASSERT_STR_EQ(d.backing, b.location);
 	CU_ASSERT_EQUAL(vp_store_remove(s, "sn@v1"), VP_EBUSY);
 	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "c1.qcow2"));
+	/* The sweep takes the snapshots of a disk that is gone, and only those. */
+	snprintf(c, sizeof(c), "%s/deltas/snpool/c9.snap", root);
+	CU_ASSERT_EQUAL_FATAL(mkdir(c, 0755), 0);
+	CU_ASSERT_EQUAL(vp_store_sweep(s), 0);
+	CU_ASSERT_EQUAL(access(c, F_OK), -1);
+	CU_ASSERT_EQUAL(access(a, F_OK), 0);
 	CU_ASSERT_EQUAL(ops->delta_remove(h, VP_DISK_DELTA, "snpool", "c1"), 0);
 	CU_ASSERT_EQUAL(access(dir, F_OK), -1);
 	CU_ASSERT_EQUAL(vp_store_remove(s, "sn@v1"), 0);
