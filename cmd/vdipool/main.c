@@ -18,6 +18,8 @@ const cli_command cli_commands[] = {
 	{ "destroy", cmd_destroy, "remove a pool's domains and deltas", cmd_destroy_help },
 	{ "reset", cmd_reset, "give clones a fresh delta (back to pristine)", cmd_reset_help },
 	{ "detach", cmd_detach, "turn linked clones into full ones (their base can go)", cmd_detach_help },
+	{ "snapshot", cmd_snapshot, "take, list, revert to and remove disk snapshots of a clone", cmd_snapshot_help },
+	{ "revert", cmd_revert, "a shut-off clone back to one of its snapshots (snapshot revert)", cmd_revert_help },
 	{ "claim", cmd_claim, "hand out one ready clone, recorded as claimed", cmd_claim_help },
 	{ "release", cmd_release, "give claimed clones back: reset, then spares again", cmd_release_help },
 	{ "rebalance", cmd_rebalance, "move clones between hosts toward the placement policy", cmd_rebalance_help },

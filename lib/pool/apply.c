@@ -267,6 +267,27 @@ static int resolve_targets(vp_pool *p, const vp_plan *plan)
 	return 0;
 }
 
+/* A rollout, reset or repair gives a clone a fresh disk: the snapshots under its disk would be
+ * cut off. Such a clone is refused before anything changes; its owner removes them first
+ * (vdipool snapshot rm) or destroys the clone. */
+static int refuse_snapshots(vp_pool *p, const vp_plan *plan)
+{
+	for (size_t i = 0; i < plan->count; i++) {
+		const vp_plan_item *it = &plan->items[i];
+		char first[64];
+
+		if (!(it->steps & (VP_STEP_REBASE | VP_STEP_CREATE_DELTA)) ||
+		    !pool_has_snapshots(p, it->name, first, sizeof(first)))
+			continue;
+		return vp_error_set(VP_ERR_PLAN, VP_ECONFLICT,
+				    "clone '%s' has snapshots ('%s' among them): giving it a fresh disk (%s) would "
+				    "discard them; nothing was changed. Remove them first (vdipool snapshot "
+				    "ls/rm POOL.yaml %s) or destroy the clone",
+				    it->name, first, it->reason ? it->reason : "rebase", it->name);
+	}
+	return 0;
+}
+
 /* Runs the items of one wave (0: everything outside the rollout) as a plan of
  * their own, adding the outcome to *acc. */
 int pool_run_wave(const vp_plan *plan, unsigned wave, const vp_exec_ops *ops, apply_ctx *ctx,
@@ -312,7 +333,7 @@ int vp_pool_apply(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, vp
 	/* The accelerator is decided before the workers start: they define domains of that type. */
 	if (plan_defines(plan) && (rc = vp_pool_accel(p, NULL)) < 0)
 		return rc;
-	if ((rc = resolve_targets(p, plan)) < 0)
+	if ((rc = resolve_targets(p, plan)) < 0 || (rc = refuse_snapshots(p, plan)) < 0)
 		return rc;
 	/* A rollback is on record before its first clone moves, and only then;
 	 * a finished one's record goes (so does a destroyed pool's). */

@@ -5,6 +5,8 @@
  *   bases/.import-<name>-<version>-<pid>/        an import in progress
  *   deltas/<pool>/<clone>.qcow2                  backing file = absolute base path, or
  *                                                a full clone: a standalone qcow2 copy
+ *   deltas/<pool>/<clone>.snap/<name>.qcow2      its snapshots (vdipool snapshot), between
+ *                                                the disk and its base; removed with the disk
  *   data/<pool>/<clone>.qcow2                    standalone data disks
  * Self-contained on purpose (libc, plugin.h, the qcow2 API): it is also the
  * example of how to write a plugin, and it is compiled into libvdipool too.
@@ -378,6 +380,44 @@ static int dir_base_read(void *tier, const char *name, const char *version, int 
 	return 0;
 }
 
+/* A clone's snapshots (vdipool snapshot) are the images of CLONE.snap/ beside its disk, each
+ * backing onto the one before and the first onto the base: what the disk stands on is the
+ * image at the end of them. `backing` (canonical) is moved past them in place. */
+static int skip_snapshots(const char *img, char *backing, size_t len)
+{
+	char real[PATH_MAX], prefix[PATH_MAX];
+	size_t n;
+
+	/* Most disks have none: no path to resolve for them. */
+	if (!strstr(backing, ".snap/"))
+		return 0;
+	if (!realpath(img, real) || (n = strlen(real)) < 6 || strcmp(real + n - 6, ".qcow2"))
+		return 0;
+	if ((size_t)snprintf(prefix, sizeof(prefix), "%.*s.snap/", (int)(n - 6), real) >= sizeof(prefix))
+		return 0;
+	n = strlen(prefix);
+	for (int hops = 0; !strncmp(backing, prefix, n) && !strchr(backing + n, '/'); hops++) {
+		vp_qcow2_info qi;
+		int rc;
+
+		if (hops > 64)
+			return host->error(VP_EINVAL, "'%s': too many snapshots under it", img);
+		if ((rc = vp_qcow2_read_info(&qi, backing)) < 0)
+			return forward_error(rc);
+		if (!qi.has_backing)
+			return host->error(VP_EINVAL, "snapshot '%s' of '%s' backs onto nothing", backing, img);
+		if (qi.backing_file[0] == '/')
+			snprintf(real, sizeof(real), "%s", qi.backing_file);
+		else
+			snprintf(real, sizeof(real), "%.*s/%s", (int)(n - 1), prefix, qi.backing_file);
+		{
+			char canon[PATH_MAX];
+			snprintf(backing, len, "%s", realpath(real, canon) ? canon : real);
+		}
+	}
+	return 0;
+}
+
 /* Disks are parsed for their backing file; bases are not (their manifest
  * has the virtual size), so a damaged base image never breaks a listing
  * and `verify` can say what is wrong with it. */
@@ -411,7 +451,7 @@ static int stat_image(const char *img, const char *fmt, int parse, vp_image_info
 	 * the delta's creator spelled the path. */
 	if (realpath(out->backing, real))
 		snprintf(out->backing, sizeof(out->backing), "%s", real);
-	return 0;
+	return skip_snapshots(img, out->backing, sizeof(out->backing));
 }
 
 static int dir_base_stat(void *tier, const char *name, const char *version, int staged,
@@ -1123,6 +1163,16 @@ static int dir_delta_remove(void *tier, int kind, const char *pool, const char *
 	/* Already gone is done: removal must be idempotent for crash recovery. */
 	if (unlink(path) < 0 && errno != ENOENT)
 		return os_error(errno, "cannot remove '%s'", path);
+	/* Its snapshots (CLONE.snap/) go with it: nothing else stands on them. */
+	if (kind == VP_DISK_DELTA) {
+		char snap[PATH_MAX];
+		size_t n = strlen(path);
+
+		if ((rc = mkpath(snap, "%.*s.snap", (int)(n - 6), path)) < 0)
+			return rc;
+		if ((rc = rm_rf(snap)) < 0)
+			return rc;
+	}
 	/* A parallel removal of the pool's last disk may have taken the
 	 * directory already: then there is nothing left to make durable. */
 	if ((rc = fsync_parent(path)) < 0 && parent_exists(path))
@@ -1246,22 +1296,37 @@ static bool pid_dead(const char *digits, const char *end_ok)
 }
 
 /* bases/.import-NAME-V-PID and bases/.remove-NAME-V-PID: the pid is after the last '-'. */
-static bool stale_base_entry(const char *n)
+static bool stale_base_entry(const char *dir, const char *n)
 {
+	(void)dir;
 	const char *dash = strrchr(n, '-');
 
 	return (!strncmp(n, ".import-", 8) || !strncmp(n, ".remove-", 8)) && dash && pid_dead(dash + 1, NULL);
 }
 
-/* deltas|data/POOL/.CLONE.qcow2.tmp.PID.N and CLONE.qcow2.flatten-PID.tmp */
-static bool stale_disk_entry(const char *n)
+/* A clone's snapshots whose disk is gone (its removal was killed between the two): CLONE.snap
+ * without CLONE.qcow2. A snapshot never takes the disk away, it replaces it by a rename. */
+static bool orphaned_snapshots(const char *dir, const char *n)
+{
+	char disk[PATH_MAX];
+	size_t len = strlen(n);
+
+	if (len <= 5 || strcmp(n + len - 5, ".snap") ||
+	    mkpath(disk, "%s/%.*s.qcow2", dir, (int)(len - 5), n) < 0)
+		return false;
+	return access(disk, F_OK) < 0 && errno == ENOENT;
+}
+
+/* deltas|data/POOL/.CLONE.qcow2.tmp.PID.N, CLONE.qcow2.flatten-PID.tmp, orphaned CLONE.snap */
+static bool stale_disk_entry(const char *dir, const char *n)
 {
 	const char *t = strstr(n, ".tmp."), *f = strstr(n, ".flatten-");
 
-	return (n[0] == '.' && t && pid_dead(t + 5, ".")) || (f && pid_dead(f + 9, ".tmp"));
+	return (n[0] == '.' && t && pid_dead(t + 5, ".")) || (f && pid_dead(f + 9, ".tmp")) ||
+	       orphaned_snapshots(dir, n);
 }
 
-static int sweep_dir(const char *dir, bool (*stale)(const char *))
+static int sweep_dir(const char *dir, bool (*stale)(const char *, const char *))
 {
 	struct dirent *e;
 	DIR *d = opendir(dir);
@@ -1271,7 +1336,7 @@ static int sweep_dir(const char *dir, bool (*stale)(const char *))
 		return errno == ENOENT ? 0 : os_error(errno, "cannot read '%s'", dir);
 	while ((e = readdir(d)) && rc == 0) {
 		char victim[PATH_MAX];
-		if (stale(e->d_name) && (rc = mkpath(victim, "%s/%s", dir, e->d_name)) == 0)
+		if (stale(dir, e->d_name) && (rc = mkpath(victim, "%s/%s", dir, e->d_name)) == 0)
 			rc = rm_rf(victim);
 	}
 	closedir(d);

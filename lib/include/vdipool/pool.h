@@ -186,6 +186,36 @@ VP_API int vp_pool_accel(vp_pool *pool, const vp_accel **out);
 /* When auto chose TCG: one sentence naming the host and why; NULL otherwise. */
 VP_API const char *vp_pool_accel_warning(const vp_pool *pool);
 
+/* ---- snapshots of a clone ------------------------------------------------------
+ * External, disk-only snapshots of one clone of a one-host pool on a dir deltas tier: the
+ * clone's disk CLONE.qcow2 becomes snapshot NAME (CLONE.snap/NAME.qcow2, beside it) and a
+ * fresh overlay on it takes its place, so the domain keeps its definition. The clone must be
+ * shut off for create, revert and remove (VP_EBUSY otherwise). A snapshot adds one image
+ * under the disk: refused (VP_ECONFLICT) past delta.max_depth. The images stay the clone's
+ * until it is destroyed; gc and base rm see the base under them through the disk's chain, and
+ * vp_pool_apply refuses to replace the disk of a clone that has snapshots (a rollout,
+ * a reset). Call vp_pool_inventory (under vp_pool_lock) first. */
+
+typedef struct vp_snapshot {
+	char name[64];
+	char path[4096];           /* its image */
+	uint64_t bytes;            /* allocated on disk: what the clone wrote before the next one */
+	double taken;              /* the image's ctime (seconds since the epoch): when it was taken */
+} vp_snapshot;
+
+VP_API int vp_pool_snapshot_create(vp_pool *pool, const char *clone, const char *name);
+/* The clone's snapshots, oldest first; free with vp_snapshot_list_free. */
+VP_API int vp_pool_snapshot_list(vp_pool *pool, const char *clone, vp_snapshot **out, size_t *n);
+VP_API void vp_snapshot_list_free(vp_snapshot *list);
+/* The clone's disk becomes what it was when `name` was taken (a fresh overlay on it); the
+ * snapshots taken after it are removed, which needs drop_later (VP_EINVAL naming them
+ * otherwise). *dropped: how many were removed. */
+VP_API int vp_pool_snapshot_revert(vp_pool *pool, const char *clone, const char *name, bool drop_later,
+				   size_t *dropped);
+/* Removes snapshot `name`; the image above it takes over its data (qemu-img rebase), so the
+ * clone's disk reads the same. */
+VP_API int vp_pool_snapshot_remove(vp_pool *pool, const char *clone, const char *name);
+
 /* The resolved base of the last inventory ("name@version"), or "" when not resolved. */
 VP_API const char *vp_pool_base_ref(const vp_pool *pool);
 
