@@ -59,6 +59,9 @@ check "status -o json: both parked ($(status_states))" test "$(status_states)" =
 expect "status table counts them" 0 "0 running, 2 parked" -- "$CLI" status "$SPEC"
 expect "a second apply keeps them parked (nothing started)" 0 "nothing to do" -- "$CLI" apply "$SPEC"
 check "still parked" test "$(managed_save $C1)/$(managed_save $C2)" == "yes/yes"
+expect "a snapshot of a parked spare is refused (its saved memory belongs to the disk)" 1 "is parked" -- \
+	"$CLI" snapshot "$SPEC" "$C1" try
+check "  and nothing changed: still parked, no snapshot" test "$(managed_save $C1)" == yes -a ! -e "$(dirname "$(virsh domblklist "$C1" | awk '$1 == "vda" { print $2 }')")/$C1.snap/try.qcow2"
 expect "apply --wait ready does not wait for parked spares" 0 "2 parked" -- "$CLI" apply --wait ready --timeout 20s "$SPEC"
 
 echo "== a corrupt and a deleted saved image: never handed out, rebuilt by the next apply"
