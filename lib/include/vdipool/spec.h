@@ -101,6 +101,9 @@ typedef struct vp_spec_clones {
 	/* Unclaimed clones kept (booted) beyond the claimed ones: apply keeps
 	 * max(count, claimed + spares) clones. 0..1000, default 0 (no claims asked for). */
 	unsigned spares;
+	/* Before an apply starts clones on a host whose bases tier is a local dir: read the
+	 * base image's allocated ranges into the page cache (boot storms). Default false. */
+	bool warm_base;
 } vp_spec_clones;
 
 typedef struct vp_spec_delta {
