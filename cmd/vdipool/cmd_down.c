@@ -8,10 +8,11 @@ const char cmd_down_help[] =
 	"usage: vdipool down [--expired] POOL.yaml\n"
 	"\n"
 	"Tear down a pool that `vdipool up` brought up: every clone of it, claimed\n"
-	"or not, is forced off and undefined, its delta and its data disk are\n"
-	"deleted (an ephemeral pool keeps nothing), then the pool's expiry record\n"
-	"goes. Bases stay in the store (vdipool gc removes unused ones). Nothing\n"
-	"asks for confirmation: that is what up's --ttl was for.\n"
+	"or not, is forced off at once (no graceful shutdown) and undefined, its\n"
+	"delta and its data disk are deleted (an ephemeral pool keeps nothing),\n"
+	"then the pool's expiry record goes. Bases stay in the store (vdipool gc\n"
+	"removes unused ones). Nothing asks for confirmation: that is what up's\n"
+	"--ttl was for.\n"
 	"\n"
 	"A pool with no expiry record (one made by apply) is refused, so a\n"
 	"long-lived pool is never torn down by a pipeline's last step; use\n"
@@ -113,6 +114,7 @@ int down_pool(cli *c, const char *spec_path, bool only_expired, bool quiet_if_no
 	if ((code = fleet_cli_open(c, spec_path, POOL_CLI_LOCK_WAIT, false, 0, true, &spec, &fleet)) != 0)
 		return code;
 	vp_fleet_plan_purge_data(fleet);
+	vp_fleet_stop_now(fleet); /* nobody waits for a clean shutdown of a pool that is going */
 	for (size_t i = 0; i < vp_fleet_host_count(fleet); i++)
 		removed += vp_fleet_host_at(fleet, i)->removed;
 	code = VP_EXIT_OK;

@@ -9,6 +9,7 @@
 
 #include "pool/pool_int.h"
 #include "util/fs.h"
+#include "vdipool/fleet.h"
 
 static char *expiry_path(const vp_spec *spec)
 {
@@ -96,4 +97,11 @@ int vp_pool_expiry_clear(const vp_spec *spec)
 	(void)vp_fs_fsync_parent(path); /* the unlink is done; its durability is best effort */
 	vp_error_clear();
 	return 0;
+}
+
+void vp_fleet_stop_now(vp_fleet *f)
+{
+	for (size_t i = 0; i < vp_fleet_host_count(f); i++)
+		if (vp_fleet_host_at(f, i)->pool)
+			vp_fleet_host_at(f, i)->pool->stop_now = true;
 }
