@@ -23,7 +23,8 @@ const char cmd_claim_help[] =
 	"With clones.spares: N in the spec, apply keeps N unclaimed clones running\n"
 	"beside the claimed ones (at least clones.count in all), and claim starts\n"
 	"`vdipool apply --wait POOL.yaml` in the background to make the next spare\n"
-	"(--no-refill: not; then a timer running apply does it).\n"
+	"(--no-refill: not; then a timer running apply does it). A pool brought up\n"
+	"by vdipool up is never refilled this way (run vdipool up again).\n"
 	"\n"
 	"Options:\n"
 	"  --for NAME     who holds it, recorded (default: USER@HOSTNAME)\n"
@@ -124,6 +125,15 @@ static void refill(cli *c, const char *spec_path)
 	} else {
 		waitpid(pid, NULL, 0);
 	}
+}
+
+/* A pool of `vdipool up` is not refilled: a refill queued on the lock behind `vdipool down`
+ * would make the pool again once it is gone. */
+static bool is_up_pool(const vp_spec *spec)
+{
+	vp_pool_expiry e;
+
+	return vp_pool_expiry_read(spec, &e) == 0 && e.present;
 }
 
 static void print_claim(cli *c, const vp_claim *k, const char *who)
@@ -230,7 +240,7 @@ int cmd_claim(cli *c, int argc, char **argv)
 	}
 	print_claim(c, &k, a.who);
 	code = VP_EXIT_OK;
-	if (spec->clones.spares && !a.no_refill) {
+	if (spec->clones.spares && !a.no_refill && !is_up_pool(spec)) {
 		vp_fleet_free(fleet); /* its connections and threads are not the child's business */
 		fleet = NULL;
 		refill(c, spec_path);
