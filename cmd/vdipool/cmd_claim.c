@@ -78,13 +78,6 @@ static int claim_opt(cli *c, int o, const char *arg, void *ctx)
 	return VP_EXIT_USAGE;
 }
 
-static void iso(char *buf, size_t len, int64_t t)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
-}
 
 /* `vdipool apply --wait POOL.yaml`, detached (its own session, no terminal, outliving us), so the
  * pool makes its next spare while the claimer uses its clone. Everything the child needs is made
@@ -140,8 +133,8 @@ static void print_claim(cli *c, const vp_claim *k, const char *who)
 {
 	char at[32], until[32];
 
-	iso(at, sizeof(at), k->at);
-	iso(until, sizeof(until), k->until);
+	cli_iso8601(at, sizeof(at), k->at);
+	cli_iso8601(until, sizeof(until), k->until);
 	if (c->output == CLI_OUT_JSON) {
 		vp_buf b = VP_BUF_INIT;
 
@@ -203,7 +196,7 @@ int cmd_claim(cli *c, int argc, char **argv)
 		{ 0 },
 	};
 	claim_args a = { .timeout = 300 };
-	char who[256], host[128] = "", spec_path[PATH_MAX];
+	char who[256], spec_path[PATH_MAX];
 	vp_spec *spec = NULL;
 	vp_fleet *fleet = NULL;
 	vp_claim k;
@@ -213,13 +206,8 @@ int cmd_claim(cli *c, int argc, char **argv)
 	CLI_PARSE(idx, c, argc, argv, NULL, lo, claim_opt, &a);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
-	if (!a.who) {
-		const char *u = getenv("USER");
-
-		gethostname(host, sizeof(host) - 1);
-		snprintf(who, sizeof(who), "%s@%s", u && *u ? u : "unknown", host);
-		a.who = who;
-	}
+	if (!a.who)
+		a.who = cli_default_who(who, sizeof(who));
 	if (!realpath(argv[idx], spec_path))
 		snprintf(spec_path, sizeof(spec_path), "%s", argv[idx]);
 	if ((rc = vp_spec_load(&spec, argv[idx])) < 0) {

@@ -45,13 +45,6 @@ static int down_opt(cli *c, int o, const char *arg, void *ctx)
 	return 0;
 }
 
-static void iso(char *buf, size_t len, int64_t t)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
-}
 
 /* Before anything is locked or changed: *go when the pool is to be torn down, else the exit code. */
 static int check_record(cli *c, const vp_spec *spec, bool only_expired, bool quiet, bool *go)
@@ -75,7 +68,7 @@ static int check_record(cli *c, const vp_spec *spec, bool only_expired, bool qui
 			spec->pool, spec->storage.state_dir);
 		return VP_EXIT_USAGE;
 	}
-	iso(when, sizeof(when), e.expires);
+	cli_iso8601(when, sizeof(when), e.expires);
 	if (only_expired && e.expires > now) {
 		if (!c->quiet && !quiet)
 			printf("Pool '%s' expires at %s (in %llds): left alone.\n", spec->pool, when,

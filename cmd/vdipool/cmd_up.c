@@ -107,13 +107,6 @@ static int up_opt(cli *c, int o, const char *arg, void *ctx)
 	}
 }
 
-static void iso(char *buf, size_t len, int64_t t)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
-}
 
 static const char *uri_of(vp_fleet *f, const char *host)
 {
@@ -139,7 +132,7 @@ static void print_json(vp_fleet *f, const vp_spec *spec, const char *spec_path, 
 	char exp[32];
 	VP_AUTOFREE char *down = vp_strdup_printf("vdipool down %s", spec_path);
 
-	iso(exp, sizeof(exp), e->expires);
+	cli_iso8601(exp, sizeof(exp), e->expires);
 	vp_buf_puts(&b, "{\"pool\":");
 	vp_buf_json_str(&b, spec->pool);
 	vp_buf_puts(&b, ",\"spec\":");
@@ -191,7 +184,7 @@ static void print_table(cli *c, const vp_spec *spec, const char *spec_path, cons
 {
 	char exp[32];
 
-	iso(exp, sizeof(exp), e->expires);
+	cli_iso8601(exp, sizeof(exp), e->expires);
 	if (!c->quiet)
 		fprintf(stderr, "Pool '%s' is up until %s (--ttl %lds): %zu of %zu clones ready after %.1f s\n",
 			spec->pool, exp, ttl, r->ready, r->count, r->seconds);
@@ -234,7 +227,7 @@ int cmd_up(cli *c, int argc, char **argv)
 		{ 0 },
 	};
 	up_args a = { .timeout = 600, .argc = argc, .argv = argv };
-	char who[256], host[128] = "", spec_path[PATH_MAX];
+	char who[256], spec_path[PATH_MAX];
 	vp_spec *spec = NULL;
 	vp_fleet *fleet = NULL;
 	vp_pool_expiry e = { 0 };
@@ -250,13 +243,8 @@ int cmd_up(cli *c, int argc, char **argv)
 	if (!a.ttl)
 		return cli_usage_error(c, "--ttl is required: an ephemeral pool always has an end (e.g. --ttl 2h); "
 				       "nothing was changed");
-	if (!a.who) {
-		const char *u = getenv("USER");
-
-		gethostname(host, sizeof(host) - 1);
-		snprintf(who, sizeof(who), "%s@%s", u && *u ? u : "unknown", host);
-		a.who = who;
-	}
+	if (!a.who)
+		a.who = cli_default_who(who, sizeof(who));
 	if (!realpath(argv[idx], spec_path))
 		snprintf(spec_path, sizeof(spec_path), "%s", argv[idx]);
 	a.ao.wait_lock = true; /* a second up of the same pool waits for the first */

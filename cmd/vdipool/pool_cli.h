@@ -51,6 +51,11 @@ int fleet_cli_run(cli *c, vp_fleet *fleet, vp_apply_opts *ao, const char *verb, 
  * Returns the exit code. */
 int down_pool(cli *c, const char *spec_path, bool only_expired, bool quiet_if_not, bool *went);
 
+/* "2026-11-30T10:05:01Z": seconds since the epoch as ISO 8601 UTC. */
+void cli_iso8601(char *buf, size_t len, int64_t t);
+/* Who a claim or an up pool is for when --for is not given: "USER@HOSTNAME", in buf. */
+const char *cli_default_who(char *buf, size_t len);
+
 /* A pins source (vp_store_set_pins_source) reading the domains of several libvirt URIs. */
 typedef struct cli_hosts {
 	const char *const *uris;

@@ -36,12 +36,6 @@ rollout: { shutdown_timeout: 10s }
 EOS
 }
 
-json_check() {
-	python3 -c 'import json, sys; d = json.loads(sys.argv[2]); assert eval(sys.argv[1]), d' "$1" "$2"
-}
-guest_addr() {
-	{ tr -d "\r" <"$LOGDIR/$1-serial.log"; } 2>/dev/null | sed -n 's/^VDIPOOL-ADDR: //p' | tail -n 1
-}
 # nothing_left: no domain, delta, data disk or expiry record of the pool
 nothing_left() {
 	[[ -z $(virsh list --all --name | grep "^$POOL-") ]] &&
