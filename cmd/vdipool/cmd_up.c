@@ -266,11 +266,22 @@ int cmd_up(cli *c, int argc, char **argv)
 		goto out;
 	}
 	if (vp_fleet_has_changes(fleet) || vp_fleet_unreachable(fleet) || vp_fleet_unplaced_count(fleet)) {
-		/* stdout is the pipeline's: the plan and the apply's summary go only to a table's reader. */
+		/* stdout is the pipeline's (the clones): the plan and the apply's summary go to stderr,
+		 * and with -o json nowhere. */
+		int saved = -1;
+
 		c->quiet = quiet || c->output == CLI_OUT_JSON;
+		fflush(stdout);
+		if (!c->quiet && (saved = dup(STDOUT_FILENO)) >= 0)
+			dup2(STDERR_FILENO, STDOUT_FILENO);
 		if (!c->quiet && c->verbose)
 			fleet_cli_print_plan(c, spec, fleet);
 		code = fleet_cli_run(c, fleet, &a.ao, "Applied", t0);
+		fflush(stdout);
+		if (saved >= 0) {
+			dup2(saved, STDOUT_FILENO);
+			close(saved);
+		}
 		c->quiet = quiet;
 		say_warmed(c, fleet);
 		if (code != VP_EXIT_OK) {

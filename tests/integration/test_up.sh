@@ -91,8 +91,10 @@ alloc=$(($(stat -c %b "$BASEIMG") * 512))
 check "the base is resident in the page cache ($res of $alloc allocated bytes)" test "$res" -ge $((alloc * 9 / 10))
 
 echo "== an expired up pool is torn down by release --expired (${SECONDS}s)"
-json=$("$CLI" up --ttl 2s -o json "$SPEC" 2>/dev/null)
-check "up again: nothing to do, ready at once, the expiry moved" json_check "d['ready'] == 1 and d['ttl_seconds'] == 2" "$json"
+out=$("$CLI" up --ttl 2s "$SPEC" 2>"$T/up.err")
+check "up again (table): NAME HOST ADDRESS on stdout" test "$out" == "$POOL-1 local $addr"
+check "up again: ready at once, says until when" grep -q "is up until .* (--ttl 2s): 1 of 1 clones ready" "$T/up.err"
+check "the expiry moved to 2 s after now" test $(($(sed -n 's/^expires=//p' "$REC") - $(sed -n 's/^created=//p' "$REC"))) -eq 2
 sleep 3
 expect "release --expired tears it down" 0 "expired at" -- "$CLI" release --expired "$SPEC"
 check "nothing is left" nothing_left
@@ -100,7 +102,10 @@ check "nothing is left" nothing_left
 echo "== domain.max_parallel_starts: starts in flight at once (${SECONDS}s)"
 spec 4 default "max_parallel_starts: 2"
 log=$T/starts.log
-VDIPOOL_TEST_START_LOG=$log "$CLI" -q up --ttl 10m --no-wait --parallel 4 "$SPEC" >/dev/null 2>&1
+out=$(VDIPOOL_TEST_START_LOG=$log "$CLI" up --ttl 10m --no-wait --parallel 4 "$SPEC" 2>"$T/up.err")
+check "up (table) with changes: stdout has only the 4 clones, the apply's summary is on stderr" \
+	test "$(grep -c "^$POOL-[1-4] local " <<<"$out")" -eq 4 -a "$(wc -l <<<"$out")" -eq 4
+check "the apply's summary went to stderr" grep -q "^Applied 4 clones" "$T/up.err"
 # the most begins without their end at any moment
 max=$(sort -k3 -n "$log" | awk '$1 == "begin" { n++; if (n > m) m = n } $1 == "end" { n-- } END { print m + 0 }')
 check "4 starts logged" test "$(grep -c '^begin ' "$log")" -eq 4
