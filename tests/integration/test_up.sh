@@ -85,6 +85,7 @@ check "how to reach it: ssh USER@$addr, host local, its URI" json_check 'd["clon
 check "expires about an hour from now" json_check "abs(d['expires_epoch'] - $t0 - 3600) < 120 and d['ttl_seconds'] == 3600" "$json"
 check "the down command names the spec" json_check 'd["down"] == "vdipool down '"$SPEC"'"' "$json"
 check "the record says who and which spec" grep -qx "by=test-job" "$REC"
+check "status -o json has the pool's expiry" json_check "d['expires'] == '$(jq -r .expires <<<"$json")'" "$("$CLI" status -o json "$SPEC")"
 check "-v says the base was warmed" grep -q "warmed the base on local: .* read into the page cache" "$T/up.err"
 res=$(fincore -b -n -o RES "$BASEIMG" | tr -d ' ')
 alloc=$(($(stat -c %b "$BASEIMG") * 512))
