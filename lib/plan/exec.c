@@ -39,8 +39,8 @@ typedef struct exec_state {
  *   VDIPOOL_TEST_PAUSE_AT="before|after:STEP:N:SECONDS"  sleep there instead.
  * STEP is a step name as vp_step_name() gives it ("create delta", "define", ...).
  *   VDIPOOL_TEST_START_LOG=FILE  append "begin|end NAME SECONDS" around each start step, inside
- *                                the max_starts bound (the boot-storm test counts how many
- *                                starts were in flight at once). */
+ *                                the max_starts bound, a pause after the start included (the
+ *                                boot-storm test counts how many starts held a slot at once). */
 typedef struct fault {
 	bool set, after;
 	char step[32];
@@ -136,12 +136,12 @@ static int run_item(exec_state *st, const vp_plan_item *it)
 		if (bit == VP_STEP_START)
 			start_log(false, it->name);
 		rc = st->ops->step(st->ctx, it, bit);
-		if (bit == VP_STEP_START)
-			start_log(true, it->name);
 		if (rc == 0)
 			fault_point(true, bit);
-		if (bit == VP_STEP_START)
+		if (bit == VP_STEP_START) {
+			start_log(true, it->name);
 			sem_post(&st->starts);
+		}
 		if (rc < 0) {
 			if (rc == VP_EHOST)
 				atomic_store(&st->host_failed, true);

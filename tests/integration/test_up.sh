@@ -103,7 +103,8 @@ check "nothing is left" nothing_left
 echo "== domain.max_parallel_starts: starts in flight at once (${SECONDS}s)"
 spec 4 default "max_parallel_starts: 2"
 log=$T/starts.log
-out=$(VDIPOOL_TEST_START_LOG=$log "$CLI" up --ttl 10m --no-wait --parallel 4 "$SPEC" 2>"$T/up.err")
+# the first start keeps its slot 2 s longer, so a second start surely overlaps it
+out=$(VDIPOOL_TEST_START_LOG=$log VDIPOOL_TEST_PAUSE_AT="after:start:1:2" "$CLI" up --ttl 10m --no-wait --parallel 4 "$SPEC" 2>"$T/up.err")
 check "up (table) with changes: stdout has only the 4 clones, the apply's summary is on stderr" \
 	test "$(grep -c "^$POOL-[1-4] local " <<<"$out")" -eq 4 -a "$(wc -l <<<"$out")" -eq 4
 check "the apply's summary went to stderr" grep -q "^Applied 4 clones" "$T/up.err"
