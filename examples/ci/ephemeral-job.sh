@@ -1,6 +1,7 @@
 #!/bin/sh
 # ephemeral-job.sh: a CI job as one shell script: bring up a pool for this run, run a command on
-# each clone over SSH, and tear the pool down whatever happens (trap). Needs vdipool, jq, ssh.
+# each clone over SSH (one claim per parallel job, released after), and tear the pool down
+# whatever happens (trap). Needs vdipool, jq, ssh.
 # Usage: ephemeral-job.sh SPEC.yaml COMMAND...     e.g. ephemeral-job.sh examples/ci-ephemeral.yaml uname -a
 set -eu
 SPEC=$1
@@ -21,8 +22,21 @@ trap 'vdipool -q down "$MINE"; rm -f "$MINE" "$OUT"' EXIT
 vdipool up --ttl 1h --timeout 10m -o json "$MINE" >"$OUT"
 echo "pool $(jq -r .pool "$OUT") is up until $(jq -r .expires "$OUT"): $(jq -r '[.clones[].name] | join(" ")' "$OUT")"
 
-# Every clone, one after the other (claims hand clones to parallel jobs instead: vdipool claim).
-for ADDR in $(jq -r '.clones[].address' "$OUT"); do
-	echo "== $ADDR"
-	ssh -o StrictHostKeyChecking=no -o BatchMode=yes "ci@$ADDR" "$@"
+# One job per clone, in parallel: each claims a clone (so no two jobs share one), runs the
+# command on it over SSH and releases it (a fresh delta: the next job finds it pristine).
+PIDS=
+for i in $(seq "$(jq .count "$OUT")"); do
+	(
+		C=$(vdipool claim --for "run$RUN/job$i" --ttl 30m -o json "$MINE")
+		ADDR=$(printf '%s' "$C" | jq -r .address)
+		echo "== job $i on $(printf '%s' "$C" | jq -r .name) at $ADDR"
+		rc=0
+		ssh -o StrictHostKeyChecking=no -o BatchMode=yes "ci@$ADDR" "$@" || rc=$?
+		vdipool -q release "$(printf '%s' "$C" | jq -r .name)"
+		exit $rc
+	) &
+	PIDS="$PIDS $!"
 done
+FAIL=0
+for p in $PIDS; do wait "$p" || FAIL=1; done
+exit $FAIL
