@@ -23,7 +23,8 @@ const char cmd_claim_help[] =
 	"With clones.spares: N in the spec, apply keeps N unclaimed clones running\n"
 	"beside the claimed ones (at least clones.count in all), and claim starts\n"
 	"`vdipool apply --wait POOL.yaml` in the background to make the next spare\n"
-	"(--no-refill: not; then a timer running apply does it).\n"
+	"(--no-refill: not; then a timer running apply does it). A pool brought up\n"
+	"by vdipool up is never refilled this way (run vdipool up again).\n"
 	"\n"
 	"With clones.parked: P, P spares are kept saved to disk (libvirt managed\n"
 	"save). A claim takes a running spare when one is ready, else restores a parked\n"
@@ -84,13 +85,6 @@ static int claim_opt(cli *c, int o, const char *arg, void *ctx)
 	return VP_EXIT_USAGE;
 }
 
-static void iso(char *buf, size_t len, int64_t t)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
-}
 
 /* `vdipool apply --wait POOL.yaml`, detached (its own session, no terminal, outliving us), so the
  * pool makes its next spare while the claimer uses its clone. Everything the child needs is made
@@ -136,12 +130,21 @@ static void refill(cli *c, const char *spec_path)
 	}
 }
 
+/* A pool of `vdipool up` is not refilled: a refill queued on the lock behind `vdipool down`
+ * would make the pool again once it is gone. */
+static bool is_up_pool(const vp_spec *spec)
+{
+	vp_pool_expiry e;
+
+	return vp_pool_expiry_read(spec, &e) == 0 && e.present;
+}
+
 static void print_claim(cli *c, const vp_claim *k, const char *who)
 {
 	char at[32], until[32];
 
-	iso(at, sizeof(at), k->at);
-	iso(until, sizeof(until), k->until);
+	cli_iso8601(at, sizeof(at), k->at);
+	cli_iso8601(until, sizeof(until), k->until);
 	if (c->output == CLI_OUT_JSON) {
 		vp_buf b = VP_BUF_INIT;
 
@@ -218,7 +221,7 @@ int cmd_claim(cli *c, int argc, char **argv)
 		{ 0 },
 	};
 	claim_args a = { .timeout = 300 };
-	char who[256], host[128] = "", spec_path[PATH_MAX];
+	char who[256], spec_path[PATH_MAX];
 	vp_spec *spec = NULL;
 	vp_fleet *fleet = NULL;
 	vp_claim k;
@@ -229,13 +232,8 @@ int cmd_claim(cli *c, int argc, char **argv)
 	CLI_PARSE(idx, c, argc, argv, NULL, lo, claim_opt, &a);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
-	if (!a.who) {
-		const char *u = getenv("USER");
-
-		gethostname(host, sizeof(host) - 1);
-		snprintf(who, sizeof(who), "%s@%s", u && *u ? u : "unknown", host);
-		a.who = who;
-	}
+	if (!a.who)
+		a.who = cli_default_who(who, sizeof(who));
 	if (!realpath(argv[idx], spec_path))
 		snprintf(spec_path, sizeof(spec_path), "%s", argv[idx]);
 	if ((rc = vp_spec_load(&spec, argv[idx])) < 0) {
@@ -259,7 +257,7 @@ int cmd_claim(cli *c, int argc, char **argv)
 	}
 	print_claim(c, &k, a.who);
 	code = VP_EXIT_OK;
-	if ((spec->clones.spares || bc.n) && !a.no_refill) {
+	if ((spec->clones.spares || bc.n) && !a.no_refill && !is_up_pool(spec)) {
 		vp_fleet_free(fleet); /* its connections and threads are not the child's business */
 		fleet = NULL;
 		refill(c, spec_path);

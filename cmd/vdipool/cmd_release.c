@@ -21,7 +21,9 @@ const char cmd_release_help[] =
 	"is left as it is (exit 0: releasing twice is harmless).\n"
 	"\n"
 	"--expired: release every clone of the pool whose claim's --ttl has passed\n"
-	"(apply does the same before it plans; this is for a timer between applies).\n"
+	"(apply does the same before it plans; this is for a timer between applies);\n"
+	"a pool brought up by vdipool up whose --ttl passed is torn down instead\n"
+	"(see vdipool down --help).\n"
 	"\n"
 	"Exit codes: 0 released (or nothing to release); 1 a reset failed or libvirt\n"
 	"could not be reached; 2 bad usage, an unknown clone or a clone whose claim\n"
@@ -163,9 +165,13 @@ int cmd_release(cli *c, int argc, char **argv)
 
 	CLI_PARSE(idx, c, argc, argv, NULL, lo, release_opt, &a);
 	if (a.expired) {
+		bool went;
+
 		if (idx != argc - 1 || !is_spec_arg(argv[idx]))
 			return cli_usage_error(c, "--expired takes one POOL.yaml and no clone");
-		return release_in(c, argv[idx], NULL, 0, true);
+		/* A pool of vdipool up whose --ttl passed goes as a whole (its claims with it). */
+		code = down_pool(c, argv[idx], true, true, &went);
+		return went ? code : release_in(c, argv[idx], NULL, 0, true);
 	}
 	if (idx >= argc)
 		return cli_usage_error(c, "expected CLONE... or POOL.yaml CLONE...");

@@ -44,6 +44,18 @@ static void json_time(vp_buf *b, const char *key, long long t)
 	vp_buf_json_str(b, when);
 }
 
+/* When a pool of `vdipool up` expires; null for other pools (and a record that cannot be read). */
+static void json_expires(vp_buf *b, const vp_spec *spec)
+{
+	vp_pool_expiry e;
+
+	if (vp_pool_expiry_read(spec, &e) < 0) {
+		e.present = false;
+		vp_error_clear();
+	}
+	json_time(b, ",\"expires\":", e.present ? e.expires : 0);
+}
+
 static void json_live(vp_buf *b, vp_pool *pool, const vp_clone_status *c)
 {
 	vp_ready_clone r;
@@ -88,6 +100,7 @@ static void print_json(const vp_spec *spec, vp_pool *pool, const vp_pool_status 
 	vp_buf_json_str(&b, spec->pool);
 	vp_buf_puts(&b, ",\"base\":");
 	vp_buf_json_str(&b, vp_pool_base_ref(pool));
+	json_expires(&b, spec);
 	vp_buf_printf(&b, ",\"clones_wanted\":%u,\"running\":%zu,\"stopped\":%zu,\"missing\":%zu,\"other\":%zu,"
 		      "\"delta_bytes\":%llu,\"base_bytes\":%llu,\"full_copy_bytes\":%llu,\"clones\":[",
 		      spec->clones.count, st->running, st->stopped, st->missing, st->other,
@@ -151,6 +164,7 @@ static void print_fleet(cli *c, const vp_spec *spec, vp_fleet *f, vp_pool_status
 		vp_buf_json_str(&b, spec->pool);
 		vp_buf_puts(&b, ",\"base\":");
 		vp_buf_json_str(&b, vp_fleet_base_ref(f));
+		json_expires(&b, spec);
 		vp_buf_printf(&b, ",\"clones_wanted\":%u,\"hosts\":[", spec->clones.count);
 		for (size_t i = 0; i < n; i++) {
 			const vp_fleet_host *h = vp_fleet_host_at(f, i);

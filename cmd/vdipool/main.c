@@ -22,6 +22,8 @@ const cli_command cli_commands[] = {
 	{ "revert", cmd_revert, "a shut-off clone back to one of its snapshots (snapshot revert)", cmd_revert_help },
 	{ "claim", cmd_claim, "hand out one ready clone, recorded as claimed", cmd_claim_help },
 	{ "release", cmd_release, "give claimed clones back: reset, then spares again", cmd_release_help },
+	{ "up", cmd_up, "bring up an ephemeral pool (CI): apply, wait ready, expire after --ttl", cmd_up_help },
+	{ "down", cmd_down, "tear down a pool brought up by up (now, or --expired)", cmd_down_help },
 	{ "rebalance", cmd_rebalance, "move clones between hosts toward the placement policy", cmd_rebalance_help },
 	{ "rollout", cmd_rollout, "let a rollout go on after its canary (rollout continue)", cmd_rollout_help },
 	{ "rollback", cmd_rollback, "move a pool back to its previous base version", cmd_rollback_help },

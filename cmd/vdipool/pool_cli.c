@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "pool_cli.h"
 #include "vdipool/refs.h"
@@ -543,4 +545,22 @@ int cli_spec_uris(cli *c, const vp_spec *spec, cli_hosts *out)
 		uris[i] = spec->hosts[i].uri;
 	*out = (cli_hosts){ uris, spec->host_count };
 	return 0;
+}
+
+void cli_iso8601(char *buf, size_t len, int64_t t)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
+}
+
+const char *cli_default_who(char *buf, size_t len)
+{
+	const char *u = getenv("USER");
+	char host[128] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(buf, len, "%s@%s", u && *u ? u : "unknown", host);
+	return buf;
 }

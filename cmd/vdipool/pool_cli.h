@@ -45,6 +45,17 @@ void fleet_cli_print_plan(cli *c, const vp_spec *spec, vp_fleet *fleet);
 /* Executes the fleet's plan; exit code 1 when a clone or a host failed or a host was unreachable. */
 int fleet_cli_run(cli *c, vp_fleet *fleet, vp_apply_opts *ao, const char *verb, double t0);
 
+/* Tears down a pool `vdipool up` made (cmd_down.c): its clones, deltas, data disks, then its
+ * expiry record. only_expired: only when the expiry passed. quiet_if_not: say nothing when it is
+ * not torn down (release --expired on a pool that is not up). *went: it was to be torn down.
+ * Returns the exit code. */
+int down_pool(cli *c, const char *spec_path, bool only_expired, bool quiet_if_not, bool *went);
+
+/* "2026-11-30T10:05:01Z": seconds since the epoch as ISO 8601 UTC. */
+void cli_iso8601(char *buf, size_t len, int64_t t);
+/* Who a claim or an up pool is for when --for is not given: "USER@HOSTNAME", in buf. */
+const char *cli_default_who(char *buf, size_t len);
+
 /* A pins source (vp_store_set_pins_source) reading the domains of several libvirt URIs. */
 typedef struct cli_hosts {
 	const char *const *uris;

@@ -103,6 +103,12 @@ struct vp_pool {
 	bool validated;           /* one domain of this apply passed libvirt's schema check */
 	int lock_fd;
 	bool locked;              /* vp_pool_lock succeeded */
+
+	/* clones.warm_base: what the last apply read of the base before its starts */
+	bool warmed;
+	uint64_t warmed_bytes;
+	double warm_seconds;
+	char warm_error[256];     /* why warming was skipped or failed; "" none */
 };
 
 /* pool.c */

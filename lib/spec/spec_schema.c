@@ -470,6 +470,7 @@ static const spec_field clones_fields[] = {
 	{ .key = "mode", .fn = spec_fn_enum, .off = offsetof(vp_spec_clones, mode), .choices = mode_choices },
 	FNUM("spares", spec_fn_uint, vp_spec_clones, spares, 0, 1000),
 	FNUM("parked", spec_fn_uint, vp_spec_clones, parked, 0, 1000),
+	F("warm_base", spec_fn_bool, vp_spec_clones, warm_base),
 };
 
 static int fn_clones(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)

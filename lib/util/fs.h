@@ -40,4 +40,10 @@ int vp_fs_rm_rf(const char *path);
 /* Bytes actually allocated on disk (st_blocks * 512). */
 int vp_fs_disk_usage(const char *path, uint64_t *out);
 
+/* Reads the allocated ranges of a file (SEEK_DATA/SEEK_HOLE; the whole file where the file
+ * system cannot tell) into the page cache: posix_fadvise(WILLNEED) on each range so the kernel
+ * queues them all, then a pass of reads that waits until they are in. Holes are never read.
+ * *bytes (optional): bytes of data warmed. For a base image before many clones boot from it. */
+int vp_fs_warm(const char *path, uint64_t *bytes);
+
 #endif

@@ -70,6 +70,16 @@ wait_ready() {
 	return 1
 }
 
+# json_check EXPR JSON: a python expression over d (the parsed JSON) must hold.
+json_check() {
+	python3 -c 'import json, sys; d = json.loads(sys.argv[2]); assert eval(sys.argv[1]), d' "$1" "$2"
+}
+
+# guest_addr NAME: the last address the guest printed on its serial console ("" none yet).
+guest_addr() {
+	{ tr -d '\r' <"$LOGDIR/$1-serial.log"; } 2>/dev/null | sed -n 's/^VDIPOOL-ADDR: //p' | tail -n 1
+}
+
 # A throw-away Ceph of this run's own (scripts/ceph-up.sh in a fresh directory, free ports):
 # ceph_setup NAME sets CEPH (its directory) and R (the rbd CLI as client.vdipool on pool rbd);
 # ceph_up starts it (failing the test with ceph-up's output); ceph_down stops it and undefines

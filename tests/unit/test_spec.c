@@ -167,6 +167,8 @@ static const bad_case bad_cases[] = {
 	{ BASE4 "storage:\n  tiers:\n    name: t\n", 0,
 	  "pool.yaml:7:5: storage.tiers: expected a sequence, got a mapping" },
 	{ BASE "delta:\n  extended_l2: yes\n", 0, "pool.yaml:12:16: delta.extended_l2: expected true or false, got 'yes'" },
+	{ BASE8 "clones:\n  count: 1\n  warm_base: on\n", 0,
+	  "pool.yaml:11:14: clones.warm_base: expected true or false, got 'on'" },
 	{ BASE "domain:\n  start: \"true\"\n", 0,
 	  "pool.yaml:12:10: domain.start: expected true or false, got the quoted string 'true', drop the quotes" },
 	{ BASE "rollout:\n  health:\n    command: {run: x}\n", 0,
@@ -971,6 +973,7 @@ static void test_values(void)
 	VP_ASSERT_STR_EQ(s->base.version, "1.10");
 	CU_ASSERT_EQUAL(s->clones.start_index, 0);
 	CU_ASSERT_EQUAL(s->clones.spares, 0);
+	CU_ASSERT_EQUAL(s->clones.warm_base, false);
 	vp_spec_free(s);
 	s = parse_ok(BASE8 "clones: {count: 2, spares: 3, parked: 2}\n");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);

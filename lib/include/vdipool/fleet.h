@@ -224,6 +224,10 @@ VP_API size_t vp_fleet_claims(vp_fleet *f, vp_claim_info **out);
  * lock; run it with vp_fleet_apply. */
 VP_API int vp_fleet_plan_release(vp_fleet *f, const char *const *names, size_t n);
 
+/* The next vp_fleet_apply forces clones off at once instead of shutting them down gracefully
+ * (rollout.shutdown_timeout): for tearing down an ephemeral pool (`vdipool down`). */
+VP_API void vp_fleet_stop_now(vp_fleet *f);
+
 /* What the last plan says about a rollout's canary (rollout.canary): the canary rolls first,
  * or it passed and the rest waits for its pause or for vp_fleet_rollout_continue; NULL when
  * there is none. */

@@ -216,6 +216,28 @@ VP_API int vp_pool_snapshot_revert(vp_pool *pool, const char *clone, const char 
  * clone's disk reads the same. */
 VP_API int vp_pool_snapshot_remove(vp_pool *pool, const char *clone, const char *name);
 
+/* clones.warm_base: whether the last vp_pool_apply read the base into the page cache before
+ * its starts, how many bytes and how long; *why (optional): why it did not, or failed (NULL
+ * when it was not asked for or worked). */
+VP_API bool vp_pool_warmed(const vp_pool *pool, uint64_t *bytes, double *seconds, const char **why);
+
+/* ---- ephemeral pools (`vdipool up --ttl`, `vdipool down`) ----------------------------------
+ * An expiry recorded on the controller for the whole pool: `<storage.state_dir>/placement/
+ * POOL.expires`, beside the placement record, written with a temporary name, fsync and rename.
+ * Reading a missing record is not an error (present false). */
+typedef struct vp_pool_expiry {
+	bool present;
+	int64_t expires;           /* seconds since the epoch (UTC) */
+	int64_t created;           /* when it was recorded */
+	char by[256];              /* who asked (one line) */
+	char spec[4096];           /* the spec file, absolute (one line) */
+} vp_pool_expiry;
+
+VP_API int vp_pool_expiry_read(const vp_spec *spec, vp_pool_expiry *out);
+VP_API int vp_pool_expiry_write(const vp_spec *spec, const vp_pool_expiry *e);
+/* Removes the record (none: fine). */
+VP_API int vp_pool_expiry_clear(const vp_spec *spec);
+
 /* The resolved base of the last inventory ("name@version"), or "" when not resolved. */
 VP_API const char *vp_pool_base_ref(const vp_pool *pool);
 

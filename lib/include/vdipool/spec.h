@@ -105,6 +105,9 @@ typedef struct vp_spec_clones {
 	 * disk with libvirt's managed save; a claim restores one when no running one is ready).
 	 * 0..spares, default 0. Needs domain.start and a network. */
 	unsigned parked;
+	/* Before an apply starts clones on a host whose bases tier is a local dir: read the
+	 * base image's allocated ranges into the page cache (boot storms). Default false. */
+	bool warm_base;
 } vp_spec_clones;
 
 typedef struct vp_spec_delta {
