@@ -18,7 +18,7 @@ enum {
 	VP_EXIT_CHANGES = 4, /* plan --detailed-exitcode: changes are pending */
 };
 
-typedef enum { CLI_OUT_TABLE, CLI_OUT_JSON } cli_output;
+typedef enum { CLI_OUT_TABLE, CLI_OUT_JSON, CLI_OUT_PROMETHEUS } cli_output;
 
 typedef struct cli {
 	cli_output output;
@@ -30,6 +30,7 @@ typedef struct cli {
 	bool syslog;               /* log decisions to syslog (config syslog, --no-syslog) */
 	const char *syslog_socket; /* config syslog_socket, default /dev/log */
 	const char *textfile_dir;  /* config textfile_dir, apply/status --textfile; NULL none */
+	const char *pool;          /* the spec's pool once loaded (for the log's pool= field) */
 } cli;
 
 typedef struct cli_command {

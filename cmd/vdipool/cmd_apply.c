@@ -1,8 +1,10 @@
 /* cmd_apply.c: `vdipool apply`: make the pool match its spec, and optionally wait until it is ready. */
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 
+#include "metrics.h"
 #include "pool_cli.h"
 
 const char cmd_apply_help[] =
@@ -35,6 +37,10 @@ const char cmd_apply_help[] =
 	"  --wait         wait for a concurrent apply on the same pool instead of failing\n"
 	"  --wait ready   then wait until every clone is ready (also --wait=ready)\n"
 	"  --timeout D    how long --wait ready waits: 90, 30s, 5m, 1h30m (default 10m)\n"
+	"  --textfile DIR after the apply, write its metrics (duration, result) to\n"
+	"                 DIR/vdipool_POOL_apply.prom and the pool's (status -o\n"
+	"                 prometheus) to DIR/vdipool_POOL.prom, atomically, for\n"
+	"                 node_exporter (default: textfile_dir of vdipool.conf)\n"
 	"\n"
 	"Claims (vdipool claim): claimed clones are left alone (plan shows them as\n"
 	"'claimed'); claims whose --ttl passed are released first (a fresh delta, a\n"
@@ -45,7 +51,7 @@ const char cmd_apply_help[] =
 	"  vdipool apply examples/quickstart.yaml\n"
 	"  vdipool apply -v --wait ready --timeout 5m examples/quickstart.yaml\n";
 
-enum { OPT_TIMEOUT = 0x380 };
+enum { OPT_TIMEOUT = 0x380, OPT_TEXTFILE };
 
 typedef struct apply_args {
 	vp_apply_opts ao;
@@ -71,6 +77,11 @@ static int apply_opt(cli *c, int o, const char *arg, void *ctx)
 		} else {
 			a->ao.wait_lock = true;
 		}
+		return 0;
+	case OPT_TEXTFILE:
+		if (arg[0] != '/')
+			return cli_usage_error(c, "--textfile: must be an absolute path, got '%s'", arg);
+		c->textfile_dir = arg;
 		return 0;
 	case OPT_TIMEOUT:
 		a->timeout = (long)vp_spec_parse_duration(arg);
@@ -180,6 +191,8 @@ static int release_expired(cli *c, vp_fleet *fleet, double t0)
 	for (size_t i = 0; go && i < n; i++)
 		if (claims[i].until && claims[i].until <= (int64_t)time(NULL)) {
 			go[ngo++] = claims[i].name;
+			cli_log(c, LOG_INFO, c->pool, claims[i].name, "release", "reason=\"claim expired\" by=\"%s\"",
+				claims[i].by);
 			if (!c->quiet)
 				printf("releasing %s: the claim of %s expired\n", claims[i].name, claims[i].by);
 		}
@@ -204,6 +217,7 @@ int cmd_apply(cli *c, int argc, char **argv)
 		{ "parallel", required_argument, NULL, POOL_OPT_PARALLEL },
 		{ "wait", optional_argument, NULL, POOL_OPT_WAIT },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "textfile", required_argument, NULL, OPT_TEXTFILE },
 		{ 0 },
 	};
 	apply_args a = { .timeout = -1, .argc = argc, .argv = argv };
@@ -241,6 +255,14 @@ int cmd_apply(cli *c, int argc, char **argv)
 		if (!c->quiet && c->output == CLI_OUT_TABLE)
 			fleet_cli_print_plan(c, spec, fleet);
 		code = fleet_cli_run(c, fleet, &a.ao, "Applied", t0);
+	}
+	cli_log(c, code == VP_EXIT_OK ? LOG_INFO : LOG_ERR, spec->pool, NULL, "apply", "result=%s seconds=%.2f",
+		code == VP_EXIT_OK ? "ok" : "failed", vp_now() - t0);
+	if (c->textfile_dir) {
+		int mc = cli_metrics_after_apply(c, spec, fleet, vp_now() - t0, code == VP_EXIT_OK);
+
+		if (code == VP_EXIT_OK)
+			code = mc;
 	}
 	if (code == VP_EXIT_OK && a.wait_ready) {
 		/* Waiting changes nothing: claims (vdipool claim) and other applies may go on meanwhile. */

@@ -39,7 +39,7 @@ static const char global_help[] =
 	"golden base images, from a declarative YAML pool spec.\n"
 	"\n"
 	"Global options (accepted before or after the command):\n"
-	"  -o, --output FORMAT   table (default) or json\n"
+	"  -o, --output FORMAT   table (default), json, or prometheus (status only)\n"
 	"  -v, --verbose         say more (repeat for debug output)\n"
 	"  -q, --quiet           print only errors\n"
 	"      --root DIR        base store root when no spec names one\n"
@@ -117,8 +117,11 @@ static int global_opt(cli *c, int opt, const char *arg)
 			c->output = CLI_OUT_TABLE;
 		else if (!strcmp(arg, "json"))
 			c->output = CLI_OUT_JSON;
+		else if (!strcmp(arg, "prometheus"))
+			c->output = CLI_OUT_PROMETHEUS;
 		else
-			return -cli_usage_error(c, "-o: unknown output format '%s' (use table or json)", arg);
+			return -cli_usage_error(c, "-o: unknown output format '%s' (use table, json or prometheus)",
+						arg);
 		return 1;
 	case 'v':
 		c->verbose++;
