@@ -14,11 +14,16 @@ PACKAGES=(
 # Tests only: valgrind for leak checks, clang + its runtime for libFuzzer, sshd for the
 # throw-away SSH test hosts (scripts/test-hosts-up.sh), rsync for the push benchmark, Ceph for the
 # throw-away cluster of the rbd tests (scripts/ceph-up.sh).
-TEST_PACKAGES=(valgrind clang libclang-rt-14-dev openssh-server rsync ceph-mon ceph-osd ceph-mgr ceph-common)
+TEST_PACKAGES=(valgrind clang libclang-rt-14-dev openssh-server rsync ceph-mon ceph-osd ceph-mgr ceph-common
+	python3 man-db bash-completion prometheus)
+# The Debian package (scripts/package.sh): debhelper builds it, lintian checks it (tests too).
+PACKAGE_PACKAGES=(debhelper dpkg-dev fakeroot lintian man-db)
 
 want=("${PACKAGES[@]}")
 if [[ "${1:-}" == "--tests" ]]; then
-	want+=("${TEST_PACKAGES[@]}")
+	want+=("${TEST_PACKAGES[@]}" "${PACKAGE_PACKAGES[@]}")
+elif [[ "${1:-}" == "--package" ]]; then
+	want+=("${PACKAGE_PACKAGES[@]}")
 fi
 
 missing=()
