@@ -80,6 +80,11 @@ sleep 0.3
 check "syslog: nothing logged with --no-syslog or syslog = off" test "$(wc -l <"$T/log.txt")" -eq "$lines"
 expect "apply again" 0 "Applied 3 clones" -- "$CLI" --no-syslog apply "$SPEC"
 
+# bash completion: clone names come from `vdipool status` of the pool file on the line.
+names=$(cd "$T" && PATH=$(dirname "$CLI"):$PATH bash -c 'source "$1"; COMP_WORDS=(vdipool reset "$2" "");
+	COMP_CWORD=3; _vdipool; printf "%s\n" "${COMPREPLY[@]}"' _ "$ROOT/dist/bash-completion/vdipool" "$SPEC")
+check "completion: clone names of the pool ($(echo $names))" test "$(echo $names)" = "$POOL-1 $POOL-2 $POOL-3"
+
 out=$("$CLI" status -o prometheus "$SPEC")
 check "status -o prometheus: clones by host and state" grep -q "^vdipool_clones{pool=\"$POOL\",host=\"local\",state=\"shut off\"} 3$" <<<"$out"
 check "status -o prometheus: base versions in use" grep -q "^vdipool_base_clones{pool=\"$POOL\",base=\"opsbase@1\"} 3$" <<<"$out"
