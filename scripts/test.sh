@@ -108,6 +108,9 @@ if bash scripts/package.sh; then
 	# The quickstart under a pool name of its own: a quickstart pool of scripts/setup.sh stays.
 	qs=$ROOT/build-deb/pkgtest.yaml
 	sed 's/^  name: quickstart$/  name: pkgtest/' examples/quickstart.yaml >"$qs"
+	# The tiny base goes into the default store; a version that was not there before goes again.
+	had=""
+	[[ -f build/guest/VERSION && -d /var/lib/vdipool/bases/tiny/$(cat build/guest/VERSION) ]] && had=1
 	VP_PACKAGE_BUILT=1 VP_GUEST_DIR=$ROOT/build/guest bash scripts/setup.sh --package "$qs" >build-deb/quickstart.log 2>&1
 	rc=$?
 	if ((rc == 0)) && [[ $(command -v vdipool) == /usr/bin/vdipool ]] &&
@@ -118,6 +121,7 @@ if bash scripts/package.sh; then
 		record "installed package runs the quickstart" 1
 	fi
 	env -i PATH=/usr/bin:/bin vdipool destroy --yes "$qs" >/dev/null 2>&1
+	[[ -n $had ]] || env -i PATH=/usr/bin:/bin vdipool base rm "tiny@$(cat build/guest/VERSION)" >/dev/null 2>&1
 	DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq vdipool libvdipool0 >/dev/null 2>&1
 else
 	record "package builds, lintian clean" 1
