@@ -113,7 +113,9 @@ if bash scripts/package.sh; then
 	[[ -f build/guest/VERSION && -d /var/lib/vdipool/bases/tiny/$(cat build/guest/VERSION) ]] && had=1
 	VP_PACKAGE_BUILT=1 VP_GUEST_DIR=$ROOT/build/guest bash scripts/setup.sh --package "$qs" >build-deb/quickstart.log 2>&1
 	rc=$?
+	# Its plugins from <libdir>/vdipool/plugins, its templates (validate needs one) without help.
 	if ((rc == 0)) && [[ $(command -v vdipool) == /usr/bin/vdipool ]] &&
+		env -i PATH=/usr/bin:/bin vdipool plugins | grep -q "^rbd .*/usr/lib/.*/vdipool/plugins/vdipool-rbd.so" &&
 		env -i PATH=/usr/bin:/bin vdipool status -o json "$qs" | grep -q '"running":5'; then
 		record "installed package runs the quickstart" 0
 	else
