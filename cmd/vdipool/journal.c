@@ -55,7 +55,7 @@ static size_t put_field(char *b, size_t n, size_t pos, const char *key, const ch
 
 void cli_log(cli *c, int prio, const char *pool, const char *clone, const char *action, const char *fmt, ...)
 {
-	char msg[2048], line[2304], stamp[32];
+	char msg[2048] = "", line[2304], stamp[32];
 	size_t pos = 0;
 	time_t now = time(NULL);
 	struct tm tm;
