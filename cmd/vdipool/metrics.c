@@ -39,7 +39,9 @@ static void sample(vp_buf *b, const char *name, const char *pool, const char *co
 	vp_buf_printf(b, "} %.17g\n", value);
 }
 
-static const char *const states[] = { "running", "shut off", "paused", "missing", "no domain", "conflict" };
+/* Every state vp_clone_status.state can have (a new one must be added here to be counted). */
+static const char *const states[] = { "running", "shut off", "paused", "parked", "missing", "no domain",
+				      "conflict" };
 
 /* The base versions the clones are on, counted (a small list: a pool is on one or two). */
 typedef struct base_count {

@@ -186,7 +186,12 @@ static int run_step(void *ctx, const vp_plan_item *it, unsigned step)
 
 	switch (step) {
 	case VP_STEP_STOP:
-		return vp_virt_stop(p->virt, it->name, p->stop_now ? 0 : p->spec->rollout.shutdown_timeout_sec);
+		/* A spare removed as the pool shrinks back after a release is unclaimed: nobody's session
+		 * to save, and a graceful shutdown would hold the pool's lock (claims, releases) for up to
+		 * rollout.shutdown_timeout. */
+		return vp_virt_stop(p->virt, it->name,
+				    p->stop_now || (it->change == VP_CHANGE_REMOVE && p->spec->clones.spares)
+					    ? 0 : p->spec->rollout.shutdown_timeout_sec);
 	case VP_STEP_UNDEFINE:
 		return vp_virt_undefine(p->virt, it->name);
 	case VP_STEP_DELETE_DELTA:

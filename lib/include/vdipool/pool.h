@@ -105,7 +105,8 @@ VP_API int vp_pool_apply(vp_pool *pool, const vp_plan *plan, const vp_apply_opts
 typedef struct vp_clone_status {
 	char name[64];
 	const char *host;          /* the spec's host name */
-	const char *state;         /* "running", "shut off", "paused", "missing", "no domain", "conflict" */
+	const char *state;         /* "running", "shut off", "paused", "parked" (saved to disk: clones.parked),
+				    * "missing", "no domain", "conflict" */
 	char base[160];            /* "name@version" from metadata; "" when unknown */
 	uint64_t delta_bytes;      /* on disk */
 	uint64_t data_bytes;
@@ -127,6 +128,7 @@ typedef struct vp_pool_status {
 	uint64_t delta_bytes;      /* deltas and data disks on disk */
 	uint64_t base_bytes;       /* the base(s) they share, counted once */
 	uint64_t full_copy_bytes;  /* what full copies would use */
+	size_t parked;             /* clones parked (saved to disk), not counted in running or stopped */
 } vp_pool_status;
 
 VP_API int vp_pool_status_get(vp_pool *pool, vp_pool_status **out);
@@ -152,6 +154,8 @@ typedef struct vp_ready_clone {
 	char address[64];          /* its first address, "" none */
 	char why[512];             /* not ready: why (a failed check: the tail of its output) */
 	double seconds;            /* ready: seconds from the start of the wait until it was seen ready */
+	bool claimed;              /* its domain records a claim (its holder's business) */
+	bool parked;               /* shut off with its saved state (clones.parked): a claim resumes it */
 } vp_ready_clone;
 
 /* "ready", "not running", "no address", "check failed", "unreachable". */
