@@ -16,11 +16,15 @@ PACKAGES=(
 # throw-away cluster of the rbd tests (scripts/ceph-up.sh), xfsprogs and strace for the reflink and
 # flush checks of test_full_clones and test_stamp.
 TEST_PACKAGES=(valgrind clang libclang-rt-14-dev openssh-server rsync ceph-mon ceph-osd ceph-mgr ceph-common
-	xfsprogs strace)
+	xfsprogs strace python3 man-db bash-completion prometheus)
+# The Debian package (scripts/package.sh): debhelper builds it, lintian checks it (tests too).
+PACKAGE_PACKAGES=(debhelper dpkg-dev fakeroot lintian man-db)
 
 want=("${PACKAGES[@]}")
 if [[ "${1:-}" == "--tests" ]]; then
-	want+=("${TEST_PACKAGES[@]}")
+	want+=("${TEST_PACKAGES[@]}" "${PACKAGE_PACKAGES[@]}")
+elif [[ "${1:-}" == "--package" ]]; then
+	want+=("${PACKAGE_PACKAGES[@]}")
 fi
 
 missing=()

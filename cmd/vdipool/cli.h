@@ -18,7 +18,7 @@ enum {
 	VP_EXIT_CHANGES = 4, /* plan --detailed-exitcode: changes are pending */
 };
 
-typedef enum { CLI_OUT_TABLE, CLI_OUT_JSON } cli_output;
+typedef enum { CLI_OUT_TABLE, CLI_OUT_JSON, CLI_OUT_PROMETHEUS } cli_output;
 
 typedef struct cli {
 	cli_output output;
@@ -27,6 +27,10 @@ typedef struct cli {
 	const char *root;  /* base store root: --root, $VDIPOOL_ROOT, /var/lib/vdipool */
 	bool interactive;  /* stderr is a terminal and CI is not set: progress bars allowed */
 	const struct cli_command *cmd;
+	bool syslog;               /* log decisions to syslog (config syslog, --no-syslog) */
+	const char *syslog_socket; /* config syslog_socket, default /dev/log */
+	const char *textfile_dir;  /* config textfile_dir, apply/status --textfile; NULL none */
+	const char *pool;          /* the spec's pool once loaded (for the log's pool= field) */
 } cli;
 
 typedef struct cli_command {
@@ -72,6 +76,17 @@ int cli_not_built(cli *c, const char *what);
 /* Verbose/info output to stderr, silenced by -q; debug needs -v. */
 void cli_info(cli *c, const char *fmt, ...) VP_PRINTF(2, 3);
 void cli_debug(cli *c, const char *fmt, ...) VP_PRINTF(2, 3);
+
+/* Logs one decision to syslog (key=value fields: pool=, clone=, action=, then the text);
+ * nothing when syslog is off or no one listens. prio: LOG_INFO, LOG_WARNING, LOG_ERR. */
+void cli_log(cli *c, int prio, const char *pool, const char *clone, const char *action, const char *fmt, ...)
+	VP_PRINTF(6, 7);
+
+/* Writes one command's man page (roff) from its help text; name NULL: vdipool(1). */
+void cli_man_page(FILE *out, const cli_command *cmd);
+/* The global help and the command list (`vdipool help`); man: as roff, through cli_man_body. */
+void cli_print_command_list(FILE *f, bool man);
+void cli_man_body(FILE *out, const char *text);
 
 /* The command table, terminated by a NULL name. */
 extern const cli_command cli_commands[];

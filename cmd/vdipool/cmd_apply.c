@@ -1,8 +1,10 @@
 /* cmd_apply.c: `vdipool apply`: make the pool match its spec, and optionally wait until it is ready. */
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 
+#include "metrics.h"
 #include "pool_cli.h"
 
 const char cmd_apply_help[] =
@@ -36,6 +38,10 @@ const char cmd_apply_help[] =
 	"  --wait ready   then wait until every clone is ready (also --wait=ready)\n"
 	"  --timeout D    how long --wait ready waits, and how long spares to be parked\n"
 	"                 are waited for: 90, 30s, 5m, 1h30m (default 10m)\n"
+	"  --textfile DIR after the apply, write its metrics (duration, result) to\n"
+	"                 DIR/vdipool_POOL_apply.prom and the pool's (status -o\n"
+	"                 prometheus) to DIR/vdipool_POOL.prom, atomically, for\n"
+	"                 node_exporter (default: textfile_dir of vdipool.conf)\n"
 	"\n"
 	"Claims (vdipool claim): claimed clones are left alone (plan shows them as\n"
 	"'claimed'); claims whose --ttl passed are released first (a fresh delta, a\n"
@@ -50,7 +56,7 @@ const char cmd_apply_help[] =
 	"  vdipool apply examples/quickstart.yaml\n"
 	"  vdipool apply -v --wait ready --timeout 5m examples/quickstart.yaml\n";
 
-enum { OPT_TIMEOUT = 0x380 };
+enum { OPT_TIMEOUT = 0x380, OPT_TEXTFILE };
 
 typedef struct apply_args {
 	vp_apply_opts ao;
@@ -76,6 +82,11 @@ static int apply_opt(cli *c, int o, const char *arg, void *ctx)
 		} else {
 			a->ao.wait_lock = true;
 		}
+		return 0;
+	case OPT_TEXTFILE:
+		if (arg[0] != '/')
+			return cli_usage_error(c, "--textfile: must be an absolute path, got '%s'", arg);
+		c->textfile_dir = arg;
 		return 0;
 	case OPT_TIMEOUT:
 		a->timeout = (long)vp_spec_parse_duration(arg);
@@ -213,6 +224,9 @@ static int release_expired(cli *c, vp_fleet *fleet, double t0)
 	for (size_t i = 0; go && i < n; i++)
 		if (claims[i].until && claims[i].until <= (int64_t)time(NULL)) {
 			go[ngo++] = claims[i].name;
+			cli_log(c, LOG_INFO, c->pool, claims[i].name, "release", "reason=\"%s\" by=\"%s\"",
+				strcmp(claims[i].by, VP_CLAIM_REBUILD) ? "claim expired" : "parked spare rebuilt",
+				claims[i].by);
 			if (c->quiet)
 				continue;
 			if (!strcmp(claims[i].by, VP_CLAIM_REBUILD))
@@ -242,6 +256,7 @@ int cmd_apply(cli *c, int argc, char **argv)
 		{ "parallel", required_argument, NULL, POOL_OPT_PARALLEL },
 		{ "wait", optional_argument, NULL, POOL_OPT_WAIT },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "textfile", required_argument, NULL, OPT_TEXTFILE },
 		{ 0 },
 	};
 	apply_args a = { .timeout = -1, .argc = argc, .argv = argv };
@@ -279,6 +294,14 @@ int cmd_apply(cli *c, int argc, char **argv)
 		if (!c->quiet && c->output == CLI_OUT_TABLE)
 			fleet_cli_print_plan(c, spec, fleet);
 		code = fleet_cli_run(c, fleet, &a.ao, "Applied", t0);
+	}
+	cli_log(c, code == VP_EXIT_OK ? LOG_INFO : LOG_ERR, spec->pool, NULL, "apply", "result=%s seconds=%.2f",
+		code == VP_EXIT_OK ? "ok" : "failed", vp_now() - t0);
+	if (c->textfile_dir) {
+		int mc = cli_metrics_after_apply(c, spec, fleet, vp_now() - t0, code == VP_EXIT_OK);
+
+		if (code == VP_EXIT_OK)
+			code = mc;
 	}
 	if (code == VP_EXIT_OK && (a.wait_ready || spec->domain.start)) {
 		/* Waiting changes nothing: claims (vdipool claim) and other applies may go on meanwhile.

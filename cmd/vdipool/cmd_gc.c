@@ -1,6 +1,7 @@
 /* cmd_gc.c: `vdipool gc`: remove unreferenced base versions and orphaned deltas (the store decides). */
 #include <errno.h>
 #include <stdio.h>
+#include <syslog.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +99,20 @@ static void json_images(vp_buf *j, const vp_image_info *v, size_t n)
 	}
 }
 
+/* The gc's decisions to the journal: each version and orphan it set out to remove (the removal
+ * re-checks each under the exclusive lock), then how many went. */
+static void log_gc(cli *c, const vp_gc_plan *p, int rc, size_t removed, const char *host)
+{
+	for (size_t i = 0; i < p->nbases; i++)
+		cli_log(c, LOG_INFO, c->pool, NULL, "gc-remove-base", "base=%s@%s%s%s", p->bases[i].name,
+			p->bases[i].version, host ? " host=" : "", host ? host : "");
+	for (size_t i = 0; p->domains_known && i < p->norphans; i++)
+		cli_log(c, LOG_INFO, p->orphans[i].pool[0] ? p->orphans[i].pool : c->pool, p->orphans[i].name,
+			"gc-remove-orphan", "%s%s", host ? "host=" : "", host ? host : "");
+	cli_log(c, rc < 0 ? LOG_ERR : LOG_INFO, c->pool, NULL, "gc", "result=%s removed=%zu%s%s",
+		rc < 0 ? "failed" : "ok", removed, host ? " host=" : "", host ? host : "");
+}
+
 static void print_json(const vp_gc_plan *p, bool applied, size_t removed)
 {
 	vp_buf j = VP_BUF_INIT;
@@ -157,6 +172,7 @@ static int load_spec(cli *c, const char *file, vp_spec **spec, struct gc_opts *o
 	}
 	if (!o->keep_set)
 		o->keep = (*spec)->gc.keep;
+	c->pool = (*spec)->pool;
 	*root = (*spec)->storage.bases->path;
 	if (o->uri)
 		return 0;
@@ -184,8 +200,10 @@ static int gc_remote_host(cli *c, const vp_spec *spec, size_t i, const struct gc
 		vp_store_set_pins_source(s, cli_hosts_pins, &h);
 		rc = vp_store_gc_plan(s, o->keep, &plan);
 	}
-	if (rc == 0 && o->yes)
+	if (rc == 0 && o->yes) {
 		rc = vp_store_gc_apply(s, plan, o->purge ? VP_GC_PURGE_ORPHANED_DATA : 0, &removed);
+		log_gc(c, plan, rc, removed, spec->hosts[i].name);
+	}
 	if (rc < 0) {
 		fprintf(stderr, "vdipool: gc on host '%s' (%s): %s\n", spec->hosts[i].name, uri,
 			vp_error_last()->message);
@@ -280,8 +298,10 @@ int cmd_gc(cli *c, int argc, char **argv)
 	}
 	if (rc == 0 && c->output == CLI_OUT_TABLE)
 		print_table(plan, o.keep, o.yes, o.purge);
-	if (rc == 0 && o.yes)
+	if (rc == 0 && o.yes) {
 		rc = vp_store_gc_apply(s, plan, o.purge ? VP_GC_PURGE_ORPHANED_DATA : 0, &removed);
+		log_gc(c, plan, rc, removed, NULL);
+	}
 	if (rc < 0 && spec && !o.uri && has_remote(spec) && !shared_bases(spec)) {
 		/* The controller's store failing does not stop the hosts' own collections. */
 		fprintf(stderr, "vdipool: gc of this machine's store: %s\n", vp_error_last()->message);

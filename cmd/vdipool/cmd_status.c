@@ -4,11 +4,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics.h"
 #include "pool_cli.h"
 #include "util/util.h"
 
 const char cmd_status_help[] =
-	"usage: vdipool status [-o json] POOL.yaml\n"
+	"usage: vdipool status [-o json|prometheus] [--textfile DIR] POOL.yaml\n"
 	"\n"
 	"Show each clone (host, state, base@version, delta bytes on disk, backing-chain\n"
 	"depth) and the pool totals: clones by state, space used against full copies.\n"
@@ -22,8 +23,18 @@ const char cmd_status_help[] =
 	"it, vdipool claim; null when not claimed) and claimed_until (ISO 8601 UTC;\n"
 	"null: no expiry).\n"
 	"\n"
+	"With -o prometheus: the pool in Prometheus' text format: vdipool_clones by\n"
+	"host and state, vdipool_base_clones by base version, vdipool_rollout_progress_ratio\n"
+	"(share of clones on the wanted version), vdipool_bytes by host, tier and kind,\n"
+	"vdipool_host_up, vdipool_clones_claimed, vdipool_clones_wanted.\n"
+	"\n"
+	"Options:\n"
+	"  --textfile DIR   also write them to DIR/vdipool_POOL.prom (atomically), for\n"
+	"                   node_exporter's textfile collector\n"
+	"\n"
 	"Example:\n"
 	"  vdipool status -o json examples/quickstart.yaml\n"
+	"  vdipool status -o prometheus examples/quickstart.yaml\n"
 	"  vdipool status -o json pool.yaml | jq -r '.clones[] | [.name, .addresses[0]] | @tsv'\n";
 
 /* The keys readiness added to each clone: its addresses, since when it runs and whether it is
@@ -233,15 +244,41 @@ static void print_fleet(cli *c, const vp_spec *spec, vp_fleet *f, vp_pool_status
 	}
 }
 
+static int status_opt(cli *c, int o, const char *arg, void *ctx)
+{
+	if (arg[0] != '/')
+		return cli_usage_error(c, "--textfile: must be an absolute path, got '%s'", arg);
+	*(const char **)ctx = arg;
+	return 0;
+}
+
+static int print_prometheus(cli *c, const vp_spec *spec, vp_fleet *f, vp_pool_status **st, const char *textfile)
+{
+	vp_buf b = VP_BUF_INIT;
+	int code = VP_EXIT_OK;
+
+	cli_metrics_status(&b, spec, f, st);
+	if (c->output == CLI_OUT_PROMETHEUS)
+		fputs(vp_buf_cstr(&b), stdout);
+	if (textfile) {
+		c->textfile_dir = textfile;
+		code = cli_textfile_write(c, spec->pool, "", &b);
+	}
+	vp_buf_release(&b);
+	return code;
+}
+
 int cmd_status(cli *c, int argc, char **argv)
 {
+	static const struct option lo[] = { { "textfile", required_argument, NULL, 0x390 }, { 0 } };
+	const char *textfile = NULL;
 	vp_spec *spec = NULL;
 	vp_fleet *fleet = NULL;
 	vp_pool_status **st = NULL;
 	size_t n = 0;
 	int idx, rc = 0, code;
 
-	CLI_PARSE(idx, c, argc, argv, NULL, NULL, NULL, NULL);
+	CLI_PARSE(idx, c, argc, argv, NULL, lo, status_opt, &textfile);
 	if (idx != argc - 1)
 		return cli_usage_error(c, idx >= argc ? "missing POOL.yaml" : "expected one POOL.yaml");
 	if ((code = fleet_cli_open(c, argv[idx], POOL_CLI_NO_LOCK, false, -1, false, &spec, &fleet)) != 0)
@@ -256,6 +293,15 @@ int cmd_status(cli *c, int argc, char **argv)
 			rc = vp_pool_status_get(vp_fleet_host_at(fleet, i)->pool, &st[i]);
 	if (rc < 0) {
 		code = cli_fail(c, rc);
+	} else if (c->output == CLI_OUT_PROMETHEUS || textfile) {
+		code = print_prometheus(c, spec, fleet, st, textfile);
+		if (c->output != CLI_OUT_PROMETHEUS && code == VP_EXIT_OK && n == 1)
+			(c->output == CLI_OUT_JSON ? print_json : print_table)(spec, vp_fleet_host_at(fleet, 0)->pool,
+										st[0]);
+		else if (c->output != CLI_OUT_PROMETHEUS && code == VP_EXIT_OK)
+			print_fleet(c, spec, fleet, st);
+		if (code == VP_EXIT_OK && vp_fleet_unreachable(fleet))
+			code = VP_EXIT_FAIL;
 	} else if (n == 1) {
 		vp_pool *pool = vp_fleet_host_at(fleet, 0)->pool;
 

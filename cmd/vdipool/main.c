@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
 #include "vdipool/spec.h"
 #include "vdipool/plugin.h"
 #include "vdipool/version.h"
@@ -43,15 +44,26 @@ static const char global_help[] =
 	"golden base images, from a declarative YAML pool spec.\n"
 	"\n"
 	"Global options (accepted before or after the command):\n"
-	"  -o, --output FORMAT   table (default) or json\n"
+	"  -o, --output FORMAT   table (default), json, or prometheus (status only)\n"
 	"  -v, --verbose         say more (repeat for debug output)\n"
 	"  -q, --quiet           print only errors\n"
 	"      --root DIR        base store root when no spec names one\n"
-	"                        (default $VDIPOOL_ROOT or /var/lib/vdipool)\n"
+	"                        (default $VDIPOOL_ROOT, the config's root, /var/lib/vdipool)\n"
+	"      --config FILE     configuration file (default $VDIPOOL_CONFIG or\n"
+	"                        " VP_CONFIG_FILE ")\n"
+	"      --no-syslog       do not log decisions to syslog (config: syslog = off)\n"
 	"  -h, --help            show help (also: vdipool <command> --help)\n"
 	"\n"
 	"Exit codes: 0 ok, 1 failure, 2 invalid input or usage, 3 not supported,\n"
 	"4 changes pending (plan --detailed-exitcode).\n"
+	"\n"
+	"Files:\n"
+	"  " VP_CONFIG_FILE "  settings (key = value): root, plugin_path,\n"
+	"      template_path, syslog, syslog_socket, textfile_dir\n"
+	"\n"
+	"Environment:\n"
+	"  VDIPOOL_ROOT, VDIPOOL_PLUGIN_PATH, VDIPOOL_TEMPLATE_PATH (each overrides the\n"
+	"  configuration file's key), VDIPOOL_CONFIG (another configuration file)\n"
 	"\n"
 	"Example:\n"
 	"  vdipool validate examples/quickstart.yaml && vdipool plan examples/quickstart.yaml\n";
@@ -64,21 +76,39 @@ const cli_command *cli_find_command(const char *name)
 	return NULL;
 }
 
-static void print_command_list(FILE *f)
+void cli_print_command_list(FILE *f, bool man)
 {
-	fputs(global_help, f);
-	fputs("\nCommands:\n", f);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = man ? open_memstream(&text, &len) : f;
+
+	if (!m)
+		return;
+	fputs(global_help, m);
+	fputs("\nCommands:\n", m);
 	for (const cli_command *c = cli_commands; c->name; c++)
-		fprintf(f, "  %-10s %s\n", c->name, c->summary);
+		fprintf(m, "  %-10s %s\n", c->name, c->summary);
+	if (man) {
+		fclose(m);
+		cli_man_body(f, text);
+		free(text);
+	}
 }
 
-enum { OPT_ROOT = 0x100 };
+static void print_command_list(FILE *f)
+{
+	cli_print_command_list(f, false);
+}
+
+enum { OPT_ROOT = 0x100, OPT_CONFIG, OPT_NO_SYSLOG };
 
 static const struct option global_longopts[] = {
 	{ "output", required_argument, NULL, 'o' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "root", required_argument, NULL, OPT_ROOT },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "no-syslog", no_argument, NULL, OPT_NO_SYSLOG },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -92,8 +122,11 @@ static int global_opt(cli *c, int opt, const char *arg)
 			c->output = CLI_OUT_TABLE;
 		else if (!strcmp(arg, "json"))
 			c->output = CLI_OUT_JSON;
+		else if (!strcmp(arg, "prometheus"))
+			c->output = CLI_OUT_PROMETHEUS;
 		else
-			return -cli_usage_error(c, "-o: unknown output format '%s' (use table or json)", arg);
+			return -cli_usage_error(c, "-o: unknown output format '%s' (use table, json or prometheus)",
+						arg);
 		return 1;
 	case 'v':
 		c->verbose++;
@@ -105,6 +138,11 @@ static int global_opt(cli *c, int opt, const char *arg)
 		if (arg[0] != '/')
 			return -cli_usage_error(c, "--root: must be an absolute path, got '%s'", arg);
 		c->root = arg;
+		return 1;
+	case OPT_CONFIG: /* read before the command runs (config_file) */
+		return 1;
+	case OPT_NO_SYSLOG:
+		c->syslog = false;
 		return 1;
 	default:
 		return 0;
@@ -220,27 +258,46 @@ void cli_debug(cli *c, const char *fmt, ...)
 }
 
 const char cmd_help_help[] =
-	"usage: vdipool help [COMMAND]\n"
+	"usage: vdipool help [--man] [COMMAND]\n"
 	"\n"
 	"Show the list of commands, or the help of one command.\n"
 	"\n"
+	"Options:\n"
+	"  --man   the same as a man page (roff): vdipool(1), or vdipool-COMMAND(1);\n"
+	"          the installed man pages are made this way\n"
+	"\n"
 	"Example:\n"
-	"  vdipool help plan\n";
+	"  vdipool help plan\n"
+	"  vdipool help --man apply | man -l -\n";
+
+static int help_opt(cli *c, int o, const char *arg, void *ctx)
+{
+	*(bool *)ctx = true;
+	return 0;
+}
 
 int cmd_help(cli *c, int argc, char **argv)
 {
+	static const struct option lo[] = { { "man", no_argument, NULL, 'm' }, { 0 } };
+	bool man = false;
 	int idx;
 	const cli_command *cmd;
 
-	CLI_PARSE(idx, c, argc, argv, NULL, NULL, NULL, NULL);
+	CLI_PARSE(idx, c, argc, argv, NULL, lo, help_opt, &man);
 	if (idx >= argc) {
-		print_command_list(stdout);
+		if (man)
+			cli_man_page(stdout, NULL);
+		else
+			print_command_list(stdout);
 		return VP_EXIT_OK;
 	}
 	cmd = cli_find_command(argv[idx]);
 	if (!cmd)
 		return cli_usage_error(c, "unknown command '%s'", argv[idx]);
-	fputs(cmd->help, stdout);
+	if (man)
+		cli_man_page(stdout, cmd);
+	else
+		fputs(cmd->help, stdout);
 	return VP_EXIT_OK;
 }
 
@@ -255,14 +312,46 @@ static int finish_stdout(int code)
 	return code;
 }
 
+/* The configuration file: --config FILE (anywhere before "--"), else $VDIPOOL_CONFIG, else the
+ * installed one (which may be missing). */
+static int config_file(int argc, char **argv, cli_config *cfg)
+{
+	const char *file = secure_getenv("VDIPOOL_CONFIG");
+	char err[8400];
+
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			file = argv[++i];
+		else if (!strncmp(argv[i], "--config=", 9))
+			file = argv[i] + 9;
+	}
+	if (cli_config_load(cfg, file && *file ? file : VP_CONFIG_FILE, file && *file, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vdipool: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *env_or(const char *name, const char *value)
+{
+	const char *e = secure_getenv(name);
+
+	return e && *e ? e : value;
+}
+
 int main(int argc, char **argv)
 {
+	static cli_config cfg;
 	cli c = { .output = CLI_OUT_TABLE };
-	const char *env_root = getenv("VDIPOOL_ROOT");
 	const char *ci = getenv("CI");
 	int i;
 
-	c.root = env_root && *env_root ? env_root : "/var/lib/vdipool";
+	if (config_file(argc, argv, &cfg) < 0)
+		return VP_EXIT_USAGE;
+	c.root = env_or("VDIPOOL_ROOT", cfg.root[0] ? cfg.root : "/var/lib/vdipool");
+	c.syslog = cfg.syslog != 0;
+	c.syslog_socket = cfg.syslog_socket[0] ? cfg.syslog_socket : "/dev/log";
+	c.textfile_dir = cfg.textfile_dir[0] ? cfg.textfile_dir : NULL;
 	c.interactive = isatty(STDERR_FILENO) && !(ci && *ci && strcmp(ci, "false") != 0);
 
 	/* Global options before the command: parse by hand up to the first operand. */
@@ -289,9 +378,15 @@ int main(int argc, char **argv)
 			opt = OPT_ROOT;
 		else if (!strncmp(a, "--root=", 7))
 			opt = OPT_ROOT, val = a + 7;
+		else if (!strcmp(a, "--config"))
+			opt = OPT_CONFIG;
+		else if (!strncmp(a, "--config=", 9))
+			opt = OPT_CONFIG, val = a + 9;
+		else if (!strcmp(a, "--no-syslog"))
+			opt = OPT_NO_SYSLOG;
 		else
 			return cli_usage_error(&c, "unknown global option '%s'", a);
-		if ((opt == 'o' || opt == OPT_ROOT) && !val) {
+		if ((opt == 'o' || opt == OPT_ROOT || opt == OPT_CONFIG) && !val) {
 			if (i + 1 >= argc)
 				return cli_usage_error(&c, "option '%s' needs a value", a);
 			val = argv[++i];
@@ -305,12 +400,12 @@ int main(int argc, char **argv)
 	}
 	/* The library reads no environment: the template and plugin paths are ours to pass
 	 * (secure_getenv: a setuid or file-capability vdipool must not load a caller's plugins). */
-	if (vp_spec_set_template_path(secure_getenv("VDIPOOL_TEMPLATE_PATH")) < 0) {
+	if (vp_spec_set_template_path(env_or("VDIPOOL_TEMPLATE_PATH", cfg.template_path)) < 0) {
 		fprintf(stderr, "vdipool: %s\n", vp_error_last()->message);
 		return VP_EXIT_FAIL;
 	}
-	if (vp_plugin_set_search_path(secure_getenv("VDIPOOL_PLUGIN_PATH")) < 0) {
-		fprintf(stderr, "vdipool: VDIPOOL_PLUGIN_PATH: %s\n", vp_error_last()->message);
+	if (vp_plugin_set_search_path(env_or("VDIPOOL_PLUGIN_PATH", cfg.plugin_path)) < 0) {
+		fprintf(stderr, "vdipool: plugin path: %s\n", vp_error_last()->message);
 		return VP_EXIT_USAGE;
 	}
 	c.cmd = cli_find_command(argv[i]);

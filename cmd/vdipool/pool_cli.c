@@ -5,6 +5,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <syslog.h>
+
 #include "pool_cli.h"
 #include "vdipool/refs.h"
 #include "util/util.h"
@@ -15,6 +17,8 @@ int pool_cli_open(cli *c, const char *path, pool_cli_lock lock, bool need_base, 
 	int rc = vp_spec_load(spec, path);
 
 	*pool = NULL;
+	if (rc == 0)
+		c->pool = (*spec)->pool;
 	if (rc < 0) {
 		/* Spec errors already carry file:line:col; say nothing more. */
 		fprintf(stderr, "%s\n", vp_error_last()->message);
@@ -169,6 +173,13 @@ static void progress(void *ctx, size_t done, size_t total, const vp_plan_item *i
 	progress_state *ps = ctx;
 	cli *c = ps->c;
 
+	/* Each decision carried out, to the journal: pool=, clone=, action=, why and the result. */
+	if (rc < 0)
+		cli_log(c, LOG_ERR, c->pool, it->name, vp_change_name(it->change), "result=failed reason=\"%s\" error=\"%s\"",
+			it->reason ? it->reason : "", msg ? msg : "");
+	else
+		cli_log(c, LOG_INFO, c->pool, it->name, vp_change_name(it->change), "result=ok reason=\"%s\"%s%s",
+			it->reason ? it->reason : "", it->to_base ? " base=" : "", it->to_base ? it->to_base : "");
 	if (rc < 0) {
 		if (c->interactive)
 			fputs("\r\033[K", stderr);
@@ -193,6 +204,8 @@ static void wave(void *ctx, const vp_plan *plan, unsigned w, bool healthy)
 {
 	progress_state *ps = ctx;
 
+	cli_log(ps->c, LOG_INFO, ps->c->pool, NULL, "rollout", "wave=%u waves=%u state=%s", w, plan->waves,
+		healthy ? "healthy" : "started");
 	if (ps->c->quiet)
 		return;
 	if (healthy) {
@@ -296,6 +309,8 @@ int fleet_cli_open(cli *c, const char *path, pool_cli_lock lock, bool need_base,
 	int rc = vp_spec_load(spec, path);
 
 	*fleet = NULL;
+	if (rc == 0)
+		c->pool = (*spec)->pool;
 	if (rc < 0) {
 		fprintf(stderr, "%s\n", vp_error_last()->message);
 		return rc == VP_ENOMEM ? VP_EXIT_FAIL : VP_EXIT_USAGE;
