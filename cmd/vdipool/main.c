@@ -114,6 +114,12 @@ static const struct option global_longopts[] = {
 };
 
 /* Applies a global option; 1 if it was one, 0 if not, <0 on a bad value. */
+static void print_debug_line(void *ctx, const char *line)
+{
+	(void)ctx;
+	fprintf(stderr, "vdipool: debug: %s\n", line);
+}
+
 static int global_opt(cli *c, int opt, const char *arg)
 {
 	switch (opt) {
@@ -129,7 +135,9 @@ static int global_opt(cli *c, int opt, const char *arg)
 						arg);
 		return 1;
 	case 'v':
-		c->verbose++;
+		/* -vv: the library's debug lines too (what a backend chose). */
+		if (++c->verbose == 2)
+			vp_set_debug_handler(print_debug_line, NULL);
 		return 1;
 	case 'q':
 		c->quiet = true;
@@ -366,7 +374,13 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(a, "--version"))
 			return finish_stdout(cmd_version(&c, 1, (char *[]){ "version", NULL }));
-		if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
+		if (a[0] == '-' && a[1] == 'v' && a[strspn(a + 1, "v") + 1] == '\0') {
+			/* -v, -vv, -vvv: one level each */
+			for (const char *v = a + 1; *v; v++)
+				global_opt(&c, 'v', NULL);
+			continue;
+		}
+		if (!strcmp(a, "--verbose"))
 			opt = 'v';
 		else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
 			opt = 'q';

@@ -89,3 +89,27 @@ const char *vp_version(void)
 {
 	return VP_VERSION_STRING;
 }
+
+/* ---- debug lines ------------------------------------------------------------ */
+
+static vp_debug_fn debug_fn;
+static void *debug_ctx;
+
+void vp_set_debug_handler(vp_debug_fn fn, void *ctx)
+{
+	debug_fn = fn;
+	debug_ctx = ctx;
+}
+
+void vp_debug(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (!debug_fn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	debug_fn(debug_ctx, line);
+}

@@ -57,11 +57,16 @@ static int host_error(int code, const char *fmt, ...)
 	return vp_error_set(VP_ERR_PLUGIN, code, "%s", msg ? msg : "plugin error (out of memory)");
 }
 
+/* A plugin's debug line goes to the library's debug handler (vp_set_debug_handler). */
 static void host_debug(const char *fmt, ...)
 {
-	/* The library never prints: plugin debug output is dropped until the
-	 * library grows a log callback. Kept in the ABI so plugins can call it. */
-	(void)fmt;
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	vp_debug("%s", line);
 }
 
 static int host_run(const char *const *argv)

@@ -30,6 +30,8 @@ expect "relative --root" 2 "--root: must be an absolute path" -- "$CLI" --root r
 expect "version" 0 "vdipool 0." -- "$CLI" version
 expect "version json" 0 '"vdipool":"0.' -- "$CLI" version -o json
 expect "global option after the command" 0 '"libvirt":' -- "$CLI" version -o json
+expect "-vv before the command (two levels)" 0 "vdipool " -- "$CLI" -vv version
+expect "-vx before the command: refused, named" 2 "unknown global option '-vx'" -- "$CLI" -vx version
 
 for f in "$ROOT"/examples/*.yaml; do
 	expect "validate $(basename "$f")" 0 "valid (pool '" -- "$CLI" validate "$f"

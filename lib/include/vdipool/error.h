@@ -54,6 +54,13 @@ VP_API int vp_error_set_os_(const char *file, int line, int errnum, const char *
 /* Put "prefix: " before the current message (adds context on the way up). */
 VP_API void vp_error_prefix(const char *fmt, ...) VP_PRINTF(1, 2);
 
+/* Debug lines (what a backend chose, e.g. how a full clone was copied). The library never
+ * prints: each line goes to the handler set here, or nowhere (the default). Set it before any
+ * other call; the handler may be called from the library's worker threads. */
+typedef void (*vp_debug_fn)(void *ctx, const char *line);
+VP_API void vp_set_debug_handler(vp_debug_fn fn, void *ctx);
+VP_API void vp_debug(const char *fmt, ...) VP_PRINTF(1, 2);
+
 #ifdef __cplusplus
 }
 #endif
