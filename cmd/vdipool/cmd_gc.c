@@ -9,6 +9,7 @@
 #include "vdipool/pool.h"
 #include "vdipool/spec.h"
 #include "vdipool/store.h"
+#include "vdipool/virt.h"
 
 const char cmd_gc_help[] =
 	"usage: vdipool gc [POOL.yaml] [--keep N] [--connect URI] [--purge-orphaned-data] [--yes]\n"
@@ -234,6 +235,26 @@ static bool any_rbd(const vp_spec *spec)
 	return false;
 }
 
+/* The LUKS secrets of disks that are gone (removed by gc above, or by hand), on each libvirt of this
+ * machine (a URI without a host part): only vdipool's, only those whose disk path no longer exists. */
+static size_t sweep_luks_secrets(const cli_hosts *h)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < h->n; i++) {
+		vp_virt *v = NULL;
+		size_t n = 0;
+
+		if (!strstr(h->uris[i], ":///") || vp_virt_open(&v, h->uris[i]) < 0)
+			continue;
+		if (vp_virt_luks_sweep(v, &n) < 0)
+			fprintf(stderr, "vdipool: warning: %s\n", vp_error_last()->message);
+		total += n;
+		vp_virt_free(v);
+	}
+	return total;
+}
+
 static bool has_remote(const vp_spec *spec)
 {
 	for (size_t i = 0; i < spec->host_count; i++)
@@ -292,6 +313,11 @@ int cmd_gc(cli *c, int argc, char **argv)
 		free(uris);
 		vp_spec_free(spec);
 		return cli_fail(c, rc);
+	}
+	if (!local_failed && o.yes) {
+		size_t n = sweep_luks_secrets(&h);
+		if (n && c->output == CLI_OUT_TABLE)
+			printf("removed %zu libvirt secret%s of LUKS disks that are gone\n", n, n == 1 ? "" : "s");
 	}
 	if (!local_failed && c->output == CLI_OUT_JSON)
 		print_json(plan, o.yes, removed);
