@@ -915,6 +915,11 @@ static int check_encrypt(spec_ctx *c, const vp_spec *s)
 		return spec_err_path(c, "delta.encrypt",
 				     "'luks' is for linked clones: clones.mode 'full' copies the base as it is "
 				     "(drop one of the keys)");
+	if (s->host_count > 1)
+		return spec_err_path(c, "delta.encrypt",
+				     "'luks' is for one-host pools for now (this spec has %zu hosts): a disk's "
+				     "key lives in its host's libvirt, and moving clones would have to move it",
+				     s->host_count);
 	for (size_t i = 0; i < s->host_count; i++)
 		if (s->hosts[i].remote || s->hosts[i].has_ssh)
 			return spec_err_path(c, "delta.encrypt",
