@@ -2,6 +2,7 @@
  * the backend in memory, kept only in a private libvirt secret named by the disk's LUKS UUID. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -65,8 +66,16 @@ int pool_luks_create(vp_pool *p, disk_tier *t, vp_delta_request *req, vp_image_i
 	/* The disk names its secret: the secret's UUID is its LUKS header's. A crash before the
 	 * secret is set leaves a disk nobody can open; define_domain finds it so (pool_luks_secret). */
 	if ((rc = vp_qcow2_read_luks_uuid(info->location, uuid)) < 0 ||
-	    (rc = vp_virt_luks_secret_set(p->virt, uuid, info->location, what, key, KEY_LEN)) < 0)
+	    (rc = vp_virt_luks_secret_set(p->virt, uuid, info->location, what, key, KEY_LEN)) < 0) {
 		vp_error_prefix("%s '%s'", req->kind == VP_DISK_DATA ? "data disk" : "delta", info->location);
+		/* A new disk whose key could not be kept is of no use: it goes (the error stays). */
+		if (!(req->flags & VP_DELTA_OVERWRITE)) {
+			char *msg = vp_strdup(vp_error_last()->message);
+			t->ops->delta_remove(t->handle, req->kind, req->pool, req->clone);
+			vp_error_set(VP_ERR_EXEC, rc, "%s", msg ? msg : "out of memory");
+			free(msg);
+		}
+	}
 out:
 	OPENSSL_cleanse(key, sizeof(key));
 	if (fd >= 0)
