@@ -28,10 +28,7 @@ static int luks_error(const char *what, const char *subject)
 /* A secret of usage type volume whose description says it is vdipool's. */
 static bool ours(virSecretPtr sec)
 {
-	char *xml = virSecretGetXMLDesc(sec, 0);
-	xmlDocPtr doc = xml ? xmlReadMemory(xml, (int)strlen(xml), "secret.xml", NULL,
-					    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
-			    : NULL;
+	xmlDocPtr doc = virt_secret_doc(sec);
 	xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
 	bool yes = false;
 
@@ -44,7 +41,6 @@ static bool ours(virSecretPtr sec)
 		xmlFree(t);
 	}
 	xmlFreeDoc(doc);
-	free(xml);
 	return yes && virSecretGetUsageType(sec) == VIR_SECRET_USAGE_TYPE_VOLUME;
 }
 

@@ -554,13 +554,21 @@ static char *secret_xml(const char *usage, const char *id, const char *uuid)
 	return out;
 }
 
-/* Whether a secret is kept on disk and never handed out (someone may have defined it otherwise). */
-static bool private_persistent(virSecretPtr sec)
+xmlDocPtr virt_secret_doc(virSecretPtr sec)
 {
 	char *xml = virSecretGetXMLDesc(sec, 0);
 	xmlDocPtr doc = xml ? xmlReadMemory(xml, (int)strlen(xml), "secret.xml", NULL,
 					    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
 			    : NULL;
+
+	free(xml);
+	return doc;
+}
+
+/* Whether a secret is kept on disk and never handed out (someone may have defined it otherwise). */
+static bool private_persistent(virSecretPtr sec)
+{
+	xmlDocPtr doc = virt_secret_doc(sec);
 	xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
 	xmlChar *priv = root ? xmlGetProp(root, BAD_CAST "private") : NULL;
 	xmlChar *eph = root ? xmlGetProp(root, BAD_CAST "ephemeral") : NULL;
@@ -569,7 +577,6 @@ static bool private_persistent(virSecretPtr sec)
 	xmlFree(priv);
 	xmlFree(eph);
 	xmlFreeDoc(doc);
-	free(xml);
 	return ok;
 }
 

@@ -3,7 +3,7 @@
 # refused at its file:line:col; an encrypted clone's delta and data disk are LUKS qcow2 that
 # qemu-img cannot read without their key; each key sits in a private libvirt secret named by the
 # disk's LUKS UUID; the guest boots from the encrypted delta; the key is on no command line and in
-# no file; reset gives a new key and drops the old secret; destroy drops the delta's secret and
+# no file; reset and a rollout give a new key and drop the old secret; destroy drops the delta's secret and
 # keeps the kept data disk's, --purge-data drops that one too.
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
@@ -121,6 +121,20 @@ check "the delta has a new secret" test -n "$new" -a "$new" != "$old"
 check "the old secret is gone" bash -c "! virsh secret-dumpxml '$old' >/dev/null 2>&1"
 check "the new LUKS UUID is the new secret" grep -q "uuid: $new" <<<"$(qemu-img info -U "$DELTA")"
 check "the reset guest boots again" wait_ready "$C" 2
+
+echo "== a rollout to a new base version: a new encrypted delta, a new key"
+"$CLI" --root "$T/store" base import tiny "$GUEST/tiny.raw" --version 2 >/dev/null
+old=$(secret_of "$DELTA")
+data_sec=$(secret_of "$DATA")
+check "apply rolls the clone to tiny@2" "$CLI" apply -q "$SPEC"
+info=$(qemu-img info -U "$DELTA" 2>&1)
+check "the delta backs onto tiny@2" grep -q "backing file: .*/bases/tiny/2/" <<<"$info"
+check "and is encrypted" grep -q 'format: luks' <<<"$info"
+new=$(secret_of "$DELTA")
+check "with a new secret, the old one gone" \
+	bash -c "[[ -n '$new' && '$new' != '$old' ]] && ! virsh secret-dumpxml '$old' >/dev/null 2>&1"
+check "the data disk keeps its key" test "$(secret_of "$DATA")" = "$data_sec"
+check "the rolled guest boots again" wait_ready "$C" 3
 
 echo "== destroy: the delta's secret goes; the kept data disk keeps its own until --purge-data"
 data_sec=$(secret_of "$DATA")
