@@ -3,7 +3,8 @@
 # refused at its file:line:col; an encrypted clone's delta and data disk are LUKS qcow2 that
 # qemu-img cannot read without their key; each key sits in a private libvirt secret named by the
 # disk's LUKS UUID; the guest boots from the encrypted delta; the key is on no command line and in
-# no file; reset and a rollout give a new key and drop the old secret; destroy drops the delta's secret and
+# no file; reset and a rollout give a new key and drop the old secret; a delta whose key is lost
+# is made again; destroy drops the delta's secret and
 # keeps the kept data disk's, --purge-data drops that one too.
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
@@ -136,6 +137,16 @@ check "with a new secret, the old one gone" \
 	bash -c "[[ -n '$new' && '$new' != '$old' ]] && ! virsh secret-dumpxml '$old' >/dev/null 2>&1"
 check "the data disk keeps its key" test "$(secret_of "$DATA")" = "$data_sec"
 check "the rolled guest boots again" wait_ready "$C" 3
+
+echo "== a delta whose key libvirt lost (a kill between its rename and its secret) is made again"
+lost=$(secret_of "$DELTA")
+virsh secret-undefine "$lost" >/dev/null
+expect "plan shows the clone's delta to be made again" 4 "$C" -- "$CLI" plan --detailed-exitcode "$SPEC"
+check "apply exits 0" "$CLI" apply -q "$SPEC"
+new=$(secret_of "$DELTA")
+check "the delta has a secret again, a new one" test -n "$new" -a "$new" != "$lost"
+check "it is the delta's LUKS UUID" grep -q "uuid: $new" <<<"$(qemu-img info -U "$DELTA")"
+check "the guest boots from the new delta" wait_ready "$C" 4
 
 echo "== destroy: the delta's secret goes; the kept data disk keeps its own until --purge-data"
 data_sec=$(secret_of "$DATA")
