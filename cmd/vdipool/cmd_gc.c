@@ -29,6 +29,8 @@ const char cmd_gc_help[] =
 	"shows the plan and removes nothing (exit 1).\n"
 	"Data disks whose clone has neither domain nor delta are reported as\n"
 	"orphaned and removed only with --purge-orphaned-data.\n"
+	"With --yes it also removes the libvirt secrets of vdipool's LUKS disks\n"
+	"(delta.encrypt: luks) whose disk no longer exists, on this machine's libvirt.\n"
 	"gc takes the store lock: while apply, rollout or reset runs it refuses (exit 1).\n"
 	"\n"
 	"Options:\n"
