@@ -5,7 +5,7 @@
 # disk's LUKS UUID; the guest boots from the encrypted delta; the key is on no command line and in
 # no file; reset and a rollout give a new key and drop the old secret; a delta whose key is lost
 # is made again; destroy drops the delta's secret and
-# keeps the kept data disk's, --purge-data drops that one too.
+# keeps the kept data disk's, gc drops it once the disk is gone.
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -153,6 +153,11 @@ data_sec=$(secret_of "$DATA")
 check "destroy exits 0" "$CLI" destroy -q --yes "$SPEC"
 check "no secret for the removed delta" test -z "$(secret_of "$DELTA")"
 check "the kept data disk keeps its secret" test -n "$data_sec" -a "$(secret_of "$DATA")" = "$data_sec"
+rm -f "$DATA"
+out=$("$CLI" --root "$T/store" gc --yes 2>&1)
+check "gc --yes removes the secret of a LUKS disk removed by hand" \
+	bash -c "[[ -z \"\$(virsh -q secret-list | grep -F '$DATA')\" ]]"
+check "and says so" grep -q "removed 1 libvirt secret of LUKS disks that are gone" <<<"$out"
 check "destroy --purge-data exits 0" "$CLI" destroy -q --yes --purge-data "$SPEC"
 check "no secret of the pool is left" test -z "$(virsh -q secret-list | grep -F "$T/")"
 
