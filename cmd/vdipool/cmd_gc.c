@@ -296,6 +296,12 @@ int cmd_gc(cli *c, int argc, char **argv)
 		  : (cli_hosts){ (const char *const[]){ o.uri ? o.uri : "qemu:///system" }, 1 };
 	/* A shared (rbd) base tier is one store for every host: collected once, from here, with
 	 * the domains of all the spec's hosts as references. */
+	/* A secret whose disk is gone protects nothing: removed whatever the store's gc decides. */
+	if (o.yes) {
+		size_t n = sweep_luks_secrets(&h);
+		if (n && c->output == CLI_OUT_TABLE)
+			printf("removed %zu libvirt secret%s of LUKS disks that are gone\n", n, n == 1 ? "" : "s");
+	}
 	rc = spec && any_rbd(spec) ? vp_pool_store_open(&s, spec) : vp_store_open_root(&s, root);
 	if (rc == 0) {
 		vp_store_set_pins_source(s, cli_hosts_pins, &h);
@@ -315,11 +321,6 @@ int cmd_gc(cli *c, int argc, char **argv)
 		free(uris);
 		vp_spec_free(spec);
 		return cli_fail(c, rc);
-	}
-	if (!local_failed && o.yes) {
-		size_t n = sweep_luks_secrets(&h);
-		if (n && c->output == CLI_OUT_TABLE)
-			printf("removed %zu libvirt secret%s of LUKS disks that are gone\n", n, n == 1 ? "" : "s");
 	}
 	if (!local_failed && c->output == CLI_OUT_JSON)
 		print_json(plan, o.yes, removed);
