@@ -104,6 +104,25 @@ int vp_virt_luks_secret_remove(vp_virt *v, const char *volume)
 	return rc;
 }
 
+/* The disk is gone, and not merely out of reach: its tier's deltas/ or data/ directory (two
+ * levels up) is there. A tier that is not mounted at the moment keeps its disks' secrets. */
+static bool disk_gone(const char *vol)
+{
+	char up[4096];
+	char *slash;
+
+	if (!vol || vol[0] != '/' || access(vol, F_OK) == 0 || errno != ENOENT ||
+	    strlen(vol) >= sizeof(up))
+		return false;
+	strcpy(up, vol);
+	for (int i = 0; i < 2; i++) {
+		if (!(slash = strrchr(up, '/')) || slash == up)
+			return false;
+		*slash = '\0';
+	}
+	return access(up, F_OK) == 0;
+}
+
 int vp_virt_luks_sweep(vp_virt *v, size_t *removed)
 {
 	virSecretPtr *list = NULL;
@@ -116,8 +135,8 @@ int vp_virt_luks_sweep(vp_virt *v, size_t *removed)
 		return luks_error("cannot list the libvirt secrets of", vp_virt_uri(v));
 	for (int i = 0; i < n; i++) {
 		const char *vol = virSecretGetUsageID(list[i]);
-		/* The disk is gone (removed by hand, or a crash between its removal and its secret's). */
-		if (rc == 0 && vol && vol[0] == '/' && access(vol, F_OK) < 0 && errno == ENOENT && ours(list[i])) {
+		/* Removed by hand, or a crash between a disk's removal and its secret's. */
+		if (rc == 0 && disk_gone(vol) && ours(list[i])) {
 			if (virSecretUndefine(list[i]) < 0)
 				rc = luks_error("cannot remove the libvirt secret of", vol);
 			else

@@ -132,7 +132,8 @@ typedef struct vp_virt_addr {
  * value; another secret of that volume (the disk it replaced) is removed first.
  * _exists: 1 when a secret of that UUID exists, 0 when not.
  * _remove: removes vdipool's secret of that volume; none is no error.
- * _sweep: removes vdipool's LUKS secrets whose disk no longer exists; *removed counts them. */
+ * _sweep: removes vdipool's LUKS secrets whose disk no longer exists while its tier's deltas/
+ * or data/ directory does (an unmounted tier keeps its secrets); *removed counts them. */
 VP_API int vp_virt_luks_secret_set(vp_virt *v, const char *uuid, const char *volume, const char *what,
 				   const unsigned char *key, size_t len);
 VP_API int vp_virt_luks_secret_exists(vp_virt *v, const char *uuid);
