@@ -63,9 +63,13 @@ static int disk_secrets(vp_pool *p, const vp_plan_item *it, vp_image_info *delta
 			char dsec[37], char xsec[37])
 {
 	bool luks = p->spec->delta.encrypt == VP_SPEC_ENCRYPT_LUKS;
+	const vp_spec_host *h = &p->spec->hosts[p->host_index];
 	int st = LUKS_PLAIN;
 
 	dsec[0] = xsec[0] = '\0';
+	/* A host reached over SSH has its disks there, not here (and no LUKS: validate refuses it). */
+	if (h->remote || h->has_ssh)
+		return 0;
 	if (delta->location[0] == '/' && (st = pool_luks_secret(p, delta->location, dsec)) < 0)
 		return st;
 	if (delta->location[0] == '/' && (luks ? st != LUKS_OK : st != LUKS_PLAIN)) {
