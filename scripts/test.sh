@@ -81,8 +81,11 @@ if [[ -x scripts/libvirt-up.sh ]] || [[ -f scripts/libvirt-up.sh ]]; then
 	record "libvirt up" $?
 fi
 
-step "integration tests (real qemu-img, real libvirtd + QEMU under TCG)"
-(cd build && ctest -L integration --output-on-failure)
+# Two at a time: a test mostly waits on a guest, sshd, Ceph or the disk. Tests that boot guests,
+# or that use the sshd test hosts, never run beside another of their kind (RESOURCE_LOCKs read
+# from each test's source by tests/CMakeLists.txt); the /dev/kvm tests run alone.
+step "integration tests (real qemu-img, real libvirtd + QEMU under TCG, two at a time)"
+(cd build && ctest -L integration --output-on-failure -j "${VP_ITEST_JOBS:-2}")
 rc=$?
 record "integration tests" $rc
 ((rc == 0)) || ctest_failures build

@@ -34,12 +34,17 @@ const char cmd_apply_help[] =
 	"  --parallel N   clones worked on at once (default 8)\n"
 	"  --wait         wait for a concurrent apply on the same pool instead of failing\n"
 	"  --wait ready   then wait until every clone is ready (also --wait=ready)\n"
-	"  --timeout D    how long --wait ready waits: 90, 30s, 5m, 1h30m (default 10m)\n"
+	"  --timeout D    how long --wait ready waits, and how long spares to be parked\n"
+	"                 are waited for: 90, 30s, 5m, 1h30m (default 10m)\n"
 	"\n"
 	"Claims (vdipool claim): claimed clones are left alone (plan shows them as\n"
 	"'claimed'); claims whose --ttl passed are released first (a fresh delta, a\n"
 	"spare again); with clones.spares: N the pool keeps max(clones.count,\n"
-	"claimed + N) clones.\n"
+	"claimed + N) clones. Claimed clones are not waited for by --wait ready.\n"
+	"With clones.parked: P, P of the unclaimed clones are parked: booted until\n"
+	"ready, then saved to disk (libvirt managed save); apply waits for them (up to\n"
+	"--timeout) and keeps P parked; a claim restores one when no running spare is\n"
+	"ready.\n"
 	"\n"
 	"Examples:\n"
 	"  vdipool apply examples/quickstart.yaml\n"
@@ -132,10 +137,10 @@ static int wait_ready(cli *c, const vp_spec *spec, vp_fleet *fleet, long timeout
 	if (c->output == CLI_OUT_JSON) {
 		vp_buf b = VP_BUF_INIT;
 
-		vp_buf_printf(&b, "{\"ready\":%zu,\"clones\":%zu,\"seconds\":%.1f,\"not_ready\":[", r->ready, r->count,
-			      r->seconds);
+		vp_buf_printf(&b, "{\"ready\":%zu,\"clones\":%zu,\"claimed\":%zu,\"parked\":%zu,\"seconds\":%.1f,"
+			      "\"not_ready\":[", r->ready, r->count, r->claimed, r->parked, r->seconds);
 		for (size_t i = 0, k = 0; i < r->count; i++) {
-			if (r->clones[i].state == VP_READY_YES)
+			if (r->clones[i].state == VP_READY_YES || r->clones[i].claimed || r->clones[i].parked)
 				continue;
 			vp_buf_puts(&b, k++ ? ",{\"name\":" : "{\"name\":");
 			vp_buf_json_str(&b, r->clones[i].name);
@@ -149,22 +154,50 @@ static int wait_ready(cli *c, const vp_spec *spec, vp_fleet *fleet, long timeout
 		fputs(vp_buf_cstr(&b), stdout);
 		vp_buf_release(&b);
 	} else if (!c->quiet && rc == 0) {
-		printf("Ready: %zu of %zu clones in %.1f s\n", r->ready, r->count, r->seconds);
+		printf("Ready: %zu of %zu clones in %.1f s", r->ready, r->count, r->seconds);
+		if (r->parked)
+			printf(", %zu parked (saved to disk when ready)", r->parked);
+		if (r->claimed)
+			printf(", %zu claimed and not ready (their holders': not waited for)", r->claimed);
+		printf("\n");
 	}
 	if (rc == 0) {
 		code = VP_EXIT_OK;
 		goto out;
 	}
-	fprintf(stderr, "vdipool apply: %zu of %zu clones not ready after %lds:\n", r->count - r->ready, r->count,
-		timeout);
+	fprintf(stderr, "vdipool apply: %zu of %zu clones not ready after %lds:\n",
+		r->count - r->ready - r->claimed - r->parked, r->count, timeout);
 	for (size_t i = 0; i < r->count; i++)
-		if (r->clones[i].state != VP_READY_YES)
+		if (r->clones[i].state != VP_READY_YES && !r->clones[i].claimed && !r->clones[i].parked)
 			fprintf(stderr, "  %s: %s: %s\n", r->clones[i].name, vp_ready_state_name(r->clones[i].state),
 				r->clones[i].why);
 	code = VP_EXIT_FAIL;
 out:
 	vp_ready_report_free(r);
 	return code;
+}
+
+static void park_progress(void *ctx, const char *name, const char *host, bool parked, double seconds)
+{
+	cli *c = ctx;
+
+	if (c->verbose && !c->quiet)
+		fprintf(stderr, "%s: %s on %s after %.1f s\n", parked ? "parked" : "resumed", name, host, seconds);
+}
+
+/* clones.parked: spares booted until ready, then saved to disk; parked ones beyond it resumed. */
+static int park(cli *c, const vp_spec *spec, vp_fleet *fleet, long timeout)
+{
+	vp_park_opts po = { .timeout = (double)timeout, .progress = park_progress, .ctx = c };
+	vp_park_report r;
+	int rc = vp_fleet_park(fleet, &po, &r);
+
+	if (rc < 0)
+		return cli_fail(c, rc);
+	if (!c->quiet && c->output == CLI_OUT_TABLE && (r.saved || r.resumed))
+		printf("Parked: %zu of %u spares saved to disk (%zu now, %zu resumed) in %.1f s\n", r.parked,
+		       spec->clones.parked, r.saved, r.resumed, r.seconds);
+	return VP_EXIT_OK;
 }
 
 /* Claims whose --ttl passed are released (reset, spares again) before the pool is planned, so the
@@ -180,7 +213,12 @@ static int release_expired(cli *c, vp_fleet *fleet, double t0)
 	for (size_t i = 0; go && i < n; i++)
 		if (claims[i].until && claims[i].until <= (int64_t)time(NULL)) {
 			go[ngo++] = claims[i].name;
-			if (!c->quiet)
+			if (c->quiet)
+				continue;
+			if (!strcmp(claims[i].by, VP_CLAIM_REBUILD))
+				printf("rebuilding %s: a parked spare whose saved state could not be restored\n",
+				       claims[i].name);
+			else
 				printf("releasing %s: the claim of %s expired\n", claims[i].name, claims[i].by);
 		}
 	if (!ngo)
@@ -242,10 +280,14 @@ int cmd_apply(cli *c, int argc, char **argv)
 			fleet_cli_print_plan(c, spec, fleet);
 		code = fleet_cli_run(c, fleet, &a.ao, "Applied", t0);
 	}
-	if (code == VP_EXIT_OK && a.wait_ready) {
-		/* Waiting changes nothing: claims (vdipool claim) and other applies may go on meanwhile. */
+	if (code == VP_EXIT_OK && (a.wait_ready || spec->domain.start)) {
+		/* Waiting changes nothing: claims (vdipool claim) and other applies may go on meanwhile.
+		 * Parking takes the lock for each save only. */
 		vp_fleet_unlock_pool(fleet);
-		code = wait_ready(c, spec, fleet, a.timeout);
+		if (spec->domain.start)
+			code = park(c, spec, fleet, a.timeout);
+		if (code == VP_EXIT_OK && a.wait_ready)
+			code = wait_ready(c, spec, fleet, a.timeout);
 	}
 out:
 	vp_fleet_free(fleet);

@@ -25,6 +25,13 @@ const char cmd_claim_help[] =
 	"`vdipool apply --wait POOL.yaml` in the background to make the next spare\n"
 	"(--no-refill: not; then a timer running apply does it).\n"
 	"\n"
+	"With clones.parked: P, P spares are kept saved to disk (libvirt managed\n"
+	"save). A claim takes a running spare when one is ready, else restores a parked\n"
+	"one (claimed first, so never twice) and waits until it is ready. A parked spare\n"
+	"that cannot be restored (its saved image corrupt or gone) is never handed out:\n"
+	"it is stopped, its saved state dropped, and the next apply (the refill) rebuilds\n"
+	"it from a fresh delta; the claim goes on with another clone.\n"
+	"\n"
 	"Options:\n"
 	"  --for NAME     who holds it, recorded (default: USER@HOSTNAME)\n"
 	"  --ttl D        the claim expires after D (90, 30s, 10m, 2h); the next apply,\n"
@@ -33,7 +40,7 @@ const char cmd_claim_help[] =
 	"  --timeout D    how long to wait for a ready, unclaimed clone (default 5m)\n"
 	"  --no-refill    do not start the background apply\n"
 	"  -o json        one line: name, host, uri, addresses, address, base,\n"
-	"                 claimed_by, claimed_at, claimed_until, seconds, ssh\n"
+	"                 claimed_by, claimed_at, claimed_until, seconds, ssh, resumed\n"
 	"\n"
 	"Exit codes: 0 claimed (the clone's name on stdout); 1 no clone was ready\n"
 	"and unclaimed within --timeout, or libvirt failed; 2 bad usage or spec.\n"
@@ -119,6 +126,9 @@ static void refill(cli *c, const char *spec_path)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
+		/* Nothing else of the claimer's (its caller's locks, sockets) lives on in the refill. */
+		for (fd = 3; fd < 1024; fd++)
+			close(fd);
 		execve("/proc/self/exe", (char *const *)argv, environ);
 		_exit(127);
 	} else {
@@ -158,7 +168,8 @@ static void print_claim(cli *c, const vp_claim *k, const char *who)
 			vp_buf_printf(&b, "\"%s\"", until);
 		else
 			vp_buf_puts(&b, "null");
-		vp_buf_printf(&b, ",\"seconds\":%.3f,\"ssh\":", k->seconds);
+		vp_buf_printf(&b, ",\"resumed\":%s,\"seconds\":%.3f,\"ssh\":", k->resumed ? "true" : "false",
+			      k->seconds);
 		if (k->naddrs) {
 			char ssh[96];
 
@@ -174,13 +185,27 @@ static void print_claim(cli *c, const vp_claim *k, const char *who)
 	}
 	printf("%s\n", k->name);
 	if (!c->quiet) {
-		fprintf(stderr, "claimed %s on %s at %s (base %s) for %s until %s, after %.2f s\n", k->name, k->host,
+		fprintf(stderr, "claimed %s on %s at %s (base %s) for %s until %s, after %.2f s%s\n", k->name, k->host,
 			k->naddrs ? k->addrs[0] : "(no address)", k->base, who, k->until ? until : "released",
-			k->seconds);
+			k->seconds, k->resumed ? " (a parked spare, restored)" : "");
 		if (k->naddrs)
 			fprintf(stderr, "reach it: ssh USER@%s; give it back: vdipool release %s\n", k->addrs[0],
 				k->name);
 	}
+}
+
+typedef struct broken_ctx {
+	cli *c;
+	size_t n;
+} broken_ctx;
+
+static void broken(void *ctx, const char *name, const char *why)
+{
+	broken_ctx *b = ctx;
+
+	b->n++;
+	fprintf(stderr, "vdipool claim: warning: parked spare %s was not handed out: %s; the next apply "
+			"rebuilds it (a fresh delta, a cold boot)\n", name, why);
 }
 
 int cmd_claim(cli *c, int argc, char **argv)
@@ -198,6 +223,7 @@ int cmd_claim(cli *c, int argc, char **argv)
 	vp_fleet *fleet = NULL;
 	vp_claim k;
 	vp_claim_opts o;
+	broken_ctx bc = { .c = c };
 	int idx, rc, code;
 
 	CLI_PARSE(idx, c, argc, argv, NULL, lo, claim_opt, &a);
@@ -222,15 +248,18 @@ int cmd_claim(cli *c, int argc, char **argv)
 		code = VP_EXIT_USAGE;
 		goto out;
 	}
-	o = (vp_claim_opts){ .who = a.who, .ttl = a.ttl, .timeout = (double)a.timeout, .spec_path = spec_path };
+	o = (vp_claim_opts){ .who = a.who, .ttl = a.ttl, .timeout = (double)a.timeout, .spec_path = spec_path,
+			     .broken = broken, .ctx = &bc };
 	if ((rc = vp_fleet_open(&fleet, spec)) < 0 || (rc = vp_fleet_claim(fleet, &o, &k)) < 0) {
 		code = rc == VP_ENOENT ? (fprintf(stderr, "vdipool claim: %s\n", vp_error_last()->message), VP_EXIT_FAIL)
 				       : cli_fail(c, rc);
+		if (bc.n && !a.no_refill) /* the broken spares are rebuilt meanwhile */
+			refill(c, spec_path);
 		goto out;
 	}
 	print_claim(c, &k, a.who);
 	code = VP_EXIT_OK;
-	if (spec->clones.spares && !a.no_refill) {
+	if ((spec->clones.spares || bc.n) && !a.no_refill) {
 		vp_fleet_free(fleet); /* its connections and threads are not the child's business */
 		fleet = NULL;
 		refill(c, spec_path);

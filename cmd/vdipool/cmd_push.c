@@ -55,7 +55,8 @@ const char cmd_push_help[] =
 	"  --known-hosts FILE       default ~/.ssh/known_hosts\n"
 	"  --remote-root DIR        the host's store root (default /var/lib/vdipool)\n"
 	"  --compress yes|no        zlib compression of the SSH transport (default no:\n"
-	"                           see the README's measurement)\n"
+	"                           see the README's measurement); a base imported\n"
+	"                           with --compress is sent as it is, never deflated twice\n"
 	"  --window SIZE            bytes in flight per pipelined SFTP write (default 4M)\n"
 	"\n"
 	"  --spec POOL.yaml         push to the spec's hosts instead of --to\n"
@@ -476,6 +477,12 @@ int cmd_push(cli *c, int argc, char **argv)
 	if ((rc = vp_store_open_root(&s, c->root)) < 0)
 		return cli_fail(c, rc);
 	rc = vp_store_stat(s, argv[idx], &b);
+	/* Its clusters are deflated already: zlib on the transport would spend CPU for nothing. */
+	if (rc == 0 && b.compression[0] && so.compress) {
+		cli_info(c, "%s@%s is stored compressed (%s): sent as it is, without --compress\n", b.name,
+			 b.version, b.compression);
+		so.compress = false;
+	}
 	rc = rc < 0 ? cli_fail(c, rc) : run_push(c, &o, &so, s, &b);
 	vp_store_free(s);
 	return rc;

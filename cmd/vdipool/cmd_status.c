@@ -63,7 +63,8 @@ static void json_live(vp_buf *b, vp_pool *pool, const vp_clone_status *c)
 	json_time(b, ",\"since\":", c->since);
 	if (strcmp(c->state, "running") != 0 || !c->naddrs) {
 		vp_buf_printf(b, ",\"ready\":false,\"ready_why\":");
-		vp_buf_json_str(b, strcmp(c->state, "running") ? "not running" : "no address");
+		vp_buf_json_str(b, !strcmp(c->state, "parked") ? "parked (saved to disk: a claim resumes it)"
+				   : strcmp(c->state, "running") ? "not running" : "no address");
 		return;
 	}
 	if (vp_pool_ready_check(pool, c->name, &r) < 0) {
@@ -123,8 +124,10 @@ static void print_table(const vp_spec *spec, vp_pool *pool, const vp_pool_status
 		printf("%-20s %-10s %-10s %-24s %12s %6u\n", c->name, c->host, c->state, *c->base ? c->base : "-",
 		       vp_fmt_bytes(c->delta_bytes + c->data_bytes, a, sizeof(a)), c->chain_depth);
 	}
-	printf("\nPool '%s': %u wanted; %zu running, %zu shut off, %zu missing, %zu other; base %s\n",
-	       spec->pool, spec->clones.count, st->running, st->stopped, st->missing, st->other,
+	printf("\nPool '%s': %u wanted; %zu running, ", spec->pool, spec->clones.count, st->running);
+	if (st->parked)
+		printf("%zu parked, ", st->parked);
+	printf("%zu shut off, %zu missing, %zu other; base %s\n", st->stopped, st->missing, st->other,
 	       *base ? base : "(not in the store)");
 	if (st->full_copy_bytes && spec->clones.mode == VP_CLONE_FULL)
 		printf("Space: %s in full copies + %s base\n", vp_fmt_bytes(st->delta_bytes, a, sizeof(a)),
@@ -207,9 +210,11 @@ static void print_fleet(cli *c, const vp_spec *spec, vp_fleet *f, vp_pool_status
 			       h->clones, h->clones == 1 ? "" : "s", h->error);
 			continue;
 		}
-		printf("  %-10s %zu clones: %zu running, %zu shut off, %zu missing, %zu other; %s in deltas, "
-		       "%s base\n", h->name, st[i]->count, st[i]->running, st[i]->stopped, st[i]->missing,
-		       st[i]->other, vp_fmt_bytes(st[i]->delta_bytes, a, sizeof(a)),
+		printf("  %-10s %zu clones: %zu running, ", h->name, st[i]->count, st[i]->running);
+		if (st[i]->parked)
+			printf("%zu parked, ", st[i]->parked);
+		printf("%zu shut off, %zu missing, %zu other; %s in deltas, %s base\n", st[i]->stopped,
+		       st[i]->missing, st[i]->other, vp_fmt_bytes(st[i]->delta_bytes, a, sizeof(a)),
 		       vp_fmt_bytes(st[i]->base_bytes, bb, sizeof(bb)));
 	}
 }

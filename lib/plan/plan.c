@@ -80,6 +80,9 @@ static void plan_wanted(vp_plan_item *it, const vp_desired *d, const vp_desired_
 	unsigned f = o ? o->flags : 0;
 	bool has_dom = f & VP_OBS_DOMAIN, has_delta = f & VP_OBS_DELTA;
 	bool running = f & VP_OBS_RUNNING;
+	/* A detached clone (`vdipool detach`) is its user's now: its disk and definition are
+	 * left alone (no rebase, no update, no re-link); only start/stop follow the spec. */
+	bool detached = (f & VP_OBS_DETACHED) && has_dom && has_delta && o->base_ref;
 	/* A linked delta where clones.mode is full. (A standalone disk where it is linked
 	 * names no base, so it is already made again below: its disk_base_ref is "".) */
 	bool other_mode = has_delta && d->full && !(f & VP_OBS_STANDALONE);
@@ -88,7 +91,9 @@ static void plan_wanted(vp_plan_item *it, const vp_desired *d, const vp_desired_
 	it->change = VP_CHANGE_NONE;
 	it->reason = "";
 	it->to_base = want;
-	if (!has_dom && !has_delta) {
+	if (detached) {
+		it->to_base = o->base_ref;
+	} else if (!has_dom && !has_delta) {
 		it->change = VP_CHANGE_CREATE;
 		it->steps = VP_STEP_CREATE_DELTA | VP_STEP_DEFINE;
 		it->reason = "new clone";

@@ -224,6 +224,9 @@ static int define_domain(vp_pool *p, const vp_plan_item *it)
 				 : old && old->has_meta ? old->meta.prev_version : NULL),
 		.prev_image = !old || !old->has_meta ? NULL
 			      : it->from_base ? old->meta.base_image : old->meta.prev_image,
+		/* A detached clone stays detached when it is defined again (start/stop,
+		 * a repair); a reset gives it a fresh linked delta: linked again. */
+		.detached = old && old->has_meta && old->meta.detached && !p->reset_mode,
 	};
 	if ((rc = pool_rbd_auth(p, &dp.rbd)) < 0 ||
 	    (rc = vp_domain_render(&xml, sd->template_path, &dp)) < 0)
@@ -247,7 +250,12 @@ static int run_step(void *ctx, const vp_plan_item *it, unsigned step)
 
 	switch (step) {
 	case VP_STEP_STOP:
-		return vp_virt_stop(p->virt, it->name, p->stop_now ? 0 : p->spec->rollout.shutdown_timeout_sec);
+		/* A spare removed as the pool shrinks back after a release is unclaimed: nobody's session
+		 * to save, and a graceful shutdown would hold the pool's lock (claims, releases) for up to
+		 * rollout.shutdown_timeout. */
+		return vp_virt_stop(p->virt, it->name,
+				    p->stop_now || (it->change == VP_CHANGE_REMOVE && p->spec->clones.spares)
+					    ? 0 : p->spec->rollout.shutdown_timeout_sec);
 	case VP_STEP_UNDEFINE:
 		return vp_virt_undefine(p->virt, it->name);
 	case VP_STEP_DELETE_DELTA: /* with the libvirt secret of a LUKS disk */
@@ -320,6 +328,27 @@ static int resolve_targets(vp_pool *p, const vp_plan *plan)
 	return 0;
 }
 
+/* A rollout, reset or repair gives a clone a fresh disk: the snapshots under its disk would be
+ * cut off. Such a clone is refused before anything changes; its owner removes them first
+ * (vdipool snapshot rm) or destroys the clone. */
+static int refuse_snapshots(vp_pool *p, const vp_plan *plan)
+{
+	for (size_t i = 0; i < plan->count; i++) {
+		const vp_plan_item *it = &plan->items[i];
+		char first[64];
+
+		if (!(it->steps & (VP_STEP_REBASE | VP_STEP_CREATE_DELTA)) ||
+		    !pool_has_snapshots(p, it->name, first, sizeof(first)))
+			continue;
+		return vp_error_set(VP_ERR_PLAN, VP_ECONFLICT,
+				    "clone '%s' has snapshots ('%s' among them): giving it a fresh disk (%s) would "
+				    "discard them; nothing was changed. Remove them first (vdipool snapshot "
+				    "ls/rm POOL.yaml %s) or destroy the clone",
+				    it->name, first, it->reason ? it->reason : "rebase", it->name);
+	}
+	return 0;
+}
+
 /* Runs the items of one wave (0: everything outside the rollout) as a plan of
  * their own, adding the outcome to *acc. */
 int pool_run_wave(const vp_plan *plan, unsigned wave, const vp_exec_ops *ops, apply_ctx *ctx,
@@ -365,7 +394,7 @@ int vp_pool_apply(vp_pool *p, const vp_plan *plan, const vp_apply_opts *opts, vp
 	/* The accelerator is decided before the workers start: they define domains of that type. */
 	if (plan_defines(plan) && (rc = vp_pool_accel(p, NULL)) < 0)
 		return rc;
-	if ((rc = resolve_targets(p, plan)) < 0)
+	if ((rc = resolve_targets(p, plan)) < 0 || (rc = refuse_snapshots(p, plan)) < 0)
 		return rc;
 	/* A rollback is on record before its first clone moves, and only then;
 	 * a finished one's record goes (so does a destroyed pool's). */

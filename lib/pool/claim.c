@@ -27,30 +27,35 @@ static void claim_fault(const char *where)
 }
 #endif
 
-typedef struct candidate {
-	size_t host;
-	unsigned index;
-	char name[64];
-} candidate;
+typedef fleet_spare candidate;
 
+/* Running spares first (a claim takes one in milliseconds), then parked ones; by index. */
 static int cmp_candidate(const void *a, const void *b)
 {
 	const candidate *x = a, *y = b;
 
+	if (x->parked != y->parked)
+		return x->parked ? 1 : -1;
 	if (x->index != y->index)
 		return x->index < y->index ? -1 : 1;
 	return strcmp(x->name, y->name);
 }
 
-static bool ours(const vp_pool *p, const vp_virt_domain *d)
+bool fleet_ours(const vp_pool *p, const vp_virt_domain *d)
 {
 	return d->has_meta && !strcmp(d->meta.pool, p->spec->pool) && pool_on_our_tier(p, &d->meta);
 }
 
-/* Running, unclaimed clones of the pool on every reachable host, in index order. */
-static int list_candidates(vp_fleet *f, candidate **out, size_t *n)
+static bool takeable(const vp_pool *p, const vp_virt_domain *d, bool parked)
 {
-	candidate *c = NULL;
+	if (!fleet_ours(p, d) || d->meta.claimed_by)
+		return false;
+	return parked ? d->state == VP_DOM_SHUTOFF && d->saved : d->state == VP_DOM_RUNNING;
+}
+
+int fleet_list_spares(vp_fleet *f, fleet_spare **out, size_t *n)
+{
+	fleet_spare *c = NULL;
 	size_t cap = 0;
 	int rc = 0;
 
@@ -66,17 +71,19 @@ static int list_candidates(vp_fleet *f, candidate **out, size_t *n)
 		if ((rc = vp_virt_list(p->virt, &doms, &nd)) < 0)
 			break;
 		for (size_t i = 0; i < nd && rc == 0; i++) {
-			if (!ours(p, &doms[i]) || doms[i].meta.claimed_by || doms[i].state != VP_DOM_RUNNING)
+			bool parked = takeable(p, &doms[i], true);
+
+			if (!parked && !takeable(p, &doms[i], false))
 				continue;
 			if (*n == cap) {
-				candidate *g = realloc(c, (cap = cap ? 2 * cap : 16) * sizeof(*c));
+				fleet_spare *g = realloc(c, (cap = cap ? 2 * cap : 16) * sizeof(*c));
 				if (!g) {
 					rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
 					break;
 				}
 				c = g;
 			}
-			c[*n] = (candidate){ .host = h, .index = doms[i].meta.index };
+			c[*n] = (fleet_spare){ .host = h, .index = doms[i].meta.index, .parked = parked };
 			snprintf(c[*n].name, sizeof(c[*n].name), "%s", doms[i].name);
 			(*n)++;
 		}
@@ -87,14 +94,27 @@ static int list_candidates(vp_fleet *f, candidate **out, size_t *n)
 		*n = 0;
 		return rc;
 	}
-	qsort(c, *n, sizeof(*c), cmp_candidate);
 	*out = c;
+	return 0;
+}
+
+/* Running or parked, unclaimed clones of the pool on every reachable host, running ones first. */
+static int list_candidates(vp_fleet *f, candidate **out, size_t *n, size_t *nrun)
+{
+	int rc = fleet_list_spares(f, out, n);
+
+	*nrun = 0;
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < *n; i++)
+		*nrun += !(*out)[i].parked;
+	qsort(*out, *n, sizeof(**out), cmp_candidate);
 	return 0;
 }
 
 /* The pool's lock, tried until the deadline: claims hold it for milliseconds, an apply for its
  * run (a claim waits that long at most until its timeout). */
-static int lock_until(vp_fleet *f, double deadline, int *fd)
+int fleet_lock_until(vp_fleet *f, double deadline, int *fd)
 {
 	int rc;
 
@@ -109,11 +129,28 @@ static int lock_until(vp_fleet *f, double deadline, int *fd)
 	return rc;
 }
 
-/* Under the pool's lock: the clone, read again, is ours, running and unclaimed; then the claim
- * goes into its metadata. 1: claimed; 0: someone else was quicker (or it stopped). */
-static int mark(vp_pool *p, const char *name, const vp_claim_opts *o, vp_claim *out)
+/* Writes a claim into d's metadata (persistent, and live while it runs). */
+static int write_claim(vp_pool *p, vp_virt_domain *d, const char *who, int64_t at, int64_t until,
+		       const char *spec_path)
+{
+	free(d->meta.claimed_by);
+	free(d->meta.claimed_spec);
+	d->meta.claimed_by = strdup(who);
+	d->meta.claimed_at = at;
+	d->meta.claimed_until = until;
+	d->meta.claimed_spec = spec_path ? strdup(spec_path) : NULL;
+	if (!d->meta.claimed_by || (spec_path && !d->meta.claimed_spec))
+		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
+	return vp_virt_set_meta(p->virt, d->name, &d->meta);
+}
+
+/* Under the pool's lock: the clone, read again, is ours, unclaimed and still running (or still
+ * parked); then the claim goes into its metadata. 1: claimed; 0: someone else was quicker (or it
+ * stopped, or was parked or resumed meanwhile). */
+static int mark(vp_pool *p, const char *name, bool parked, const vp_claim_opts *o, vp_claim *out)
 {
 	vp_virt_domain d;
+	int64_t now = (int64_t)time(NULL);
 	int rc = vp_virt_lookup(p->virt, name, &d);
 
 	if (rc == VP_ENOENT) {
@@ -122,19 +159,12 @@ static int mark(vp_pool *p, const char *name, const vp_claim_opts *o, vp_claim *
 	}
 	if (rc < 0)
 		return rc;
-	if (!ours(p, &d) || d.meta.claimed_by || d.state != VP_DOM_RUNNING) {
+	if (!takeable(p, &d, parked)) {
 		vp_virt_domain_release(&d);
 		return 0;
 	}
 	claim_fault("locked");
-	d.meta.claimed_by = strdup(o->who ? o->who : "");
-	d.meta.claimed_at = (int64_t)time(NULL);
-	d.meta.claimed_until = o->ttl > 0 ? d.meta.claimed_at + o->ttl : 0;
-	d.meta.claimed_spec = o->spec_path ? strdup(o->spec_path) : NULL;
-	if (!d.meta.claimed_by || (o->spec_path && !d.meta.claimed_spec))
-		rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
-	else
-		rc = vp_virt_set_meta(p->virt, name, &d.meta);
+	rc = write_claim(p, &d, o->who ? o->who : "", now, o->ttl > 0 ? now + o->ttl : 0, o->spec_path);
 	if (rc == 0) {
 		claim_fault("marked");
 		out->at = d.meta.claimed_at;
@@ -147,47 +177,122 @@ static int mark(vp_pool *p, const char *name, const vp_claim_opts *o, vp_claim *
 	return rc;
 }
 
-/* One round: each candidate that is ready (looked at without the lock), then marked under it. */
+/* A parked spare that cannot be handed out: forced off, its saved state dropped (vp_virt_stop),
+ * and claimed by VP_CLAIM_REBUILD with a claim that has expired already, so that no claim takes
+ * it and the next apply releases it (a fresh delta, a cold boot). */
+static void mark_rebuild(vp_pool *p, const char *name, const vp_claim_opts *o, const char *why)
+{
+	vp_virt_domain d;
+	int64_t now = (int64_t)time(NULL);
+
+	vp_virt_stop(p->virt, name, 0);
+	if (vp_virt_lookup(p->virt, name, &d) == 0) {
+		write_claim(p, &d, VP_CLAIM_REBUILD, now, now, o->spec_path);
+		vp_virt_domain_release(&d);
+	}
+	vp_error_clear();
+	if (o->broken)
+		o->broken(o->ctx, name, why);
+}
+
+/* Ours already (claimed while parked): restore it and wait until it is ready. 1: ready (r);
+ * 0: it could not be restored or did not get ready: marked for a rebuild. The live definition
+ * comes from the saved image, which has no claim: written again once it runs. */
+static int resume(vp_pool *p, const char *name, const vp_claim_opts *o, double deadline, vp_ready_clone *r)
+{
+	double t0 = vp_now(), end = (deadline > t0 ? deadline : t0) + 60, pause = 0.1;
+	char why[600];
+	vp_virt_domain d;
+	int rc = vp_virt_resume_parked(p->virt, name);
+
+	if (rc < 0) {
+		/* libvirt quotes QEMU's log, which may carry bytes of the broken image: printable only. */
+		snprintf(why, sizeof(why), "%s", vp_error_last()->message);
+		for (char *q = why; *q; q++)
+			if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e)
+				*q = *q == '\n' ? ' ' : '?';
+		vp_error_clear();
+		mark_rebuild(p, name, o, why);
+		return 0;
+	}
+	if (vp_virt_lookup(p->virt, name, &d) == 0) {
+		vp_virt_set_meta(p->virt, name, &d.meta);
+		vp_virt_domain_release(&d);
+	}
+	vp_error_clear();
+	for (;;) {
+		if ((rc = vp_pool_ready_check(p, name, r)) < 0)
+			return rc;
+		if (r->state == VP_READY_YES)
+			return 1;
+		if (vp_now() >= end)
+			break;
+		usleep((useconds_t)(pause * 1e6));
+		pause = pause * 1.5 > 1 ? 1 : pause * 1.5;
+	}
+	snprintf(why, sizeof(why), "restored, but not ready within %.0f s: %s: %.400s", vp_now() - t0,
+		 vp_ready_state_name(r->state), r->why);
+	mark_rebuild(p, name, o, why);
+	return 0;
+}
+
+/* One candidate: a running one is looked at without the lock, then marked under it; a parked one
+ * is marked under the lock (still parked, unclaimed), then restored. 1: it is ours and ready. */
+static int try_candidate(vp_fleet *f, const candidate *cd, const vp_claim_opts *o, double deadline,
+			 vp_claim *out, vp_ready_clone *r, char *why, size_t whylen)
+{
+	vp_pool *p = f->hosts[cd->host].pool;
+	int rc, fd = -1;
+
+	if (!cd->parked) {
+		if ((rc = vp_pool_ready_check(p, cd->name, r)) < 0)
+			return rc;
+		if (r->state != VP_READY_YES) {
+			snprintf(why, whylen, "%s: %s: %.400s", cd->name, vp_ready_state_name(r->state), r->why);
+			return 0;
+		}
+	}
+	if ((rc = fleet_lock_until(f, deadline, &fd)) < 0)
+		return rc;
+	rc = mark(p, cd->name, cd->parked, o, out);
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0)
+		snprintf(why, whylen, "%s: claimed by another claim meanwhile", cd->name);
+	if (rc != 1 || !cd->parked)
+		return rc;
+	if ((rc = resume(p, cd->name, o, deadline, r)) == 0)
+		snprintf(why, whylen, "%s: a parked spare that could not be restored (rebuilt by the next apply)",
+			 cd->name);
+	out->resumed = rc == 1;
+	return rc;
+}
+
+/* One round: the running candidates, then the parked ones, each group from another starting
+ * point per claimer so that claimers starting together rarely race for one clone. */
 static int claim_round(vp_fleet *f, const vp_claim_opts *o, double deadline, vp_claim *out, char *why,
 		       size_t whylen)
 {
 	candidate *c = NULL;
-	size_t n = 0, first;
-	int rc = list_candidates(f, &c, &n);
+	size_t n = 0, nrun = 0;
+	int rc = list_candidates(f, &c, &n, &nrun);
 
 	if (rc < 0)
 		return rc;
 	if (!n)
-		snprintf(why, whylen, "no running unclaimed clone");
-	/* Claimers that start together begin at different clones, so they rarely race for one. */
-	first = n ? (size_t)getpid() % n : 0;
+		snprintf(why, whylen, "no running or parked unclaimed clone");
 	for (size_t k = 0; k < n && rc == 0; k++) {
-		candidate *cd = &c[(first + k) % n];
-		vp_pool *p = f->hosts[cd->host].pool;
+		size_t base = k < nrun ? 0 : nrun, len = k < nrun ? nrun : n - nrun;
+		const candidate *cd = &c[base + ((k - base) + (size_t)getpid()) % len];
 		vp_ready_clone r;
-		int fd = -1;
 
-		if ((rc = vp_pool_ready_check(p, cd->name, &r)) < 0)
-			break;
-		if (r.state != VP_READY_YES) {
-			snprintf(why, whylen, "%s: %s: %.400s", cd->name, vp_ready_state_name(r.state), r.why);
-			continue;
-		}
-		if ((rc = lock_until(f, deadline, &fd)) < 0)
-			break;
-		rc = mark(p, cd->name, o, out);
-		if (fd >= 0)
-			close(fd);
-		if (rc == 1) {
+		if ((rc = try_candidate(f, cd, o, deadline, out, &r, why, whylen)) == 1) {
 			snprintf(out->name, sizeof(out->name), "%s", cd->name);
 			out->host = f->hosts[cd->host].name;
 			out->uri = f->hosts[cd->host].uri;
 			snprintf(out->addrs[0], sizeof(out->addrs[0]), "%s", r.address);
 			out->naddrs = 1;
-			rc = 1;
-			break;
 		}
-		snprintf(why, whylen, "%s: claimed by another claim meanwhile", cd->name);
 	}
 	free(c);
 	return rc;
@@ -214,7 +319,9 @@ static void all_addresses(vp_fleet *f, vp_claim *out)
 
 int vp_fleet_claim(vp_fleet *f, const vp_claim_opts *o, vp_claim *out)
 {
-	double t0 = vp_now(), deadline = t0 + (o->timeout > 0 ? o->timeout : 0), pause = 0.5;
+	/* A round costs one listing and a look per candidate: cheap, so a claim waiting for a boot
+	 * looks often (at most 1 s after the clone got ready). */
+	double t0 = vp_now(), deadline = t0 + (o->timeout > 0 ? o->timeout : 0), pause = 0.25;
 	char why[512] = "";
 	int rc;
 
@@ -231,7 +338,7 @@ int vp_fleet_claim(vp_fleet *f, const vp_claim_opts *o, vp_claim *out)
 		if (vp_now() >= deadline)
 			break;
 		usleep((useconds_t)((pause < deadline - vp_now() ? pause : deadline - vp_now()) * 1e6) + 1);
-		pause = pause * 1.5 > 3 ? 3 : pause * 1.5;
+		pause = pause * 1.5 > 1 ? 1 : pause * 1.5;
 	}
 	return vp_error_set(VP_ERR_EXEC, VP_ENOENT, "no clone of pool '%s' was ready and unclaimed within %.0fs "
 			    "(last: %s)", f->spec->pool, o->timeout, *why ? why : "nothing looked at");
@@ -253,7 +360,7 @@ size_t vp_fleet_claims(vp_fleet *f, vp_claim_info **out)
 		for (size_t i = 0; i < p->ndoms; i++) {
 			const vp_virt_domain *d = &p->doms[i];
 
-			if (!ours(p, d) || !d->meta.claimed_by)
+			if (!fleet_ours(p, d) || !d->meta.claimed_by)
 				continue;
 			if (n == cap) {
 				vp_claim_info *g = realloc(list, (cap = cap ? 2 * cap : 8) * sizeof(*list));

@@ -70,6 +70,20 @@ unsigned fleet_budget(const vp_fleet *f);
 /* Pushes the fleet's base to remote host i now (one host, this thread). */
 int fleet_push_base(vp_fleet *f, size_t i);
 
+/* claim.c: is the listed domain a clone of this pool on its tier; the pool's lock, tried until
+ * the deadline (fd -1 when the caller holds it already). */
+bool fleet_ours(const vp_pool *p, const vp_virt_domain *d);
+/* The pool's unclaimed clones that run or are parked, on every reachable host (unsorted); *out is
+ * the caller's (free()). */
+typedef struct fleet_spare {
+	size_t host;
+	unsigned index;
+	bool parked;
+	char name[64];
+} fleet_spare;
+int fleet_list_spares(vp_fleet *f, fleet_spare **out, size_t *n);
+int fleet_lock_until(vp_fleet *f, double deadline, int *fd);
+
 /* fleet_push.c: the base of the plan to the hosts where need[i], in fan-out rounds
  * (distribution.fanout); sets each host's base_present or error, adds the bytes sent. */
 int fleet_push_fanout(vp_fleet *f, const bool *need, uint64_t *sent);

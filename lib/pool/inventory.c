@@ -232,7 +232,9 @@ static int merge(vp_pool *p)
 		if (!(o = obs_entry(p, by_name, d->name)))
 			goto out;
 		o->flags |= VP_OBS_DOMAIN;
-		o->flags |= d->state == VP_DOM_RUNNING || d->state == VP_DOM_PAUSED ? VP_OBS_RUNNING : 0;
+		/* A parked clone (saved to disk) counts as up: a claim resumes it, apply does not boot it;
+		 * a stop (rebase, reset, update) discards its saved state (vp_virt_stop). */
+		o->flags |= d->state == VP_DOM_RUNNING || d->state == VP_DOM_PAUSED || d->saved ? VP_OBS_RUNNING : 0;
 		if (d->has_meta) {
 			o->flags |= VP_OBS_OURS;
 			o->pool = d->meta.pool;
@@ -244,6 +246,8 @@ static int merge(vp_pool *p)
 			o->base_ref = p->obs_base[i];
 			o->mac = p->macs[i];
 			o->claimed_by = d->meta.claimed_by;
+			if (d->meta.detached)
+				o->flags |= VP_OBS_DETACHED;
 		}
 		if (elsewhere)
 			o->flags |= VP_OBS_ELSEWHERE;

@@ -170,6 +170,9 @@ int pool_luks_forget(vp_pool *p, disk_tier *t, int kind, const char *clone);
 int pool_run_wave(const vp_plan *plan, unsigned wave, const vp_exec_ops *ops, apply_ctx *ctx,
 		  const vp_exec_opts *eo, vp_exec_result *acc);
 
+/* snapshot.c: does the clone's disk have snapshots (CLONE.snap/ holds an image)? first: one's name. */
+bool pool_has_snapshots(const vp_pool *p, const char *clone, char *first, size_t len);
+
 /* rollout.c: the durable record of a rollback in progress, beside the pool's deltas. */
 int pool_rollback_read(vp_pool *p);
 int pool_rollback_record(vp_pool *p);

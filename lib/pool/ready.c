@@ -51,7 +51,8 @@ static bool stale_lease(vp_pool *p, const vp_virt_domain *d)
 {
 	double started = 0, granted = 0;
 
-	if (!d->has_meta || !d->meta.mac || vp_virt_started_at(p->virt, d->name, &started) < 0 || started <= 0 ||
+	/* A restored guest carries on with the lease it had when it was saved. */
+	if (d->restored || !d->has_meta || !d->meta.mac || vp_virt_started_at(p->virt, d->name, &started) < 0 || started <= 0 ||
 	    vp_virt_lease_granted(p->virt, p->spec->domain.network, d->meta.mac, &granted) < 0 || granted <= 0) {
 		vp_error_clear();
 		return false;
@@ -77,8 +78,11 @@ int vp_pool_ready_check(vp_pool *p, const char *name, vp_ready_clone *out)
 	}
 	if (rc < 0)
 		return rc;
+	out->claimed = d.has_meta && d.meta.claimed_by;
+	out->parked = d.saved;
 	if (d.state != VP_DOM_RUNNING) {
-		snprintf(out->why, sizeof(out->why), "%s", d.state == VP_DOM_PAUSED ? "paused" : "shut off");
+		snprintf(out->why, sizeof(out->why), "%s", d.state == VP_DOM_PAUSED ? "paused"
+			 : d.saved ? "parked (saved to disk: a claim resumes it)" : "shut off");
 		goto out;
 	}
 	if ((rc = vp_virt_addresses(p->virt, name, &addrs, &n)) < 0)
@@ -174,17 +178,17 @@ static int not_ready_error(const vp_ready_report *r, double timeout)
 	for (size_t k = 0; k < r->count; k++) {
 		const vp_ready_clone *c = &r->clones[k];
 
-		if (c->state == VP_READY_YES)
+		if (c->state == VP_READY_YES || c->claimed || c->parked)
 			continue;
 		if (shown++ == 20) {
-			vp_buf_printf(&b, "; and %zu more", r->count - r->ready - 20);
+			vp_buf_printf(&b, "; and %zu more", r->count - r->ready - r->claimed - r->parked - 20);
 			break;
 		}
 		vp_buf_printf(&b, "%s%s (%s: %s)", shown > 1 ? "; " : "", c->name, vp_ready_state_name(c->state),
 			      c->why);
 	}
-	rc = vp_error_set(VP_ERR_EXEC, VP_EIO, "%zu of %zu clones not ready after %.0fs: %s", r->count - r->ready,
-			  r->count, timeout, vp_buf_cstr(&b));
+	rc = vp_error_set(VP_ERR_EXEC, VP_EIO, "%zu of %zu clones not ready after %.0fs: %s",
+			  r->count - r->ready - r->claimed - r->parked, r->count, timeout, vp_buf_cstr(&b));
 	vp_buf_release(&b);
 	return rc;
 }
@@ -212,7 +216,16 @@ int vp_fleet_wait_ready(vp_fleet *f, const vp_ready_opts *o, vp_ready_report **o
 		for (size_t k = 0; k < r->count; k++) {
 			if (r->clones[k].state == VP_READY_YES)
 				continue;
+			if (r->clones[k].claimed || r->clones[k].parked)
+				continue;
 			look(f, r, k, host[k]);
+			/* Claimed clones are their holders' (shut down, rebooted, changed: not ours to wait
+			 * for); parked ones were ready when they were saved. */
+			if (r->clones[k].state != VP_READY_YES && (r->clones[k].claimed || r->clones[k].parked)) {
+				r->claimed += r->clones[k].claimed;
+				r->parked += !r->clones[k].claimed && r->clones[k].parked;
+				continue;
+			}
 			if (r->clones[k].state == VP_READY_YES) {
 				r->ready++;
 				r->clones[k].seconds = vp_now() - t0;
@@ -222,7 +235,7 @@ int vp_fleet_wait_ready(vp_fleet *f, const vp_ready_opts *o, vp_ready_report **o
 		}
 		if (o && o->progress)
 			o->progress(o->ctx, NULL, r->ready, r->count);
-		if (r->ready == r->count)
+		if (r->ready + r->claimed + r->parked == r->count)
 			break;
 		left = t0 + timeout - vp_now();
 		if (left <= 0) {

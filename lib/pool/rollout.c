@@ -142,7 +142,11 @@ int pool_rollback_read(vp_pool *p)
 		return vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
 	/* The record is a file on this machine: a remote host's pool has none (rollback works on
 	 * one-host pools). */
-	if (p->remote || !vp_fs_exists(path))
+	if (p->remote)
+		return 0;
+	/* What killed commands left of their writes of the record (a dead writer's temp only). */
+	vp_fs_sweep_tmp(path);
+	if (!vp_fs_exists(path))
 		return 0;
 	if ((rc = vp_fs_read_all(path, 4096, &text, &len)) < 0)
 		return rc;

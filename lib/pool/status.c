@@ -47,6 +47,8 @@ static void fill_clone(const vp_pool *p, const char *name, vp_clone_status *c)
 	c->state = state_name(o, p);
 	if (d && d->state == VP_DOM_PAUSED && !strcmp(c->state, "running"))
 		c->state = "paused";
+	if (d && d->saved && !strcmp(c->state, "running"))
+		c->state = "parked"; /* shut off with its saved state: a claim resumes it */
 	if (d && (d->state == VP_DOM_RUNNING || d->state == VP_DOM_PAUSED))
 		fill_live(p, name, c);
 	if (d && d->has_meta && d->meta.claimed_by) {
@@ -96,6 +98,8 @@ int vp_pool_status_get(vp_pool *p, vp_pool_status **out)
 			st->running++;
 		else if (!strcmp(c->state, "shut off"))
 			st->stopped++;
+		else if (!strcmp(c->state, "parked"))
+			st->parked++;
 		else if (!strcmp(c->state, "missing"))
 			st->missing++;
 		else

@@ -128,8 +128,10 @@ static int pin_meta(vp_store_pins *pins, virDomainPtr dom, const char *owner)
 	if (!md)
 		return 0; /* not ours */
 	if (vp_domain_meta_parse(&m, md, strlen(md)) == 0) {
-		rc = vp_store_pins_add(pins, m.base_image, owner);
-		if (rc == 0)
+		/* A detached clone needs no base: its disk's own chain (read from the
+		 * domain's disks) still pins the base while a flatten is pending. */
+		rc = m.detached ? 0 : vp_store_pins_add(pins, m.base_image, owner);
+		if (rc == 0 && !m.detached)
 			rc = vp_store_pins_add(pins, m.prev_image, owner);
 		if (rc == 0)
 			rc = vp_store_pins_add(pins, m.delta_path, owner);

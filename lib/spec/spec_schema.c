@@ -469,6 +469,7 @@ static const spec_field clones_fields[] = {
 	FNUM("start_index", spec_fn_uint, vp_spec_clones, start_index, 0, 1000000),
 	{ .key = "mode", .fn = spec_fn_enum, .off = offsetof(vp_spec_clones, mode), .choices = mode_choices },
 	FNUM("spares", spec_fn_uint, vp_spec_clones, spares, 0, 1000),
+	FNUM("parked", spec_fn_uint, vp_spec_clones, parked, 0, 1000),
 };
 
 static int fn_clones(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
@@ -802,6 +803,12 @@ static int check_names(spec_ctx *c)
 	if (cl->spares && !strstr(cl->name, "{index"))
 		return spec_err_path(c, "clones.name", "must contain '{index}': with clones.spares the pool grows "
 				     "beyond clones.count while clones are claimed");
+	if (cl->parked > cl->spares)
+		return spec_err_path(c, "clones.parked", "must be at most clones.spares (%u), got %u: parked clones "
+				     "are spares saved to disk", cl->spares, cl->parked);
+	if (cl->parked && (!c->spec->domain.start || !c->spec->domain.network))
+		return spec_err_path(c, "clones.parked", "needs %s: a spare is parked once it is booted and ready",
+				     !c->spec->domain.start ? "domain.start: true" : "a domain.network");
 	for (size_t i = 0; i < 2; i++) {
 		if (spec_render_name(cl->name, c->spec->pool, ends[i], name, sizeof(name)) < 0 || !vp_name_valid(name))
 			return spec_err_path(c, "clones.name", "renders %s for clone %u, which is not a valid name: "

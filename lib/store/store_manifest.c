@@ -26,6 +26,8 @@ char *vp_store_manifest_format(const vp_base_info *i)
 		      i->disk_bytes, i->image_size, i->image_mtime_sec, i->image_mtime_nsec);
 	if (i->parent[0])
 		vp_buf_printf(&b, "parent=%s\n", i->parent);
+	if (i->compression[0])
+		vp_buf_printf(&b, "compression=%s\n", i->compression);
 	if (b.oom) {
 		vp_buf_release(&b);
 		vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
@@ -85,6 +87,7 @@ static int set_field(vp_base_info *i, const char *k, const char *v, const char *
 	U64("disk_bytes", disk_bytes, 0u);
 	U64("image_size", image_size, 64u);
 	STR("parent", parent, 0u);
+	STR("compression", compression, 0u);
 	if (!strcmp(k, "image_mtime"))
 		return set_mtime(i, v, what);
 	return 0; /* unknown keys: written by a newer vdipool */

@@ -309,6 +309,8 @@ static xmlNodePtr build_meta_ns(const vp_domain_meta *m, bool bare)
 	n = xmlNewChild(root, ns, BAD_CAST "delta", NULL);
 	set_attr_if(n, "path", m->delta_path);
 	set_attr_if(n, "tier", m->tier);
+	if (m->detached)
+		xmlNewProp(n, BAD_CAST "detached", BAD_CAST "yes");
 	if (m->data_path) {
 		n = xmlNewChild(root, ns, BAD_CAST "data", NULL);
 		set_attr_if(n, "path", m->data_path);
@@ -553,6 +555,11 @@ int vp_domain_meta_parse(vp_domain_meta *m, const char *xml, size_t len)
 	m->prev_image = prop_dup(n, "previous-image");
 	m->delta_path = prop_dup(child(root, "delta"), "path");
 	m->tier = prop_dup(child(root, "delta"), "tier");
+	{
+		char *det = prop_dup(child(root, "delta"), "detached");
+		m->detached = det && !strcmp(det, "yes");
+		free(det);
+	}
 	m->mac = prop_dup(child(root, "identity"), "mac");
 	m->data_path = prop_dup(child(root, "data"), "path");
 	if ((n = child(root, "claim"))) {

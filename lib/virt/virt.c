@@ -1,5 +1,6 @@
 /* virt.c: libvirt calls behind vp_virt_*, with libvirt's errors turned into ours (text kept). */
 #include <pthread.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -114,6 +115,10 @@ static int fill_domain(virDomainPtr dom, vp_virt_domain *d)
 		d->state = map_state(state);
 	else
 		d->state = VP_DOM_OTHER;
+	if (d->state == VP_DOM_SHUTOFF)
+		d->saved = virDomainHasManagedSaveImage(dom, 0) == 1;
+	else if (d->state == VP_DOM_RUNNING)
+		d->restored = state == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_RESTORED;
 	/* The defined state counts, not the running one: a running clone takes a
 	 * redefinition at its next start, and until then its live metadata is the
 	 * old one (the planner would update it again and again). */
@@ -306,6 +311,34 @@ static bool wait_inactive(virDomainPtr dom, double timeout)
 	return virDomainIsActive(dom) == 0;
 }
 
+/* Removes a stopped domain's managed save. libvirt remembers that a domain has one from when it
+ * was saved (or libvirtd started), so an image deleted behind its back is still "there" and its
+ * removal fails on the missing file; the domain, undefined (nothing to unlink) and defined again
+ * from its own definition (same UUID, metadata, disks), forgets it. */
+static int forget_saved(virDomainPtr dom, const char *name)
+{
+	virErrorPtr e;
+	virDomainPtr again;
+	char *xml;
+	int rc = 0;
+
+	if (virDomainManagedSaveRemove(dom, 0) == 0)
+		return 0;
+	e = virGetLastError();
+	if (!e || e->code != VIR_ERR_SYSTEM_ERROR || e->int1 != ENOENT)
+		return virt_error("cannot discard the managed save of domain", name);
+	if (!(xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE)))
+		return virt_error("cannot read the definition of domain", name);
+	if (virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) < 0)
+		rc = virt_error("cannot forget the lost managed save of domain", name);
+	else if (!(again = virDomainDefineXML(virDomainGetConnect(dom), xml)))
+		rc = virt_error("cannot define again (after forgetting its lost managed save) domain", name);
+	else
+		virDomainFree(again);
+	free(xml);
+	return rc;
+}
+
 int vp_virt_stop(vp_virt *v, const char *name, double timeout)
 {
 	virDomainPtr dom;
@@ -318,8 +351,59 @@ int vp_virt_stop(vp_virt *v, const char *name, double timeout)
 			goto out;
 		if (virDomainDestroy(dom) < 0 && virDomainIsActive(dom) == 1)
 			rc = virt_error("cannot stop domain", name);
+	} else if (virDomainHasManagedSaveImage(dom, 0) == 1) {
+		rc = forget_saved(dom, name);
 	}
 out:
+	virDomainFree(dom);
+	return rc;
+}
+
+int vp_virt_park(vp_virt *v, const char *name)
+{
+	virDomainPtr dom;
+	int rc = with_domain(v, name, &dom);
+
+	if (rc < 0)
+		return rc;
+	if (virDomainManagedSave(dom, 0) < 0)
+		rc = virt_error("cannot save (park) domain", name);
+	virDomainFree(dom);
+	return rc;
+}
+
+int vp_virt_discard_saved(vp_virt *v, const char *name)
+{
+	virDomainPtr dom;
+	int rc = with_domain(v, name, &dom);
+
+	if (rc < 0)
+		return rc;
+	if (virDomainIsActive(dom) != 1 && virDomainHasManagedSaveImage(dom, 0) == 1)
+		rc = forget_saved(dom, name);
+	virDomainFree(dom);
+	return rc;
+}
+
+int vp_virt_resume_parked(vp_virt *v, const char *name)
+{
+	virDomainPtr dom;
+	int rc = with_domain(v, name, &dom), state = 0, reason = 0;
+
+	if (rc < 0)
+		return rc;
+	if (virDomainCreate(dom) < 0) {
+		rc = virt_error("cannot restore the saved state of domain", name);
+		if (rc != VP_EHOST)
+			rc = VP_EIO;
+	} else if (virDomainGetState(dom, &state, &reason, 0) < 0) {
+		rc = virt_error("cannot read the state of domain", name);
+	} else if (state != VIR_DOMAIN_RUNNING || reason != VIR_DOMAIN_RUNNING_RESTORED) {
+		/* No image to restore: libvirt booted it from its disk, which is past the saved state. */
+		virDomainDestroy(dom);
+		rc = vp_error_set(VP_ERR_VIRT, VP_ENOENT, "domain '%s' had no saved state left to restore "
+				  "(libvirt booted it afresh; stopped)", name);
+	}
 	virDomainFree(dom);
 	return rc;
 }

@@ -5,6 +5,8 @@
  *   bases/.import-<name>-<version>-<pid>/        an import in progress
  *   deltas/<pool>/<clone>.qcow2                  backing file = absolute base path, or
  *                                                a full clone: a standalone qcow2 copy
+ *   deltas/<pool>/<clone>.snap/<name>.qcow2      its snapshots (vdipool snapshot), between
+ *                                                the disk and its base; removed with the disk
  *   data/<pool>/<clone>.qcow2                    standalone data disks
  * Self-contained on purpose (libc, plugin.h, the qcow2 API): it is also the
  * example of how to write a plugin, and it is compiled into libvdipool too.
@@ -15,6 +17,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -34,9 +37,15 @@
 
 static const vp_plugin_host *host;
 
+struct stamp_dir; /* per directory of disks: stamps and group syncs (see "stamping") */
+
 struct dir_tier {
 	char root[PATH_MAX];
+	pthread_mutex_t lock;     /* guards dirs */
+	struct stamp_dir *dirs;
 };
+
+static void stamps_release(struct dir_tier *t);
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -179,11 +188,19 @@ static int dir_open(const vp_tier_config *cfg, void **tier)
 	 * written into deltas) do not depend on how the path was spelled. */
 	if (!realpath(cfg->path, t->root))
 		snprintf(t->root, sizeof(t->root), "%s", cfg->path);
+	pthread_mutex_init(&t->lock, NULL);
 	*tier = t;
 	return 0;
 }
 
-static void dir_close(void *tier) { free(tier); }
+static void dir_close(void *tier)
+{
+	struct dir_tier *t = tier;
+
+	stamps_release(t);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
 
 /* ---- bases -------------------------------------------------------------------- */
 
@@ -364,6 +381,44 @@ static int dir_base_read(void *tier, const char *name, const char *version, int 
 	return 0;
 }
 
+/* A clone's snapshots (vdipool snapshot) are the images of CLONE.snap/ beside its disk, each
+ * backing onto the one before and the first onto the base: what the disk stands on is the
+ * image at the end of them. `backing` (canonical) is moved past them in place. */
+static int skip_snapshots(const char *img, char *backing, size_t len)
+{
+	char real[PATH_MAX], prefix[PATH_MAX];
+	size_t n;
+
+	/* Most disks have none: no path to resolve for them. */
+	if (!strstr(backing, ".snap/"))
+		return 0;
+	if (!realpath(img, real) || (n = strlen(real)) < 6 || strcmp(real + n - 6, ".qcow2"))
+		return 0;
+	if ((size_t)snprintf(prefix, sizeof(prefix), "%.*s.snap/", (int)(n - 6), real) >= sizeof(prefix))
+		return 0;
+	n = strlen(prefix);
+	for (int hops = 0; !strncmp(backing, prefix, n) && !strchr(backing + n, '/'); hops++) {
+		vp_qcow2_info qi;
+		int rc;
+
+		if (hops > 64)
+			return host->error(VP_EINVAL, "'%s': too many snapshots under it", img);
+		if ((rc = vp_qcow2_read_info(&qi, backing)) < 0)
+			return forward_error(rc);
+		if (!qi.has_backing)
+			return host->error(VP_EINVAL, "snapshot '%s' of '%s' backs onto nothing", backing, img);
+		if (qi.backing_file[0] == '/')
+			snprintf(real, sizeof(real), "%s", qi.backing_file);
+		else
+			snprintf(real, sizeof(real), "%.*s/%s", (int)(n - 1), prefix, qi.backing_file);
+		{
+			char canon[PATH_MAX];
+			snprintf(backing, len, "%s", realpath(real, canon) ? canon : real);
+		}
+	}
+	return 0;
+}
+
 /* Disks are parsed for their backing file; bases are not (their manifest
  * has the virtual size), so a damaged base image never breaks a listing
  * and `verify` can say what is wrong with it. */
@@ -397,7 +452,7 @@ static int stat_image(const char *img, const char *fmt, int parse, vp_image_info
 	 * the delta's creator spelled the path. */
 	if (realpath(out->backing, real))
 		snprintf(out->backing, sizeof(out->backing), "%s", real);
-	return 0;
+	return skip_snapshots(img, out->backing, sizeof(out->backing));
 }
 
 static int dir_base_stat(void *tier, const char *name, const char *version, int staged,
@@ -635,8 +690,18 @@ static void copy_crash_point(void)
 	if (v && !strcmp(v, "1"))
 		kill(getpid(), SIGKILL);
 }
+/* VDIPOOL_TEST_CRASH_FLATTEN=1: SIGKILL once a flattened copy is complete under its temporary
+ * name, before the rename (test builds only). */
+static void flatten_crash_point(void)
+{
+	const char *v = getenv("VDIPOOL_TEST_CRASH_FLATTEN");
+
+	if (v && !strcmp(v, "1"))
+		kill(getpid(), SIGKILL);
+}
 #else
 static void copy_crash_point(void) {}
+static void flatten_crash_point(void) {}
 #endif
 
 /* Copies [off, end) of in to the same offsets of out: copy_file_range (which
@@ -932,6 +997,208 @@ static int create_luks(const char *path, const vp_delta_request *req)
 	return fsync_parent(path);
 }
 
+/* ---- stamping: one disk written, the others copied from it -------------------------- */
+/*
+ * Every new disk of one kind, base, base format, size, cluster size and flags is the same
+ * bytes: the qcow2 writer puts nothing of the clone into it (the backing name is the base's
+ * path, the same for every clone). So the first such disk of a tier handle is written by the
+ * writer as before; from the second on, one *stamp* is written beside the disks
+ * (".stamp-N.qcow2.tmp.PID.s": a temporary of this process, removed at close and swept like
+ * any other when the process died) and each disk is copied from it: FICLONE where the file
+ * system shares extents (XFS with reflink=1, btrfs: nothing is written but the extent map),
+ * else a sparse copy of its data extents (copy_file_range, in the kernel). Durability is paid
+ * per group, not per disk (group commit): the threads whose copies are done share one
+ * syncfs() before their renames and one fsync of the directory after them. Crash safety is
+ * the writer's: a temporary name, durable before the rename, the directory durable before
+ * the call returns; a kill leaves temporaries only, which the next writer sweeps.
+ */
+
+#define STAMP_KEY_MAX (PATH_MAX + 128)
+
+struct stamp {
+	char key[STAMP_KEY_MAX];
+	unsigned uses;       /* disks asked for with this key */
+	bool failed;         /* writing it failed: the writer makes each disk itself */
+	char path[PATH_MAX]; /* "" until written */
+	struct stamp *next;
+};
+
+/* Callers take tickets; one of them at a time (the leader) runs the flush for every ticket
+ * taken before it started, the others wait for a flush that covers theirs. */
+struct group {
+	pthread_cond_t cv;
+	unsigned long long taken, done;
+	bool busy;
+};
+
+struct stamp_dir {
+	char dir[PATH_MAX];
+	unsigned nstamps;
+	struct stamp *stamps;
+	struct group data, names;
+	struct stamp_dir *next;
+};
+
+static void stamps_release(struct dir_tier *t)
+{
+	for (struct stamp_dir *d = t->dirs, *dn; d; d = dn) {
+		dn = d->next;
+		for (struct stamp *s = d->stamps, *sn; s; s = sn) {
+			sn = s->next;
+			if (s->path[0])
+				unlink(s->path);
+			free(s);
+		}
+		pthread_cond_destroy(&d->data.cv);
+		pthread_cond_destroy(&d->names.cv);
+		free(d);
+	}
+	t->dirs = NULL;
+}
+
+/* The state of one directory of disks (lock held); made on first use, when the dead
+ * processes' temporaries there are swept once. NULL when out of memory. */
+static struct stamp_dir *stamp_dir_of(struct dir_tier *t, const char *dir, const char *path)
+{
+	struct stamp_dir *d;
+
+	for (d = t->dirs; d; d = d->next)
+		if (!strcmp(d->dir, dir))
+			return d;
+	if (!(d = calloc(1, sizeof(*d))))
+		return NULL;
+	snprintf(d->dir, sizeof(d->dir), "%s", dir);
+	pthread_cond_init(&d->data.cv, NULL);
+	pthread_cond_init(&d->names.cv, NULL);
+	d->next = t->dirs;
+	t->dirs = d;
+	sweep_dead_temps(path);
+	return d;
+}
+
+static int flush_fs(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return os_error(errno, "cannot open '%s'", dir);
+	if (syncfs(fd) < 0)
+		rc = os_error(errno, "cannot sync the file system of '%s'", dir);
+	close(fd);
+	return rc;
+}
+
+static int flush_dir(const char *dir) { return fsync_path(dir, 1); }
+
+static int group_flush(struct dir_tier *t, struct group *g, int (*flush)(const char *), const char *dir)
+{
+	unsigned long long mine;
+	int rc = 0;
+
+	pthread_mutex_lock(&t->lock);
+	mine = ++g->taken;
+	while (g->done < mine) {
+		unsigned long long upto;
+		if (g->busy) {
+			pthread_cond_wait(&g->cv, &t->lock);
+			continue;
+		}
+		upto = g->taken;
+		g->busy = true;
+		pthread_mutex_unlock(&t->lock);
+		rc = flush(dir);
+		pthread_mutex_lock(&t->lock);
+		g->busy = false;
+		if (rc == 0 && upto > g->done)
+			g->done = upto;
+		pthread_cond_broadcast(&g->cv);
+		if (rc < 0)
+			break; /* the waiters flush again themselves */
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+/* The stamp for this request, written at the second use of its key; NULL: the writer makes
+ * the disk itself (a first disk, or no stamp could be written). Lock held while writing it:
+ * the other requests of the tier wait for it (they would need it too). */
+static const char *stamp_for(struct dir_tier *t, struct stamp_dir *d, const vp_delta_request *req,
+			     unsigned flags)
+{
+	char key[STAMP_KEY_MAX];
+	const char *out = NULL;
+	struct stamp *s;
+
+	snprintf(key, sizeof(key), "%d|%s|%s|%llu|%u|%x", req->kind,
+		 req->base_location ? req->base_location : "", req->base_format ? req->base_format : "",
+		 (unsigned long long)req->size, req->cluster_size, flags & ~VP_DELTA_OVERWRITE);
+	pthread_mutex_lock(&t->lock);
+	for (s = d->stamps; s && strcmp(s->key, key); s = s->next)
+		;
+	if (!s && (s = calloc(1, sizeof(*s)))) {
+		snprintf(s->key, sizeof(s->key), "%s", key);
+		s->next = d->stamps;
+		d->stamps = s;
+	}
+	if (s && ++s->uses >= 2 && !s->failed) {
+		char p[PATH_MAX];
+		if (!s->path[0] &&
+		    (mkpath(p, "%s/.stamp-%u.qcow2.tmp.%ld.s", d->dir, d->nstamps++, (long)getpid()) < 0 ||
+		     create_disk(p, req, flags & ~VP_DELTA_OVERWRITE) < 0))
+			s->failed = true;
+		else if (!s->path[0])
+			snprintf(s->path, sizeof(s->path), "%s", p);
+		out = s->failed ? NULL : s->path;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return out;
+}
+
+/* A new qcow2 disk (delta or data disk) at `path`: copied from the stamp of its kind when
+ * there is one, else written by the qcow2 writer. */
+static int create_stamped(struct dir_tier *t, const char *path, const vp_delta_request *req, unsigned flags)
+{
+	static atomic_uint counter;
+	const char *base = strrchr(path, '/') + 1, *how = "copy", *stamp;
+	char dir[PATH_MAX], tmp[PATH_MAX];
+	struct stamp_dir *d;
+	int fd, rc;
+
+	snprintf(dir, sizeof(dir), "%.*s", (int)(base - path - 1), path);
+	if ((rc = mkdir_p(dir)) < 0)
+		return rc;
+	pthread_mutex_lock(&t->lock);
+	d = stamp_dir_of(t, dir, path);
+	pthread_mutex_unlock(&t->lock);
+	if (!d)
+		return host->error(VP_ENOMEM, "out of memory");
+	if (!(stamp = stamp_for(t, d, req, flags)))
+		return create_disk(path, req, flags);
+	if (!(flags & VP_DELTA_OVERWRITE) && access(path, F_OK) == 0)
+		return host->error(VP_EEXIST, "'%s' exists already", path);
+	if ((rc = mkpath(tmp, "%s/.%s.tmp.%ld.s%u", dir, base, (long)getpid(), atomic_fetch_add(&counter, 1))) < 0)
+		return rc;
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+		return os_error(errno, "cannot create '%s'", tmp);
+	rc = copy_file(stamp, tmp, fd, &how);
+	if (rc == 0 && fchmod(fd, 0600) < 0)
+		rc = os_error(errno, "cannot set the mode of '%s'", tmp);
+	if (close(fd) < 0 && rc == 0)
+		rc = os_error(errno, "cannot close '%s'", tmp);
+	/* The contents are durable before any name points at them. */
+	if (rc == 0)
+		rc = group_flush(t, &d->data, flush_fs, dir);
+	if (rc == 0)
+		rc = put_in_place(tmp, path, (flags & VP_DELTA_OVERWRITE) != 0);
+	if (rc < 0) {
+		unlink(tmp);
+		return rc;
+	}
+	if (host->debug)
+		host->debug("disk '%s' stamped from '%s' by %s", path, stamp, how);
+	return group_flush(t, &d->names, flush_dir, dir);
+}
+
 #define KNOWN_FLAGS (VP_DELTA_PREALLOC_METADATA | VP_DELTA_OVERWRITE | VP_DELTA_EXTENDED_L2 | VP_DELTA_FULL | \
 		     VP_DELTA_ENCRYPT_LUKS)
 
@@ -958,10 +1225,16 @@ static int dir_delta_create(void *tier, const vp_delta_request *req, vp_image_in
 	if (req->kind == VP_DISK_DATA && !req->size)
 		return host->error(VP_EINVAL, "data disk '%s/%s': size is required", req->pool,
 				   req->clone);
-	sweep_dead_temps(path);
-	rc = req->flags & VP_DELTA_FULL ? create_full(path, req)
-	   : req->flags & VP_DELTA_ENCRYPT_LUKS ? create_luks(path, req)
-						 : create_disk(path, req, req->flags);
+	if (req->flags & VP_DELTA_FULL) {
+		sweep_dead_temps(path);
+		rc = create_full(path, req);
+	} else if (req->flags & VP_DELTA_ENCRYPT_LUKS) {
+		/* Never stamped: each LUKS disk has its own master key, salt and UUID. */
+		sweep_dead_temps(path);
+		rc = create_luks(path, req);
+	} else {
+		rc = create_stamped(tier, path, req, req->flags);
+	}
 	if (rc < 0)
 		return rc;
 	return out ? dir_delta_stat(tier, req->kind, req->pool, req->clone, out) : 0;
@@ -988,6 +1261,16 @@ static int dir_delta_remove(void *tier, int kind, const char *pool, const char *
 	/* Already gone is done: removal must be idempotent for crash recovery. */
 	if (unlink(path) < 0 && errno != ENOENT)
 		return os_error(errno, "cannot remove '%s'", path);
+	/* Its snapshots (CLONE.snap/) go with it: nothing else stands on them. */
+	if (kind == VP_DISK_DELTA) {
+		char snap[PATH_MAX];
+		size_t n = strlen(path);
+
+		if ((rc = mkpath(snap, "%.*s.snap", (int)(n - 6), path)) < 0)
+			return rc;
+		if ((rc = rm_rf(snap)) < 0)
+			return rc;
+	}
 	/* A parallel removal of the pool's last disk may have taken the
 	 * directory already: then there is nothing left to make durable. */
 	if ((rc = fsync_parent(path)) < 0 && parent_exists(path))
@@ -1063,7 +1346,7 @@ static int dir_delta_rebase(void *tier, const char *pool, const char *clone,
 		return forward_error(rc);
 	/* Keep the delta's flavour: extended L2 means it was preallocated. */
 	req.flags = VP_DELTA_OVERWRITE | (qi.extended_l2 ? VP_DELTA_PREALLOC_METADATA : 0);
-	return create_disk(path, &req, req.flags);
+	return create_stamped(tier, path, &req, req.flags);
 }
 
 /* qemu-img creates its output by the umask: it writes into a private 0700
@@ -1089,6 +1372,8 @@ static int dir_delta_flatten(void *tier, const char *pool, const char *clone)
 		rc = os_error(errno, "cannot set the mode of '%s'", out);
 	if (rc == 0)
 		rc = fsync_path(out, 0);
+	if (rc == 0)
+		flatten_crash_point();
 	if (rc == 0 && rename(out, path) < 0)
 		rc = os_error(errno, "cannot rename '%s'", out);
 	rm_rf(tmp);
@@ -1109,22 +1394,37 @@ static bool pid_dead(const char *digits, const char *end_ok)
 }
 
 /* bases/.import-NAME-V-PID and bases/.remove-NAME-V-PID: the pid is after the last '-'. */
-static bool stale_base_entry(const char *n)
+static bool stale_base_entry(const char *dir, const char *n)
 {
+	(void)dir;
 	const char *dash = strrchr(n, '-');
 
 	return (!strncmp(n, ".import-", 8) || !strncmp(n, ".remove-", 8)) && dash && pid_dead(dash + 1, NULL);
 }
 
-/* deltas|data/POOL/.CLONE.qcow2.tmp.PID.N and CLONE.qcow2.flatten-PID.tmp */
-static bool stale_disk_entry(const char *n)
+/* A clone's snapshots whose disk is gone (its removal was killed between the two): CLONE.snap
+ * without CLONE.qcow2. A snapshot never takes the disk away, it replaces it by a rename. */
+static bool orphaned_snapshots(const char *dir, const char *n)
+{
+	char disk[PATH_MAX];
+	size_t len = strlen(n);
+
+	if (len <= 5 || strcmp(n + len - 5, ".snap") ||
+	    mkpath(disk, "%s/%.*s.qcow2", dir, (int)(len - 5), n) < 0)
+		return false;
+	return access(disk, F_OK) < 0 && errno == ENOENT;
+}
+
+/* deltas|data/POOL/.CLONE.qcow2.tmp.PID.N, CLONE.qcow2.flatten-PID.tmp, orphaned CLONE.snap */
+static bool stale_disk_entry(const char *dir, const char *n)
 {
 	const char *t = strstr(n, ".tmp."), *f = strstr(n, ".flatten-");
 
-	return (n[0] == '.' && t && pid_dead(t + 5, ".")) || (f && pid_dead(f + 9, ".tmp"));
+	return (n[0] == '.' && t && pid_dead(t + 5, ".")) || (f && pid_dead(f + 9, ".tmp")) ||
+	       orphaned_snapshots(dir, n);
 }
 
-static int sweep_dir(const char *dir, bool (*stale)(const char *))
+static int sweep_dir(const char *dir, bool (*stale)(const char *, const char *))
 {
 	struct dirent *e;
 	DIR *d = opendir(dir);
@@ -1134,7 +1434,7 @@ static int sweep_dir(const char *dir, bool (*stale)(const char *))
 		return errno == ENOENT ? 0 : os_error(errno, "cannot read '%s'", dir);
 	while ((e = readdir(d)) && rc == 0) {
 		char victim[PATH_MAX];
-		if (stale(e->d_name) && (rc = mkpath(victim, "%s/%s", dir, e->d_name)) == 0)
+		if (stale(dir, e->d_name) && (rc = mkpath(victim, "%s/%s", dir, e->d_name)) == 0)
 			rc = rm_rf(victim);
 	}
 	closedir(d);

@@ -12,6 +12,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${VP_BUILD_DIR:-$ROOT/build}
 CLI=${VDIPOOL_CLI:-$BUILD/bin/vdipool}
+# shellcheck source=tests/bench/usr_image.sh
+. "$ROOT/tests/bench/usr_image.sh"
 vsize=4 data=1024 sweep=0
 while getopts s:d:W o; do
 	case $o in
@@ -51,14 +53,7 @@ wire_zero() { ((wire_ok)) && iptables -Z "$CHAIN" || true; }
 wipe_hosts() { for h in 1 2 3; do rm -rf "$H/host$h/store/"{bases,copy.raw}; done; sync; }
 
 echo "building a ${vsize} GiB raw image with ${data} MiB of data (16 extents) ..."
-find /usr/lib /usr/bin /usr/libexec -type f -size +16k -print0 2>/dev/null | sort -z |
-	xargs -0 cat 2>/dev/null | head -c $((data << 20)) >"$T/data" || true
-truncate -s "${vsize}G" "$T/img.raw"
-ext=$((data / 16)) gap=$((vsize * 1024 / 16))
-for ((i = 0; i < 16; i++)); do
-	dd if="$T/data" of="$T/img.raw" bs=1M skip=$((i * ext)) seek=$((i * gap)) count=$ext conv=notrunc status=none
-done
-rm -f "$T/data"
+usr_image "$T/img.raw" "$vsize" "$data" 16
 "$CLI" --root "$T/store" base import bench "$T/img.raw" --version 1 --format raw >/dev/null
 IMG=$T/store/bases/bench/1/disk.raw
 alloc=$(($(stat -c '%b*%B' "$IMG")))

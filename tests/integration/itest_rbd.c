@@ -27,36 +27,6 @@ static bool up;
 static const vp_plugin_ops *ops;
 static void *tier;
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	if (rc != 0)
-		fprintf(stderr, "\n  command failed (%d): %s\n", rc, cmd);
-	return rc;
-}
-
-/* Output of a shell command, trailing newline kept; "" on failure. */
-static void capture(char *out, size_t len, const char *cmd)
-{
-	FILE *f = popen(cmd, "r");
-	size_t n = 0;
-
-	out[0] = '\0';
-	if (!f)
-		return;
-	n = fread(out, 1, len - 1, f);
-	out[n] = '\0';
-	pclose(f);
-}
-
 /* Every image of the pool, and every snapshot of each, one per line. */
 static void pool_state(char *out, size_t len)
 {
@@ -64,7 +34,7 @@ static void pool_state(char *out, size_t len)
 
 	snprintf(cmd, sizeof(cmd), "for i in $(%s ls); do echo \"$i\"; %s snap ls --all \"$i\" "
 		 "| sed 1d | sed \"s|^|$i@|\"; done; %s trash ls", admin, admin, admin);
-	capture(out, len, cmd);
+	vp_capture(out, len, "%s", cmd);
 }
 
 /* The pool holds exactly the images listed (space separated), with nothing temporary. */
@@ -73,7 +43,7 @@ static void assert_pool(const char *want)
 	char got[8192], cmd[1500];
 
 	snprintf(cmd, sizeof(cmd), "%s ls | sort | tr '\\n' ' '", admin);
-	capture(got, sizeof(got), cmd);
+	vp_capture(got, sizeof(got), "%s", cmd);
 	if (strcmp(got, want)) {
 		char all[8192];
 		pool_state(all, sizeof(all));
@@ -88,7 +58,7 @@ static void assert_snaps(const char *image, const char *want)
 
 	snprintf(cmd, sizeof(cmd), "%s snap ls --all %s 2>/dev/null | awk 'NR>1{print $2}' | tr '\\n' ' '",
 		 admin, image);
-	capture(got, sizeof(got), cmd);
+	vp_capture(got, sizeof(got), "%s", cmd);
 	if (strcmp(got, want))
 		fprintf(stderr, "\n  %s has snapshots '%s', want '%s'\n", image, got, want);
 	CU_ASSERT_STRING_EQUAL(got, want);
@@ -96,7 +66,7 @@ static void assert_snaps(const char *image, const char *want)
 
 static int cluster(const char *script)
 {
-	return sh("VP_CEPH_DIR=%s VP_CEPH_PORT=3320 bash %s/scripts/%s >>%s.log 2>&1", run, src,
+	return vp_sh("VP_CEPH_DIR=%s VP_CEPH_PORT=3320 bash %s/scripts/%s >>%s.log 2>&1", run, src,
 		  script, run);
 }
 
@@ -140,7 +110,7 @@ static int suite_init(void)
 	if (cluster("ceph-up.sh") != 0) {
 		char log[600];
 		snprintf(log, sizeof(log), "%s.log", run);
-		if (sh("grep -q 'cannot install' %s", log) == 0) {
+		if (vp_sh("grep -q 'cannot install' %s", log) == 0) {
 			fprintf(stderr, "SKIP: itest_rbd: the Ceph packages cannot be installed here\n");
 			return 0;
 		}
@@ -155,7 +125,7 @@ static int suite_init(void)
 		 conf, run, POOL);
 	snprintf(img, sizeof(img), "%s.src.raw", run);
 	/* 32 MiB with 3 MiB of data in three extents: the rest must stay unallocated. */
-	if (sh("qemu-img create -q -f raw %s 32M && for i in 0 1 2; do qemu-io -f raw -c "
+	if (vp_sh("qemu-img create -q -f raw %s 32M && for i in 0 1 2; do qemu-io -f raw -c "
 	       "\"write -P $((i + 7)) $((i * 10 + 1))M 1M\" %s >/dev/null || exit 1; done", img, img))
 		return -1;
 	if (open_tier(&tier, conf, "10") < 0) {
@@ -194,7 +164,7 @@ static int stage(const char *name, const char *version, vp_image_info *staged)
 		fprintf(stderr, "\n  stage: %s\n", vp_error_last()->message);
 		return -1;
 	}
-	return sh("qemu-img convert -f raw -O raw %s '%s'", img, staged->location);
+	return vp_sh("qemu-img convert -f raw -O raw %s '%s'", img, staged->location);
 }
 
 /* Reads the whole base through base_read and compares it with the source image. */
@@ -268,7 +238,7 @@ static bool has_parent(const char *image)
 	char out[4096], cmd[1200];
 
 	snprintf(cmd, sizeof(cmd), "%s info %s", admin, image);
-	capture(out, sizeof(out), cmd);
+	vp_capture(out, sizeof(out), "%s", cmd);
 	return strstr(out, "parent:") != NULL;
 }
 
@@ -341,7 +311,7 @@ static void test_clones_rebase_flatten_remove(void)
 	CU_ASSERT_EQUAL(d.virtual_size, 32 * MiB);
 	CU_ASSERT_EQUAL(ops->delta_create(tier, &req, &d), VP_EEXIST);
 	snprintf(cmd, sizeof(cmd), "%s info delta.p.c1", admin);
-	capture(info, sizeof(info), cmd);
+	vp_capture(info, sizeof(info), "%s", cmd);
 	CU_ASSERT(strstr(info, "layering, exclusive-lock, object-map, fast-diff, deep-flatten") != NULL);
 	vp_delta_request dreq = { .kind = VP_DISK_DATA, .pool = "p", .clone = "c1", .size = 8 * MiB };
 	memset(&data, 0, sizeof(data));
@@ -435,7 +405,7 @@ static int commit_derived(void *on, const char *name, const char *of)
 	snprintf(manifest, sizeof(manifest), "name=%s\nversion=1\n", name);
 	memset(&staged, 0, sizeof(staged));
 	if (ops->base_stage(on, name, "1", "raw", &staged) < 0 ||
-	    sh("%s clone base.%s.1@vdipool .import.%s.1.%s", admin, of, name, owner) != 0 ||
+	    vp_sh("%s clone base.%s.1@vdipool .import.%s.1.%s", admin, of, name, owner) != 0 ||
 	    ops->base_commit(on, name, "1", manifest) < 0) {
 		fprintf(stderr, "\n  derived base %s: %s\n", name, vp_error_last()->message);
 		return -1;
@@ -446,7 +416,7 @@ static int commit_derived(void *on, const char *name, const char *of)
 /* The disk image reads the source image's bytes. */
 static bool reads_source(const char *image)
 {
-	return sh("%s export --no-progress %s - 2>/dev/null | cmp -s - %s", admin, image, img) == 0;
+	return vp_sh("%s export --no-progress %s - 2>/dev/null | cmp -s - %s", admin, image, img) == 0;
 }
 
 static void test_deep_deltas_are_flattened(void)
@@ -561,7 +531,7 @@ static void test_sweep_removes_dead_temporaries_only(void)
 	owner_for(live, sizeof(live), (long)getppid());
 	/* a crashed import after its snapshot, a crashed removal, a delta that died while being
 	 * flattened (never renamed into place: it would stand too deep), and a live one's import */
-	CU_ASSERT_EQUAL_FATAL(sh("%s create --size 4M .import.tb.7.%s && %s snap create .import.tb.7.%s@vdipool "
+	CU_ASSERT_EQUAL_FATAL(vp_sh("%s create --size 4M .import.tb.7.%s && %s snap create .import.tb.7.%s@vdipool "
 				 "&& %s snap protect .import.tb.7.%s@vdipool && %s create --size 4M .remove.tb.6.%s "
 				 "&& %s create --size 4M .flatten-delta.p.c9.%s "
 				 "&& %s create --size 4M .import.tb.8.%s", admin, dead, admin, dead, admin, dead,
@@ -570,14 +540,14 @@ static void test_sweep_removes_dead_temporaries_only(void)
 	char want[256];
 	snprintf(want, sizeof(want), ".import.tb.8.%s ", live);
 	assert_pool(want);
-	CU_ASSERT_EQUAL(sh("%s rm --no-progress .import.tb.8.%s", admin, live), 0);
+	CU_ASSERT_EQUAL(vp_sh("%s rm --no-progress .import.tb.8.%s", admin, live), 0);
 	assert_pool("");
 
 	/* a dead removal whose snapshot got a clone meanwhile: kept, snapshot and all, until the
 	 * clone is gone (clone v2 would let the snapshot go to the trash) */
 	char rm[200];
 	snprintf(rm, sizeof(rm), ".remove.tb.5.%s", dead);
-	CU_ASSERT_EQUAL_FATAL(sh("%s create --size 4M %s && %s snap create %s@vdipool && %s snap protect "
+	CU_ASSERT_EQUAL_FATAL(vp_sh("%s create --size 4M %s && %s snap create %s@vdipool && %s snap protect "
 				 "%s@vdipool && %s clone %s@vdipool delta.q.k", admin, rm, admin, rm, admin,
 				 rm, admin, rm), 0);
 	CU_ASSERT_EQUAL(ops->sweep(tier), 0); /* kept for a later sweep, not an error */

@@ -32,25 +32,9 @@ static int port = 22451, lock_fd = -1;
 static bool up;
 static vp_store *local;
 
-static int sh(const char *fmt, ...) VP_PRINTF(1, 2);
-static int sh(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	if (rc != 0)
-		fprintf(stderr, "\n  command failed (%d): %s\n", rc, cmd);
-	return rc;
-}
-
 static int hosts(const char *script)
 {
-	return sh("VP_TEST_HOSTS_DIR=%s VP_TEST_HOSTS_PORT=%d VP_TEST_HOSTS_USER=vpstier "
+	return vp_sh("VP_TEST_HOSTS_DIR=%s VP_TEST_HOSTS_PORT=%d VP_TEST_HOSTS_USER=vpstier "
 		  "bash %s/scripts/%s >>%s.log 2>&1", run, port - 1, src, script, run);
 }
 
@@ -61,10 +45,10 @@ static int import_version(const char *version, int seed, char out[65])
 	char img[300];
 
 	snprintf(img, sizeof(img), "%s/img%s.raw", run, version);
-	if (sh("qemu-img create -q -f raw %s 64M", img))
+	if (vp_sh("qemu-img create -q -f raw %s 64M", img))
 		return -1;
 	for (int i = 0; i < 4; i++)
-		if (sh("qemu-io -f raw -c 'write -P %d %dM 1M' %s >/dev/null", seed * 4 + i + 1,
+		if (vp_sh("qemu-io -f raw -c 'write -P %d %dM 1M' %s >/dev/null", seed * 4 + i + 1,
 		       i * 16 + seed, img))
 			return -1;
 	if (vp_store_import(local, "itb", version, img, NULL, &b) < 0) {
@@ -86,7 +70,7 @@ static void reap_dead_runs(void)
 		long pid = strtol(strrchr(g.gl_pathv[i], '-') + 1, NULL, 10);
 
 		if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
-			sh("VP_TEST_HOSTS_DIR=%s VP_TEST_HOSTS_USER=vpstier bash %s/scripts/test-hosts-down.sh "
+			vp_sh("VP_TEST_HOSTS_DIR=%s VP_TEST_HOSTS_USER=vpstier bash %s/scripts/test-hosts-down.sh "
 			   ">/dev/null 2>&1; rm -rf %s %s.log", g.gl_pathv[i], src, g.gl_pathv[i], g.gl_pathv[i]);
 	}
 	globfree(&g);
@@ -133,7 +117,7 @@ static int suite_clean(void)
 	if (up)
 		hosts("test-hosts-down.sh");
 	if (run[0])
-		sh("rm -rf %s %s.log", run, run);
+		vp_sh("rm -rf %s %s.log", run, run);
 	if (lock_fd >= 0)
 		close(lock_fd);
 	return 0;
@@ -200,7 +184,7 @@ static const vp_plugin_ops *delta_tier(int h, void **hd)
 /* Runs a command in host h's mount namespace (its view of /var/lib/vdipool). */
 static int on_host(int h, const char *cmd)
 {
-	return sh("nsenter -t $(cat %s/host%d/pid) -m sh -c '%s' >/dev/null 2>&1", run, h, cmd);
+	return vp_sh("nsenter -t $(cat %s/host%d/pid) -m sh -c '%s' >/dev/null 2>&1", run, h, cmd);
 }
 
 static void test_push(void)
@@ -384,12 +368,12 @@ static void test_deltas(void)
 
 	/* A pool directory the host's user cannot read fails the listing (it could hide a
 	 * delta, and gc would then remove its base), naming the host and the directory. */
-	CU_ASSERT_EQUAL_FATAL(sh("mkdir -m 0700 %s/host1/store/fast/deltas/p2", run), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_sh("mkdir -m 0700 %s/host1/store/fast/deltas/p2", run), 0);
 	CU_ASSERT_EQUAL(ops->delta_list(h, NULL, count_fn, &n), VP_EIO);
 	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "vpstier1@127.0.0.1:"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, RROOT "/fast/deltas/p2"));
 	CU_ASSERT_EQUAL(vp_store_references(s, "itb@1", &refs, &n), VP_EIO);
-	sh("rmdir %s/host1/store/fast/deltas/p2", run);
+	vp_sh("rmdir %s/host1/store/fast/deltas/p2", run);
 	vp_store_free(s);
 	ops->close(h);
 }
@@ -426,7 +410,7 @@ static void test_hash_and_tamper(void)
 	CU_ASSERT_EQUAL(vp_store_verify(s, "itb@2", NULL, NULL), 0);
 	/* One byte changed on the host (through its store directory): verify fails. */
 	snprintf(path, sizeof(path), "%s/host1/store/bases/itb/2/disk.qcow2", run);
-	CU_ASSERT_EQUAL_FATAL(sh("chmod u+w %s && printf X | dd of=%s bs=1 seek=%llu conv=notrunc "
+	CU_ASSERT_EQUAL_FATAL(vp_sh("chmod u+w %s && printf X | dd of=%s bs=1 seek=%llu conv=notrunc "
 				 "status=none && chmod 0444 %s", path, path, 3 * MiB, path), 0);
 	CU_ASSERT_EQUAL(vp_store_verify(s, "itb@2", NULL, NULL), VP_EIO);
 	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "corrupted"));
@@ -442,12 +426,12 @@ static void test_sweep(void)
 
 	NEED_HOST();
 	snprintf(dir, sizeof(dir), "%s/host1/store/fast/deltas/p1", run);
-	CU_ASSERT_EQUAL_FATAL(sh("touch -d '2 hours ago' %s/.c7.qcow2.tmp.ssh-1-2-3 && touch "
+	CU_ASSERT_EQUAL_FATAL(vp_sh("touch -d '2 hours ago' %s/.c7.qcow2.tmp.ssh-1-2-3 && touch "
 				 "%s/.c8.qcow2.tmp.ssh-4-5-6 %s/.c6.qcow2.tmp.4242.1", dir, dir, dir), 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s = open_host(1));
 	CU_ASSERT_EQUAL(vp_store_sweep(s), 0);
 	vp_store_free(s);
-	CU_ASSERT_EQUAL(sh("test ! -e %s/.c7.qcow2.tmp.ssh-1-2-3", dir), 0); /* old: an upload that died */
+	CU_ASSERT_EQUAL(vp_sh("test ! -e %s/.c7.qcow2.tmp.ssh-1-2-3", dir), 0); /* old: an upload that died */
 	CU_ASSERT_EQUAL(stat(strcat(dir, "/.c8.qcow2.tmp.ssh-4-5-6"), &st), 0); /* young: may be live */
 }
 
@@ -476,9 +460,9 @@ static void test_gc(void)
 	CU_ASSERT_EQUAL(vp_store_stat(s, "itb@2", &b), 0);
 	vp_store_free(s);
 	snprintf(path, sizeof(path), "%s/host1/store/bases", run);
-	CU_ASSERT_EQUAL(sh("test ! -e %s/itb/1 && ! ls -A %s | grep -q remove", path, path), 0);
+	CU_ASSERT_EQUAL(vp_sh("test ! -e %s/itb/1 && ! ls -A %s | grep -q remove", path, path), 0);
 	/* Host 2's copy of itb@1 is another store: untouched. */
-	CU_ASSERT_EQUAL(sh("test -e %s/host2/store/bases/itb/1/manifest", run), 0);
+	CU_ASSERT_EQUAL(vp_sh("test -e %s/host2/store/bases/itb/1/manifest", run), 0);
 }
 
 /* Twenty deltas created, listed and removed; the time is printed (measured, not asserted). */

@@ -33,47 +33,9 @@ static bool up;
 static vp_virt *v;
 static vp_rbd_auth auth;
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	if (rc != 0)
-		fprintf(stderr, "\n  command failed (%d): %s\n", rc, cmd);
-	return rc;
-}
-
-/* Output of a shell command without its trailing newline; "" on failure. */
-static void capture(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void capture(char *out, size_t len, const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	FILE *f;
-	size_t n;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	out[0] = '\0';
-	if (!(f = popen(cmd, "r")))
-		return;
-	n = fread(out, 1, len - 1, f);
-	out[n] = '\0';
-	pclose(f);
-	while (n > 0 && out[n - 1] == '\n')
-		out[--n] = '\0';
-}
-
 static int cluster(const char *script)
 {
-	return sh("VP_CEPH_DIR=%s VP_CEPH_PORT=%s bash %s/scripts/%s >>%s.log 2>&1", RUN, PORT, src, script,
+	return vp_sh("VP_CEPH_DIR=%s VP_CEPH_PORT=%s bash %s/scripts/%s >>%s.log 2>&1", RUN, PORT, src, script,
 		  RUN);
 }
 
@@ -96,12 +58,12 @@ static int suite_init(void)
 		return skip("needs the Ceph packages (or root to install them)");
 	if (system("ls /usr/lib/*/qemu/block-rbd.so /usr/lib/qemu/block-rbd.so 2>/dev/null | grep -q .") != 0)
 		return skip("QEMU has no rbd driver here (qemu-block-extra)");
-	if (sh("bash %s/scripts/libvirt-up.sh >%s.libvirt.log 2>&1", src, RUN) != 0 ||
-	    sh("bash %s/scripts/build-guest-image.sh %s >%s.guest.log 2>&1", src, guest, RUN) != 0)
+	if (vp_sh("bash %s/scripts/libvirt-up.sh >%s.libvirt.log 2>&1", src, RUN) != 0 ||
+	    vp_sh("bash %s/scripts/build-guest-image.sh %s >%s.guest.log 2>&1", src, guest, RUN) != 0)
 		return -1;
 	unlink(RUN ".log");
 	if (cluster("ceph-up.sh") != 0) {
-		if (sh("grep -q 'cannot install' %s.log", RUN) == 0)
+		if (vp_sh("grep -q 'cannot install' %s.log", RUN) == 0)
 			return skip("the Ceph packages cannot be installed here");
 		fprintf(stderr, "itest_virt_rbd: ceph-up.sh failed, see %s.log\n", RUN);
 		cluster("ceph-down.sh");
@@ -115,18 +77,18 @@ static int suite_init(void)
 	/* The location as the rbd plugin writes it for a tier with conf, id and keyring. */
 	snprintf(location, sizeof(location), "rbd:rbd/vpvirt-clone:id=vdipool:conf=%s:keyring=%s", conf,
 		 keyring);
-	capture(key, sizeof(key), "awk '$1 == \"key\" { print $3 }' %s", keyring);
-	capture(base_marker, sizeof(base_marker),
+	vp_capture(key, sizeof(key), "awk '$1 == \"key\" { print $3 }' %s", keyring);
+	vp_capture(base_marker, sizeof(base_marker),
 		"dd if=%s/tiny.raw bs=512 skip=98304 count=1 status=none | tr -d '\\000' | head -n 1", guest);
 	if (strlen(key) < 40 || strncmp(base_marker, "VDIPOOL-BASE", 12)) {
 		fprintf(stderr, "itest_virt_rbd: no key in %s or no base marker in %s/tiny.raw\n", keyring, guest);
 		return -1;
 	}
-	if (sh("%s import --image-format 2 %s/tiny.raw vpvirt-base >/dev/null 2>&1 && %s snap create "
+	if (vp_sh("%s import --image-format 2 %s/tiny.raw vpvirt-base >/dev/null 2>&1 && %s snap create "
 	       "vpvirt-base@golden && %s snap protect vpvirt-base@golden && %s clone "
 	       "vpvirt-base@golden vpvirt-clone", admin, guest, admin, admin, admin) != 0)
 		return -1;
-	capture(parent_sha, sizeof(parent_sha), "%s export vpvirt-base@golden - 2>/dev/null | sha256sum "
+	vp_capture(parent_sha, sizeof(parent_sha), "%s export vpvirt-base@golden - 2>/dev/null | sha256sum "
 		"| cut -c1-64", admin);
 	if (vp_virt_open(&v, URI) < 0) {
 		fprintf(stderr, "itest_virt_rbd: %s\n", vp_error_last()->message);
@@ -143,13 +105,13 @@ static int suite_clean(void)
 		vp_virt_free(v);
 	}
 	if (*auth.secret_uuid)
-		sh("virsh -q -c %s secret-undefine %s >/dev/null", URI, auth.secret_uuid);
+		vp_sh("virsh -q -c %s secret-undefine %s >/dev/null", URI, auth.secret_uuid);
 	vp_rbd_auth_release(&auth);
-	sh("rm -f %s/%s-serial.log %s/%s.log", LOGDIR, name, LOGDIR, name);
+	vp_sh("rm -f %s/%s-serial.log %s/%s.log", LOGDIR, name, LOGDIR, name);
 	if (up)
 		cluster("ceph-down.sh");
 	if (up && CU_get_number_of_failures() == 0)
-		sh("rm -f %s.log %s.libvirt.log %s.guest.log", RUN, RUN, RUN);
+		vp_sh("rm -f %s.log %s.libvirt.log %s.guest.log", RUN, RUN, RUN);
 	return 0;
 }
 
@@ -177,9 +139,9 @@ static void test_secret(void)
 	CU_ASSERT_EQUAL_FATAL(vp_virt_rbd_auth(v, conf, "vdipool", NULL, &again), 0);
 	VP_ASSERT_STR_EQ(again.secret_uuid, auth.secret_uuid);
 	vp_rbd_auth_release(&again);
-	capture(out, sizeof(out), "virsh -q -c %s secret-list | grep -cF '%s'", URI, auth.secret_usage);
+	vp_capture(out, sizeof(out), "virsh -q -c %s secret-list | grep -cF '%s'", URI, auth.secret_usage);
 	VP_ASSERT_STR_EQ(out, "1");
-	capture(out, sizeof(out), "virsh -q -c %s secret-dumpxml %s", URI, auth.secret_uuid);
+	vp_capture(out, sizeof(out), "virsh -q -c %s secret-dumpxml %s", URI, auth.secret_uuid);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "private='yes'"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ephemeral='no'"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "<usage type='ceph'>"));
@@ -195,16 +157,16 @@ static void assert_key_nowhere(void)
 {
 	char out[4096], pid[32], proc[128] = "";
 
-	capture(pid, sizeof(pid), "cat /run/libvirt/qemu/%s.pid 2>/dev/null", name);
+	vp_capture(pid, sizeof(pid), "cat /run/libvirt/qemu/%s.pid 2>/dev/null", name);
 	if (*pid)
 		snprintf(proc, sizeof(proc), "/proc/%s/cmdline /proc/%s/environ", pid, pid);
-	capture(out, sizeof(out), "grep -rlF -D skip --exclude-dir=secrets -- '%s' /etc/libvirt /run/libvirt "
+	vp_capture(out, sizeof(out), "grep -rlF -D skip --exclude-dir=secrets -- '%s' /etc/libvirt /run/libvirt "
 		"/var/lib/libvirt/qemu %s/%s.log %s/%s-serial.log %s.log %s 2>/dev/null",
 		key, LOGDIR, name, LOGDIR, name, RUN, proc);
 	if (*out)
 		fprintf(stderr, "\n  the cephx key is in: %s\n", out);
 	VP_ASSERT_STR_EQ(out, "");
-	capture(out, sizeof(out), "stat -c %%a /etc/libvirt/secrets/%s.base64 2>/dev/null || echo none",
+	vp_capture(out, sizeof(out), "stat -c %%a /etc/libvirt/secrets/%s.base64 2>/dev/null || echo none",
 		auth.secret_uuid);
 	if (strcmp(out, "none"))
 		VP_ASSERT_STR_EQ(out, "600");
@@ -259,19 +221,19 @@ static void test_guest_on_rbd_clone(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(xml);
 	CU_ASSERT_PTR_NOT_NULL(strstr(xml, "protocol=\"rbd\" name=\"rbd/vpvirt-clone\""));
 	CU_ASSERT_PTR_NULL(strstr(xml, key));
-	sh("rm -f %s/%s-serial.log", LOGDIR, name);
+	vp_sh("rm -f %s/%s-serial.log", LOGDIR, name);
 	if (vp_virt_define(v, xml, true) < 0)
 		fprintf(stderr, "\n  %s\n", vp_error_last()->message);
 	free(xml);
-	capture(used, sizeof(used), "%s du vpvirt-clone 2>/dev/null | awk 'NR == 2 { print $4 $5 }'", admin);
+	vp_capture(used, sizeof(used), "%s du vpvirt-clone 2>/dev/null | awk 'NR == 2 { print $4 $5 }'", admin);
 	fprintf(stderr, "  clone used before boot: %s\n", used);
 	if (vp_virt_start(v, name) < 0) {
 		fprintf(stderr, "\n  %s\n", vp_error_last()->message);
-		sh("tail -n 20 %s/%s.log >&2", LOGDIR, name);
+		vp_sh("tail -n 20 %s/%s.log >&2", LOGDIR, name);
 		CU_FAIL_FATAL("the guest did not start");
 	}
 	CU_ASSERT_TRUE(wait_serial("VDIPOOL-READY", 180));
-	capture(out, sizeof(out), "tr -d '\\r' < %s/%s-serial.log | grep '^VDIPOOL-'", LOGDIR, name);
+	vp_capture(out, sizeof(out), "tr -d '\\r' < %s/%s-serial.log | grep '^VDIPOOL-'", LOGDIR, name);
 	fprintf(stderr, "%s\n", out);
 	{
 		char want[800];
@@ -281,7 +243,7 @@ static void test_guest_on_rbd_clone(void)
 		CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
 	}
 	/* running: the live definition, QEMU's command line and libvirt's state hold no key */
-	capture(out, sizeof(out), "virsh -q -c %s dumpxml %s", URI, name);
+	vp_capture(out, sizeof(out), "virsh -q -c %s dumpxml %s", URI, name);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "<secret type='ceph' uuid='"));
 	CU_ASSERT_PTR_NULL(strstr(out, key));
 	assert_key_nowhere();
@@ -301,20 +263,20 @@ static void test_guest_on_rbd_clone(void)
 
 	/* ACPI shutdown: the guest syncs; then the clone holds the marker, the parent does not */
 	CU_ASSERT_EQUAL(vp_virt_stop(v, name, 60), 0);
-	capture(out, sizeof(out), "%s export vpvirt-clone - 2>/dev/null | dd bs=512 skip=114688 count=1 "
+	vp_capture(out, sizeof(out), "%s export vpvirt-clone - 2>/dev/null | dd bs=512 skip=114688 count=1 "
 		"status=none | tr -d '\\000' | head -n 1", admin);
 	{
 		char want[128];
 		snprintf(want, sizeof(want), "VDIPOOL-CLONE %s", name);
 		VP_ASSERT_STR_EQ(out, want);
 	}
-	capture(used, sizeof(used), "%s du vpvirt-clone 2>/dev/null | awk 'NR == 2 { print $4 $5 }'", admin);
+	vp_capture(used, sizeof(used), "%s du vpvirt-clone 2>/dev/null | awk 'NR == 2 { print $4 $5 }'", admin);
 	fprintf(stderr, "  clone used after boot: %s\n", used);
 	CU_ASSERT(strcmp(used, "0B") != 0 && *used);
-	capture(out, sizeof(out), "%s export vpvirt-base@golden - 2>/dev/null | sha256sum | cut -c1-64", admin);
+	vp_capture(out, sizeof(out), "%s export vpvirt-base@golden - 2>/dev/null | sha256sum | cut -c1-64", admin);
 	CU_ASSERT_EQUAL(strlen(parent_sha), 64);
 	VP_ASSERT_STR_EQ(out, parent_sha);
-	capture(out, sizeof(out), "%s export vpvirt-base@golden - 2>/dev/null | dd bs=512 skip=114688 "
+	vp_capture(out, sizeof(out), "%s export vpvirt-base@golden - 2>/dev/null | dd bs=512 skip=114688 "
 		"count=1 status=none | tr -d '\\000' | head -c 64", admin);
 	VP_ASSERT_STR_EQ(out, "");
 	assert_key_nowhere();

@@ -37,6 +37,20 @@ expect() {
 	fi
 }
 
+# xfs_ready IMG MNT: an XFS with reflink=1 on a 512 MiB loop device made from the file IMG, mounted
+# at MNT (sets LOOP; the caller unmounts it and detaches LOOP); a SKIP saying why where this
+# machine cannot make one.
+xfs_ready() {
+	command -v mkfs.xfs >/dev/null || apt-get install -y -q xfsprogs >/dev/null 2>&1 || {
+		skip "reflink on XFS: xfsprogs is missing and cannot be installed"
+		return 1
+	}
+	truncate -s 512M "$1" && mkfs.xfs -q -m reflink=1 "$1" >/dev/null 2>&1 ||
+		{ skip "reflink on XFS: mkfs.xfs -m reflink=1 failed"; return 1; }
+	LOOP=$(losetup -f --show "$1" 2>/dev/null) || { skip "reflink on XFS: no loop device"; return 1; }
+	mkdir -p "$2" && mount "$LOOP" "$2" 2>/dev/null || { skip "reflink on XFS: cannot mount $LOOP"; return 1; }
+}
+
 # Guests: libvirt's QEMU logs, where a clone's serial console is NAME-serial.log.
 LOGDIR=/var/log/libvirt/qemu
 TIMEOUT=${VP_GUEST_BOOT_TIMEOUT:-120}

@@ -200,17 +200,7 @@ expect "and at apply, before anything is made" 2 "delta.size: must be at least" 
 check "nothing was made" test ! -e "$STORE/deltas/${POOL}m"
 
 echo "== reflinked full clones on XFS (a loop device)"
-xfs_ready() {
-	command -v mkfs.xfs >/dev/null || apt-get install -y -q xfsprogs >/dev/null 2>&1 || {
-		skip "reflink on XFS: xfsprogs is missing and cannot be installed"
-		return 1
-	}
-	truncate -s 512M "$T/xfs.img" && mkfs.xfs -q -m reflink=1 "$T/xfs.img" >/dev/null 2>&1 ||
-		{ skip "reflink on XFS: mkfs.xfs -m reflink=1 failed"; return 1; }
-	LOOP=$(losetup -f --show "$T/xfs.img" 2>/dev/null) || { skip "reflink on XFS: no loop device"; return 1; }
-	mkdir -p "$MNT" && mount "$LOOP" "$MNT" 2>/dev/null || { skip "reflink on XFS: cannot mount $LOOP"; return 1; }
-}
-if xfs_ready; then
+if xfs_ready "$T/xfs.img" "$MNT"; then
 	XSTORE=$MNT/store
 	XP=${POOL}x
 	"$CLI" --root "$XSTORE" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null

@@ -273,6 +273,16 @@ static void test_metadata_round_trip(void)
 	CU_ASSERT_EQUAL(m.claimed_until, 1795424400);
 	VP_ASSERT_STR_EQ(m.claimed_spec, "/etc/vdipool/ci.yaml");
 	VP_ASSERT_STR_EQ(m.pool, "ci");
+	CU_ASSERT_FALSE(m.detached);
+	vp_domain_meta_release(&m);
+	free(xml);
+	/* `vdipool detach` marks the clone; the mark survives the round trip. */
+	p.meta.detached = true;
+	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_format(&xml, &p.meta), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(xml, "detached=\"yes\""));
+	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_parse(&m, xml, strlen(xml)), 0);
+	CU_ASSERT_TRUE(m.detached);
+	VP_ASSERT_STR_EQ(m.delta_path, "/d/deltas/ci/ci-007.qcow2");
 	vp_domain_meta_release(&m);
 	free(xml);
 	CU_ASSERT_EQUAL_FATAL(vp_domain_meta_parse(&m, "<clone pool='p' index='3'><claim by='' until='0'/></clone>", 58), 0);

@@ -412,6 +412,39 @@ static void test_full_clones(void)
 	vp_plan_free(p);
 }
 
+/* Detached clones (`vdipool detach`) keep their disk and definition: no rebase, update or
+ * re-link, whatever their disk; start/stop still follow the spec. */
+static void test_detached_clones_are_left_alone(void)
+{
+	vp_observed o = observed(5, VP_OBS_DETACHED);
+	vp_desired d = desired(5, true);
+	vp_plan *p = NULL;
+
+	d.base_ref = "tiny@v2";                 /* a rollout */
+	have[0].flags |= VP_OBS_STANDALONE;     /* flattened */
+	have[0].disk_base_ref = "";
+	have[1].disk_base_ref = "tiny@v1";      /* flatten pending */
+	have[1].flags |= VP_OBS_RUNNING;
+	have[2].spec_hash = "h0";               /* the spec changed */
+	have[2].flags |= VP_OBS_STANDALONE | VP_OBS_RUNNING;
+	have[2].disk_base_ref = "";
+	have[3].flags &= ~(unsigned)VP_OBS_DETACHED; /* an ordinary clone rolls */
+	have[4].flags &= ~(unsigned)(VP_OBS_DOMAIN | VP_OBS_OURS); /* no domain: no mark to trust */
+	have[4].flags |= VP_OBS_STANDALONE;
+	have[4].disk_base_ref = "";
+	CU_ASSERT_EQUAL_FATAL(vp_plan_build(&p, &d, &o), 0);
+	CU_ASSERT_EQUAL(find(p, "ci-001")->change, VP_CHANGE_START);
+	CU_ASSERT_EQUAL(find(p, "ci-001")->steps, VP_STEP_START);
+	VP_ASSERT_STR_EQ(find(p, "ci-001")->to_base, "tiny@v1");
+	CU_ASSERT_EQUAL(find(p, "ci-002")->change, VP_CHANGE_NONE);
+	CU_ASSERT_EQUAL(find(p, "ci-002")->steps, 0);
+	CU_ASSERT_EQUAL(find(p, "ci-003")->change, VP_CHANGE_NONE);
+	CU_ASSERT_EQUAL(find(p, "ci-004")->change, VP_CHANGE_REBASE);
+	CU_ASSERT_EQUAL(find(p, "ci-005")->change, VP_CHANGE_REBASE);
+	CU_ASSERT_EQUAL(p->counts[VP_CHANGE_REBASE], 2);
+	vp_plan_free(p);
+}
+
 /* Updates and repairs take clones down too: waves of max_unavailable, with
  * the rebases, in index order; creations are not held back. */
 static void test_updates_and_repairs_go_in_waves(void)
@@ -606,6 +639,7 @@ static CU_TestInfo tests[] = {
 	{ "rollback: each clone to its own base", test_rollback_gives_each_clone_its_own_base },
 	{ "the delta's real backing beats the metadata", test_real_backing_beats_metadata },
 	{ "full clones: standalone disks, a disk of the other mode is made again", test_full_clones },
+	{ "detached clones are left alone (start/stop only)", test_detached_clones_are_left_alone },
 	{ "updates and repairs go in waves", test_updates_and_repairs_go_in_waves },
 	{ "MACs are unique on the host and kept", test_macs_are_unique_and_kept },
 	{ "10,000 desks get distinct MACs", test_ten_thousand_desks_get_distinct_macs },

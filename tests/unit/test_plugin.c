@@ -1,4 +1,5 @@
 /* test_plugin.c: the plugin loader: ABI size/version checks, mandatory callbacks, registry, host table. */
+#include <dirent.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "vdipool/error.h"
 #include "vdipool/plugin.h"
+#include "vdipool/qcow2.h"
 #include "util/fs.h"
 #include "vp_test.h"
 
@@ -258,6 +260,115 @@ static void test_full_clone_caps(void)
 }
 
 
+/* ---- the dir backend's stamping ------------------------------------------------------ */
+
+struct stamp_job {
+	const vp_plugin_ops *ops;
+	void *tier;
+	const char *base;
+	int first, rc;
+};
+
+static void *stamp_some(void *arg)
+{
+	struct stamp_job *j = arg;
+	char name[16];
+
+	for (int i = j->first; i < j->first + 4 && j->rc == 0; i++) {
+		vp_delta_request req = { .kind = VP_DISK_DELTA, .pool = "p", .clone = name,
+					 .base_location = j->base, .base_format = "qcow2",
+					 .flags = VP_DELTA_PREALLOC_METADATA | VP_DELTA_EXTENDED_L2 };
+		snprintf(name, sizeof(name), "c%02d", i);
+		j->rc = j->ops->delta_create(j->tier, &req, NULL);
+	}
+	return NULL;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
+	    (buf = malloc((size_t)n)) && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	if (f)
+		fclose(f);
+	*len = buf ? (size_t)n : 0;
+	return buf;
+}
+
+/* 16 deltas from 4 threads: each is the bytes the qcow2 writer makes for those options
+ * (the first written, the others copied from the stamp, flushed in groups); the stamp lives
+ * beside them until the tier is closed; no temporary is left. */
+static void test_dir_stamping(void)
+{
+	const vp_plugin *p = NULL;
+	const vp_plugin_ops *ops;
+	vp_qcow2_create_opts o;
+	struct stamp_job jobs[4];
+	pthread_t th[4];
+	char dir[4096], base[4200], ref[4200], path[4300];
+	void *tier = NULL;
+	char *want, *got;
+	size_t wlen, glen;
+
+	CU_ASSERT_EQUAL_FATAL(vp_test_scratch_dir(dir, sizeof(dir), "stamp"), 0);
+	snprintf(base, sizeof(base), "%s/base.qcow2", dir);
+	snprintf(ref, sizeof(ref), "%s/ref.qcow2", dir);
+	vp_qcow2_create_opts_init(&o);
+	o.size = 3u << 20;
+	CU_ASSERT_EQUAL_FATAL(vp_qcow2_create(base, &o), 0);
+	o.size = 0;
+	o.backing_file = base;
+	o.backing_format = "qcow2";
+	o.extended_l2 = true;
+	o.prealloc = VP_QCOW2_PREALLOC_METADATA;
+	CU_ASSERT_EQUAL_FATAL(vp_qcow2_create(ref, &o), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_plugin_find(&p, "dir"), 0);
+	ops = vp_plugin_get_ops(p);
+	CU_ASSERT_EQUAL_FATAL(ops->open(&(vp_tier_config){ .tier = "t", .path = dir }, &tier), 0);
+	for (int i = 0; i < 4; i++) {
+		jobs[i] = (struct stamp_job){ ops, tier, base, i * 4, 0 };
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, stamp_some, &jobs[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		CU_ASSERT_EQUAL(jobs[i].rc, 0);
+	}
+	snprintf(path, sizeof(path), "%s/deltas/p/.stamp-0.qcow2.tmp.%ld.s", dir, (long)getpid());
+	CU_ASSERT_EQUAL(access(path, F_OK), 0); /* until close */
+	ops->close(tier);
+	CU_ASSERT_NOT_EQUAL(access(path, F_OK), 0);
+	want = slurp(ref, &wlen);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+	for (int i = 0; i < 16; i++) {
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/deltas/p/c%02d.qcow2", dir, i);
+		got = slurp(path, &glen);
+		CU_ASSERT_EQUAL(glen, wlen);
+		CU_ASSERT(got && glen == wlen && !memcmp(got, want, wlen));
+		CU_ASSERT(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+		free(got);
+	}
+	free(want);
+	snprintf(path, sizeof(path), "%s/deltas/p", dir);
+	{
+		size_t hidden = 0;
+		DIR *d = opendir(path);
+		struct dirent *e;
+		while (d && (e = readdir(d)))
+			hidden += e->d_name[0] == '.' && strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+		if (d)
+			closedir(d);
+		CU_ASSERT_EQUAL(hidden, 0);
+	}
+	vp_fs_rm_rf(dir);
+}
+
 /* ---- the built-in ssh backend (what needs no host; tests/integration/itest_store_ssh.c has the rest) */
 
 static int open_ssh(const vp_plugin_ops *ops, const char *path, const vp_plugin_param *params,
@@ -316,6 +427,7 @@ static CU_TestInfo loader_tests[] = {
 	{ "full-clone capability: dir yes, ssh no", test_full_clone_caps },
 	{ "built-in ssh: registered, API 3, settings checked, errors name the host", test_builtin_ssh },
 	{ "thread model: old plugins serialised per handle, parallel ones not", test_thread_model },
+	{ "dir: stamped deltas are the writer's bytes, from 4 threads; stamp gone at close", test_dir_stamping },
 	{ "plugin files: root-owned, not group/other-writable, absolute", test_file_owner_and_mode },
 	CU_TEST_INFO_NULL,
 };

@@ -138,6 +138,13 @@ static const bad_case bad_cases[] = {
 	{ BASE8 "clones:\n  count: 1\n  name: solo\n  spares: 2\n", 0,
 	  "pool.yaml:11:9: clones.name: must contain '{index}': with clones.spares the pool grows beyond "
 	  "clones.count while clones are claimed" },
+	{ BASE8 "clones:\n  count: 2\n  spares: 1\n  parked: 2\n", 0,
+	  "pool.yaml:12:11: clones.parked: must be at most clones.spares (1), got 2: parked clones are spares "
+	  "saved to disk" },
+	{ BASE8 "clones:\n  count: 2\n  spares: 1\n  parked: 1\ndomain:\n  start: false\n", 0,
+	  "pool.yaml:12:11: clones.parked: needs domain.start: true: a spare is parked once it is booted and ready" },
+	{ BASE8 "clones:\n  count: 2\n  spares: 1\n  parked: 1\ndomain:\n  network: none\n", 0,
+	  "pool.yaml:12:11: clones.parked: needs a domain.network: a spare is parked once it is booted and ready" },
 	{ BASE8, 0, "pool.yaml:1:1: missing required key 'clones'" },
 	{ "pool: {}\nbase:\n  name: tiny\n", 0, "pool.yaml:1:1: pool: missing required key 'name'" },
 	{ "pool:\n  name: ci\nbase:\n  version: v1\n", 0, "pool.yaml:3:1: base: missing required key 'name'" },
@@ -975,9 +982,10 @@ static void test_values(void)
 	CU_ASSERT_EQUAL(s->clones.start_index, 0);
 	CU_ASSERT_EQUAL(s->clones.spares, 0);
 	vp_spec_free(s);
-	s = parse_ok(BASE8 "clones: {count: 2, spares: 3}\n");
+	s = parse_ok(BASE8 "clones: {count: 2, spares: 3, parked: 2}\n");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
 	CU_ASSERT_EQUAL(s->clones.spares, 3);
+	CU_ASSERT_EQUAL(s->clones.parked, 2);
 	vp_spec_free(s);
 }
 

@@ -587,6 +587,16 @@ static void test_manifest_roundtrip(void)
 	VP_ASSERT_STR_EQ(b.sha256, a.sha256);
 	CU_ASSERT_EQUAL(b.image_mtime_nsec, 5);
 	CU_ASSERT_EQUAL(b.virtual_size, 1u << 20);
+	VP_ASSERT_STR_EQ(b.compression, "");
+	CU_ASSERT_PTR_NULL(strstr(text, "compression="));
+	free(text);
+	/* A compressed base says so; an older vdipool ignores the key. */
+	snprintf(a.compression, sizeof(a.compression), "zlib");
+	text = vp_store_manifest_format(&a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "\ncompression=zlib\n"));
+	CU_ASSERT_EQUAL(vp_store_manifest_parse(&b, text, "m"), 0);
+	VP_ASSERT_STR_EQ(b.compression, "zlib");
 	free(text);
 	CU_ASSERT_EQUAL(vp_store_manifest_parse(&b, "vdipool-manifest=1\nname=n\n", "m"), VP_EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "m: missing 'version'"));

@@ -298,6 +298,55 @@ static void test_chain_pins(void)
 	vp_store_free(s);
 }
 
+/* vdipool snapshot's layout: CLONE.snap/NAME.qcow2 images between the disk and its base. The
+ * listing names the base as what the disk backs onto (so rm and gc keep it without any domain),
+ * and removing the disk removes its snapshots. */
+static void test_clone_snapshots_seen(void)
+{
+	vp_store *s = open_root(vp_store_pins_none, NULL);
+	const vp_plugin *p = NULL;
+	const vp_plugin_ops *ops;
+	vp_qcow2_create_opts o;
+	vp_image_info d;
+	vp_base_info b;
+	char dir[600], a[700], c[700];
+	void *h = NULL;
+
+	import(s, "sn", "v1", &b);
+	make_disk(s, 0, VP_DISK_DELTA, &b, "snpool", "c1", &d);
+	snprintf(dir, sizeof(dir), "%s/deltas/snpool/c1.snap", root);
+	snprintf(a, sizeof(a), "%s/a.qcow2", dir);
+	snprintf(c, sizeof(c), "%s/c.qcow2", dir);
+	CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0755), 0);
+	/* a: the old disk; c on a (relative name, as another tool might write it); the disk on c. */
+	CU_ASSERT_EQUAL_FATAL(rename(d.location, a), 0);
+	vp_qcow2_create_opts_init(&o);
+	o.backing_file = "a.qcow2";
+	o.backing_format = "qcow2";
+	CU_ASSERT_EQUAL_FATAL(vp_qcow2_create(c, &o), 0);
+	o.backing_file = c;
+	CU_ASSERT_EQUAL_FATAL(vp_qcow2_create(d.location, &o), 0);
+
+	CU_ASSERT_EQUAL_FATAL(vp_plugin_find(&p, "dir"), 0);
+	ops = vp_plugin_get_ops(p);
+	CU_ASSERT_EQUAL_FATAL(ops->open(&(vp_tier_config){ .tier = "t", .path = root }, &h), 0);
+	CU_ASSERT_EQUAL(ops->delta_stat(h, VP_DISK_DELTA, "snpool", "c1", &d), 0);
+	VP_ASSERT_STR_EQ(d.backing, b.location);
+	CU_ASSERT_EQUAL(vp_store_remove(s, "sn@v1"), VP_EBUSY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "c1.qcow2"));
+	/* The sweep takes the snapshots of a disk that is gone, and only those. */
+	snprintf(c, sizeof(c), "%s/deltas/snpool/c9.snap", root);
+	CU_ASSERT_EQUAL_FATAL(mkdir(c, 0755), 0);
+	CU_ASSERT_EQUAL(vp_store_sweep(s), 0);
+	CU_ASSERT_EQUAL(access(c, F_OK), -1);
+	CU_ASSERT_EQUAL(access(a, F_OK), 0);
+	CU_ASSERT_EQUAL(ops->delta_remove(h, VP_DISK_DELTA, "snpool", "c1"), 0);
+	CU_ASSERT_EQUAL(access(dir, F_OK), -1);
+	CU_ASSERT_EQUAL(vp_store_remove(s, "sn@v1"), 0);
+	ops->close(h);
+	vp_store_free(s);
+}
+
 /* ---- tiers and data disks ------------------------------------------------------------------ */
 
 /* A delta on a tier only a spec names still keeps its base from `--root` gc and rm. */
@@ -547,6 +596,7 @@ static CU_TestInfo tests[] = {
 	{ "remove refused without pins, with failing, naming or pin-all pins", test_remove_needs_pins },
 	{ "pins: every owner counted once, past table growth", test_pins_owners },
 	{ "a snapshot overlay's chain pins delta and base", test_chain_pins },
+	{ "a clone's snapshots: the listing names the base under them, rm takes them", test_clone_snapshots_seen },
 	{ "a delta on another tier a spec used keeps its base", test_other_tier_seen },
 	{ "orphaned data disks reported, removed only when asked", test_orphaned_data },
 	{ "a damaged manifest is a state error, not bad input", test_damaged_manifest_is_not_bad_input },

@@ -115,6 +115,45 @@ static void test_set_meta_claim(void)
 	vp_virt_free(v);
 }
 
+/* Parking through the test driver: a managed save makes the domain 'saved'; a stop drops it; the
+ * test driver's start boots (it has no image to restore), which resume_parked must not take for a
+ * restore: stopped again, VP_ENOENT. */
+static void test_park_and_resume(void)
+{
+	vp_virt *v = NULL;
+	vp_virt_domain d;
+
+	CU_ASSERT_EQUAL_FATAL(vp_virt_open(&v, "test:///default"), 0);
+	define(v, "p-1", "p", 128, 1);
+	CU_ASSERT_EQUAL_FATAL(vp_virt_start(v, "p-1"), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_virt_lookup(v, "p-1", &d), 0);
+	CU_ASSERT_EQUAL(d.state, VP_DOM_RUNNING);
+	CU_ASSERT_FALSE(d.saved);
+	CU_ASSERT_FALSE(d.restored);
+	vp_virt_domain_release(&d);
+
+	CU_ASSERT_EQUAL_FATAL(vp_virt_park(v, "p-1"), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_virt_lookup(v, "p-1", &d), 0);
+	CU_ASSERT_EQUAL(d.state, VP_DOM_SHUTOFF);
+	CU_ASSERT_TRUE(d.saved);
+	vp_virt_domain_release(&d);
+	CU_ASSERT_EQUAL(vp_virt_stop(v, "p-1", 0), 0); /* stopped: nothing to resume */
+	CU_ASSERT_EQUAL_FATAL(vp_virt_lookup(v, "p-1", &d), 0);
+	CU_ASSERT_FALSE(d.saved);
+	vp_virt_domain_release(&d);
+
+	CU_ASSERT_EQUAL_FATAL(vp_virt_start(v, "p-1"), 0);
+	CU_ASSERT_EQUAL_FATAL(vp_virt_park(v, "p-1"), 0);
+	CU_ASSERT_EQUAL(vp_virt_resume_parked(v, "p-1"), VP_ENOENT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "no saved state left to restore"));
+	CU_ASSERT_EQUAL_FATAL(vp_virt_lookup(v, "p-1", &d), 0);
+	CU_ASSERT_EQUAL(d.state, VP_DOM_SHUTOFF);
+	vp_virt_domain_release(&d);
+	CU_ASSERT_EQUAL(vp_virt_discard_saved(v, "p-1"), 0);
+	CU_ASSERT_EQUAL(vp_virt_park(v, "nope"), VP_ENOENT);
+	vp_virt_free(v);
+}
+
 /* Two hosts may differ (one has KVM, one has not): the probe's cache is one file per URI. */
 static void test_accel_cache_per_uri(void)
 {
@@ -312,6 +351,7 @@ static CU_TestInfo tests[] = {
 	{ "node capacity and what other pools commit", test_node_capacity },
 	{ "metadata host through libvirt", test_list_meta_host },
 	{ "a claim written into the metadata through libvirt", test_set_meta_claim },
+	{ "park (managed save), stop drops it, a boot is not a restore", test_park_and_resume },
 	{ "KVM probe cache: one file per URI", test_accel_cache_per_uri },
 	{ "disk paths: files, and RBD disks by image", test_disk_paths_rbd },
 	{ "cephx auth: errors name file and reason, never the key", test_rbd_auth_errors },

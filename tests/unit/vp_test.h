@@ -3,6 +3,7 @@
 #define VP_TEST_H
 
 #include <CUnit/Basic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,45 @@ static inline int vp_test_scratch_dir(char *dir, size_t len, const char *name)
 	setenv("VDIPOOL_PLUGIN_PATH", env, 0);
 	snprintf(dir, len, "/tmp/vp-test-%s-XXXXXX", name);
 	return mkdtemp(dir) ? 0 : -1;
+}
+
+/* Runs a shell command (printf-style); prints it when it fails. Its exit status as system(). */
+static inline int vp_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline int vp_sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	rc = system(cmd);
+	if (rc != 0)
+		fprintf(stderr, "\n  command failed (%d): %s\n", rc, cmd);
+	return rc;
+}
+
+/* Output of a shell command (printf-style) without its trailing newlines; "" on failure. */
+static inline void vp_capture(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline void vp_capture(char *out, size_t len, const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	FILE *f;
+	size_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	out[0] = '\0';
+	if (!(f = popen(cmd, "r")))
+		return;
+	n = fread(out, 1, len - 1, f);
+	out[n] = '\0';
+	pclose(f);
+	while (n > 0 && out[n - 1] == '\n')
+		out[--n] = '\0';
 }
 
 /* A unit test executable: runs every suite, exits 1 when anything failed.

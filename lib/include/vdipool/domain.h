@@ -3,6 +3,7 @@
 #ifndef VDIPOOL_DOMAIN_H
 #define VDIPOOL_DOMAIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,9 @@ typedef struct vp_domain_meta {
 	int64_t claimed_at;
 	int64_t claimed_until;  /* 0: no expiry */
 	char *claimed_spec;     /* the spec file the claim was made with (absolute); NULL: unknown */
+	/* `vdipool detach`: the clone's disk is (being made) standalone; it no longer pins its
+	 * base, and apply leaves its disk and definition alone (<delta detached='yes'/>). */
+	bool detached;
 } vp_domain_meta;
 
 /* One Ceph monitor as libvirt's <host> takes it: a name or address and its msgr1 (v1) port. */

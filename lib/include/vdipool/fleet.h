@@ -118,11 +118,15 @@ typedef struct vp_ready_report {
 	size_t ready;
 	vp_ready_clone *clones;    /* count of them, in host then clone order */
 	double seconds;            /* how long it waited */
+	size_t claimed;            /* of count: claimed, not waited for (their holders' business) */
+	size_t parked;             /* of count: parked spares (saved to disk when ready), not waited for */
 } vp_ready_report;
 
 /* Waits until every clone the last inventory wants on each host is ready
  * (vp_pool_ready_check), looking again with a growing pause (0.5 s up to 5 s)
- * until opts->timeout; a clone once ready is not looked at again. Clones
+ * until opts->timeout; a clone once ready is not looked at again. A clone
+ * seen claimed (its holder may stop or change it) or parked is settled at
+ * once: counted in claimed or parked, not waited for. Clones
  * recorded on an unreachable host are never ready. With domain.start false
  * there is nothing to wait for (count 0). Returns 0 when all are ready;
  * VP_EIO at the timeout, the error naming each clone that is not and why
@@ -143,7 +147,41 @@ typedef struct vp_claim_opts {
 	double timeout;            /* seconds to wait for a ready, unclaimed clone; 0: one look */
 	const char *spec_path;     /* recorded with the claim (absolute), so `release CLONE` finds its
 				    * pool; NULL: none */
+	/* Optional: a parked spare could not be restored (why); it is stopped, its saved state
+	 * discarded and it is marked for a rebuild by the next apply (VP_CLAIM_REBUILD). */
+	void (*broken)(void *ctx, const char *name, const char *why);
+	void *ctx;
 } vp_claim_opts;
+
+/* The holder recorded on a parked spare whose saved state could not be restored, with a claim
+ * that has expired already: never handed out; the next apply releases it (a fresh delta, a cold
+ * boot) as it releases expired claims. */
+#define VP_CLAIM_REBUILD "vdipool-rebuild"
+
+/* ---- parked spares (clones.parked) ------------------------------------------------------ */
+
+typedef struct vp_park_opts {
+	double timeout;            /* seconds to wait for spares to be ready before they are parked */
+	/* Optional: a clone was parked (saved to disk) or resumed (parked one too many). */
+	void (*progress)(void *ctx, const char *name, const char *host, bool parked, double seconds);
+	void *ctx;
+} vp_park_opts;
+
+typedef struct vp_park_report {
+	size_t parked;             /* parked now, in all */
+	size_t saved;              /* of which saved by this call */
+	size_t resumed;            /* parked clones started again (more parked than clones.parked) */
+	double seconds;
+} vp_park_report;
+
+/* Keeps clones.parked of the pool's unclaimed clones parked: running, unclaimed clones (the
+ * highest indexes first) are waited for until ready (vp_pool_ready_check, without the pool's
+ * lock), then saved with libvirt's managed save holding the pool's lock just for the save, after
+ * reading the clone again (still running and unclaimed: a claim never loses its clone to a
+ * park). Parked clones beyond clones.parked are started (restored). Returns 0 when the count was
+ * reached, or when no running unclaimed clone is left to park (claims took them: out->parked
+ * says how many are); VP_EIO at the timeout naming the spare looked at last. */
+VP_API int vp_fleet_park(vp_fleet *f, const vp_park_opts *opts, vp_park_report *out);
 
 typedef struct vp_claim {
 	char name[64];
@@ -154,9 +192,15 @@ typedef struct vp_claim {
 	char base[160];            /* "name@version" from its metadata */
 	int64_t at, until;         /* seconds since the epoch; until 0: no expiry */
 	double seconds;            /* from the call until it was claimed */
+	bool resumed;              /* it was a parked spare, restored from its saved state */
 } vp_claim;
 
-/* Hands out one ready clone: looks at the running, unclaimed clones of the pool on every
+/* Hands out one ready clone: prefers running spares; when none of them is ready, a parked one
+ * (clones.parked): it is claimed under the pool's lock while still parked, then restored
+ * (vp_virt_resume_parked: libvirt deletes the saved image once restored) and waited for until
+ * ready (at most 60 s more than opts->timeout); one that cannot be restored or gets no address
+ * is stopped, its saved state dropped, marked VP_CLAIM_REBUILD (opts->broken is told) and the
+ * next clone is tried. The running ones: looks at the running, unclaimed clones of the pool on every
  * reachable host (index order, each claimer starting at another one), checks readiness
  * (vp_pool_ready_check) without the pool's lock, then, holding the pool's lock for the few
  * milliseconds it takes (tried until the timeout: an apply holds it for its run), reads the

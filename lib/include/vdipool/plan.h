@@ -56,6 +56,8 @@ enum vp_obs_flags {
 	VP_OBS_ELSEWHERE = 1 << 5, /* its metadata names this pool, but its delta lies on
 				    * another tier: a namesake pool's, never ours to change */
 	VP_OBS_STANDALONE = 1 << 6, /* its delta has no backing file (a full clone) */
+	VP_OBS_DETACHED = 1 << 7,   /* its domain's metadata marks it detached (`vdipool detach`):
+				     * its disk and definition are left alone (start/stop only) */
 };
 
 typedef struct vp_observed_clone {

@@ -62,6 +62,16 @@ VP_API int vp_pool_plan(vp_pool *pool, long want_count, vp_plan **out);
  * VP_ECONFLICT (apply repairs it). */
 VP_API int vp_pool_plan_reset(vp_pool *pool, const char *const *names, size_t n, vp_plan **out);
 
+/* `vdipool detach`: turns one clone of the (locked, inventoried) pool into a standalone one:
+ * its domain's metadata is marked detached first (so it no longer pins its base, and apply
+ * leaves its disk and definition alone: no rebase, update or re-link; start/stop still
+ * follow the spec), then its disk is flattened by the backend (a running clone on a file
+ * backend is shut down for it and started again; a shared one, rbd, flattens in place). *already: it was detached and standalone, nothing done.
+ * Unknown names are VP_EINVAL; a backend that cannot flatten is VP_ENOTSUP, nothing changed.
+ * Killed half-way, the clone is usable (marked, its disk still linked) and the next call
+ * finishes it. `vdipool reset` links a detached clone again (a fresh delta). */
+VP_API int vp_pool_detach(vp_pool *pool, const char *name, bool *already);
+
 /* Rollback: a plan that returns each clone on the spec's base version (or,
  * continuing an interrupted rollback, on the version that rollback undoes)
  * to the version its own metadata records as previous, in waves like a
@@ -105,7 +115,8 @@ VP_API int vp_pool_apply(vp_pool *pool, const vp_plan *plan, const vp_apply_opts
 typedef struct vp_clone_status {
 	char name[64];
 	const char *host;          /* the spec's host name */
-	const char *state;         /* "running", "shut off", "paused", "missing", "no domain", "conflict" */
+	const char *state;         /* "running", "shut off", "paused", "parked" (saved to disk: clones.parked),
+				    * "missing", "no domain", "conflict" */
 	char base[160];            /* "name@version" from metadata; "" when unknown */
 	uint64_t delta_bytes;      /* on disk */
 	uint64_t data_bytes;
@@ -127,6 +138,7 @@ typedef struct vp_pool_status {
 	uint64_t delta_bytes;      /* deltas and data disks on disk */
 	uint64_t base_bytes;       /* the base(s) they share, counted once */
 	uint64_t full_copy_bytes;  /* what full copies would use */
+	size_t parked;             /* clones parked (saved to disk), not counted in running or stopped */
 } vp_pool_status;
 
 VP_API int vp_pool_status_get(vp_pool *pool, vp_pool_status **out);
@@ -152,6 +164,8 @@ typedef struct vp_ready_clone {
 	char address[64];          /* its first address, "" none */
 	char why[512];             /* not ready: why (a failed check: the tail of its output) */
 	double seconds;            /* ready: seconds from the start of the wait until it was seen ready */
+	bool claimed;              /* its domain records a claim (its holder's business) */
+	bool parked;               /* shut off with its saved state (clones.parked): a claim resumes it */
 } vp_ready_clone;
 
 /* "ready", "not running", "no address", "check failed", "unreachable". */
@@ -171,6 +185,36 @@ VP_API int vp_pool_ready_check(vp_pool *pool, const char *name, vp_ready_clone *
 VP_API int vp_pool_accel(vp_pool *pool, const vp_accel **out);
 /* When auto chose TCG: one sentence naming the host and why; NULL otherwise. */
 VP_API const char *vp_pool_accel_warning(const vp_pool *pool);
+
+/* ---- snapshots of a clone ------------------------------------------------------
+ * External, disk-only snapshots of one clone of a one-host pool on a dir deltas tier: the
+ * clone's disk CLONE.qcow2 becomes snapshot NAME (CLONE.snap/NAME.qcow2, beside it) and a
+ * fresh overlay on it takes its place, so the domain keeps its definition. The clone must be
+ * shut off for create, revert and remove (VP_EBUSY otherwise). A snapshot adds one image
+ * under the disk: refused (VP_ECONFLICT) past delta.max_depth. The images stay the clone's
+ * until it is destroyed; gc and base rm see the base under them through the disk's chain, and
+ * vp_pool_apply refuses to replace the disk of a clone that has snapshots (a rollout,
+ * a reset). Call vp_pool_inventory (under vp_pool_lock) first. */
+
+typedef struct vp_snapshot {
+	char name[64];
+	char path[4096];           /* its image */
+	uint64_t bytes;            /* allocated on disk: what the clone wrote before the next one */
+	double taken;              /* the image's ctime (seconds since the epoch): when it was taken */
+} vp_snapshot;
+
+VP_API int vp_pool_snapshot_create(vp_pool *pool, const char *clone, const char *name);
+/* The clone's snapshots, oldest first; free with vp_snapshot_list_free. */
+VP_API int vp_pool_snapshot_list(vp_pool *pool, const char *clone, vp_snapshot **out, size_t *n);
+VP_API void vp_snapshot_list_free(vp_snapshot *list);
+/* The clone's disk becomes what it was when `name` was taken (a fresh overlay on it); the
+ * snapshots taken after it are removed, which needs drop_later (VP_EINVAL naming them
+ * otherwise). *dropped: how many were removed. */
+VP_API int vp_pool_snapshot_revert(vp_pool *pool, const char *clone, const char *name, bool drop_later,
+				   size_t *dropped);
+/* Removes snapshot `name`; the image above it takes over its data (qemu-img rebase), so the
+ * clone's disk reads the same. */
+VP_API int vp_pool_snapshot_remove(vp_pool *pool, const char *clone, const char *name);
 
 /* The resolved base of the last inventory ("name@version"), or "" when not resolved. */
 VP_API const char *vp_pool_base_ref(const vp_pool *pool);

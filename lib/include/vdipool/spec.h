@@ -107,6 +107,10 @@ typedef struct vp_spec_clones {
 	/* Unclaimed clones kept (booted) beyond the claimed ones: apply keeps
 	 * max(count, claimed + spares) clones. 0..1000, default 0 (no claims asked for). */
 	unsigned spares;
+	/* Of the unclaimed clones, how many are kept parked (booted until ready, then saved to
+	 * disk with libvirt's managed save; a claim restores one when no running one is ready).
+	 * 0..spares, default 0. Needs domain.start and a network. */
+	unsigned parked;
 } vp_spec_clones;
 
 typedef struct vp_spec_delta {

@@ -121,6 +121,7 @@ typedef struct vp_base_info {
 	long image_mtime_nsec;
 	uint64_t allocated;                     /* bytes on disk now */
 	size_t references;                      /* deltas backed by it (vp_store_list only) */
+	char compression[8];                    /* "zlib": stored as compressed qcow2; "" not */
 } vp_base_info;
 
 typedef struct vp_store_import_opts {
@@ -128,6 +129,10 @@ typedef struct vp_store_import_opts {
 	const char *parent;         /* the version it was derived from, or NULL */
 	vp_store_progress_fn progress;
 	void *progress_ctx;
+	/* Store it as compressed qcow2 (zlib clusters, qemu-img convert -c): fewer bytes stored
+	 * and pushed, paid for by QEMU inflating what clones read from the base. The manifest
+	 * says so (compression=zlib); sha256 still covers the stored file's bytes. */
+	bool compress;
 } vp_store_import_opts;
 
 /* Valid version: 1..64 of [A-Za-z0-9._+-], not starting with '.', not "latest". */

@@ -30,6 +30,8 @@ typedef struct vp_virt_domain {
 	vp_dom_state state;
 	bool has_meta;
 	vp_domain_meta meta; /* valid when has_meta */
+	bool saved;          /* shut off with a managed save image (parked): a start restores it */
+	bool restored;       /* running since its saved state was restored (not booted) */
 } vp_virt_domain;
 
 /* What a host has and what others' domains already hold of it, for placement. */
@@ -167,8 +169,20 @@ VP_API int vp_virt_lease_granted(vp_virt *v, const char *network, const char *ma
  * the cached probe is dropped. */
 VP_API int vp_virt_start(vp_virt *v, const char *name);
 /* Graceful (ACPI) shutdown, then a forced stop after timeout seconds; a
- * timeout of 0 stops at once. A stopped domain is not an error. */
+ * timeout of 0 stops at once. A stopped domain is not an error; a parked one
+ * loses its managed save (stopped means: nothing to resume). */
 VP_API int vp_virt_stop(vp_virt *v, const char *name, double timeout);
+/* Parks a running domain: libvirt's managed save (virDomainManagedSave) writes its memory and
+ * device state into libvirt's own save directory and stops it; the next start restores it. */
+VP_API int vp_virt_park(vp_virt *v, const char *name);
+/* Starts a parked domain from its managed save. libvirt deletes the image once the restore
+ * succeeded, so each one is restored once. 0: restored and running. A restore that fails (the
+ * image is corrupt) is VP_EIO with libvirt's words and the domain stays off; a domain that
+ * booted instead of being restored (libvirt boots afresh when the image is gone) is stopped at
+ * once and VP_ENOENT: its disk is past the state it was saved in, so neither is usable. */
+VP_API int vp_virt_resume_parked(vp_virt *v, const char *name);
+/* Removes a stopped domain's managed save image, if it has one (virDomainManagedSaveRemove). */
+VP_API int vp_virt_discard_saved(vp_virt *v, const char *name);
 /* Undefines a stopped domain (and its managed save / snapshots metadata);
  * a missing domain is not an error. */
 VP_API int vp_virt_undefine(vp_virt *v, const char *name);
