@@ -848,6 +848,28 @@ static int grow_copy(const char *tmp, uint64_t size)
 	}
 }
 
+/* The temporary a new disk is written under, ".CLONE.qcow2.tmp.PID.<tag>N" in the disk's own
+ * directory (sweep and sweep_dead_temps remove those of dead processes), created 0600 and
+ * O_EXCL; refused when the disk exists and may not be replaced. Returns the open fd. */
+static int open_temp(const char *path, char tag, bool overwrite, char tmp[PATH_MAX])
+{
+	static atomic_uint counter;
+	const char *base = strrchr(path, '/') + 1;
+	char dir[PATH_MAX];
+	int fd, rc;
+
+	snprintf(dir, sizeof(dir), "%.*s", (int)(base - path - 1), path);
+	if ((rc = mkdir_p(dir)) < 0 ||
+	    (rc = mkpath(tmp, "%s/.%s.tmp.%ld.%c%u", dir, base, (long)getpid(), tag,
+			 atomic_fetch_add(&counter, 1))) < 0)
+		return rc;
+	if (!overwrite && access(path, F_OK) == 0)
+		return host->error(VP_EEXIST, "'%s' exists already", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+		return os_error(errno, "cannot create '%s'", tmp);
+	return fd;
+}
+
 /* A full clone: a standalone qcow2 under a temporary name in the disk's own
  * directory (".CLONE.qcow2.tmp.PID.N", which sweep and sweep_dead_temps remove
  * when the process died), made durable, then renamed into place: the disk is
@@ -856,21 +878,12 @@ static int grow_copy(const char *tmp, uint64_t size)
  * by qemu-img (which skips zeroes), because a clone's disk is a .qcow2 file. */
 static int create_full(const char *path, const vp_delta_request *req)
 {
-	static atomic_uint counter;
-	const char *base = strrchr(path, '/') + 1, *how = "qemu-img convert";
-	char dir[PATH_MAX], tmp[PATH_MAX];
-	int fd = -1, rc;
+	const char *how = "qemu-img convert";
+	char tmp[PATH_MAX];
+	int fd, rc;
 
-	snprintf(dir, sizeof(dir), "%.*s", (int)(base - path - 1), path);
-	if ((rc = mkdir_p(dir)) < 0 ||
-	    (rc = mkpath(tmp, "%s/.%s.tmp.%ld.f%u", dir, base, (long)getpid(),
-			 atomic_fetch_add(&counter, 1))) < 0)
-		return rc;
-	if (!(req->flags & VP_DELTA_OVERWRITE) && access(path, F_OK) == 0)
-		return host->error(VP_EEXIST, "'%s' exists already", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return os_error(errno, "cannot create '%s'", tmp);
+	if ((fd = open_temp(path, 'f', (req->flags & VP_DELTA_OVERWRITE) != 0, tmp)) < 0)
+		return fd;
 	if (req->base_format && !strcmp(req->base_format, "raw")) {
 		const char *argv[] = { "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2",
 				       req->base_location, tmp, NULL };
@@ -935,9 +948,7 @@ static int opt_append(char *buf, size_t len, const char *key, const char *val)
  * which no amount of key stretching makes harder to guess. */
 static int create_luks(const char *path, const vp_delta_request *req)
 {
-	static atomic_uint counter;
-	const char *base = strrchr(path, '/') + 1;
-	char dir[PATH_MAX], tmp[PATH_MAX], obj[64], o[3 * PATH_MAX], num[32], size[32] = "";
+	char tmp[PATH_MAX], obj[64], o[3 * PATH_MAX], num[32], size[32] = "";
 	bool ext = (req->flags & VP_DELTA_EXTENDED_L2) ||
 		   (req->kind == VP_DISK_DELTA && (req->flags & VP_DELTA_PREALLOC_METADATA));
 	int fd, rc;
@@ -948,15 +959,8 @@ static int create_luks(const char *path, const vp_delta_request *req)
 				   "(plugin host older than API version 4)", path);
 	if (req->secret_fd < 0 || lseek(req->secret_fd, 0, SEEK_SET) != 0)
 		return host->error(VP_EINVAL, "disk '%s': no readable passphrase descriptor", path);
-	snprintf(dir, sizeof(dir), "%.*s", (int)(base - path - 1), path);
-	if ((rc = mkdir_p(dir)) < 0 ||
-	    (rc = mkpath(tmp, "%s/.%s.tmp.%ld.e%u", dir, base, (long)getpid(),
-			 atomic_fetch_add(&counter, 1))) < 0)
-		return rc;
-	if (!(req->flags & VP_DELTA_OVERWRITE) && access(path, F_OK) == 0)
-		return host->error(VP_EEXIST, "'%s' exists already", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
-		return os_error(errno, "cannot create '%s'", tmp);
+	if ((fd = open_temp(path, 'e', (req->flags & VP_DELTA_OVERWRITE) != 0, tmp)) < 0)
+		return fd;
 	close(fd);
 	snprintf(obj, sizeof(obj), "secret,id=vpsec0,file=/proc/self/fd/%d", req->secret_fd);
 	o[0] = '\0';
