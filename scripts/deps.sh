@@ -14,7 +14,7 @@ PACKAGES=(
 # Tests only: valgrind for leak checks, clang + its runtime for libFuzzer, sshd for the
 # throw-away SSH test hosts (scripts/test-hosts-up.sh), rsync for the push benchmark, Ceph for the
 # throw-away cluster of the rbd tests (scripts/ceph-up.sh), xfsprogs and strace for the reflink and
-# flush checks of test_full_clones and test_stamp.
+# flush checks of test_full_clones and test_stamp, and where test_luks's keys go.
 TEST_PACKAGES=(valgrind clang libclang-rt-14-dev openssh-server rsync ceph-mon ceph-osd ceph-mgr ceph-common
 	xfsprogs strace python3 man-db bash-completion prometheus)
 # The Debian package (scripts/package.sh): debhelper builds it, lintian checks it (tests too).

@@ -10,6 +10,7 @@
 #include "vdipool/pool.h"
 #include "vdipool/spec.h"
 #include "vdipool/store.h"
+#include "vdipool/virt.h"
 
 const char cmd_gc_help[] =
 	"usage: vdipool gc [POOL.yaml] [--keep N] [--connect URI] [--purge-orphaned-data] [--yes]\n"
@@ -29,6 +30,8 @@ const char cmd_gc_help[] =
 	"shows the plan and removes nothing (exit 1).\n"
 	"Data disks whose clone has neither domain nor delta are reported as\n"
 	"orphaned and removed only with --purge-orphaned-data.\n"
+	"With --yes it also removes the libvirt secrets of vdipool's LUKS disks\n"
+	"(delta.encrypt: luks) whose disk no longer exists, on this machine's libvirt.\n"
 	"gc takes the store lock: while apply, rollout or reset runs it refuses (exit 1).\n"
 	"\n"
 	"Options:\n"
@@ -252,6 +255,26 @@ static bool any_rbd(const vp_spec *spec)
 	return false;
 }
 
+/* The LUKS secrets of disks that are gone (removed by gc above, or by hand), on each libvirt of this
+ * machine (a URI without a host part): only vdipool's, only those whose disk path no longer exists. */
+static size_t sweep_luks_secrets(const cli_hosts *h)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < h->n; i++) {
+		vp_virt *v = NULL;
+		size_t n = 0;
+
+		if (!strstr(h->uris[i], ":///") || vp_virt_open(&v, h->uris[i]) < 0)
+			continue;
+		if (vp_virt_luks_sweep(v, &n) < 0)
+			fprintf(stderr, "vdipool: warning: %s\n", vp_error_last()->message);
+		total += n;
+		vp_virt_free(v);
+	}
+	return total;
+}
+
 static bool has_remote(const vp_spec *spec)
 {
 	for (size_t i = 0; i < spec->host_count; i++)
@@ -291,6 +314,12 @@ int cmd_gc(cli *c, int argc, char **argv)
 		  : (cli_hosts){ (const char *const[]){ o.uri ? o.uri : "qemu:///system" }, 1 };
 	/* A shared (rbd) base tier is one store for every host: collected once, from here, with
 	 * the domains of all the spec's hosts as references. */
+	/* A secret whose disk is gone protects nothing: removed whatever the store's gc decides. */
+	if (o.yes) {
+		size_t n = sweep_luks_secrets(&h);
+		if (n && c->output == CLI_OUT_TABLE)
+			printf("removed %zu libvirt secret%s of LUKS disks that are gone\n", n, n == 1 ? "" : "s");
+	}
 	rc = spec && any_rbd(spec) ? vp_pool_store_open(&s, spec) : vp_store_open_root(&s, root);
 	if (rc == 0) {
 		vp_store_set_pins_source(s, cli_hosts_pins, &h);

@@ -36,7 +36,8 @@ static int create_delta(vp_pool *p, const vp_plan_item *it, bool replace)
 				    it->name, it->to_base ? it->to_base : p->base_ref);
 	req.base_location = b->location;
 	req.base_format = b->format;
-	rc = p->deltas.ops->delta_create(p->deltas.handle, &req, &info);
+	rc = p->spec->delta.encrypt == VP_SPEC_ENCRYPT_LUKS ? pool_luks_create(p, &p->deltas, &req, &info)
+		: p->deltas.ops->delta_create(p->deltas.handle, &req, &info);
 	if (rc == VP_ENOTSUP && (req.flags & VP_DELTA_FULL))
 		vp_error_prefix("clone '%s': tier '%s' (backend '%s') cannot make a full clone",
 				it->name, p->spec->storage.deltas->name, p->deltas.ops->name);
@@ -49,7 +50,62 @@ static int create_data(vp_pool *p, const vp_plan_item *it)
 				 .size = p->spec->data_disk.size };
 	vp_image_info info;
 
+	if (p->spec->delta.encrypt == VP_SPEC_ENCRYPT_LUKS)
+		return pool_luks_create(p, &p->data, &req, &info);
 	return p->data.ops->delta_create(p->data.handle, &req, &info);
+}
+
+/* The libvirt secret each disk of a clone needs (delta.encrypt: luks), found from the disk's LUKS
+ * header. A delta follows the spec: one that is not as the spec says, or whose key is lost (a
+ * crash between its rename and its secret), is made again (a delta's content is disposable, as
+ * in every rebase). A data disk is never made again: one without its secret, or a plain one in
+ * an encrypted pool, is an error saying so. */
+static int disk_secrets(vp_pool *p, const vp_plan_item *it, vp_image_info *delta, const char *data,
+			char dsec[37], char xsec[37])
+{
+	bool luks = p->spec->delta.encrypt == VP_SPEC_ENCRYPT_LUKS;
+	const vp_spec_host *h = &p->spec->hosts[p->host_index];
+	int st = LUKS_PLAIN;
+
+	dsec[0] = xsec[0] = '\0';
+	/* A host reached over SSH has its disks there, not here (and no LUKS: validate refuses it). */
+	if (h->remote || h->has_ssh)
+		return 0;
+	if (delta->location[0] == '/' && (st = pool_luks_secret(p, delta->location, dsec)) < 0)
+		return st;
+	if (delta->location[0] == '/' && (luks ? st != LUKS_OK : st != LUKS_PLAIN)) {
+		char old[sizeof(delta->location)];
+		int rc;
+
+		snprintf(old, sizeof(old), "%s", delta->location);
+		if ((rc = create_delta(p, it, true)) < 0 ||
+		    (rc = p->deltas.ops->delta_stat(p->deltas.handle, VP_DISK_DELTA, p->spec->pool, it->name,
+						    delta)) < 0)
+			return rc;
+		if (!luks && (rc = vp_virt_luks_secret_remove(p->virt, old)) < 0)
+			return rc;
+		if ((st = pool_luks_secret(p, delta->location, dsec)) < 0)
+			return st;
+		if (luks != (st == LUKS_OK))
+			return vp_error_set(VP_ERR_EXEC, VP_EIO, "delta '%s': made again, and still not %s",
+					    delta->location, luks ? "encrypted with a key libvirt has" : "plain");
+	}
+	if (st != LUKS_OK)
+		dsec[0] = '\0';
+	if (!data || data[0] != '/')
+		return 0;
+	if ((st = pool_luks_secret(p, data, xsec)) < 0)
+		return st;
+	if (st == LUKS_NO_SECRET)
+		return vp_error_set(VP_ERR_EXEC, VP_EIO, "data disk '%s' is LUKS-encrypted and libvirt has no "
+				    "secret %s with its key: its data cannot be read (restore the secret with "
+				    "'virsh secret-define' and 'secret-set-value', or remove the disk to get a "
+				    "new one)", data, xsec);
+	if (st == LUKS_PLAIN && luks)
+		return vp_error_set(VP_ERR_EXEC, VP_EINVAL, "data disk '%s' is not encrypted and delta.encrypt "
+				    "is luks: vdipool does not encrypt data in place (copy the data out and remove "
+				    "the disk, or keep delta.encrypt: none)", data);
+	return 0;
 }
 
 /* Every clone's XML comes from one template and differs only in names and
@@ -120,6 +176,7 @@ static int define_domain(vp_pool *p, const vp_plan_item *it)
 	const vp_base_info *b = pool_target(p, it);
 	const vp_spec_domain *sd = &p->spec->domain;
 	vp_image_info delta, data;
+	char dsec[37], xsec[37];
 	vp_domain_params dp = {
 		.name = it->name, .domain_type = p->accel.domain_type, /* decided by vp_pool_apply before any define */
 		.network = sd->network, .memory_bytes = sd->memory_bytes, .vcpus = sd->vcpus,
@@ -142,6 +199,10 @@ static int define_domain(vp_pool *p, const vp_plan_item *it)
 		dp.delta_format = delta.format;
 	if (p->spec->data_disk.size && data.format[0])
 		dp.data_format = data.format;
+	if ((rc = disk_secrets(p, it, &delta, p->spec->data_disk.size ? data.location : NULL, dsec, xsec)) < 0)
+		return rc;
+	dp.delta_secret = dsec[0] ? dsec : NULL;
+	dp.data_secret = xsec[0] ? xsec : NULL;
 	/* An existing domain keeps its UUID; the planner gave the MAC. */
 	vp_domain_identity(p->spec->pool, it->name, dp.uuid, dp.mac);
 	if (old)
@@ -198,10 +259,10 @@ static int run_step(void *ctx, const vp_plan_item *it, unsigned step)
 					    ? 0 : p->spec->rollout.shutdown_timeout_sec);
 	case VP_STEP_UNDEFINE:
 		return vp_virt_undefine(p->virt, it->name);
-	case VP_STEP_DELETE_DELTA:
-		return p->deltas.ops->delta_remove(p->deltas.handle, VP_DISK_DELTA, p->spec->pool, it->name);
+	case VP_STEP_DELETE_DELTA: /* with the libvirt secret of a LUKS disk */
+		return pool_luks_forget(p, &p->deltas, VP_DISK_DELTA, it->name);
 	case VP_STEP_DELETE_DATA:
-		return p->data.ops->delta_remove(p->data.handle, VP_DISK_DATA, p->spec->pool, it->name);
+		return pool_luks_forget(p, &p->data, VP_DISK_DATA, it->name);
 	case VP_STEP_CREATE_DELTA:
 		return create_delta(p, it, false);
 	case VP_STEP_CREATE_DATA:

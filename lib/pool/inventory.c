@@ -270,6 +270,19 @@ static int merge(vp_pool *p)
 				goto out;
 			rc = VP_ENOMEM;
 			o->disk_base_ref = p->disk_base[i];
+			/* delta.encrypt: luks: a delta that is plain, or whose key libvirt lacks (a kill
+			 * between its rename and its secret), is on no usable base: made again. */
+			if (p->spec->delta.encrypt == VP_SPEC_ENCRYPT_LUKS && p->disks[i].location[0] == '/' &&
+			    p->virt) {
+				char uuid[37];
+				int st = pool_luks_secret(p, p->disks[i].location, uuid);
+				if (st < 0) {
+					rc = st;
+					goto out;
+				}
+				if (st != LUKS_OK)
+					p->disk_base[i][0] = '\0';
+			}
 			if (!*p->disks[i].backing) {
 				/* A full clone names no base: it is a copy of the one its domain
 				 * records (NULL: trust the metadata); without a domain, of an

@@ -163,6 +163,16 @@ typedef struct apply_ctx {
 	const vp_apply_opts *opts;
 } apply_ctx;
 
+/* crypt.c: LUKS disks. _create: a fresh key into a memory file, the backend's delta_create with
+ * VP_DELTA_ENCRYPT_LUKS, then the libvirt secret (UUID of the disk's LUKS header, usage volume =
+ * the disk's path). _secret: what a disk needs to be opened: LUKS_PLAIN (not encrypted),
+ * LUKS_OK (uuid: its secret), LUKS_NO_SECRET (uuid: the secret it needs, which libvirt lacks:
+ * nobody can open it). _forget: removes a clone's disk, then the secret of its path. */
+enum { LUKS_PLAIN = 0, LUKS_OK = 1, LUKS_NO_SECRET = 2 };
+int pool_luks_create(vp_pool *p, disk_tier *t, vp_delta_request *req, vp_image_info *info);
+int pool_luks_secret(vp_pool *p, const char *location, char uuid[37]);
+int pool_luks_forget(vp_pool *p, disk_tier *t, int kind, const char *clone);
+
 int pool_run_wave(const vp_plan *plan, unsigned wave, const vp_exec_ops *ops, apply_ctx *ctx,
 		  const vp_exec_opts *eo, vp_exec_result *acc);
 

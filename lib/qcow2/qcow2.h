@@ -25,6 +25,7 @@
 #define QCOW2_EXT_END 0x00000000u
 #define QCOW2_EXT_BACKING_FORMAT 0xe2792acau
 #define QCOW2_EXT_FEATURE_TABLE 0x6803f857u
+#define QCOW2_EXT_CRYPTO_HEADER 0x0537be77u /* offset and length of the LUKS header */
 
 /* L1/L2/refcount table entry bits. */
 #define QCOW2_OFLAG_COPIED (1ull << 63)   /* refcount is exactly one */

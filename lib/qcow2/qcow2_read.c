@@ -181,6 +181,13 @@ static int read_extensions(vp_qcow2_info *in, const struct src *s, uint64_t back
 			rc = ext_backing_format(in, s, len, off);
 		else if (type == QCOW2_EXT_FEATURE_TABLE)
 			rc = ext_feature_table(fn, s, len, off);
+		else if (type == QCOW2_EXT_CRYPTO_HEADER && len >= 16) {
+			uint64_t v[2];
+			if ((rc = src_read(s, v, sizeof(v), off, "crypto header extension")) == 0) {
+				in->crypt_header_offset = be64toh(v[0]);
+				in->crypt_header_length = be64toh(v[1]);
+			}
+		}
 		if (rc < 0)
 			return rc;
 		off += ((uint64_t)len + 7) & ~7ull;
@@ -426,6 +433,32 @@ int vp_qcow2_read_info(vp_qcow2_info *out, const char *path)
 	}
 	free(f);
 	return rc;
+}
+
+/* LUKS1 and LUKS2 both keep "LUKS\xba\xbe" at 0 and the UUID (40 bytes, NUL-padded) at 168. */
+int vp_qcow2_read_luks_uuid(const char *path, char uuid[37])
+{
+	vp_qcow2_info qi;
+	unsigned char h[208];
+	int fd, rc;
+
+	uuid[0] = '\0';
+	if ((rc = vp_qcow2_read_info(&qi, path)) < 0)
+		return rc;
+	if (qi.crypt_method != 2 || !qi.crypt_header_offset || qi.crypt_header_length < sizeof(h) ||
+	    qi.crypt_header_offset > qi.file_size - sizeof(h))
+		return vp_error_set(VP_ERR_INVALID, VP_EINVAL, "'%s' is not a LUKS-encrypted qcow2", path);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return vp_error_set_os(errno, "cannot open '%s'", path);
+	rc = vp_fs_pread_all(fd, h, sizeof(h), qi.crypt_header_offset, path);
+	close(fd);
+	if (rc < 0)
+		return rc;
+	if (memcmp(h, "LUKS\xba\xbe", 6) || memchr(h + 168, '\0', 40) != h + 168 + 36)
+		return vp_error_set(VP_ERR_INVALID, VP_EINVAL, "'%s': no LUKS header with a UUID at offset %" PRIu64,
+				    path, qi.crypt_header_offset);
+	memcpy(uuid, h + 168, 37);
+	return 0;
 }
 
 const char *vp_qcow2_probe_format(const char *path)

@@ -298,6 +298,9 @@ int vp_spec_domain_hash(const vp_spec *s, const char *domain_type, char out[VP_S
 	} else {
 		vp_buf_puts(&b, "\ndata_disk=none\n");
 	}
+	/* Only LUKS adds a line: the hashes of pools without it stay as they were. */
+	if (s->delta.encrypt == VP_SPEC_ENCRYPT_LUKS)
+		vp_buf_puts(&b, "encrypt=luks\n");
 	/* Only TCG adds a line: pools defined under KVM before domain.accel existed keep their hash. */
 	if (domain_type && !strcmp(domain_type, "qemu"))
 		vp_buf_puts(&b, "accel=tcg\n");

@@ -481,6 +481,7 @@ static int fn_clones(spec_ctx *c, const spec_node *v, void *dst, const spec_fiel
 /* ---- delta and data disk ---- */
 
 static const char *const prealloc_choices[] = { "off", "metadata", NULL };
+static const char *const encrypt_choices[] = { "none", "luks", NULL };
 
 static const spec_field delta_fields[] = {
 	FNUM("cluster_size", spec_fn_cluster, vp_spec_delta, cluster_size, 16 * KIB, 2 * MIB),
@@ -490,6 +491,8 @@ static const spec_field delta_fields[] = {
 	FNUM("max_depth", spec_fn_uint, vp_spec_delta, max_depth, 1, 16),
 	{ .key = "size", .fn = spec_fn_size, .off = offsetof(vp_spec_delta, size), .min = MIB,
 	  .max = 64 * TIB, .align = 512 },
+	{ .key = "encrypt", .fn = spec_fn_enum, .off = offsetof(vp_spec_delta, encrypt),
+	  .choices = encrypt_choices },
 };
 
 static int fn_delta(spec_ctx *c, const spec_node *v, void *dst, const spec_field *f)
@@ -903,6 +906,37 @@ static int check_delta_format(spec_ctx *c)
 			     "(drop the key)", c->spec->storage.deltas->name);
 }
 
+/* LUKS disks are made by qemu-img on this machine with a key handed over in memory, and their
+ * keys go into this machine's libvirt: dir tiers, local hosts, qcow2 deltas of linked clones. */
+static int check_encrypt(spec_ctx *c, const vp_spec *s)
+{
+	const vp_spec_tier *dd = s->data_disk.size ? s->data_disk.tier : NULL;
+
+	if (s->delta.encrypt == VP_SPEC_ENCRYPT_NONE)
+		return 0;
+	if (s->storage.deltas->driver == VP_STORAGE_RBD || (dd && dd->driver == VP_STORAGE_RBD))
+		return spec_err_path(c, "delta.encrypt",
+				     "'luks' encrypts qcow2 disks on dir tiers: tier '%s' is rbd (drop the key, "
+				     "or put deltas and data disks on dir tiers)",
+				     s->storage.deltas->driver == VP_STORAGE_RBD ? s->storage.deltas->name : dd->name);
+	if (s->clones.mode == VP_CLONE_FULL)
+		return spec_err_path(c, "delta.encrypt",
+				     "'luks' is for linked clones: clones.mode 'full' copies the base as it is "
+				     "(drop one of the keys)");
+	if (s->host_count > 1)
+		return spec_err_path(c, "delta.encrypt",
+				     "'luks' is for one-host pools for now (this spec has %zu hosts): a disk's "
+				     "key lives in its host's libvirt, and moving clones would have to move it",
+				     s->host_count);
+	for (size_t i = 0; i < s->host_count; i++)
+		if (s->hosts[i].remote || s->hosts[i].has_ssh)
+			return spec_err_path(c, "delta.encrypt",
+					     "'luks' needs the pool's disks and libvirt on this machine: host '%s' "
+					     "is reached over SSH (its keys would have to cross the network)",
+					     s->hosts[i].name);
+	return 0;
+}
+
 static int finish(spec_ctx *c)
 {
 	vp_spec *s = c->spec;
@@ -937,7 +971,7 @@ static int finish(spec_ctx *c)
 				     "has %zu); use one pool per host, or dir tiers for a pool over many hosts",
 				     s->host_count);
 	inherit_overcommit(s);
-	if ((r = resolve_ssh(c)) < 0 || (r = check_names(c)) < 0)
+	if ((r = resolve_ssh(c)) < 0 || (r = check_encrypt(c, s)) < 0 || (r = check_names(c)) < 0)
 		return r;
 	return spec_resolve_template(c);
 }

@@ -77,12 +77,21 @@ static int host_run(const char *const *argv)
 	return vp_run_ok(argv, &opts, NULL);
 }
 
+static int host_run_keep_fd(const char *const *argv, int fd)
+{
+	static const char *const env[] = { "LC_ALL=C", NULL };
+	vp_run_opts opts = { .env = env, .keep_fd = fd };
+
+	return vp_run_ok(argv, &opts, NULL);
+}
+
 static const vp_plugin_host host_table = {
 	._struct_size = sizeof(vp_plugin_host),
 	._api_version = VP_PLUGIN_API_VERSION,
 	.error = host_error,
 	.debug = host_debug,
 	.run = host_run,
+	.run_keep_fd = host_run_keep_fd,
 };
 
 const vp_plugin_host *vp_plugin_host_table(void) { return &host_table; }
@@ -479,6 +488,7 @@ const char *vp_plugin_caps_str(uint64_t caps, char *buf, size_t len)
 		{ VP_CAP_REBASE, "rebase" },             { VP_CAP_FLATTEN, "flatten" },
 		{ VP_CAP_SHARED, "shared" },
 		{ VP_CAP_FULL_CLONE, "full-clone" },
+		{ VP_CAP_ENCRYPT_LUKS, "encrypt-luks" },
 	};
 	size_t used = 0;
 

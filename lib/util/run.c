@@ -66,7 +66,8 @@ static int spawn(const char *const argv[], const vp_run_opts *opts, char **env, 
 		setpgid(0, 0);
 		fd = open(in, O_RDONLY);
 		if (fd < 0 || dup2(fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
-		    (!opts->passthrough_stderr && dup2(err_fd, 2) < 0))
+		    (!opts->passthrough_stderr && dup2(err_fd, 2) < 0) ||
+		    (opts->keep_fd > 2 && fcntl(opts->keep_fd, F_SETFD, 0) < 0))
 			goto fail;
 		execvpe(argv[0], (char *const *)argv, env);
 fail:

@@ -18,6 +18,8 @@ typedef struct vp_run_opts {
 	double timeout;           /* seconds, 0 = none; the child's whole process group
 	                           * (it runs in its own) is killed with SIGKILL */
 	int passthrough_stderr;   /* 1: stderr goes to ours instead of being captured */
+	int keep_fd;              /* > 2: this close-on-exec descriptor stays open in the child
+	                           * (and only in it), at the same number */
 } vp_run_opts;
 
 /* Runs argv[0] (looked up in PATH) and waits. Returns 0 when the child could

@@ -241,15 +241,25 @@ static int add_rbd_disk(xmlNodePtr devices, const char *loc, const vp_rbd_auth *
 }
 
 static int add_disk(xmlNodePtr devices, const char *path, const char *format, const char *dev,
-		    const vp_rbd_auth *rbd)
+		    const vp_rbd_auth *rbd, const char *luks_secret)
 {
 	xmlNodePtr disk, n;
 
 	if (!strncmp(path, "rbd:", 4))
-		return add_rbd_disk(devices, path, rbd, dev);
+		return luks_secret ? vp_error_set(VP_ERR_INVALID, VP_EINVAL, "disk %s: LUKS is for qcow2 "
+						  "files, not '%s'", dev, path)
+				   : add_rbd_disk(devices, path, rbd, dev);
 	disk = new_disk(devices, "file", format ? format : "qcow2");
 	n = xmlNewChild(disk, NULL, BAD_CAST "source", NULL);
 	xmlNewProp(n, BAD_CAST "file", BAD_CAST path);
+	if (luks_secret) {
+		/* QEMU gets the key from libvirt (the secret's value, never in this XML). */
+		xmlNodePtr e = xmlNewChild(n, NULL, BAD_CAST "encryption", NULL);
+		xmlNewProp(e, BAD_CAST "format", BAD_CAST "luks");
+		e = xmlNewChild(e, NULL, BAD_CAST "secret", NULL);
+		xmlNewProp(e, BAD_CAST "type", BAD_CAST "passphrase");
+		xmlNewProp(e, BAD_CAST "uuid", BAD_CAST luks_secret);
+	}
 	add_target(disk, dev);
 	return 0;
 }
@@ -425,9 +435,9 @@ static int apply_params(xmlNodePtr dom, const vp_domain_params *p, const char *t
 		return VP_EINVAL;
 	name_serial_logs(devices, p->name);
 	set_smbios_serial(dom, p->name);
-	if ((rc = add_disk(devices, p->meta.delta_path, p->delta_format, "vda", p->rbd)) < 0 ||
+	if ((rc = add_disk(devices, p->meta.delta_path, p->delta_format, "vda", p->rbd, p->delta_secret)) < 0 ||
 	    (p->meta.data_path &&
-	     (rc = add_disk(devices, p->meta.data_path, p->data_format, "vdb", p->rbd)) < 0))
+	     (rc = add_disk(devices, p->meta.data_path, p->data_format, "vdb", p->rbd, p->data_secret)) < 0))
 		return rc;
 	if (p->network && *p->network && strcmp(p->network, "none") != 0)
 		add_interface(devices, p->network, p->mac);

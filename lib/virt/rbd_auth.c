@@ -518,13 +518,15 @@ static int secret_error(const char *what, const char *usage)
 			    msg ? msg : "unknown libvirt error");
 }
 
-/* <secret ephemeral='no' private='yes'> for the usage, with the UUID of the one it replaces. */
-static char *secret_xml(const char *usage, const char *id, const char *uuid)
+/* <secret ephemeral='no' private='yes'> with one usage (<usage type='T'><ELEM>NAME</ELEM>), with
+ * the UUID given (NULL: libvirt picks one). Shared with the LUKS secrets (luks.c). */
+char *virt_secret_xml(const char *type, const char *elem, const char *usage, const char *desc,
+		      const char *uuid)
 {
 	xmlDocPtr doc = xmlNewDoc(BAD_CAST "1.0");
 	xmlNodePtr root = xmlNewNode(NULL, BAD_CAST "secret"), u;
 	xmlChar *mem = NULL;
-	char *desc = vp_strdup_printf("cephx key of client.%s for vdipool's rbd disks", id), *out;
+	char *out;
 	int size = 0;
 
 	xmlDocSetRootElement(doc, root);
@@ -534,23 +536,39 @@ static char *secret_xml(const char *usage, const char *id, const char *uuid)
 		xmlNewTextChild(root, NULL, BAD_CAST "uuid", BAD_CAST uuid);
 	xmlNewTextChild(root, NULL, BAD_CAST "description", BAD_CAST(desc ? desc : ""));
 	u = xmlNewChild(root, NULL, BAD_CAST "usage", NULL);
-	xmlNewProp(u, BAD_CAST "type", BAD_CAST "ceph");
-	xmlNewTextChild(u, NULL, BAD_CAST "name", BAD_CAST usage);
+	xmlNewProp(u, BAD_CAST "type", BAD_CAST type);
+	xmlNewTextChild(u, NULL, BAD_CAST elem, BAD_CAST usage);
 	xmlDocDumpMemory(doc, &mem, &size);
 	out = mem ? vp_strdup((const char *)mem) : NULL;
 	xmlFree(mem);
 	xmlFreeDoc(doc);
+	return out;
+}
+
+static char *secret_xml(const char *usage, const char *id, const char *uuid)
+{
+	char *desc = vp_strdup_printf("cephx key of client.%s for vdipool's rbd disks", id);
+	char *out = desc ? virt_secret_xml("ceph", "name", usage, desc, uuid) : NULL;
+
 	free(desc);
 	return out;
 }
 
-/* Whether a secret is kept on disk and never handed out (someone may have defined it otherwise). */
-static bool private_persistent(virSecretPtr sec)
+xmlDocPtr virt_secret_doc(virSecretPtr sec)
 {
 	char *xml = virSecretGetXMLDesc(sec, 0);
 	xmlDocPtr doc = xml ? xmlReadMemory(xml, (int)strlen(xml), "secret.xml", NULL,
 					    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
 			    : NULL;
+
+	free(xml);
+	return doc;
+}
+
+/* Whether a secret is kept on disk and never handed out (someone may have defined it otherwise). */
+static bool private_persistent(virSecretPtr sec)
+{
+	xmlDocPtr doc = virt_secret_doc(sec);
 	xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
 	xmlChar *priv = root ? xmlGetProp(root, BAD_CAST "private") : NULL;
 	xmlChar *eph = root ? xmlGetProp(root, BAD_CAST "ephemeral") : NULL;
@@ -559,7 +577,6 @@ static bool private_persistent(virSecretPtr sec)
 	xmlFree(priv);
 	xmlFree(eph);
 	xmlFreeDoc(doc);
-	free(xml);
 	return ok;
 }
 

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include <libvirt/libvirt.h>
+#include <libxml/tree.h>
 
 #include "vdipool/accel.h"
 #include "vdipool/virt.h"
@@ -27,6 +28,14 @@ int virt_accel_start_failed(vp_virt *v, int rc);
 
 /* The <clone> element without its namespace, as virDomainSetMetadata takes it (domain.c). */
 int virt_meta_format_bare(char **xml_out, const vp_domain_meta *meta);
+
+/* <secret ephemeral='no' private='yes'> XML with one usage (<usage type='TYPE'><ELEM>USAGE</ELEM>)
+ * and the given UUID (NULL: libvirt's choice) (rbd_auth.c). NULL: out of memory. */
+char *virt_secret_xml(const char *type, const char *elem, const char *usage, const char *desc,
+		      const char *uuid);
+
+/* A secret's XML description, parsed (rbd_auth.c); NULL when libvirt or libxml2 failed. */
+xmlDocPtr virt_secret_doc(virSecretPtr sec);
 
 /* The file that caches the KVM probe's outcome for this connection's URI and probe guest. */
 char *virt_accel_cache_path(const vp_virt *v);

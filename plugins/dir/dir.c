@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -847,6 +848,28 @@ static int grow_copy(const char *tmp, uint64_t size)
 	}
 }
 
+/* The temporary a new disk is written under, ".CLONE.qcow2.tmp.PID.<tag>N" in the disk's own
+ * directory (sweep and sweep_dead_temps remove those of dead processes), created 0600 and
+ * O_EXCL; refused when the disk exists and may not be replaced. Returns the open fd. */
+static int open_temp(const char *path, char tag, bool overwrite, char tmp[PATH_MAX])
+{
+	static atomic_uint counter;
+	const char *base = strrchr(path, '/') + 1;
+	char dir[PATH_MAX];
+	int fd, rc;
+
+	snprintf(dir, sizeof(dir), "%.*s", (int)(base - path - 1), path);
+	if ((rc = mkdir_p(dir)) < 0 ||
+	    (rc = mkpath(tmp, "%s/.%s.tmp.%ld.%c%u", dir, base, (long)getpid(), tag,
+			 atomic_fetch_add(&counter, 1))) < 0)
+		return rc;
+	if (!overwrite && access(path, F_OK) == 0)
+		return host->error(VP_EEXIST, "'%s' exists already", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+		return os_error(errno, "cannot create '%s'", tmp);
+	return fd;
+}
+
 /* A full clone: a standalone qcow2 under a temporary name in the disk's own
  * directory (".CLONE.qcow2.tmp.PID.N", which sweep and sweep_dead_temps remove
  * when the process died), made durable, then renamed into place: the disk is
@@ -855,21 +878,12 @@ static int grow_copy(const char *tmp, uint64_t size)
  * by qemu-img (which skips zeroes), because a clone's disk is a .qcow2 file. */
 static int create_full(const char *path, const vp_delta_request *req)
 {
-	static atomic_uint counter;
-	const char *base = strrchr(path, '/') + 1, *how = "qemu-img convert";
-	char dir[PATH_MAX], tmp[PATH_MAX];
-	int fd = -1, rc;
+	const char *how = "qemu-img convert";
+	char tmp[PATH_MAX];
+	int fd, rc;
 
-	snprintf(dir, sizeof(dir), "%.*s", (int)(base - path - 1), path);
-	if ((rc = mkdir_p(dir)) < 0 ||
-	    (rc = mkpath(tmp, "%s/.%s.tmp.%ld.f%u", dir, base, (long)getpid(),
-			 atomic_fetch_add(&counter, 1))) < 0)
-		return rc;
-	if (!(req->flags & VP_DELTA_OVERWRITE) && access(path, F_OK) == 0)
-		return host->error(VP_EEXIST, "'%s' exists already", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return os_error(errno, "cannot create '%s'", tmp);
+	if ((fd = open_temp(path, 'f', (req->flags & VP_DELTA_OVERWRITE) != 0, tmp)) < 0)
+		return fd;
 	if (req->base_format && !strcmp(req->base_format, "raw")) {
 		const char *argv[] = { "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2",
 				       req->base_location, tmp, NULL };
@@ -904,6 +918,86 @@ static int create_full(const char *path, const vp_delta_request *req)
 	}
 	if (host->debug)
 		host->debug("full clone '%s' of '%s' by %s", path, req->base_location, how);
+	return fsync_parent(path);
+}
+
+/* ---- LUKS-encrypted disks ---------------------------------------------------------- */
+
+/* A value inside qemu-img's -o list: commas doubled. */
+static int opt_append(char *buf, size_t len, const char *key, const char *val)
+{
+	size_t n = strlen(buf);
+
+	n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s=", n ? "," : "", key);
+	for (const char *c = val; *c && n + 2 < len; c++) {
+		buf[n++] = *c;
+		if (*c == ',')
+			buf[n++] = ',';
+	}
+	if (n + 1 >= len)
+		return host->error(VP_EINVAL, "qemu-img options too long (%s)", key);
+	buf[n] = '\0';
+	return 0;
+}
+
+/* A LUKS-encrypted qcow2 (delta or data disk), made by qemu-img: the passphrase
+ * reaches it as /proc/self/fd/N of the caller's memfd (never on its command line,
+ * never in a file), under ".CLONE.qcow2.tmp.PID.eN" created 0600 first (qemu-img
+ * reuses the file and its mode), made durable, then renamed into place. PBKDF2
+ * is kept short (encrypt.iter-time=10 ms): the passphrase is 256 random bits,
+ * which no amount of key stretching makes harder to guess. */
+static int create_luks(const char *path, const vp_delta_request *req)
+{
+	char tmp[PATH_MAX], obj[64], o[3 * PATH_MAX], num[32], size[32] = "";
+	bool ext = (req->flags & VP_DELTA_EXTENDED_L2) ||
+		   (req->kind == VP_DISK_DELTA && (req->flags & VP_DELTA_PREALLOC_METADATA));
+	int fd, rc;
+
+	if (host->_struct_size < offsetof(vp_plugin_host, run_keep_fd) + sizeof(host->run_keep_fd) ||
+	    !host->run_keep_fd)
+		return host->error(VP_ENOTSUP, "disk '%s': this vdipool cannot hand a key to qemu-img "
+				   "(plugin host older than API version 4)", path);
+	if (req->secret_fd < 0 || lseek(req->secret_fd, 0, SEEK_SET) != 0)
+		return host->error(VP_EINVAL, "disk '%s': no readable passphrase descriptor", path);
+	if ((fd = open_temp(path, 'e', (req->flags & VP_DELTA_OVERWRITE) != 0, tmp)) < 0)
+		return fd;
+	close(fd);
+	snprintf(obj, sizeof(obj), "secret,id=vpsec0,file=/proc/self/fd/%d", req->secret_fd);
+	o[0] = '\0';
+	snprintf(num, sizeof(num), "%u", req->cluster_size ? req->cluster_size : (ext ? 131072u : 65536u));
+	rc = opt_append(o, sizeof(o), "encrypt.format", "luks");
+	if (rc == 0)
+		rc = opt_append(o, sizeof(o), "encrypt.key-secret", "vpsec0");
+	if (rc == 0)
+		rc = opt_append(o, sizeof(o), "encrypt.iter-time", "10");
+	if (rc == 0)
+		rc = opt_append(o, sizeof(o), "cluster_size", num);
+	if (rc == 0 && ext)
+		rc = opt_append(o, sizeof(o), "extended_l2", "on");
+	if (rc == 0 && (req->flags & VP_DELTA_PREALLOC_METADATA))
+		rc = opt_append(o, sizeof(o), "preallocation", "metadata");
+	if (rc == 0 && req->kind == VP_DISK_DELTA) {
+		rc = opt_append(o, sizeof(o), "backing_file", req->base_location);
+		if (rc == 0)
+			rc = opt_append(o, sizeof(o), "backing_fmt", req->base_format ? req->base_format : "qcow2");
+	}
+	if (req->size)
+		snprintf(size, sizeof(size), "%llu", (unsigned long long)req->size);
+	if (rc == 0) {
+		const char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "--object", obj, "-o", o,
+				       tmp, size[0] ? size : NULL, NULL };
+		rc = host->run_keep_fd(argv, req->secret_fd);
+	}
+	if (rc == 0 && chmod(tmp, 0600) < 0)
+		rc = os_error(errno, "cannot set the mode of '%s'", tmp);
+	if (rc == 0)
+		rc = fsync_path(tmp, 0);
+	if (rc == 0)
+		rc = put_in_place(tmp, path, (req->flags & VP_DELTA_OVERWRITE) != 0);
+	if (rc < 0) {
+		unlink(tmp);
+		return rc;
+	}
 	return fsync_parent(path);
 }
 
@@ -1109,7 +1203,8 @@ static int create_stamped(struct dir_tier *t, const char *path, const vp_delta_r
 	return group_flush(t, &d->names, flush_dir, dir);
 }
 
-#define KNOWN_FLAGS (VP_DELTA_PREALLOC_METADATA | VP_DELTA_OVERWRITE | VP_DELTA_EXTENDED_L2 | VP_DELTA_FULL)
+#define KNOWN_FLAGS (VP_DELTA_PREALLOC_METADATA | VP_DELTA_OVERWRITE | VP_DELTA_EXTENDED_L2 | VP_DELTA_FULL | \
+		     VP_DELTA_ENCRYPT_LUKS)
 
 static int dir_delta_create(void *tier, const vp_delta_request *req, vp_image_info *out)
 {
@@ -1125,6 +1220,9 @@ static int dir_delta_create(void *tier, const vp_delta_request *req, vp_image_in
 	if ((req->flags & VP_DELTA_FULL) && req->kind != VP_DISK_DELTA)
 		return host->error(VP_EINVAL, "disk '%s/%s': only a clone's disk can be a full copy",
 				   req->pool, req->clone);
+	if ((req->flags & VP_DELTA_FULL) && (req->flags & VP_DELTA_ENCRYPT_LUKS))
+		return host->error(VP_EINVAL, "disk '%s/%s': a full copy is not encrypted", req->pool,
+				   req->clone);
 	if (req->kind == VP_DISK_DELTA && (!req->base_location || req->base_location[0] != '/'))
 		return host->error(VP_EINVAL, "delta '%s/%s': the base must be an absolute path",
 				   req->pool, req->clone);
@@ -1134,6 +1232,10 @@ static int dir_delta_create(void *tier, const vp_delta_request *req, vp_image_in
 	if (req->flags & VP_DELTA_FULL) {
 		sweep_dead_temps(path);
 		rc = create_full(path, req);
+	} else if (req->flags & VP_DELTA_ENCRYPT_LUKS) {
+		/* Never stamped: each LUKS disk has its own master key, salt and UUID. */
+		sweep_dead_temps(path);
+		rc = create_luks(path, req);
 	} else {
 		rc = create_stamped(tier, path, req, req->flags);
 	}
@@ -1378,7 +1480,7 @@ static vp_plugin_ops dir_ops = {
 	.version = "1.0",
 	.description = "bases and qcow2 deltas as files in a local directory",
 	.capabilities = VP_CAP_LINKED_CLONE | VP_CAP_PREALLOC_METADATA | VP_CAP_REBASE | VP_CAP_FLATTEN |
-			VP_CAP_FULL_CLONE,
+			VP_CAP_FULL_CLONE | VP_CAP_ENCRYPT_LUKS,
 	.load = dir_load,
 	.open = dir_open,
 	.close = dir_close,

@@ -152,6 +152,34 @@ static void test_render_server(void)
 	free(xml);
 }
 
+/* LUKS disks: the secret's UUID in the disk's <source>, never a key. */
+static void test_render_luks(void)
+{
+	vp_domain_params p = params();
+	char *xml = NULL;
+
+	p.delta_secret = "11111111-2222-4333-8444-555555555555";
+	p.data_secret = "66666666-7777-4888-8999-000000000000";
+	CU_ASSERT_EQUAL_FATAL(vp_domain_render(&xml, tpl_server, &p), 0);
+	ASSERT_XPATH(xml, "string(/domain/devices/disk[target/@dev='vda']/source/encryption/@format)", "luks");
+	ASSERT_XPATH(xml, "string(/domain/devices/disk[target/@dev='vda']/source/encryption/secret/@type)",
+		     "passphrase");
+	ASSERT_XPATH(xml, "string(/domain/devices/disk[target/@dev='vda']/source/encryption/secret/@uuid)",
+		     "11111111-2222-4333-8444-555555555555");
+	ASSERT_XPATH(xml, "string(/domain/devices/disk[target/@dev='vdb']/source/encryption/secret/@uuid)",
+		     "66666666-7777-4888-8999-000000000000");
+	free(xml);
+	p.data_secret = NULL;
+	CU_ASSERT_EQUAL_FATAL(vp_domain_render(&xml, tpl_server, &p), 0);
+	ASSERT_XPATH(xml, "string(count(/domain/devices/disk[target/@dev='vdb']/source/encryption))", "0");
+	free(xml);
+	/* LUKS is for qcow2 files: an rbd: disk with a secret is refused. */
+	p.meta.delta_path = "rbd:vdi/delta.ci.ci-007";
+	p.delta_secret = "11111111-2222-4333-8444-555555555555";
+	CU_ASSERT_EQUAL(vp_domain_render(&xml, tpl_server, &p), VP_EINVAL);
+	CU_ASSERT_PTR_NULL(xml);
+}
+
 static void test_render_desktop_without_network_or_data(void)
 {
 	vp_domain_params p = params();
@@ -620,6 +648,7 @@ static CU_TestInfo tests[] = {
 	{ "10,000 desks: no shared MAC or UUID", test_ten_thousand_desks_distinct },
 	{ "render the server template", test_render_server },
 	{ "render the desktop template without network or data", test_render_desktop_without_network_or_data },
+	{ "render LUKS disks with their libvirt secrets", test_render_luks },
 	{ "bad templates are refused", test_bad_templates },
 	{ "metadata round trip", test_metadata_round_trip },
 	{ "metadata: the host a clone was placed on", test_metadata_host },

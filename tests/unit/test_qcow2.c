@@ -564,7 +564,53 @@ static void test_writer_batch(void)
 	CU_ASSERT_EQUAL(vp_qcow2_create_batch(paths, 0, &o), 0);
 }
 
+/* A LUKS-encrypted qcow2 as QEMU writes one, reduced to what the reader looks at: crypt_method 2,
+ * the crypto header extension (0x0537be77: offset, length) and a LUKS header with its UUID. */
+static void test_reader_luks_uuid(void)
+{
+	static const char uuid[] = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+	size_t hdr;
+	char got[37];
+	size_t off = 112;
+	FILE *f;
+
+	CU_ASSERT_EQUAL_FATAL(make("l.qcow2", 1 << 20, NULL, NULL), 0);
+	expect_error(vp_qcow2_read_luks_uuid(tpath("l.qcow2"), got), VP_EINVAL, "is not a LUKS-encrypted qcow2");
+	free(image);
+	CU_ASSERT_EQUAL_FATAL(vp_fs_read_all(tpath("l.qcow2"), 1 << 20, &image, &image_len), 0);
+	hdr = (image_len + 65535) & ~(size_t)65535; /* a cluster of its own past the end */
+	/* The end of the extensions: put the crypto header extension there. */
+	while (off + 8 <= 65536 && (image[off] | image[off + 1] | image[off + 2] | image[off + 3]))
+		off += 8 + ((be32toh(*(uint32_t *)(image + off + 4)) + 7u) & ~7u);
+	CU_ASSERT_FATAL(off + 32 <= 65536);
+	be32_at(32, 2);
+	be32_at(off, 0x0537be77);
+	be32_at(off + 4, 16);
+	be64_at(off + 8, hdr);
+	be64_at(off + 16, 4096);
+	memset(image + off + 24, 0, 8);
+	image = realloc(image, hdr + 4096);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(image);
+	memset(image + image_len, 0, hdr + 4096 - image_len);
+	memcpy(image + hdr, "LUKS\xba\xbe\0\1", 8);
+	memcpy(image + hdr + 168, uuid, sizeof(uuid));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f = fopen(tpath("l.qcow2"), "wb"));
+	CU_ASSERT_EQUAL(fwrite(image, 1, hdr + 4096, f), hdr + 4096);
+	fclose(f);
+	CU_ASSERT_EQUAL(vp_qcow2_read_luks_uuid(tpath("l.qcow2"), got), 0);
+	VP_ASSERT_STR_EQ(got, uuid);
+	/* A header without the LUKS magic is refused, not read. */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f = fopen(tpath("l.qcow2"), "r+b"));
+	fseek(f, (long)hdr, SEEK_SET);
+	fputc('X', f);
+	fclose(f);
+	expect_error(vp_qcow2_read_luks_uuid(tpath("l.qcow2"), got), VP_EINVAL, "no LUKS header");
+	free(image);
+	image = NULL;
+}
+
 static CU_TestInfo reader_tests[] = {
+	{ "LUKS: the UUID of the LUKS header", test_reader_luks_uuid },
 	{ "valid image parses", test_reader_valid },
 	{ "broken fields are refused", test_reader_rejects },
 	{ "unknown features are named", test_reader_named_feature },

@@ -399,6 +399,16 @@ static const bad_case bad_cases[] = {
 	{ BASE "  mode: full\ndelta:\n  preallocation: off\n", 0,
 	  "pool.yaml:13:18: delta.preallocation: qcow2 delta settings do not apply to full clones: "
 	  "clones.mode 'full' copies the base with its own layout (drop the key)" },
+	{ BASE "delta:\n  encrypt: yes\n", 0, "pool.yaml:12:12: delta.encrypt: must be 'none' or 'luks', got 'yes'" },
+	{ BASE "  mode: full\ndelta:\n  encrypt: luks\n", 0,
+	  "pool.yaml:13:12: delta.encrypt: 'luks' is for linked clones: clones.mode 'full' copies the base as it "
+	  "is (drop one of the keys)" },
+	{ RBD11 "delta:\n  encrypt: luks\n", 0,
+	  "pool.yaml:13:12: delta.encrypt: 'luks' encrypts qcow2 disks on dir tiers: tier 't' is rbd (drop the "
+	  "key, or put deltas and data disks on dir tiers)" },
+	{ BASE "delta:\n  encrypt: luks\nhosts:\n  - name: a\n    uri: qemu+ssh://a/system\n    ssh: {}\n", 0,
+	  "pool.yaml:12:12: delta.encrypt: 'luks' needs the pool's disks and libvirt on this machine: host 'a' is "
+	  "reached over SSH (its keys would have to cross the network)" },
 	{ BASE "delta:\n  max_depth: 0\n", 0, "pool.yaml:12:14: delta.max_depth: must be between 1 and 16, got 0" },
 	{ BASE "delta:\n  max_depth: 17\n", 0, "pool.yaml:12:14: delta.max_depth: must be between 1 and 16, got 17" },
 	{ BASE4 "storage:\n  tiers:\n    - name: t\n      path: /a\n  bases: fast\n" CLONES, 0,
@@ -1282,6 +1292,11 @@ static void test_hash(void)
 	hash_of("# reordered\nclones: {count: 3}\ndomain: {vcpus: 2, network: default, memory: 512M}\n"
 		"storage:\n  tiers: [{path: /var/lib/vdipool/, name: t}]\nbase: {name: tiny}\npool: {name: ci}\n", b);
 	VP_ASSERT_STR_EQ(a, b);
+	/* delta.encrypt: none is the default and changes nothing; luks changes the definition. */
+	hash_of(BASE "domain:\n  vcpus: 2\ndelta:\n  encrypt: none\n", b);
+	VP_ASSERT_STR_EQ(a, b);
+	hash_of(BASE "domain:\n  vcpus: 2\ndelta:\n  encrypt: luks\n", b);
+	CU_ASSERT_STRING_NOT_EQUAL(a, b);
 	/* Neither do keys that never reach a domain definition. */
 	hash_of(BASE "domain:\n  vcpus: 2\n  start: false\ngc: {keep: 9}\nrollout: {max_unavailable: 1}\n", b);
 	VP_ASSERT_STR_EQ(a, b);

@@ -81,6 +81,11 @@ typedef struct vp_domain_params {
 	vp_domain_meta meta;      /* borrowed strings; gives the disk paths too */
 	const vp_rbd_auth *rbd;   /* borrowed; needed by disks whose path is an rbd: location
 				   * (rendered as network disks, always raw); NULL: none */
+	/* LUKS-encrypted qcow2 disks: the UUID of the libvirt secret (usage volume) holding the
+	 * disk's passphrase, rendered as <encryption format='luks'> in its <source>; NULL: the
+	 * disk is not encrypted. */
+	const char *delta_secret;
+	const char *data_secret;
 } vp_domain_params;
 
 /* Stable identity of a clone: UUID and MAC derived from (pool, name), so a

@@ -89,7 +89,7 @@ extern "C" {
  */
 
 /* Version of this ABI. Bump it when a struct grows or a meaning changes. */
-#define VP_PLUGIN_API_VERSION 3
+#define VP_PLUGIN_API_VERSION 4
 
 /* Capability bits (vp_plugin_ops.capabilities). */
 #define VP_CAP_LINKED_CLONE 0x01u       /* deltas share a base (copy-on-write) */
@@ -101,6 +101,8 @@ extern "C" {
  * sets this bit: a plugin built before the flag existed may ignore flags it
  * does not know, and would make a linked clone where a full copy was asked. */
 #define VP_CAP_FULL_CLONE 0x20u
+/* VP_DELTA_ENCRYPT_LUKS is honoured (sent only to backends that set this bit). */
+#define VP_CAP_ENCRYPT_LUKS 0x40u
 
 /* Lengths of the fixed strings in vp_image_info (NUL included). */
 #define VP_PLUGIN_NAME_MAX 72
@@ -118,6 +120,12 @@ typedef struct vp_plugin_host {
 	/* Runs argv (PATH lookup, LC_ALL=C, no shell) and requires exit status 0;
 	 * on failure records an error quoting the command and its stderr. */
 	int (*run)(const char *const *argv);
+	/* ---- API version 4 ---- */
+	/* Like run, and the child keeps `fd` (a close-on-exec descriptor of the
+	 * caller's) open at the same number, so that it can read it as
+	 * /proc/self/fd/N: how a key reaches qemu-img without a command line or a
+	 * file. No other child of the process inherits it. */
+	int (*run_keep_fd)(const char *const *argv, int fd);
 } vp_plugin_host;
 
 /* One driver-specific setting of a tier ("key=value" in the spec). */
@@ -148,6 +156,11 @@ typedef struct vp_tier_config {
  * size, else a larger virtual size. Only with VP_CAP_FULL_CLONE; a plugin must
  * refuse (VP_ENOTSUP) flags it does not know rather than ignore them. */
 #define VP_DELTA_FULL 0x08u
+/* A LUKS-encrypted qcow2 (QEMU's encrypt.format=luks) whose passphrase is the
+ * whole content of secret_fd (a memfd or pipe, never a file on disk). Only with
+ * VP_CAP_ENCRYPT_LUKS; deltas and data disks; not with VP_DELTA_FULL. The
+ * passphrase must never appear on a command line or in a file. */
+#define VP_DELTA_ENCRYPT_LUKS 0x10u
 
 /* Describes one stored image: a base version, a staged import or a disk. */
 typedef struct vp_image_info {
@@ -178,6 +191,8 @@ typedef struct vp_delta_request {
 				     * larger virtual size (reads past the base give zeros) */
 	unsigned flags;             /* VP_DELTA_* */
 	uint32_t cluster_size;      /* bytes; 0: the backend's default */
+	/* ---- API version 4 ---- */
+	int secret_fd;              /* VP_DELTA_ENCRYPT_LUKS: the passphrase, read from offset 0 */
 } vp_delta_request;
 
 /* Called once per listed image; a non-zero return stops the listing and is

@@ -99,6 +99,8 @@ typedef struct vp_qcow2_info {
 	char backing_file[VP_QCOW2_MAX_BACKING_NAME + 1];  /* as stored; "" when none */
 	char backing_format[VP_QCOW2_MAX_FORMAT_NAME + 1]; /* "" when the extension is absent */
 	uint64_t file_size;        /* bytes in the image file */
+	uint64_t crypt_header_offset; /* LUKS (crypt_method 2): where its header is; 0 when none */
+	uint64_t crypt_header_length;
 } vp_qcow2_info;
 
 /* Reads `len` bytes at `off` into buf; 0 or a negative VP_E* code (with the error recorded). */
@@ -115,6 +117,10 @@ VP_API int vp_qcow2_parse_buffer(vp_qcow2_info *out, const void *buf, size_t len
 
 /* The same on a file. VP_EINVAL when it is not a valid qcow2 image. */
 VP_API int vp_qcow2_read_info(vp_qcow2_info *out, const char *path);
+
+/* The UUID of a LUKS-encrypted qcow2's LUKS header (36 characters, as QEMU wrote
+ * it). VP_EINVAL when the image is not LUKS-encrypted. */
+VP_API int vp_qcow2_read_luks_uuid(const char *path, char uuid[37]);
 
 /* "qcow2" when the file starts with the qcow2 magic, else "raw"; static storage.
  * NULL (error recorded) when it cannot be read. */

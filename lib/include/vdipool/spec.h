@@ -44,6 +44,12 @@ typedef enum vp_spec_prealloc {
 	VP_SPEC_PREALLOC_METADATA /* only with extended_l2: QEMU's rule for backed images */
 } vp_spec_prealloc;
 
+/* delta.encrypt: how each clone's disks (delta and data disk) are encrypted. */
+typedef enum vp_spec_encrypt {
+	VP_SPEC_ENCRYPT_NONE = 0,
+	VP_SPEC_ENCRYPT_LUKS     /* LUKS in qcow2, one random key per disk in a private libvirt secret */
+} vp_spec_encrypt;
+
 /* domain.accel: which accelerator clones run under. */
 typedef enum vp_spec_accel {
 	VP_SPEC_ACCEL_AUTO = 0, /* KVM where a probe guest starts under it on the host, else TCG */
@@ -122,6 +128,10 @@ typedef struct vp_spec_delta {
 	 * 1 MiB..64 TiB, a multiple of 512, at least the base's (checked when the
 	 * base is known: plan and apply). The space past the base reads as zeros. */
 	uint64_t size;
+	/* none (default) or luks: every delta and data disk of the pool is a LUKS-encrypted qcow2
+	 * with its own random key, held only in a private libvirt secret. dir tiers on this
+	 * machine, linked clones only (checked by validate). */
+	vp_spec_encrypt encrypt;
 } vp_spec_delta;
 
 typedef struct vp_spec_data_disk {

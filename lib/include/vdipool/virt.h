@@ -126,6 +126,22 @@ typedef struct vp_virt_addr {
 	bool from_agent;          /* the guest agent reported it (else a DHCP lease) */
 } vp_virt_addr;
 
+/* LUKS-encrypted clone disks (delta.encrypt: luks): one libvirt secret per disk, private
+ * (libvirt never hands its value out) and persistent, of usage type volume with the disk's
+ * path, whose UUID is the UUID of the disk's LUKS header, so that the secret of a disk is
+ * found from the disk alone. The key is never written anywhere by vdipool.
+ * _set: defines the secret (uuid, usage `volume`, description naming `what`) and sets its
+ * value; another secret of that volume (the disk it replaced) is removed first.
+ * _exists: 1 when a secret of that UUID exists, 0 when not.
+ * _remove: removes vdipool's secret of that volume; none is no error.
+ * _sweep: removes vdipool's LUKS secrets whose disk no longer exists while its tier's deltas/
+ * or data/ directory does (an unmounted tier keeps its secrets); *removed counts them. */
+VP_API int vp_virt_luks_secret_set(vp_virt *v, const char *uuid, const char *volume, const char *what,
+				   const unsigned char *key, size_t len);
+VP_API int vp_virt_luks_secret_exists(vp_virt *v, const char *uuid);
+VP_API int vp_virt_luks_secret_remove(vp_virt *v, const char *volume);
+VP_API int vp_virt_luks_sweep(vp_virt *v, size_t *removed);
+
 /* The addresses of a domain: the DHCP leases of the libvirt networks it is on
  * (VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE), else, when they name none, what
  * the QEMU guest agent reports (_SRC_AGENT; its errors are ignored: most
