@@ -40,6 +40,13 @@ int vp_pool_detach(vp_pool *p, const char *name, bool *already)
 	if (!(o->flags & VP_OBS_DELTA))
 		return vp_error_set(VP_ERR_PLAN, VP_ECONFLICT,
 				    "cannot detach '%s': its disk is missing; run 'vdipool apply' to repair it", name);
+	/* A flatten reads and writes the disk without its key: an encrypted clone cannot be
+	 * flattened this way (and must not become a plain copy). */
+	if (p->spec->delta.encrypt == VP_SPEC_ENCRYPT_LUKS)
+		return vp_error_set(VP_ERR_INVALID, VP_ENOTSUP,
+				    "cannot detach '%s': pool '%s' has encrypted disks (delta.encrypt: luks), "
+				    "which detach does not flatten yet",
+				    name, p->spec->pool);
 	standalone = o->flags & VP_OBS_STANDALONE;
 	running = o->flags & VP_OBS_RUNNING;
 	if (!standalone && !(p->deltas.ops->capabilities & VP_CAP_FLATTEN))

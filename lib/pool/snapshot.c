@@ -129,6 +129,11 @@ static int open_clone(vp_pool *p, const char *clone, bool need_off, snap_ctx *s)
 		return vp_error_set(VP_ERR_INVALID, VP_ENOTSUP,
 				    "clone '%s': snapshots need a dir deltas tier; tier '%s' is %s", clone,
 				    p->spec->storage.deltas->name, p->deltas.ops->name);
+	/* A snapshot's overlay would be a plain qcow2 over the encrypted disk: refused. */
+	if (p->spec->delta.encrypt == VP_SPEC_ENCRYPT_LUKS)
+		return vp_error_set(VP_ERR_INVALID, VP_ENOTSUP,
+				    "clone '%s': pool '%s' has encrypted disks (delta.encrypt: luks); snapshots "
+				    "of encrypted clones are not supported yet", clone, p->spec->pool);
 	if (!(o->flags & VP_OBS_DELTA))
 		return vp_error_set(VP_ERR_PLAN, VP_ECONFLICT,
 				    "clone '%s' has no disk; run 'vdipool apply' to repair it", clone);

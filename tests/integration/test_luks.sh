@@ -148,6 +148,15 @@ check "the delta has a secret again, a new one" test -n "$new" -a "$new" != "$lo
 check "it is the delta's LUKS UUID" grep -q "uuid: $new" <<<"$(qemu-img info -U "$DELTA")"
 check "the guest boots from the new delta" wait_ready "$C" 4
 
+echo "== detach and snapshots of an encrypted clone are refused, nothing changed"
+virsh destroy "$C" >/dev/null 2>&1
+sum0=$(sha256sum "$DELTA" | cut -c1-64)
+expect "detach is refused (exit 3), naming the reason" 3 "encrypted disks (delta.encrypt: luks)" -- \
+	"$CLI" detach "$SPEC" "$C"
+expect "a snapshot is refused (exit 3), naming the reason" 3 "encrypted disks (delta.encrypt: luks)" -- \
+	"$CLI" snapshot "$SPEC" "$C" try
+check "the delta is unchanged, no snapshot directory" test "$(sha256sum "$DELTA" | cut -c1-64)" == "$sum0" -a ! -e "${DELTA%.qcow2}.snap"
+
 echo "== destroy: the delta's secret goes; the kept data disk keeps its own until --purge-data"
 data_sec=$(secret_of "$DATA")
 check "destroy exits 0" "$CLI" destroy -q --yes "$SPEC"
