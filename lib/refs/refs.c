@@ -1,4 +1,5 @@
 /* refs.c: reads from libvirt what the store must keep: disks' whole backing chains and recorded bases. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,14 @@ static int virt_fail(const char *what, const char *subject)
 			    msg ? msg : "unknown libvirt error");
 }
 
+/* The last libvirt call failed because its domain no longer exists. */
+static bool domain_gone(void)
+{
+	virErrorPtr e = virGetLastError();
+
+	return e && e->code == VIR_ERR_NO_DOMAIN;
+}
+
 static void quiet_libvirt(void *ud, virErrorPtr e)
 {
 	(void)ud;
@@ -173,13 +182,20 @@ int vp_refs_libvirt_pins(void *ctx, vp_store_pins *pins)
 	for (int i = 0; rc == 0 && i < nd; i++) {
 		const char *name = virDomainGetName(doms[i]);
 		/* Both definitions: a running domain may use other disks than its config. */
-		for (int live = 0; rc == 0 && live < 2; live++) {
+		bool gone = false;
+
+		for (int live = 0; rc == 0 && !gone && live < 2; live++) {
 			char *xml = virDomainGetXMLDesc(doms[i], live ? 0 : VIR_DOMAIN_XML_INACTIVE);
-			rc = xml ? vp_refs_pins_from_xml(pins, xml, name)
-				 : virt_fail("cannot read the definition of domain", name);
+			/* Undefined since the listing (a transient probe that ended, a domain
+			 * removed meanwhile): it uses nothing any more. */
+			if (!xml && domain_gone())
+				gone = true;
+			else
+				rc = xml ? vp_refs_pins_from_xml(pins, xml, name)
+					 : virt_fail("cannot read the definition of domain", name);
 			free(xml);
 		}
-		if (rc == 0)
+		if (rc == 0 && !gone)
 			rc = pin_meta(pins, doms[i], name);
 	}
 	for (int i = 0; i < nd; i++)
