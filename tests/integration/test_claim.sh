@@ -164,6 +164,25 @@ cn=$("$CLI" -q claim --for after-crash --timeout 2m --no-refill "$SPEC")
 check "the next claim gets another clone ($cn), the lock was not left held" test -n "$cn" -a "$(claimed_by "$cn")" == after-crash
 check "no clone claimed twice" test "$(claimed_count)" -eq $((before + 2))
 
+echo "== kill -9 of the refill a claim started, then apply repairs"
+expect "apply makes a spare again" 0 "Ready:" -- "$CLI" apply --wait ready --timeout 3m "$SPEC"
+cr=$("$CLI" -q claim --for refill-kill --timeout 2m "$SPEC")
+check "a claim with refill hands out a clone ($cr)" test -n "$cr" -a "$(claimed_by "$cr")" == refill-kill
+rpid=
+for _ in $(seq 50); do
+	rpid=$(pgrep -f -- "-q apply --wait $SPEC" | head -1)
+	[[ -n $rpid ]] && break
+	sleep 0.1
+done
+check "the refill runs in the background (pid ${rpid:-none})" test -n "$rpid"
+sleep 0.5
+[[ -n $rpid ]] && kill -9 "$rpid" 2>/dev/null
+for _ in $(seq 50); do kill -0 "$rpid" 2>/dev/null || break; sleep 0.1; done
+expect "the next apply repairs what the killed refill left" 0 "Ready:" -- "$CLI" apply --wait ready --timeout 3m "$SPEC"
+check "no temporary left in the pool's deltas" test -z "$(find "$T/store" -name '.*.tmp.*' -print -quit)"
+check "the claim survived it, and no clone is claimed twice" \
+	test "$(claimed_by "$cr")" == refill-kill -a "$(claimed_count)" -eq $((before + 3))
+
 check "destroy takes claimed clones too" "$CLI" destroy -q --yes "$SPEC"
 check "no domain of the pool is left" test "$(domains)" -eq 0
 finish
