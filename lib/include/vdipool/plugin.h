@@ -114,9 +114,9 @@ typedef struct vp_plugin_host {
 	uint64_t _struct_size;
 	int _api_version;
 	/* Records why the current call fails; returns `code` (a negative VP_E*). */
-	int (*error)(int code, const char *fmt, ...);
+	int (*error)(int code, const char *fmt, ...) VP_PRINTF(2, 3);
 	/* Debug output (shown with -vv); never required. */
-	void (*debug)(const char *fmt, ...);
+	void (*debug)(const char *fmt, ...) VP_PRINTF(1, 2);
 	/* Runs argv (PATH lookup, LC_ALL=C, no shell) and requires exit status 0;
 	 * on failure records an error quoting the command and its stderr. */
 	int (*run)(const char *const *argv);
