@@ -66,7 +66,7 @@ static void assert_snaps(const char *image, const char *want)
 
 static int cluster(const char *script)
 {
-	return vp_sh("VP_CEPH_DIR=%s VP_CEPH_PORT=3320 bash %s/scripts/%s >>%s.log 2>&1", run, src,
+	return vp_sh("VP_CEPH_DIR=%s VP_CEPH_PORT=auto bash %s/scripts/%s >>%s.log 2>&1", run, src,
 		  script, run);
 }
 

@@ -23,7 +23,7 @@
 #include "vp_test.h"
 
 #define RUN "/tmp/vp-ceph-virt"
-#define PORT "3340"
+#define PORT "auto" /* free ports: a cluster a crashed run left behind is no obstacle */
 #define URI "qemu:///system"
 #define LOGDIR "/var/log/libvirt/qemu"
 
