@@ -36,16 +36,6 @@ EOS
 	fi
 }
 
-# json_check EXPR JSON: a python expression over d (the parsed JSON) must hold.
-json_check() {
-	python3 -c 'import json, sys; d = json.loads(sys.argv[2]); assert eval(sys.argv[1]), d' "$1" "$2"
-}
-
-# guest_addr NAME: the last address the guest printed on its serial console.
-guest_addr() {
-	tr -d '\r' <"$LOGDIR/$1-serial.log" | sed -n 's/^VDIPOOL-ADDR: //p' | tail -n 1
-}
-
 bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
 if ! grep -q '^Active: *yes' <<<"$(virsh -q net-info default 2>/dev/null)"; then
 	bad "libvirt's network 'default' is active (scripts/libvirt-up.sh defines and starts it)"
