@@ -34,7 +34,7 @@ const char cmd_apply_help[] =
 	"\n"
 	"Options:\n"
 	"  --parallel N   clones worked on at once (default 8)\n"
-	"  --wait         wait for a concurrent apply on the same pool instead of failing\n"
+	"  --wait         wait for a concurrent apply, gc or base rm instead of failing\n"
 	"  --wait ready   then wait until every clone is ready (also --wait=ready)\n"
 	"  --timeout D    how long --wait ready waits, and how long spares to be parked\n"
 	"                 are waited for: 90, 30s, 5m, 1h30m (default 10m)\n"

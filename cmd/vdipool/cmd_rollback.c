@@ -18,7 +18,7 @@ const char cmd_rollback_help[] =
 	"\n"
 	"Options:\n"
 	"  --parallel N   clones worked on at once within a wave (default 8)\n"
-	"  --wait         wait for a concurrent apply on the same pool instead of failing\n"
+	"  --wait         wait for a concurrent apply, gc or base rm instead of failing\n"
 	"\n"
 	"Example:\n"
 	"  vdipool rollback examples/office-desktops.yaml\n";

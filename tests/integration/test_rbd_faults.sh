@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test_rbd_faults.sh: RBD tiers when things go wrong, against the throw-away Ceph of
 # scripts/ceph-up.sh: tier combinations that cannot work are refused at validate time (file:line,
-# the reason, nothing changed); bases on a dir tier with data disks on RBD work; a cluster that
-# is down fails in seconds with the reason; kill -9 during import, apply and rollout, then the
-# next run repairs and no staging image, temporary clone or stray snapshot is left.
+# the reason, nothing changed); a cluster that is down fails in seconds with the reason; kill -9
+# during import, apply and rollout, then the next run repairs and no staging image, temporary
+# clone or stray snapshot is left. (Bases on a dir tier with data disks on RBD, which boots
+# guests, is test_rbd_mixed.sh: this one boots none, so it runs beside the guest tests.)
 set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -105,39 +106,6 @@ expect "apply of it changes nothing" 2 "bad2.yaml" -- "$CLI" apply "$T/bad2.yaml
 check "nothing was created in the Ceph pool" test -z "$(images)"
 sed -e "s|keyring: $CEPH/client.vdipool.keyring|keyring: relative.keyring|" "$T/bad2.yaml" >"$T/bad3.yaml"
 expect "a relative keyring path: refused with its key" 2 "keyring" -- "$CLI" validate "$T/bad3.yaml"
-
-echo "== bases on a fast dir tier, data disks on RBD"
-cat >"$T/mixed.yaml" <<EOF
-pool: { name: ${POOL}m }
-base: { name: tiny }
-storage:
-  tiers:
-    - { name: fast, driver: dir, path: $T/store }
-    - $RBD_TIER
-  bases: fast
-  deltas: fast
-clones: { count: 2, name: "${POOL}m-{index}" }
-data_disk: { size: 32M, tier: ceph }
-domain: { template: server, memory: 128M, network: none, start: true }
-EOF
-"$CLI" --root "$T/store" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null
-expect "validate accepts it" 0 "" -- "$CLI" validate "$T/mixed.yaml"
-rm -f "$LOGDIR/${POOL}m"-*-serial.log
-expect "apply makes qcow2 deltas on dir and data disks on RBD" 0 "Applied 2 clones" -- "$CLI" apply "$T/mixed.yaml"
-for c in "${POOL}m-1" "${POOL}m-2"; do
-	check "$c's delta is a qcow2 file on the dir tier" test -f "$T/store/deltas/${POOL}m/$c.qcow2" -o -f "$T/store/${POOL}m/$c.qcow2" -o -n "$(find "$T/store" -name "$c.qcow2")"
-	check "$c's data disk is an RBD image of 32 MiB" \
-		bash -c "\"\${@}\" info 'data.${POOL}m.$c' | grep -q 'size 32 MiB'" _ "${R[@]}"
-	xml=$(virsh dumpxml "$c")
-	check "$c: vda is a file, vdb an rbd network disk" \
-		bash -c "grep -q \"<source file=\" <<<\"\$1\" && grep -q \"protocol='rbd' name='rbd/data.${POOL}m.$c'\" <<<\"\$1\"" _ "$xml"
-	check "$c boots with both disks" wait_ready "$c" 1
-done
-check "destroy the mixed pool" "$CLI" destroy -q --yes "$T/mixed.yaml"
-check "its data disks are kept on RBD (user data)" test "$(images | grep -o "data.${POOL}m" | wc -l)" -eq 2
-expect "gc --purge-orphaned-data removes them" 0 "removed" -- \
-	"$CLI" gc "$T/mixed.yaml" --purge-orphaned-data --yes
-check "then no data disk is left" bash -c "! grep -q 'data.${POOL}m' <<<'$(images)'"
 
 echo "== a cluster that is down fails in seconds"
 sed -e 's/^mon host = .*/mon host = [v2:127.0.0.1:9,v1:127.0.0.1:9]/' "$CEPH/ceph.conf" >"$T/down.conf"

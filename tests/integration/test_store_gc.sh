@@ -129,7 +129,8 @@ domain:
   network: none
   start: false
 EOF
-"$CLI" apply "$T/race.yaml" >"$T/apply.log" 2>&1 &
+# --wait: a gc that takes the store first makes apply wait for it, not fail.
+"$CLI" apply --wait "$T/race.yaml" >"$T/apply.log" 2>&1 &
 apply=$!
 refused=0 ran=0 rmref=0
 while kill -0 "$apply" 2>/dev/null; do
