@@ -80,6 +80,77 @@ guest_addr() {
 	{ tr -d '\r' <"$LOGDIR/$1-serial.log"; } 2>/dev/null | sed -n 's/^VDIPOOL-ADDR: //p' | tail -n 1
 }
 
+# The set-up of a script that makes a pool of tiny guests in a store of its own:
+# guest_setup PREFIX [DESTROY-OPTION...] sets GUEST (the guest image's directory), POOL (PREFIX and
+# this shell's pid), T (a fresh directory under /var/tmp named after the script, readable by
+# QEMU's user) and SPEC ($T/pool.yaml); arms the EXIT trap (guest_cleanup); brings libvirt up,
+# builds the guest image and imports it as tiny@1 into $T/store, and removes serial logs an
+# earlier run of this pool's names left. A failed step fails the test and ends it.
+guest_setup() {
+	local name=${0##*/}
+	name=${name#test_}
+	GUEST=${VP_GUEST_DIR:-$BUILD/guest}
+	POOL=$1$$
+	T=$(mktemp -d "/var/tmp/vp-${name%.sh}-XXXXXX")
+	chmod 755 "$T"
+	SPEC=$T/pool.yaml
+	GUEST_DESTROY=("${@:2}")
+	trap guest_cleanup EXIT
+	bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
+	bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
+	"$CLI" --root "$T/store" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null ||
+		{ bad "the tiny image imports"; finish; }
+	rm -f "$LOGDIR/$POOL"-*-serial.log
+}
+
+# guest_cleanup (the EXIT trap of guest_setup): destroys $SPEC's pool (with guest_setup's
+# DESTROY-OPTIONs), runs the script's own cleanup_hook if it defines one (what else it made),
+# then removes the pool's serial logs and T.
+guest_cleanup() {
+	"$CLI" destroy -q --yes "${GUEST_DESTROY[@]}" "$SPEC" >/dev/null 2>&1
+	declare -F cleanup_hook >/dev/null && cleanup_hook
+	rm -f "$LOGDIR/$POOL"-*-serial.log
+	rm -rf "$T"
+}
+
+# remove_domains PATTERN: destroys and undefines every domain whose name matches the grep PATTERN
+# (what a destroy could not take, e.g. after a test killed vdipool half-way).
+remove_domains() {
+	local d
+	for d in $(virsh -q list --all --name 2>/dev/null | grep "$1"); do
+		virsh -q destroy "$d" >/dev/null 2>&1
+		virsh -q undefine "$d" >/dev/null 2>&1
+	done
+}
+
+# Small questions about a pool's guests, their disks and their claims.
+# domains: how many domains of pool $POOL are defined.
+domains() { virsh -q list --all --name | grep -c "^$POOL-"; }
+# no_backing IMAGE: the qcow2 image has no backing file (it stands alone).
+no_backing() { ! qemu-img info --output=json "$1" | grep -q '"backing-filename"'; }
+# boot_lines NAME N: the lines the clone printed on its serial console in its Nth boot.
+boot_lines() { awk -v n="$2" '/^VDIPOOL-BOOT/ { b++ } b == n' "$LOGDIR/$1-serial.log" | tr -d '\r'; }
+# fresh_boots NAME: how many of the clone's boots found no clone marker (a pristine delta).
+fresh_boots() { tr -d '\r' <"$LOGDIR/$1-serial.log" 2>/dev/null | grep -c '^VDIPOOL-CLONE-MARKER: (none)'; }
+# json_get KEY JSON: a top-level value of a JSON object ("" when absent).
+json_get() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$2" "$1" 2>/dev/null; }
+# claimed_by NAME [--config]: who holds the clone's claim by its metadata ("" when none): of the
+# live definition (of a running domain), or with --config of the persistent one.
+claimed_by() {
+	virsh metadata "$1" urn:vdipool:1 "${@:2}" 2>/dev/null | sed -n "s/.*<claim by=\"\([^\"]*\)\".*/\1/p"
+}
+# parallel_claims N TIMEOUT: N claims of $SPEC at once (--for par-I --timeout TIMEOUT --no-refill),
+# each one's stdout, stderr and exit status in $T/par.I, par.I.err and par.I.rc; prints how many
+# exited 0.
+parallel_claims() {
+	local i
+	for i in $(seq "$1"); do
+		("$CLI" -q claim --for "par-$i" --timeout "$2" --no-refill "$SPEC" >"$T/par.$i" 2>"$T/par.$i.err"; echo $? >"$T/par.$i.rc") &
+	done
+	wait
+	grep -l '^0$' "$T"/par.*.rc | wc -l
+}
+
 # A throw-away Ceph of this run's own (scripts/ceph-up.sh in a fresh directory, free ports):
 # ceph_setup NAME sets CEPH (its directory) and R (the rbd CLI as client.vdipool on pool rbd);
 # ceph_up starts it (failing the test with ceph-up's output); ceph_down stops it and undefines
