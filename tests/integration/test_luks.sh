@@ -10,12 +10,10 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-GUEST=${VP_GUEST_DIR:-$BUILD/guest}
-POOL=luks$$
+# POOL, T, SPEC, tiny@1 in $T/store; on exit the pool is destroyed with its data disk, then
+# cleanup_hook drops the disks' secrets (lib.sh)
+guest_setup luks --purge-data
 C=$POOL-1
-T=$(mktemp -d /var/tmp/vp-luks-XXXXXX)
-chmod 755 "$T"
-SPEC=$T/pool.yaml
 DELTA=$T/store/deltas/$POOL/$C.qcow2
 DATA=$T/store/data/$POOL/$C.qcow2
 
@@ -24,16 +22,13 @@ secret_of() {
 	virsh -q secret-list 2>/dev/null | awk -v p="$1" '$2 == "volume" && $3 == p { print $1 }'
 }
 
-cleanup() {
-	"$CLI" destroy -q --yes --purge-data "$SPEC" >/dev/null 2>&1
-	for p in "$DELTA" "$DATA"; do
+cleanup_hook() {
+	local p u
+	for p in "${DELTA:-}" "${DATA:-}"; do # (not set yet if guest_setup failed)
 		u=$(secret_of "$p")
 		[[ -n $u ]] && virsh secret-undefine "$u" >/dev/null 2>&1
 	done
-	rm -f "$LOGDIR/$POOL"-*-serial.log
-	rm -rf "$T"
 }
-trap cleanup EXIT
 
 # spec ENCRYPT [EXTRA-LINE]
 spec() {
@@ -51,12 +46,6 @@ rollout: { shutdown_timeout: 5s }
 ${2:-}
 EOS
 }
-
-bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
-bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
-"$CLI" --root "$T/store" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null ||
-	{ bad "the tiny image imports"; finish; }
-rm -f "$LOGDIR/$POOL"-*-serial.log
 
 echo "== a bad value and impossible mixes are refused at their place"
 spec lucks

@@ -7,18 +7,8 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-GUEST=${VP_GUEST_DIR:-$BUILD/guest}
-POOL=rdy$$
-T=$(mktemp -d /var/tmp/vp-ready-XXXXXX)
-chmod 755 "$T"
-SPEC=$T/pool.yaml
-
-cleanup() {
-	"$CLI" destroy -q --yes "$SPEC" >/dev/null 2>&1
-	rm -f "$LOGDIR/$POOL"-*-serial.log
-	rm -rf "$T"
-}
-trap cleanup EXIT
+# POOL, T, SPEC, tiny@1 in $T/store, the pool destroyed on exit (lib.sh)
+guest_setup rdy
 
 # spec NETWORK [READINESS-COMMAND]
 spec() {
@@ -36,15 +26,10 @@ EOS
 	fi
 }
 
-bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
 if ! grep -q '^Active: *yes' <<<"$(virsh -q net-info default 2>/dev/null)"; then
 	bad "libvirt's network 'default' is active (scripts/libvirt-up.sh defines and starts it)"
 	finish
 fi
-bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
-"$CLI" --root "$T/store" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null ||
-	{ bad "the tiny image imports"; finish; }
-rm -f "$LOGDIR/$POOL"-*-serial.log
 
 echo "== network none: --wait ready is refused before anything changes"
 spec none

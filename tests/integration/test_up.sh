@@ -8,19 +8,9 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-GUEST=${VP_GUEST_DIR:-$BUILD/guest}
-POOL=up$$
-T=$(mktemp -d /var/tmp/vp-up-XXXXXX)
-chmod 755 "$T"
-SPEC=$T/pool.yaml
+# POOL, T, SPEC, tiny@1 in $T/store; on exit the pool is destroyed with its data disks (lib.sh)
+guest_setup up --purge-data
 REC=$T/store/placement/$POOL.expires
-
-cleanup() {
-	"$CLI" destroy -q --yes --purge-data "$SPEC" >/dev/null 2>&1
-	rm -f "$LOGDIR/$POOL"-*-serial.log
-	rm -rf "$T"
-}
-trap cleanup EXIT
 
 # spec COUNT NETWORK [EXTRA-DOMAIN-KEYS]
 spec() {
@@ -42,12 +32,7 @@ nothing_left() {
 		[[ -z $(find "$T/store/deltas" "$T/store/data" -name "$POOL-*" 2>/dev/null) ]] && [[ ! -e $REC ]]
 }
 
-bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
-bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
-"$CLI" --root "$T/store" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null ||
-	{ bad "the tiny image imports"; finish; }
 BASEIMG=$(find "$T/store/bases/tiny/1" -name 'disk.*' | head -n 1)
-rm -f "$LOGDIR/$POOL"-*-serial.log
 
 echo "== refused, nothing changed (${SECONDS}s)"
 spec 1 default
