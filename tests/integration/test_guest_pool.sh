@@ -6,18 +6,8 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-GUEST=${VP_GUEST_DIR:-$BUILD/guest}
-POOL=gp$$
-T=$(mktemp -d /var/tmp/vp-guest-pool-XXXXXX)
-chmod 755 "$T"
-SPEC=$T/pool.yaml
-
-cleanup() {
-	"$CLI" destroy -q --yes "$SPEC" >/dev/null 2>&1
-	rm -f "$LOGDIR/$POOL"-*-serial.log
-	rm -rf "$T"
-}
-trap cleanup EXIT
+# POOL, T, SPEC, tiny@1 in $T/store, the pool destroyed on exit (lib.sh)
+guest_setup gp
 
 spec() { # spec START
 	cat >"$SPEC" <<EOF
@@ -32,20 +22,12 @@ rollout: { shutdown_timeout: 60s }
 EOF
 }
 
-# boot_lines NAME N: the lines of the clone's Nth boot
-boot_lines() {
-	awk -v n="$2" '/^VDIPOOL-BOOT/ { b++ } b == n' "$LOGDIR/$1-serial.log" | tr -d '\r'
-}
+# boot_lines NAME N (the lines of the clone's Nth boot) is lib.sh's.
 
-bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
-bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
 marker=$(grep -a -o -m1 'VDIPOOL-BASE v[0-9]* [A-Za-z0-9._-]*' "$GUEST/tiny.raw" | head -1)
 check "the golden image carries a base marker" test -n "$marker"
-
-"$CLI" --root "$T/store" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null
 BASE_IMG=$T/store/bases/tiny/1/disk.qcow2
 base_sum=$(sha256sum "$BASE_IMG" | cut -d' ' -f1)
-rm -f "$LOGDIR/$POOL"-*-serial.log
 
 spec true
 check "vdipool apply provisions and starts two clones" "$CLI" apply -q "$SPEC"
