@@ -8,25 +8,14 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-GUEST=${VP_GUEST_DIR:-$BUILD/guest}
-POOL=dt$$
-T=$(mktemp -d /var/tmp/vp-detach-XXXXXX)
-chmod 755 "$T"
+# POOL, T, SPEC, tiny@1 in $T/store; on exit the pool is destroyed, then cleanup_hook removes the
+# domains a killed detach left behind (lib.sh)
+guest_setup dt
+echo "== setup in $T (${SECONDS}s)"
 STORE=$T/store
-SPEC=$T/pool.yaml
 DELTAS=$STORE/deltas/$POOL
 
-cleanup() {
-	local d
-	"$CLI" destroy -q --yes "$SPEC" >/dev/null 2>&1
-	for d in $(virsh -q list --all --name 2>/dev/null | grep "^$POOL-"); do
-		virsh -q destroy "$d" >/dev/null 2>&1
-		virsh -q undefine "$d" >/dev/null 2>&1
-	done
-	rm -f "$LOGDIR/$POOL"*-serial.log
-	rm -rf "$T"
-}
-trap cleanup EXIT
+cleanup_hook() { remove_domains "^$POOL-"; }
 
 spec() { # COUNT VERSION
 	cat >"$SPEC" <<EOF
@@ -40,8 +29,8 @@ rollout: { shutdown_timeout: 3s }
 EOF
 }
 
+# no_backing is lib.sh's.
 disk() { echo "$DELTAS/$POOL-$1.qcow2"; }
-no_backing() { ! qemu-img info --output=json "$1" | grep -q '"backing-filename"'; }
 linked() { qemu-img info --output=json "$1" | grep -q '"backing-filename"'; }
 marked() { [[ $(virsh metadata "$POOL-$1" urn:vdipool:1 2>/dev/null) == *'detached="yes"'* ]]; }
 # The clone's content as it was before the detach (a standalone copy taken then).
@@ -50,10 +39,6 @@ whole() { # N: usable: a clean image with the content it had before
 	qemu-img check -q "$(disk "$1")" && same_content "$1"
 }
 
-echo "== setup in $T (${SECONDS}s)"
-bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
-bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
-"$CLI" --root "$STORE" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null
 BASE1=$STORE/bases/tiny/1/disk.qcow2
 spec 4 1
 expect "apply makes 4 linked clones" 0 "Applied 4 clones" -- "$CLI" apply "$SPEC"

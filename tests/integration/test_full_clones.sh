@@ -7,33 +7,28 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-GUEST=${VP_GUEST_DIR:-$BUILD/guest}
-POOL=fc$$
-T=$(mktemp -d /var/tmp/vp-full-XXXXXX)
-chmod 755 "$T"
+LOOP=
+# POOL, T, tiny@1 in $T/store; on exit $SPEC's pool is destroyed, then cleanup_hook, then the
+# pool's serial logs and T go (lib.sh)
+guest_setup fc
+echo "== setup in $T"
 STORE=$T/store
 SPEC=$T/full.yaml
 DELTAS=$STORE/deltas/$POOL
 MNT=$T/xfs
-LOOP=
 
-cleanup() {
-	local s d
+cleanup_hook() {
+	local s
 	# Every pool first (the XFS one's disks are on the mount), then the mount and the loop device.
 	for s in "$T"/*.yaml; do
 		[[ -f $s ]] && "$CLI" destroy -q --yes "$s" >/dev/null 2>&1
 	done
-	for d in $(virsh -q list --all --name 2>/dev/null | grep "^$POOL"); do
-		virsh -q destroy "$d" >/dev/null 2>&1
-		virsh -q undefine "$d" >/dev/null 2>&1
-	done
-	[[ -f $T/away.qcow2 ]] && mv "$T/away.qcow2" "$STORE/bases/tiny/1/disk.qcow2"
-	mountpoint -q "$MNT" 2>/dev/null && umount "$MNT"
+	remove_domains "^$POOL"
+	[[ -f $T/away.qcow2 ]] && mv "$T/away.qcow2" "$T/store/bases/tiny/1/disk.qcow2"
+	[[ -n ${MNT:-} ]] && mountpoint -q "$MNT" 2>/dev/null && umount "$MNT"
 	[[ -n $LOOP ]] && losetup -d "$LOOP" 2>/dev/null
-	rm -f "$LOGDIR/$POOL"*-serial.log
-	rm -rf "$T"
+	rm -f "$LOGDIR/$POOL"*-serial.log # the other pools' too: ${POOL}w, ${POOL}x, ...
 }
-trap cleanup EXIT
 
 # spec FILE POOL COUNT VERSION STORE [DELTA-SIZE] [MODE]
 spec() {
@@ -50,10 +45,8 @@ EOF
 	return 0
 }
 
-domains() { virsh -q list --all --name | grep -c "^$POOL-"; }
-no_backing() { ! qemu-img info --output=json "$1" | grep -q '"backing-filename"'; }
+# domains, no_backing and boot_lines are lib.sh's.
 same_as() { qemu-img compare -q -f qcow2 -F qcow2 "$1" "$2"; }
-boot_lines() { awk -v n="$2" '/^VDIPOOL-BOOT/ { b++ } b == n' "$LOGDIR/$1-serial.log" | tr -d '\r'; }
 
 # full_ok NAME BASE-IMAGE COUNT: every clone's disk is a clean standalone copy of the base, every
 # domain has its disk, no temporary is left, and the plan is empty.
@@ -75,13 +68,9 @@ full_ok() {
 	if [[ $bad_one -eq 0 ]]; then ok "$name"; else bad "$name"; fi
 }
 
-echo "== setup in $T"
-bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
-bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
 bash "$ROOT/scripts/build-guest-image.sh" --marker "VDIPOOL-BASE v2 full" "$GUEST-v2" >/dev/null 2>&1 ||
 	{ bad "the v2 guest image builds"; finish; }
 marker=$(grep -a -o -m1 'VDIPOOL-BASE v[0-9]* [A-Za-z0-9._-]*' "$GUEST/tiny.raw" | head -1)
-"$CLI" --root "$STORE" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null
 BASE1=$STORE/bases/tiny/1/disk.qcow2
 base_alloc=$(($(stat -c %b "$BASE1") * 512))
 rm -f "$LOGDIR/$POOL"*-serial.log
