@@ -7,18 +7,8 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-GUEST=${VP_GUEST_DIR:-$BUILD/guest}
-POOL=clm$$
-T=$(mktemp -d /var/tmp/vp-claim-XXXXXX)
-chmod 755 "$T"
-SPEC=$T/pool.yaml
-
-cleanup() {
-	"$CLI" destroy -q --yes "$SPEC" >/dev/null 2>&1
-	rm -f "$LOGDIR/$POOL"-*-serial.log
-	rm -rf "$T"
-}
-trap cleanup EXIT
+# POOL, T, SPEC, tiny@1 in $T/store, the pool destroyed on exit (lib.sh)
+guest_setup clm
 
 # spec COUNT SPARES
 spec() {
@@ -33,12 +23,9 @@ rollout: { shutdown_timeout: 30s }
 EOS
 }
 
-json_get() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$2" "$1" 2>/dev/null; }
-# claimed_by NAME: the holder its metadata records ("" when none)
-claimed_by() {
-	virsh metadata "$1" urn:vdipool:1 2>/dev/null | sed -n "s/.*<claim by=\"\([^\"]*\)\".*/\1/p"
-}
-domains() { virsh list --all --name | grep -c "^$POOL-"; }
+# json_get, claimed_by (here: of the live definition), domains, fresh_boots and parallel_claims
+# are lib.sh's.
+# claimed_count: how many of the pool's clones are claimed
 claimed_count() {
 	local n=0 d
 	for d in $(virsh list --all --name | grep "^$POOL-"); do
@@ -46,13 +33,7 @@ claimed_count() {
 	done
 	echo $n
 }
-fresh_boots() { tr -d '\r' <"$LOGDIR/$1-serial.log" | grep -c '^VDIPOOL-CLONE-MARKER: (none)'; }
 
-bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
-bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
-"$CLI" --root "$T/store" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null ||
-	{ bad "the tiny image imports"; finish; }
-rm -f "$LOGDIR/$POOL"-*-serial.log
 
 echo "== a pool of 2 with 1 spare, ready"
 spec 2 1
@@ -124,11 +105,7 @@ expect "release of a stranger" 2 "" -- "$CLI" release nope-$$
 echo "== 8 parallel claims with 1 spare ready: exactly one gets it, none twice"
 "$CLI" apply --wait ready --timeout 3m "$SPEC" >/dev/null
 for _ in $(seq 90); do (($(addr_lines "$c1") > n_addr)) && break; sleep 1; done # booted again
-for i in $(seq 8); do
-	("$CLI" -q claim --for "par-$i" --timeout 5s --no-refill "$SPEC" >"$T/par.$i" 2>"$T/par.$i.err"; echo $? >"$T/par.$i.rc") &
-done
-wait
-ok_n=$(grep -l '^0$' "$T"/par.*.rc | wc -l)
+ok_n=$(parallel_claims 8 5s)
 names=$(cat "$T"/par.? | sort)
 check "one claim succeeded, 7 exited 1 ($ok_n succeeded)" test "$ok_n" -eq 1 -a "$(grep -l '^1$' "$T"/par.*.rc | wc -l)" -eq 7
 check "no clone handed out twice" test "$(sort "$T"/par.? | uniq -d | wc -l)" -eq 0

@@ -8,19 +8,9 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-GUEST=${VP_GUEST_DIR:-$BUILD/guest}
-POOL=prk$$
-T=$(mktemp -d /var/tmp/vp-park-XXXXXX)
-chmod 755 "$T"
-SPEC=$T/pool.yaml
+# POOL, T, SPEC, tiny@1 in $T/store, the pool destroyed on exit (lib.sh)
+guest_setup prk
 SAVE_DIR=${VP_LIBVIRT_SAVE_DIR:-/var/lib/libvirt/qemu/save}
-
-cleanup() {
-	"$CLI" destroy -q --yes "$SPEC" >/dev/null 2>&1
-	rm -f "$LOGDIR/$POOL"-*-serial.log
-	rm -rf "$T"
-}
-trap cleanup EXIT
 
 cat >"$SPEC" <<EOS
 pool: { name: $POOL }
@@ -32,58 +22,51 @@ domain: { template: server, memory: 256M, network: default }
 rollout: { shutdown_timeout: 30s }
 EOS
 
-json_get() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$2" "$1" 2>/dev/null; }
-claimed_by() { virsh metadata "$1" urn:vdipool:1 --config 2>/dev/null | sed -n "s/.*<claim by=\"\([^\"]*\)\".*/\1/p"; }
+# json_get, claimed_by (with --config here: the persistent definition), fresh_boots and
+# parallel_claims are lib.sh's.
 managed_save() { virsh dominfo "$1" 2>/dev/null | awk -F': *' '/^Managed save/ { print $2 }'; }
 save_file() { echo "$SAVE_DIR/$1.save"; }
 state() { virsh domstate "$1" 2>/dev/null | head -1; }
-fresh_boots() { tr -d '\r' <"$LOGDIR/$1-serial.log" 2>/dev/null | grep -c '^VDIPOOL-CLONE-MARKER: (none)'; }
 status_states() { "$CLI" status -o json "$SPEC" | python3 -c 'import json, sys
 print(" ".join(c["name"] + "=" + c["state"] for c in json.load(sys.stdin)["clones"]))'; }
-
-bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
-bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
-"$CLI" --root "$T/store" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null ||
-	{ bad "the tiny image imports"; finish; }
-rm -f "$LOGDIR/$POOL"-*-serial.log
 C1=$POOL-1 C2=$POOL-2
 
 echo "== apply boots 2 spares until ready, then parks them (managed save)"
 t0=$SECONDS
 expect "apply parks both" 0 "Parked: 2 of 2 spares saved to disk" -- "$CLI" apply "$SPEC"
 echo "    apply with 2 spares booted and parked: $((SECONDS - t0)) s"
-check "both shut off with a managed save" test "$(state $C1)/$(managed_save $C1)/$(state $C2)/$(managed_save $C2)" \
+check "both shut off with a managed save" test "$(state "$C1")/$(managed_save "$C1")/$(state "$C2")/$(managed_save "$C2")" \
 	== "shut off/yes/shut off/yes"
-check "the saved images are in libvirt's save directory" test -s "$(save_file $C1)" -a -s "$(save_file $C2)"
+check "the saved images are in libvirt's save directory" test -s "$(save_file "$C1")" -a -s "$(save_file "$C2")"
 check "status -o json: both parked ($(status_states))" test "$(status_states)" == "$C1=parked $C2=parked"
 expect "status table counts them" 0 "0 running, 2 parked" -- "$CLI" status "$SPEC"
 expect "a second apply keeps them parked (nothing started)" 0 "nothing to do" -- "$CLI" apply "$SPEC"
-check "still parked" test "$(managed_save $C1)/$(managed_save $C2)" == "yes/yes"
+check "still parked" test "$(managed_save "$C1")/$(managed_save "$C2")" == "yes/yes"
 expect "a snapshot of a parked spare is refused (its saved memory belongs to the disk)" 1 "is parked" -- \
 	"$CLI" snapshot "$SPEC" "$C1" try
-check "  and nothing changed: still parked, no snapshot" test "$(managed_save $C1)" == yes -a ! -e "$(dirname "$(virsh domblklist "$C1" | awk '$1 == "vda" { print $2 }')")/$C1.snap/try.qcow2"
+check "  and nothing changed: still parked, no snapshot" test "$(managed_save "$C1")" == yes -a ! -e "$(dirname "$(virsh domblklist "$C1" | awk '$1 == "vda" { print $2 }')")/$C1.snap/try.qcow2"
 expect "apply --wait ready does not wait for parked spares" 0 "2 parked" -- "$CLI" apply --wait ready --timeout 20s "$SPEC"
 
 echo "== a corrupt and a deleted saved image: never handed out, rebuilt by the next apply"
-size=$(stat -c %s "$(save_file $C1)")
-truncate -s $((size / 2)) "$(save_file $C1)"
-dd if=/dev/urandom of="$(save_file $C1)" bs=1M count=1 seek=1 conv=notrunc status=none
-rm -f "$(save_file $C2)"
-boots1=$(fresh_boots $C1) boots2=$(fresh_boots $C2)
+size=$(stat -c %s "$(save_file "$C1")")
+truncate -s $((size / 2)) "$(save_file "$C1")"
+dd if=/dev/urandom of="$(save_file "$C1")" bs=1M count=1 seek=1 conv=notrunc status=none
+rm -f "$(save_file "$C2")"
+boots1=$(fresh_boots "$C1") boots2=$(fresh_boots "$C2")
 out=$("$CLI" claim --for bad --timeout 3s --no-refill "$SPEC" 2>&1)
 rc=$?
 check "the claim fails (exit 1): no parked spare could be restored" test $rc -eq 1
 check "it says so for both" grep -q "parked spare $C1 was not handed out: .*load of migration failed" <<<"$out"
 check "  (the deleted one: booted afresh, stopped)" grep -q "parked spare $C2 was not handed out: .*no saved state left" <<<"$out"
 check "  (printable text only)" test "$(tr -d '[:print:]\n' <<<"$out" | wc -c)" -eq 0
-check "neither is running nor handed out to 'bad'" test "$(state $C1)/$(state $C2)/$(claimed_by $C1)/$(claimed_by $C2)" \
+check "neither is running nor handed out to 'bad'" test "$(state "$C1")/$(state "$C2")/$(claimed_by "$C1" --config)/$(claimed_by "$C2" --config)" \
 	== "shut off/shut off/vdipool-rebuild/vdipool-rebuild"
-check "no managed save left on either" test "$(managed_save $C1)/$(managed_save $C2)" == "no/no" -a ! -e "$(save_file $C1)"
+check "no managed save left on either" test "$(managed_save "$C1")/$(managed_save "$C2")" == "no/no" -a ! -e "$(save_file "$C1")"
 t0=$SECONDS
 expect "apply rebuilds both" 0 "rebuilding $C1: a parked spare whose saved state could not be restored" -- "$CLI" apply "$SPEC"
 echo "    rebuild (fresh deltas, cold boots) and park again: $((SECONDS - t0)) s"
-check "both booted from a fresh delta" test "$(fresh_boots $C1)" -gt "$boots1" -a "$(fresh_boots $C2)" -gt "$boots2"
-check "both unclaimed and parked again" test "$(claimed_by $C1)$(claimed_by $C2)/$(managed_save $C1)/$(managed_save $C2)" == "/yes/yes"
+check "both booted from a fresh delta" test "$(fresh_boots "$C1")" -gt "$boots1" -a "$(fresh_boots "$C2")" -gt "$boots2"
+check "both unclaimed and parked again" test "$(claimed_by "$C1" --config)$(claimed_by "$C2" --config)/$(managed_save "$C1")/$(managed_save "$C2")" == "/yes/yes"
 
 echo "== a claim restores a parked spare: ready with its address, its saved image used once"
 t0=$(date +%s.%N)
@@ -98,7 +81,7 @@ import json, sys; d = json.loads(sys.argv[1])
 assert d["resumed"] is True and d["address"].startswith("192.168.122."), d' "$json"
 check "it runs, restored, not booted ($(virsh domstate --reason "$c"))" test "$(virsh domstate --reason "$c")" == "running (restored)"
 check "its managed save is gone (restored once), no file left" test "$(managed_save "$c")" == no -a ! -e "$(save_file "$c")"
-check "claimed by job-1, in the persistent and the live definition" test "$(claimed_by "$c")" == job-1 \
+check "claimed by job-1, in the persistent and the live definition" test "$(claimed_by "$c" --config)" == job-1 \
 	-a "$(virsh metadata "$c" urn:vdipool:1 | grep -c 'by="job-1"')" -eq 1
 r=$("$CLI" status -o json "$SPEC" | python3 -c 'import json, sys
 print([c["ready"] for c in json.load(sys.stdin)["clones"] if c["name"] == sys.argv[1]][0])' "$c")
@@ -106,14 +89,10 @@ check "status: it is ready ($r)" test "$r" == True
 other=$C1; [[ $c == "$C1" ]] && other=$C2
 
 echo "== parallel claims with one parked spare left: exactly one gets it"
-for i in 1 2 3 4; do
-	("$CLI" -q claim --for "par-$i" --timeout 4s --no-refill "$SPEC" >"$T/par.$i" 2>"$T/par.$i.err"; echo $? >"$T/par.$i.rc") &
-done
-wait
-ok_n=$(grep -l '^0$' "$T"/par.*.rc | wc -l)
+ok_n=$(parallel_claims 4 4s)
 check "one of 4 parallel claims succeeded ($ok_n)" test "$ok_n" -eq 1
 check "it got the parked spare ($(cat "$T"/par.?))" test "$(cat "$T"/par.?)" == "$other"
-check "claimed once, by the winner" test "$(claimed_by "$other")" == "par-$(grep -l "$other" "$T"/par.? | sed 's/.*par\.//')"
+check "claimed once, by the winner" test "$(claimed_by "$other" --config)" == "par-$(grep -l "$other" "$T"/par.? | sed 's/.*par\.//')"
 check "restored, no managed save left" test "$(state "$other")/$(managed_save "$other")" == "running/no"
 
 echo "== apply --wait ready does not wait for a claimed clone its holder shut down"
