@@ -18,11 +18,9 @@ C1=$POOL-01
 C2=$POOL-02
 D1=$DELTAS/$C1.qcow2
 
+# (its own gold base, no guest image: lib.sh's guest_setup does not fit; remove_domains is lib.sh's)
 cleanup() {
-	for d in $(virsh -q list --all --name 2>/dev/null | grep "^$POOL-"); do
-		virsh -q destroy "$d" >/dev/null 2>&1
-		virsh -q undefine "$d" >/dev/null 2>&1
-	done
+	remove_domains "^$POOL-"
 	rm -rf "$T"
 }
 trap cleanup EXIT
