@@ -152,7 +152,8 @@ parallel_claims() {
 }
 
 # A throw-away Ceph of this run's own (scripts/ceph-up.sh in a fresh directory, free ports):
-# ceph_setup NAME sets CEPH (its directory) and R (the rbd CLI as client.vdipool on pool rbd);
+# ceph_setup NAME sets CEPH (its directory), R (the rbd CLI as client.vdipool on pool rbd) and
+# RBD_TIER (a flow-style spec tier 'ceph' on that pool); images lists the pool's images;
 # ceph_up starts it (failing the test with ceph-up's output); ceph_down stops it and undefines
 # the libvirt secret vdipool made for it (its usage names the cluster's fsid).
 ceph_setup() {
@@ -160,7 +161,30 @@ ceph_setup() {
 	export VP_CEPH_PORT=${VP_CEPH_PORT:-auto}
 	CEPH=$VP_CEPH_DIR
 	R=(rbd -c "$CEPH/ceph.conf" --id vdipool --keyring "$CEPH/client.vdipool.keyring" -p rbd)
+	RBD_TIER="{ name: ceph, driver: rbd, pool: rbd, conf: $CEPH/ceph.conf, id: vdipool, keyring: $CEPH/client.vdipool.keyring }"
 }
+# rbd_setup NAME PREFIX: the set-up of a script that runs pools on its own throw-away Ceph:
+# ceph_setup NAME, then GUEST, POOL (PREFIX and this shell's pid), T (a fresh directory under
+# /var/tmp readable by QEMU's user) and SPEC ($T/pool.yaml); its EXIT trap destroys every
+# $T/*.yaml pool, removes the pool's serial logs, stops the cluster (ceph_down) and removes T.
+rbd_setup() {
+	ceph_setup "$1"
+	GUEST=${VP_GUEST_DIR:-$BUILD/guest}
+	POOL=$2$$
+	T=$(mktemp -d "/var/tmp/vp-rbd-$1-XXXXXX")
+	chmod 755 "$T"
+	SPEC=$T/pool.yaml
+	trap rbd_cleanup EXIT
+}
+rbd_cleanup() {
+	local s
+	for s in "$T"/*.yaml; do "$CLI" destroy -q --yes "$s" >/dev/null 2>&1; done
+	rm -f "$LOGDIR/$POOL"-*-serial.log
+	ceph_down
+	rm -rf "$T"
+}
+# images: the Ceph pool's images, sorted, on one line ("" when none or the cluster is down).
+images() { "${R[@]}" ls 2>/dev/null | sort | tr '\n' ' '; }
 ceph_up() {
 	local out
 	out=$(bash "$ROOT/scripts/ceph-up.sh" 2>&1) || { bad "ceph-up.sh: $out"; return 1; }

@@ -7,21 +7,7 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ceph_setup mixed
-GUEST=${VP_GUEST_DIR:-$BUILD/guest}
-POOL=rx$$
-T=$(mktemp -d /var/tmp/vp-rbd-mixed-XXXXXX)
-chmod 755 "$T"
-RBD_TIER="{ name: ceph, driver: rbd, pool: rbd, conf: $CEPH/ceph.conf, id: vdipool, keyring: $CEPH/client.vdipool.keyring }"
-
-cleanup() {
-	for s in "$T"/*.yaml; do "$CLI" destroy -q --yes "$s" >/dev/null 2>&1; done
-	ceph_down
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-images() { "${R[@]}" ls 2>/dev/null | sort | tr '\n' ' '; }
+rbd_setup mixed rx # lib.sh: CEPH, R, RBD_TIER, GUEST, POOL, T, SPEC and the EXIT trap
 
 bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
 bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
@@ -29,7 +15,7 @@ ceph_up || finish
 
 echo "== bases on a fast dir tier, data disks on RBD"
 cat >"$T/mixed.yaml" <<EOF
-pool: { name: ${POOL}m }
+pool: { name: ${POOL} }
 base: { name: tiny }
 storage:
   tiers:
@@ -37,27 +23,27 @@ storage:
     - $RBD_TIER
   bases: fast
   deltas: fast
-clones: { count: 2, name: "${POOL}m-{index}" }
+clones: { count: 2, name: "${POOL}-{index}" }
 data_disk: { size: 32M, tier: ceph }
 domain: { template: server, memory: 128M, network: none, start: true }
 EOF
 "$CLI" --root "$T/store" base import tiny "$GUEST/tiny.raw" --version 1 >/dev/null
 expect "validate accepts it" 0 "" -- "$CLI" validate "$T/mixed.yaml"
-rm -f "$LOGDIR/${POOL}m"-*-serial.log
+rm -f "$LOGDIR/${POOL}"-*-serial.log
 expect "apply makes qcow2 deltas on dir and data disks on RBD" 0 "Applied 2 clones" -- "$CLI" apply "$T/mixed.yaml"
-for c in "${POOL}m-1" "${POOL}m-2"; do
-	check "$c's delta is a qcow2 file on the dir tier" test -f "$T/store/deltas/${POOL}m/$c.qcow2" -o -f "$T/store/${POOL}m/$c.qcow2" -o -n "$(find "$T/store" -name "$c.qcow2")"
+for c in "${POOL}-1" "${POOL}-2"; do
+	check "$c's delta is a qcow2 file on the dir tier" test -f "$T/store/deltas/${POOL}/$c.qcow2" -o -f "$T/store/${POOL}/$c.qcow2" -o -n "$(find "$T/store" -name "$c.qcow2")"
 	check "$c's data disk is an RBD image of 32 MiB" \
-		bash -c "\"\${@}\" info 'data.${POOL}m.$c' | grep -q 'size 32 MiB'" _ "${R[@]}"
+		bash -c "\"\${@}\" info 'data.${POOL}.$c' | grep -q 'size 32 MiB'" _ "${R[@]}"
 	xml=$(virsh dumpxml "$c")
 	check "$c: vda is a file, vdb an rbd network disk" \
-		bash -c "grep -q \"<source file=\" <<<\"\$1\" && grep -q \"protocol='rbd' name='rbd/data.${POOL}m.$c'\" <<<\"\$1\"" _ "$xml"
+		bash -c "grep -q \"<source file=\" <<<\"\$1\" && grep -q \"protocol='rbd' name='rbd/data.${POOL}.$c'\" <<<\"\$1\"" _ "$xml"
 	check "$c boots with both disks" wait_ready "$c" 1
 done
 check "destroy the mixed pool" "$CLI" destroy -q --yes "$T/mixed.yaml"
-check "its data disks are kept on RBD (user data)" test "$(images | grep -o "data.${POOL}m" | wc -l)" -eq 2
+check "its data disks are kept on RBD (user data)" test "$(images | grep -o "data.${POOL}" | wc -l)" -eq 2
 expect "gc --purge-orphaned-data removes them" 0 "removed" -- \
 	"$CLI" gc "$T/mixed.yaml" --purge-orphaned-data --yes
-check "then no data disk is left" bash -c "! grep -q 'data.${POOL}m' <<<'$(images)'"
+check "then no data disk is left" bash -c "! grep -q 'data.${POOL}' <<<'$(images)'"
 
 finish

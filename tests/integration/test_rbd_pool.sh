@@ -10,21 +10,8 @@ set -uo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ceph_setup pool
-GUEST=${VP_GUEST_DIR:-$BUILD/guest}
-POOL=rp$$
-T=$(mktemp -d /var/tmp/vp-rbd-pool-XXXXXX)
-chmod 755 "$T"
-SPEC=$T/pool.yaml
+rbd_setup pool rp # lib.sh: CEPH, R, RBD_TIER, GUEST, POOL, T, SPEC and the EXIT trap
 QOPT=":id=vdipool:conf=$CEPH/ceph.conf:keyring=$CEPH/client.vdipool.keyring"
-
-cleanup() {
-	"$CLI" destroy -q --yes "$SPEC" >/dev/null 2>&1
-	rm -f "$LOGDIR/$POOL"-*-serial.log
-	ceph_down
-	rm -rf "$T"
-}
-trap cleanup EXIT
 
 spec() { # spec START
 	cat >"$SPEC" <<EOF
@@ -47,7 +34,6 @@ EOF
 }
 
 boot_lines() { awk -v n="$2" '/^VDIPOOL-BOOT/ { b++ } b == n' "$LOGDIR/$1-serial.log" | tr -d '\r'; }
-images() { "${R[@]}" ls 2>/dev/null | sort | tr '\n' ' '; }
 snaps() { "${R[@]}" snap ls "$1" 2>/dev/null | awk 'NR > 1 { print $2 }' | tr '\n' ' '; }
 no_temporaries() { ! "${R[@]}" ls | grep -q '^\.'; }
 parent() { "${R[@]}" info "$1" 2>/dev/null | awk '/parent:/ { print $2 }'; }
