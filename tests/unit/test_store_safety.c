@@ -1,5 +1,7 @@
 /* test_store_safety.c: what keeps a clone's disks safe: the store lock, pins, chains, tiers, orphaned data. */
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +130,46 @@ static void test_runtime_dir_checked(void)
 	snprintf(link, sizeof(link), "%s/runlink", tmp);
 	CU_ASSERT_EQUAL_FATAL(symlink(dir, link), 0);
 	CU_ASSERT_EQUAL(vp_store_lockfile_open(link, "a.lock"), VP_ECONFLICT);
+}
+
+struct waiter {
+	vp_store *s;
+	atomic_int done;
+	int rc;
+};
+
+static void *take_shared_waiting(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->rc = vp_store_lock(w->s, VP_STORE_LOCK_SHARED, true);
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+/* gc holds the store: apply without --wait is refused with the reason and the lock's name;
+ * with --wait it waits until gc lets go, then holds it. */
+static void test_apply_waits_for_gc_when_asked(void)
+{
+	vp_store *gc = open_root(vp_store_pins_none, NULL), *apply = open_root(vp_store_pins_none, NULL);
+	struct waiter w = { .s = apply };
+	pthread_t th;
+
+	CU_ASSERT_EQUAL_FATAL(vp_store_lock(gc, VP_STORE_LOCK_EXCLUSIVE, false), 0);
+	CU_ASSERT_EQUAL(vp_store_lock(apply, VP_STORE_LOCK_SHARED, false), VP_EBUSY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, "in use by another vdipool (gc, base rm"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(vp_error_last()->message, ".lock"));
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, take_shared_waiting, &w), 0);
+	usleep(200 * 1000);
+	CU_ASSERT_EQUAL(atomic_load(&w.done), 0); /* still waiting while gc holds it */
+	vp_store_unlock(gc);
+	pthread_join(th, NULL);
+	CU_ASSERT_EQUAL(w.rc, 0);
+	/* apply holds it now: gc is refused in turn */
+	CU_ASSERT_EQUAL(vp_store_lock(gc, VP_STORE_LOCK_EXCLUSIVE, false), VP_EBUSY);
+	vp_store_unlock(apply);
+	vp_store_free(apply);
+	vp_store_free(gc);
 }
 
 /* apply holds the store shared: gc and rm refuse, and delete nothing, until it is done. */
@@ -592,6 +634,7 @@ static CU_TestInfo tests[] = {
 	{ "deltas, data disks, flattened deltas are 0600 under any umask", test_disks_0600 },
 	{ "runtime dir: other owner, world-writable, symlinks refused", test_runtime_dir_checked },
 	{ "gc and rm wait for apply's shared lock, re-check under it", test_removal_waits_for_apply },
+	{ "apply refused while gc holds the store, or waits for it when asked", test_apply_waits_for_gc_when_asked },
 	{ "a spec's store and the --root store share one lock", test_one_lock_per_tier },
 	{ "remove refused without pins, with failing, naming or pin-all pins", test_remove_needs_pins },
 	{ "pins: every owner counted once, past table growth", test_pins_owners },
