@@ -246,7 +246,7 @@ typedef struct push {
 	vp_ssh_push_result *res;
 	int fd;
 	const char *local;
-	char *part, *state;
+	char *part, *state, *state_new;
 	vp_extents e;
 	LIBSSH2_SFTP_HANDLE *h;
 	char *buf;
@@ -254,6 +254,10 @@ typedef struct push {
 	uint64_t done_data; /* extent bytes on the host, resumed ones included */
 } push;
 
+/* The record is replaced whole, never rewritten in place: written to STATE.new (flushed),
+ * then STATE removed and STATE.new renamed to it (SFTP v3 cannot rename over a file). A push
+ * killed at any point leaves STATE or STATE.new complete, and find_resume takes the larger
+ * of the two (a record cut short does not parse). */
 static int save_state(push *p, uint64_t done)
 {
 	vp_push_state st = { .size = p->e.size, .data = p->e.data, .done = done };
@@ -261,32 +265,50 @@ static int save_state(push *p, uint64_t done)
 	int rc;
 
 	/* The record may only claim what the host has flushed. */
-	if (libssh2_sftp_fsync(p->h) < 0)
+	if (p->h && libssh2_sftp_fsync(p->h) < 0)
 		return vp_ssh_sftp_fail(p->s, "cannot flush '%s'", p->part);
 	memcpy(st.sha256, p->o->sha256, sizeof(st.sha256));
 	text = vp_push_state_format(&st);
 	if (!text)
 		return VP_ENOMEM;
-	rc = vp_ssh_write_file(p->s, p->state, text, strlen(text), 0600);
+	rc = vp_ssh_write_file(p->s, p->state_new, text, strlen(text), 0600);
 	free(text);
+	if (rc == 0)
+		rc = vp_ssh_unlink(p->s, p->state);
+	if (rc == 0)
+		rc = vp_ssh_rename(p->s, p->state_new, p->state);
 	return rc;
+}
+
+/* The resume offset one record file gives (0: none, or not this image's). */
+static uint64_t record_offset(push *p, const char *path)
+{
+	vp_push_state st;
+	char *text = NULL;
+	uint64_t done = 0;
+
+	if (vp_ssh_read_file(p->s, path, 4096, &text, NULL) == 0 && vp_push_state_parse(&st, text) == 0)
+		done = vp_push_resume_offset(&st, p->o->sha256, &p->e);
+	free(text);
+	vp_error_clear();
+	return done;
 }
 
 /* Resume offset from the host's record, provided the partial file is still there. */
 static uint64_t find_resume(push *p)
 {
-	vp_push_state st;
 	vp_ssh_stat pst;
-	char *text = NULL;
-	uint64_t done = 0;
+	uint64_t a, b;
 
-	if (vp_ssh_read_file(p->s, p->state, 4096, &text, NULL) == 0 &&
-	    vp_push_state_parse(&st, text) == 0 && vp_ssh_stat_path(p->s, p->part, &pst) == 0 &&
-	    S_ISREG(pst.mode))
-		done = vp_push_resume_offset(&st, p->o->sha256, &p->e);
-	free(text);
-	vp_error_clear();
-	return done;
+	if (vp_ssh_stat_path(p->s, p->part, &pst) < 0 || !S_ISREG(pst.mode)) {
+		vp_error_clear();
+		return 0;
+	}
+	/* Both may be there (killed between the write of STATE.new and the rename): the part
+	 * is only truncated after a record of 0 is in place, so the larger one holds. */
+	a = record_offset(p, p->state);
+	b = record_offset(p, p->state_new);
+	return a > b ? a : b;
 }
 
 /* Writes [off, off+len) of the local file at the same offset on the host. libssh2
@@ -338,13 +360,15 @@ static int send_extents(push *p, uint64_t resume)
 	uint64_t since = 0;
 	int rc;
 
+	/* From the start: a record of 0 first, then the truncation, so that no record ever
+	 * claims bytes a truncated part no longer has. */
+	if (!resume && (rc = save_state(p, 0)) < 0)
+		return rc;
 	p->h = libssh2_sftp_open_ex(sftp, p->part, (unsigned)strlen(p->part),
 				    LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | (resume ? 0 : LIBSSH2_FXF_TRUNC),
 				    0600, LIBSSH2_SFTP_OPENFILE);
 	if (!p->h)
 		return vp_ssh_sftp_fail(p->s, "cannot open '%s' for writing", p->part);
-	if (!resume && (rc = save_state(p, 0)) < 0)
-		return rc;
 	for (size_t i = 0; i < p->e.n; i++) {
 		uint64_t off = p->e.v[i].off, end = off + p->e.v[i].len;
 
@@ -406,11 +430,14 @@ static int check_and_publish(push *p, const char *remote)
 	if (strcmp(p->res->sha256, p->o->sha256)) {
 		vp_ssh_unlink(p->s, p->part);
 		vp_ssh_unlink(p->s, p->state);
+		vp_ssh_unlink(p->s, p->state_new);
 		return vp_error_set(VP_ERR_SSH, VP_EIO, "'%s' arrived damaged on '%s': its SHA-256 there "
 				    "is %s, expected %s; the partial copy was deleted, push again",
 				    remote, vp_ssh_label(p->s), p->res->sha256, p->o->sha256);
 	}
 	if ((rc = vp_ssh_chmod(p->s, p->part, 0444)) < 0 || (rc = vp_ssh_rename(p->s, p->part, remote)) < 0)
+		return rc;
+	if ((rc = vp_ssh_unlink(p->s, p->state_new)) < 0)
 		return rc;
 	return vp_ssh_unlink(p->s, p->state);
 }
@@ -450,9 +477,10 @@ int vp_ssh_push_file(vp_ssh *s, const char *local, const char *remote, const vp_
 		goto out;
 	p.part = vp_strdup_printf("%s/.%s.part", dirname(dcopy), basename(bcopy));
 	p.state = p.part ? vp_strdup_printf("%s.state", p.part) : NULL;
+	p.state_new = p.state ? vp_strdup_printf("%s.new", p.state) : NULL;
 	p.window = o->window ? o->window : DEFAULT_WINDOW;
 	p.buf = malloc(p.window);
-	if (!p.state || !p.buf) {
+	if (!p.state_new || !p.buf) {
 		rc = vp_error_set(VP_ERR_NOMEM, VP_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -487,6 +515,7 @@ out:
 	free(p.buf);
 	free(p.part);
 	free(p.state);
+	free(p.state_new);
 	free(dcopy);
 	free(bcopy);
 	return rc;

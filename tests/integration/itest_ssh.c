@@ -313,11 +313,23 @@ static void test_resume(void)
 	s = conn(NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
 	CU_ASSERT_EQUAL(vp_ssh_stat_path(s, RROOT "/push/.r.img.part.state", &st), 0);
+	/* As a push killed while it replaced its record leaves it: the record only in
+	 * STATE.new (between the unlink of STATE and the rename), STATE gone. */
+	{
+		char *text = NULL;
+
+		CU_ASSERT_EQUAL_FATAL(vp_ssh_read_file(s, RROOT "/push/.r.img.part.state", 4096, &text, NULL), 0);
+		CU_ASSERT_EQUAL(vp_ssh_write_file(s, RROOT "/push/.r.img.part.state.new", text, strlen(text),
+						  0600), 0);
+		CU_ASSERT_EQUAL(vp_ssh_unlink(s, RROOT "/push/.r.img.part.state"), 0);
+		free(text);
+	}
 	CU_ASSERT_EQUAL_FATAL(vp_ssh_push_file(s, local, RROOT "/push/r.img", &o, &res), 0);
 	CU_ASSERT(res.resumed >= 512 * 1024);
 	CU_ASSERT_EQUAL(res.resumed + res.sent, res.data);
 	VP_ASSERT_STR_EQ(res.sha256, sha);
 	CU_ASSERT_EQUAL(vp_ssh_stat_path(s, RROOT "/push/.r.img.part.state", &st), VP_ENOENT);
+	CU_ASSERT_EQUAL(vp_ssh_stat_path(s, RROOT "/push/.r.img.part.state.new", &st), VP_ENOENT);
 
 	/* A record for another image is not trusted: a fresh push of other content starts at 0. */
 	make_sparse(local, 11, sha);
@@ -342,7 +354,7 @@ static CU_TestInfo ssh_tests[] = {
 	{ "exec: output, status, signal, quoting, timeout", test_exec },
 	{ "sftp: mkdir -p, files, rename never replaces, chmod, list", test_sftp_ops },
 	{ "push: sparse, read-only, checked; refusals", test_push },
-	{ "push: cut and resumed; foreign record ignored", test_resume },
+	{ "push: cut and resumed (record only in STATE.new too); foreign record ignored", test_resume },
 	CU_TEST_INFO_NULL,
 };
 
