@@ -153,14 +153,6 @@ static int virt_fail(const char *what, const char *subject)
 			    msg ? msg : "unknown libvirt error");
 }
 
-/* The last libvirt call failed because its domain no longer exists. */
-static bool domain_gone(void)
-{
-	virErrorPtr e = virGetLastError();
-
-	return e && e->code == VIR_ERR_NO_DOMAIN;
-}
-
 static void quiet_libvirt(void *ud, virErrorPtr e)
 {
 	(void)ud;
@@ -188,7 +180,7 @@ int vp_refs_libvirt_pins(void *ctx, vp_store_pins *pins)
 			char *xml = virDomainGetXMLDesc(doms[i], live ? 0 : VIR_DOMAIN_XML_INACTIVE);
 			/* Undefined since the listing (a transient probe that ended, a domain
 			 * removed meanwhile): it uses nothing any more. */
-			if (!xml && domain_gone())
+			if (!xml && virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
 				gone = true;
 			else
 				rc = xml ? vp_refs_pins_from_xml(pins, xml, name)

@@ -493,10 +493,8 @@ int vp_virt_disk_paths(vp_virt *v, char ***out, size_t *count)
 		for (int live = 0; live < 2 && rc == 0; live++) {
 			char *xml = virDomainGetXMLDesc(doms[i], live ? 0 : VIR_DOMAIN_XML_INACTIVE);
 			if (!xml) {
-				virErrorPtr e = virGetLastError();
-
 				/* Undefined since the listing: it uses no disk any more. */
-				if (e && e->code == VIR_ERR_NO_DOMAIN)
+				if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
 					break;
 				rc = virt_error("cannot read the definition of domain", virDomainGetName(doms[i]));
 				break;
