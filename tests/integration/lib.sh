@@ -185,6 +185,8 @@ rbd_cleanup() {
 }
 # images: the Ceph pool's images, sorted, on one line ("" when none or the cluster is down).
 images() { "${R[@]}" ls 2>/dev/null | sort | tr '\n' ' '; }
+# parent IMAGE: the image's parent as POOL/IMAGE@SNAP ("" when it has none).
+parent() { "${R[@]}" info "$1" 2>/dev/null | awk '/parent:/ { print $2 }'; }
 ceph_up() {
 	local out
 	out=$(bash "$ROOT/scripts/ceph-up.sh" 2>&1) || { bad "ceph-up.sh: $out"; return 1; }

@@ -45,7 +45,6 @@ rollout:
 EOF
 }
 
-domains() { virsh -q list --all --name | grep -c "^$POOL-"; }
 deltas() { find "$DELTAS" -maxdepth 1 -name '*.qcow2' 2>/dev/null | wc -l; }
 
 # Every domain of the pool has its delta, every delta has its domain, no temp files, plan is empty.

@@ -14,7 +14,6 @@ set -uo pipefail
 
 rbd_setup faults rf # lib.sh: CEPH, R, RBD_TIER, GUEST, POOL, T, SPEC and the EXIT trap
 
-parent() { "${R[@]}" info "$1" 2>/dev/null | awk '/parent:/ { print $2 }'; }
 # No staging image, temporary clone, or snapshot other than each base's 'vdipool'.
 clean() {
 	local l snaps

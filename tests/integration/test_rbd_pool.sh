@@ -33,10 +33,8 @@ rollout: { shutdown_timeout: 60s }
 EOF
 }
 
-boot_lines() { awk -v n="$2" '/^VDIPOOL-BOOT/ { b++ } b == n' "$LOGDIR/$1-serial.log" | tr -d '\r'; }
 snaps() { "${R[@]}" snap ls "$1" 2>/dev/null | awk 'NR > 1 { print $2 }' | tr '\n' ' '; }
 no_temporaries() { ! "${R[@]}" ls | grep -q '^\.'; }
-parent() { "${R[@]}" info "$1" 2>/dev/null | awk '/parent:/ { print $2 }'; }
 
 bash "$ROOT/scripts/libvirt-up.sh" >/dev/null 2>&1 || { bad "libvirt is up"; finish; }
 bash "$ROOT/scripts/build-guest-image.sh" "$GUEST" >/dev/null 2>&1 || { bad "the guest image builds"; finish; }
